@@ -1,0 +1,56 @@
+"""Backburner: durable background jobs for FastAPI and asyncio."""
+
+from backburner._version import __version__
+from backburner.app import Backburner
+from backburner.backends.protocol import Backend
+from backburner.context import JobContext
+from backburner.errors import (
+    BackburnerError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidArgumentsError,
+    JobCancelledError,
+    JobFailedError,
+    JobNotFoundError,
+    JobStateError,
+    LeaseLostError,
+    RetryLater,
+    TaskNotFoundError,
+)
+from backburner.handle import Job
+from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress
+from backburner.retry import Backoff
+from backburner.task import BoundTask, Call, Task
+from backburner.worker import Worker, WorkerCrashedError
+
+__all__ = [
+    "AttemptError",
+    "Backburner",
+    "Backend",
+    "BackendError",
+    "BackendUnavailableError",
+    "Backoff",
+    "BackburnerError",
+    "BoundTask",
+    "Call",
+    "ConfigurationError",
+    "FailureReason",
+    "InvalidArgumentsError",
+    "Job",
+    "JobCancelledError",
+    "JobContext",
+    "JobFailedError",
+    "JobNotFoundError",
+    "JobRecord",
+    "JobState",
+    "JobStateError",
+    "LeaseLostError",
+    "Progress",
+    "RetryLater",
+    "Task",
+    "TaskNotFoundError",
+    "Worker",
+    "WorkerCrashedError",
+    "__version__",
+]

@@ -1,0 +1,271 @@
+"""`Backburner`: the app object. It owns the task registry and the backend; nothing is global,
+so two apps in one process never see each other's tasks or jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from backburner.backends import open_backend
+from backburner.backends.protocol import Backend, JobFilter, JobPage, NewJob
+from backburner.errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
+from backburner.handle import Job
+from backburner.instrument import Change, Instrumentation
+from backburner.job import JobRecord, JobState
+from backburner.retry import Backoff
+from backburner.task import UNSET, Task, make_options
+
+if TYPE_CHECKING:
+    from backburner.worker import Worker
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TaskDecorator:
+    """What `app.task(...)` with options returns."""
+
+    def __init__(self, app: Backburner, options: dict[str, Any]) -> None:
+        self._app = app
+        self._options = options
+
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R]) -> Task[P, R]: ...
+    def __call__(self, func: Callable[..., Any]) -> Task[Any, Any]:
+        return self._app._register(func, self._options)
+
+
+class Backburner:
+    def __init__(
+        self,
+        url: str = "sqlite:///backburner.db",
+        *,
+        backend: Backend | None = None,
+        poll_interval: float = 2.0,
+    ) -> None:
+        """`url` picks the store (`sqlite:///path.db`, `memory://`); or pass a `backend`
+        instance (e.g. one `MemoryBackend` shared by several apps in a test).
+
+        `poll_interval`: how often idle workers and result waiters look at the store when no
+        notification arrives (a safety net; notifications normally wake them at once)."""
+        self.backend: Backend = backend if backend is not None else open_backend(url)
+        self.url = self.backend.url
+        if poll_interval <= 0:
+            raise ConfigurationError("poll_interval must be > 0")
+        self.poll_interval = poll_interval
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.instrumentation = Instrumentation(self.backend.notifier)
+        self._open_lock: asyncio.Lock | None = None
+        self._opened = False
+
+    def __repr__(self) -> str:
+        return f"<Backburner {self.url} tasks={len(self.tasks)}>"
+
+    # -- tasks -----------------------------------------------------------------------------
+    @overload
+    def task(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def task(self, func: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = ...,
+        priority: int = ...,
+        retries: int = ...,
+        backoff: Backoff | float = ...,
+        timeout: float | None = ...,
+        retry_on: type[BaseException] | Sequence[type[BaseException]] = ...,
+    ) -> TaskDecorator: ...
+    def task(
+        self,
+        func: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = UNSET,
+        priority: int = UNSET,
+        retries: int = UNSET,
+        backoff: Backoff | float = UNSET,
+        timeout: float | None = UNSET,
+        retry_on: type[BaseException] | Sequence[type[BaseException]] = UNSET,
+    ) -> Task[Any, Any] | TaskDecorator:
+        """Register a function as a task: `@app.task` or `@app.task(retries=5, timeout=30)`."""
+        options = {
+            "name": name, "queue": queue, "priority": priority, "retries": retries,
+            "backoff": backoff, "timeout": timeout, "retry_on": retry_on,
+        }
+        options = {k: v for k, v in options.items() if v is not UNSET}
+        if func is None:
+            return TaskDecorator(self, options)
+        return self._register(func, options)
+
+    def _register(self, func: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
+        if not callable(func):
+            raise ConfigurationError(f"@task needs a function, got {func!r}")
+        task_options = make_options(func, **options)
+        if task_options.name in self.tasks:
+            raise ConfigurationError(f"a task named {task_options.name!r} is already registered")
+        task: Task[Any, Any] = Task(self, func, task_options)
+        self.tasks[task.name] = task
+        return task
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise TaskNotFoundError(name) from None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect to the store (and apply migrations). Called on first use if needed."""
+        if self._opened:
+            return
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if not self._opened:
+                await self.backend.open()
+                self._opened = True
+
+    async def close(self) -> None:
+        if self._opened:
+            self._opened = False
+            await self.backend.close()
+
+    async def __aenter__(self) -> Backburner:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- jobs ------------------------------------------------------------------------------
+    async def _insert(self, task: Task[Any, R], jobs: list[NewJob]) -> list[Job[R]]:
+        if not self._opened:
+            await self.open()
+        await self.backend.insert(jobs)
+        now = time.time()
+        handles = []
+        changes = []
+        for job in jobs:
+            state = (
+                JobState.SCHEDULED
+                if job.delay > 0 or (job.run_at is not None and job.run_at > now)
+                else JobState.PENDING
+            )
+            handles.append(Job(self, job.id, task, state))
+            changes.append(Change(job.id, job.task, job.queue, state.value, 0))
+        self.instrumentation.enqueued((j.queue for j in jobs), changes)
+        return handles
+
+    def job(self, job_id: str) -> Job[Any]:
+        """A handle on an existing job, by id."""
+        return Job(self, job_id)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        if not self._opened:
+            await self.open()
+        return await self.backend.get(job_id)
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[JobState | str] = (),
+        task: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        if not self._opened:
+            await self.open()
+        if not 1 <= limit <= 1000:
+            raise ConfigurationError("limit must be between 1 and 1000")
+        try:
+            wanted = tuple(JobState(s) for s in states)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        return await self.backend.list_jobs(JobFilter(wanted, task, queue), limit, cursor)
+
+    async def cancel(self, job_id: str) -> JobState:
+        """Cancel a waiting job at once; ask the worker of a running one to stop it.
+        Returns the state after the call (`running` means the request is on its way)."""
+        if not self._opened:
+            await self.open()
+        state = await self.backend.cancel(job_id)
+        if state is None:
+            raise JobNotFoundError(job_id)
+        record = await self.backend.get(job_id)
+        if record is not None:
+            self.instrumentation.changed(
+                [Change(job_id, record.task, record.queue, record.state.value, record.attempt,
+                        {"cancel_requested": True} if state is JobState.RUNNING else None)]
+            )
+        return state
+
+    async def retry(self, job_id: str) -> JobState:
+        """Run a `failed` or `cancelled` job again with a fresh set of attempts."""
+        if not self._opened:
+            await self.open()
+        state = await self.backend.retry(job_id)
+        if state is None:
+            raise JobNotFoundError(job_id)
+        record = await self.backend.get(job_id)
+        if record is not None and state is JobState.PENDING:
+            self.instrumentation.enqueued(
+                [record.queue],
+                [Change(job_id, record.task, record.queue, state.value, record.attempt)],
+            )
+        return state
+
+    async def delete(self, job_id: str) -> bool:
+        if not self._opened:
+            await self.open()
+        return await self.backend.delete(job_id)
+
+    async def wait_for(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Wait until the job is terminal. Raises JobNotFoundError, TimeoutError."""
+        if not self._opened:
+            await self.open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.backend.notifier.subscribe(["job"], job_id=job_id, maxsize=64) as sub:
+            while True:
+                record = await self.backend.get(job_id)
+                if record is None:
+                    raise JobNotFoundError(job_id)
+                if record.is_terminal:
+                    return record
+                wait = self.poll_interval
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"job {job_id} is still {record.state.value}")
+                    wait = min(wait, remaining)
+                # Re-read the store only when a state change (not mere progress) arrived.
+                while True:
+                    started = time.monotonic()
+                    if not await sub.wait(wait):
+                        break
+                    events = sub.drain()
+                    if sub.overflowed or any(e.progress is None for e in events):
+                        sub.overflowed = False
+                        break
+                    wait = max(0.0, wait - (time.monotonic() - started))
+
+    # -- workers ---------------------------------------------------------------------------
+    def worker(self, **options: Any) -> Worker:
+        """A worker bound to this app; see `Worker` for the options."""
+        from backburner.worker import Worker
+
+        return Worker(self, **options)
+
+    async def run_worker(self, **options: Any) -> None:
+        """Run a worker until it is stopped (SIGTERM/SIGINT when run from the main thread) or,
+        with `burst=True`, until no job is ready. Options as for `Worker`."""
+        worker = self.worker(**options)
+        await worker.run()

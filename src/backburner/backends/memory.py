@@ -1,0 +1,372 @@
+"""The in-process backend: the reference implementation of the protocol, and the store of
+the testing kit. Nothing survives the process; several apps in one process may share one
+instance (pass it to `Backburner(backend=...)`).
+
+Every method runs without awaiting in the middle, so each is atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from backburner import codec
+from backburner.backends.protocol import (
+    Claim,
+    ClaimedJob,
+    Completion,
+    Failure,
+    Heartbeat,
+    JobFilter,
+    JobPage,
+    NewJob,
+    Release,
+    Transition,
+    WorkerInfo,
+)
+from backburner.backends.records import error_entry
+from backburner.errors import ConfigurationError
+from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
+from backburner.notify import LocalNotifier, Notifier
+
+
+@dataclass(slots=True)
+class _Row:
+    seq: int
+    id: str
+    task: str
+    queue: str
+    priority: int
+    state: JobState
+    args: str
+    kwargs: str
+    max_attempts: int
+    timeout: float | None
+    created_at: float
+    updated_at: float
+    run_at: float
+    attempt: int = 0
+    failures: int = 0
+    lost: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    result: str | None = None
+    reason: str | None = None
+    progress: str | None = None
+    worker_id: str | None = None
+    lease_until: float | None = None
+    cancel_requested: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class MemoryBackend:
+    def __init__(self, url: str = "memory://", clock: Callable[[], float] = time.time) -> None:
+        self.url = url
+        self._clock = clock
+        self._notifier = LocalNotifier()
+        self._seq = itertools.count(1)
+        self._rows: dict[str, _Row] = {}
+        # per queue: heap of (-priority, seq, id); stale entries are skipped lazily
+        self._ready: dict[str, list[tuple[int, int, str]]] = {}
+        self._scheduled: list[tuple[float, int, str]] = []
+        self._workers: dict[str, WorkerInfo] = {}
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._notifier
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self._notifier.close()
+
+    async def migrate(self) -> list[int]:
+        return []
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _make_ready(self, row: _Row) -> None:
+        row.state = JobState.PENDING
+        heapq.heappush(self._ready.setdefault(row.queue, []), (-row.priority, row.seq, row.id))
+
+    def _schedule(self, row: _Row, run_at: float) -> None:
+        row.state = JobState.SCHEDULED
+        row.run_at = run_at
+        heapq.heappush(self._scheduled, (run_at, row.seq, row.id))
+
+    def _stage_due(self, now: float) -> None:
+        while self._scheduled and self._scheduled[0][0] <= now:
+            run_at, _, job_id = heapq.heappop(self._scheduled)
+            row = self._rows.get(job_id)
+            if row and row.state is JobState.SCHEDULED and row.run_at == run_at:
+                row.updated_at = now
+                self._make_ready(row)
+
+    def _owned(self, job_id: str, attempt: int) -> _Row | None:
+        row = self._rows.get(job_id)
+        if row and row.state is JobState.RUNNING and row.attempt == attempt:
+            return row
+        return None
+
+    # -- transitions -----------------------------------------------------------------------
+    async def insert(self, jobs: Sequence[NewJob]) -> None:
+        now = self._clock()
+        for j in jobs:
+            if j.id in self._rows:
+                raise ConfigurationError(f"duplicate job id {j.id}")
+        for j in jobs:
+            run_at = max(j.run_at or now, now + j.delay)
+            row = _Row(
+                seq=next(self._seq), id=j.id, task=j.task, queue=j.queue, priority=j.priority,
+                state=JobState.PENDING, args=j.args, kwargs=j.kwargs,
+                max_attempts=j.max_attempts, timeout=j.timeout, created_at=now,
+                updated_at=now, run_at=run_at,
+            )
+            self._rows[j.id] = row
+            if run_at > now:
+                self._schedule(row, run_at)
+            else:
+                self._make_ready(row)
+
+    async def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease: float
+    ) -> Claim:
+        now = self._clock()
+        self._stage_due(now)
+        jobs: list[ClaimedJob] = []
+        for queue in queues:
+            heap = self._ready.get(queue)
+            while heap and len(jobs) < limit:
+                _, _, job_id = heapq.heappop(heap)
+                row = self._rows.get(job_id)
+                if row is None or row.state is not JobState.PENDING:
+                    continue  # stale heap entry
+                row.state = JobState.RUNNING
+                row.attempt += 1
+                row.worker_id = worker_id
+                row.lease_until = now + lease
+                row.started_at = row.updated_at = now
+                row.cancel_requested = False
+                jobs.append(
+                    ClaimedJob(
+                        id=row.id, task=row.task, queue=row.queue, priority=row.priority,
+                        args=row.args, kwargs=row.kwargs, attempt=row.attempt,
+                        max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
+                        timeout=row.timeout, created_at=row.created_at, run_at=row.run_at,
+                        started_at=now,
+                    )
+                )
+        next_run_at = None
+        if len(jobs) < limit:
+            live = [
+                s for s in self._scheduled
+                if (r := self._rows.get(s[2])) and r.state is JobState.SCHEDULED
+            ]
+            next_run_at = min(s[0] for s in live) if live else None
+        return Claim(jobs, now, next_run_at)
+
+    async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
+        now = self._clock()
+        owned: dict[str, int] = {}
+        cancel: set[str] = set()
+        for row in self._rows.values():
+            if row.state is JobState.RUNNING and row.worker_id == worker_id:
+                row.lease_until = now + lease
+                owned[row.id] = row.attempt
+                if row.cancel_requested:
+                    cancel.add(row.id)
+        if worker_id in self._workers:
+            self._workers[worker_id] = replace(self._workers[worker_id], heartbeat_at=now)
+        return Heartbeat(owned, frozenset(cancel))
+
+    async def update_progress(self, job_id: str, attempt: int, progress: str) -> bool:
+        row = self._owned(job_id, attempt)
+        if row is None:
+            return False
+        row.progress = progress
+        row.updated_at = self._clock()
+        return True
+
+    async def complete(self, items: Sequence[Completion]) -> list[bool]:
+        now = self._clock()
+        accepted = []
+        for item in items:
+            row = self._owned(item.id, item.attempt)
+            if row is not None:
+                row.state = JobState.COMPLETED
+                row.result = item.result
+                row.finished_at = row.updated_at = now
+                row.lease_until = None
+            accepted.append(row is not None)
+        return accepted
+
+    async def fail(self, items: Sequence[Failure]) -> list[bool]:
+        now = self._clock()
+        accepted = []
+        for item in items:
+            row = self._owned(item.id, item.attempt)
+            if row is not None:
+                row.errors.append(error_entry(item.error, item.attempt, item.reason, now))
+                row.failures += 1 if item.counts else 0
+                row.lease_until = None
+                row.updated_at = now
+                if item.retry_in is not None:
+                    row.reason = None
+                    row.worker_id = None
+                    row.finished_at = None
+                    self._schedule(row, now + item.retry_in)
+                else:
+                    cancelled = item.reason is FailureReason.CANCELLED
+                    row.state = JobState.CANCELLED if cancelled else JobState.FAILED
+                    row.reason = item.reason.value
+                    row.finished_at = now
+            accepted.append(row is not None)
+        return accepted
+
+    async def release(self, items: Sequence[Release]) -> list[bool]:
+        now = self._clock()
+        accepted = []
+        for item in items:
+            row = self._owned(item.id, item.attempt)
+            if row is not None:
+                row.worker_id = None
+                row.lease_until = None
+                row.updated_at = now
+                self._make_ready(row)
+            accepted.append(row is not None)
+        return accepted
+
+    async def cancel(self, job_id: str) -> JobState | None:
+        row = self._rows.get(job_id)
+        if row is None:
+            return None
+        now = self._clock()
+        if row.state in (JobState.PENDING, JobState.SCHEDULED):
+            row.state = JobState.CANCELLED
+            row.reason = FailureReason.CANCELLED.value
+            row.finished_at = row.updated_at = now
+        elif row.state is JobState.RUNNING:
+            row.cancel_requested = True
+            row.updated_at = now
+        return row.state
+
+    async def retry(self, job_id: str) -> JobState | None:
+        row = self._rows.get(job_id)
+        if row is None:
+            return None
+        if row.state in (JobState.FAILED, JobState.CANCELLED):
+            now = self._clock()
+            row.failures = row.lost = 0
+            row.reason = row.result = row.finished_at = row.worker_id = None
+            row.cancel_requested = False
+            row.run_at = row.updated_at = now
+            self._make_ready(row)
+        return row.state
+
+    async def delete(self, job_id: str) -> bool:
+        row = self._rows.get(job_id)
+        if row is None or row.state is JobState.RUNNING:
+            return False
+        del self._rows[job_id]
+        return True
+
+    async def rescue_expired(self, max_lost: int) -> list[Transition]:
+        now = self._clock()
+        moved = []
+        for row in list(self._rows.values()):
+            if row.state is not JobState.RUNNING or (row.lease_until or now) >= now:
+                continue
+            row.errors.append(
+                error_entry(
+                    {
+                        "type": "WorkerLost",
+                        "message": "the worker holding this attempt stopped renewing its lease",
+                    },
+                    row.attempt, FailureReason.WORKER_LOST, now,
+                )
+            )
+            row.lost += 1
+            row.worker_id = None
+            row.lease_until = None
+            row.updated_at = now
+            if row.cancel_requested:
+                row.state, row.reason, row.finished_at = JobState.CANCELLED, "cancelled", now
+            elif row.lost >= max_lost:
+                row.state, row.reason, row.finished_at = JobState.FAILED, "worker_lost", now
+            else:
+                self._make_ready(row)
+            reason = FailureReason(row.reason) if row.reason else None
+            moved.append(Transition(row.id, row.task, row.queue, row.state, row.attempt, reason))
+        return moved
+
+    # -- reads -----------------------------------------------------------------------------
+    def _record(self, row: _Row) -> JobRecord:
+        progress = codec.loads(row.progress) if row.progress else None
+        return JobRecord(
+            id=row.id, task=row.task, queue=row.queue, priority=row.priority, state=row.state,
+            args=codec.loads(row.args), kwargs=codec.loads(row.kwargs), attempt=row.attempt,
+            max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
+            timeout=row.timeout,
+            errors=tuple(AttemptError.from_json(e) for e in row.errors),
+            result=codec.loads(row.result) if row.result is not None else None,
+            reason=FailureReason(row.reason) if row.reason else None,
+            progress=Progress.from_json(progress),
+            worker_id=row.worker_id, cancel_requested=row.cancel_requested,
+            created_at=timestamp(row.created_at),  # type: ignore[arg-type]
+            updated_at=timestamp(row.updated_at),  # type: ignore[arg-type]
+            run_at=timestamp(row.run_at),  # type: ignore[arg-type]
+            started_at=timestamp(row.started_at), finished_at=timestamp(row.finished_at),
+            lease_until=timestamp(row.lease_until),
+        )
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        row = self._rows.get(job_id)
+        return self._record(row) if row else None
+
+    async def list_jobs(
+        self, filter: JobFilter, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        try:
+            below = int(cursor) if cursor is not None else None
+        except ValueError:
+            raise ConfigurationError(f"invalid cursor {cursor!r}") from None
+        found: list[_Row] = []
+        for row in sorted(self._rows.values(), key=lambda r: -r.seq):
+            if below is not None and row.seq >= below:
+                continue
+            if filter.states and row.state not in filter.states:
+                continue
+            if filter.task is not None and row.task != filter.task:
+                continue
+            if filter.queue is not None and row.queue != filter.queue:
+                continue
+            found.append(row)
+            if len(found) > limit:
+                break
+        more = len(found) > limit
+        found = found[:limit]
+        return JobPage(
+            [self._record(r) for r in found], str(found[-1].seq) if more and found else None
+        )
+
+    async def counts(self) -> dict[tuple[str, JobState], int]:
+        result: dict[tuple[str, JobState], int] = {}
+        for row in self._rows.values():
+            key = (row.queue, row.state)
+            result[key] = result.get(key, 0) + 1
+        return result
+
+    # -- workers ---------------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo) -> None:
+        now = self._clock()
+        self._workers[info.id] = replace(info, started_at=now, heartbeat_at=now)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        return list(self._workers.values())

@@ -1,0 +1,210 @@
+"""The seam between Backburner's core and a store, named after job state transitions.
+
+A backend owns atomicity: each method is one atomic change of the store (one transaction,
+one Lua script). The core owns policy: whether a failure is retried and after how long,
+what a timeout means, when to rescue. Transition methods take batches so a worker can
+acknowledge many jobs in one round trip, and answer per item whether the write was accepted:
+a write from an attempt that no longer owns its job (lease lost, job re-claimed) is refused.
+
+Time: every timestamp a backend stores or compares comes from the backend's own clock;
+the core only passes durations (delays, leases).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from backburner.job import FailureReason, JobRecord, JobState
+from backburner.notify import Notifier
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: str
+    task: str
+    queue: str
+    priority: int
+    args: str
+    """JSON array."""
+    kwargs: str
+    """JSON object."""
+    max_attempts: int
+    timeout: float | None = None
+    delay: float = 0.0
+    """Seconds from now, by the backend's clock, before the job may run."""
+    run_at: float | None = None
+    """Earliest start as epoch seconds; the later of this and `delay` wins."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker now holds a lease on. `attempt` is the fencing token of this claim."""
+
+    id: str
+    task: str
+    queue: str
+    priority: int
+    args: str
+    kwargs: str
+    attempt: int
+    max_attempts: int
+    failures: int
+    lost: int
+    timeout: float | None
+    created_at: float
+    run_at: float
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    jobs: list[ClaimedJob]
+    now: float
+    """The backend's clock at the claim."""
+    next_run_at: float | None
+    """When the earliest scheduled job becomes due (None: nothing scheduled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    id: str
+    attempt: int
+    result: str
+    """JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An attempt that ended badly. With `retry_in` set the job is scheduled again,
+    otherwise it ends `failed` (or `cancelled` when `reason` is CANCELLED)."""
+
+    id: str
+    attempt: int
+    error: dict[str, Any]
+    """`{"type", "message", "traceback"}`; the backend adds attempt, reason and time."""
+    reason: FailureReason
+    retry_in: float | None = None
+    counts: bool = True
+    """Whether this attempt counts against `max_attempts` (unknown tasks etc. end it anyway)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Give a claimed job back untouched (graceful shutdown): pending again at once."""
+
+    id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A state change the backend made on its own (rescue), reported for events and logs."""
+
+    id: str
+    task: str
+    queue: str
+    state: JobState
+    attempt: int
+    reason: FailureReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    owned: dict[str, int]
+    """Job id -> attempt for every job whose lease this worker still holds (now extended)."""
+    cancel_requested: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    states: tuple[JobState, ...] = ()
+    task: str | None = None
+    queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[JobRecord]
+    next_cursor: str | None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    url: str
+
+    @property
+    def notifier(self) -> Notifier: ...
+
+    async def open(self) -> None:
+        """Connect and make sure the schema is current. Idempotent."""
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[int]:
+        """Apply pending schema migrations; return the versions applied."""
+
+    # -- transitions -----------------------------------------------------------------------
+    async def insert(self, jobs: Sequence[NewJob]) -> None:
+        """Store new jobs, `pending` or `scheduled`, all or none."""
+
+    async def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease: float
+    ) -> Claim:
+        """Move up to `limit` due jobs to `running` under a lease, taking `queues` in order
+        and, within a queue, higher priority first, then oldest first."""
+
+    async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
+        """Extend the lease of every job this worker holds and refresh its worker row."""
+
+    async def update_progress(self, job_id: str, attempt: int, progress: str) -> bool: ...
+
+    async def complete(self, items: Sequence[Completion]) -> list[bool]: ...
+
+    async def fail(self, items: Sequence[Failure]) -> list[bool]:
+        """Record failed attempts: retried after `retry_in`, or ended."""
+
+    async def release(self, items: Sequence[Release]) -> list[bool]: ...
+
+    async def cancel(self, job_id: str) -> JobState | None:
+        """Cancel a pending/scheduled job now, or ask the worker of a running one to stop.
+        Returns the state after the call (`running` means: requested), None if unknown."""
+
+    async def retry(self, job_id: str) -> JobState | None:
+        """Put a `failed` or `cancelled` job back to `pending` with a fresh set of attempts."""
+
+    async def delete(self, job_id: str) -> bool: ...
+
+    async def rescue_expired(self, max_lost: int) -> list[Transition]:
+        """Take back jobs whose lease expired: pending again, or failed `worker_lost`
+        once they have lost `max_lost` workers."""
+
+    # -- reads -----------------------------------------------------------------------------
+    async def get(self, job_id: str) -> JobRecord | None: ...
+
+    async def list_jobs(
+        self, filter: JobFilter, limit: int = 50, cursor: str | None = None
+    ) -> JobPage: ...
+
+    async def counts(self) -> dict[tuple[str, JobState], int]:
+        """Number of jobs per (queue, state)."""
+
+    # -- workers ---------------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo) -> None: ...
+
+    async def deregister_worker(self, worker_id: str) -> None: ...
+
+    async def list_workers(self) -> list[WorkerInfo]: ...

@@ -1,0 +1,73 @@
+"""Turning stored rows into `JobRecord`s, shared by the SQL backends."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from backburner import codec
+from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
+
+
+def _json_or(value: Any, default: Any) -> Any:
+    if value is None:
+        return default
+    if isinstance(value, (str, bytes)):
+        try:
+            return codec.loads(value)
+        except codec.PayloadError:
+            # Rows written by something other than Backburner are shown, not trusted.
+            return value
+    return value
+
+
+def record_from_row(row: Mapping[str, Any]) -> JobRecord:
+    errors = _json_or(row["errors"], [])
+    progress = _json_or(row["progress"], None)
+    reason = row["reason"]
+    return JobRecord(
+        id=row["id"],
+        task=row["task"],
+        queue=row["queue"],
+        priority=int(row["priority"]),
+        state=JobState(row["state"]),
+        args=_json_or(row["args"], []),
+        kwargs=_json_or(row["kwargs"], {}),
+        attempt=int(row["attempt"]),
+        max_attempts=int(row["max_attempts"]),
+        failures=int(row["failures"]),
+        lost=int(row["lost"]),
+        timeout=row["timeout"],
+        errors=tuple(AttemptError.from_json(e) for e in errors if isinstance(e, dict)),
+        result=_json_or(row["result"], None),
+        reason=FailureReason(reason) if reason else None,
+        progress=Progress.from_json(progress) if isinstance(progress, dict) else None,
+        worker_id=row["worker_id"],
+        cancel_requested=bool(row["cancel_requested"]),
+        created_at=_ts(row["created_at"]),
+        updated_at=_ts(row["updated_at"]),
+        run_at=_ts(row["run_at"]),
+        started_at=timestamp(row["started_at"]),
+        finished_at=timestamp(row["finished_at"]),
+        lease_until=timestamp(row["lease_until"]),
+    )
+
+
+def _ts(value: float) -> Any:
+    result = timestamp(value)
+    assert result is not None
+    return result
+
+
+def error_entry(
+    error: Mapping[str, Any], attempt: int, reason: FailureReason, now: float
+) -> dict[str, Any]:
+    """The stored form of one attempt's error (see `AttemptError`)."""
+    return {
+        "attempt": attempt,
+        "type": str(error.get("type", "")),
+        "message": str(error.get("message", "")),
+        "traceback": error.get("traceback"),
+        "reason": reason.value,
+        "at": now,
+    }

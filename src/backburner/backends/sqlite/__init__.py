@@ -1,0 +1,3 @@
+from backburner.backends.sqlite.backend import SQLiteBackend
+
+__all__ = ["SQLiteBackend"]

@@ -1,0 +1,386 @@
+"""The embedded default: jobs in one SQLite file shared by any number of local processes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from backburner import codec
+from backburner.backends.protocol import (
+    Claim,
+    ClaimedJob,
+    Completion,
+    Failure,
+    Heartbeat,
+    JobFilter,
+    JobPage,
+    NewJob,
+    Release,
+    Transition,
+    WorkerInfo,
+)
+from backburner.backends.records import error_entry, record_from_row
+from backburner.backends.sql_files import load_queries
+from backburner.backends.sqlite import schema
+from backburner.backends.sqlite.connection import SQLiteConnection, WriteTransaction
+from backburner.backends.sqlite.datagrams import DatagramNotifier
+from backburner.errors import ConfigurationError
+from backburner.job import FailureReason, JobRecord, JobState
+from backburner.notify import Notifier
+
+Q = load_queries("backburner.backends.sqlite")
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise ConfigurationError(
+            f"{url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db "
+            "(three slashes, then the path)"
+        )
+    path = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
+    if not path or path == ":memory:":
+        raise ConfigurationError(
+            f"{url!r} names no file; use memory:// for an in-process store"
+        )
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(options) - {"synchronous", "busy_timeout", "max_wait"}
+    if unknown:
+        raise ConfigurationError(f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}")
+    return path, options
+
+
+class SQLiteBackend:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        path, options = parse_url(url)
+        self.path = os.path.abspath(path)
+        try:
+            self._db = SQLiteConnection(
+                self.path,
+                synchronous=options.get("synchronous", "normal"),
+                busy_timeout=float(options.get("busy_timeout", 5.0)),
+                max_wait=float(options.get("max_wait", 30.0)),
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"{url!r}: {exc}") from exc
+        self._notifier = DatagramNotifier(self.path)
+        self._opened_in: int | None = None
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._notifier
+
+    async def open(self) -> None:
+        if self._opened_in == os.getpid():
+            return
+        directory = os.path.dirname(self.path)
+        if directory and not os.path.isdir(directory):
+            raise ConfigurationError(f"directory {directory!r} for {self.url!r} does not exist")
+        await self._db.run(schema.migrate)
+        self._opened_in = os.getpid()
+
+    async def close(self) -> None:
+        await self._notifier.close()
+        await self._db.close()
+        self._opened_in = None
+
+    async def migrate(self) -> list[int]:
+        return await self._db.run(schema.migrate)
+
+    # -- transitions -----------------------------------------------------------------------
+    async def insert(self, jobs: Sequence[NewJob]) -> None:
+        await self._db.run(_insert, jobs)
+
+    async def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease: float
+    ) -> Claim:
+        return await self._db.run(_claim, worker_id, list(queues), limit, lease)
+
+    async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
+        return await self._db.run(_heartbeat, worker_id, lease)
+
+    async def update_progress(self, job_id: str, attempt: int, progress: str) -> bool:
+        return await self._db.run(_update_progress, job_id, attempt, progress)
+
+    async def complete(self, items: Sequence[Completion]) -> list[bool]:
+        return await self._db.run(_complete, items)
+
+    async def fail(self, items: Sequence[Failure]) -> list[bool]:
+        return await self._db.run(_fail, items)
+
+    async def release(self, items: Sequence[Release]) -> list[bool]:
+        return await self._db.run(_release, items)
+
+    async def cancel(self, job_id: str) -> JobState | None:
+        return await self._db.run(_cancel, job_id)
+
+    async def retry(self, job_id: str) -> JobState | None:
+        return await self._db.run(_retry, job_id)
+
+    async def delete(self, job_id: str) -> bool:
+        return await self._db.run(_delete, job_id)
+
+    async def rescue_expired(self, max_lost: int) -> list[Transition]:
+        return await self._db.run(_rescue_expired, max_lost)
+
+    # -- reads -----------------------------------------------------------------------------
+    async def get(self, job_id: str) -> JobRecord | None:
+        return await self._db.run(_get, job_id)
+
+    async def list_jobs(
+        self, filter: JobFilter, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        return await self._db.run(_list_jobs, filter, limit, cursor)
+
+    async def counts(self) -> dict[tuple[str, JobState], int]:
+        return await self._db.run(_counts)
+
+    # -- workers ---------------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo) -> None:
+        await self._db.run(_register_worker, info)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self._db.run(_deregister_worker, worker_id)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        return await self._db.run(_list_workers)
+
+    # -- diagnostics -----------------------------------------------------------------------
+    async def integrity_check(self) -> str:
+        return await self._db.run(lambda c: str(c.execute("PRAGMA integrity_check").fetchone()[0]))
+
+
+# The functions below run on the connection's thread.
+
+
+def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> None:
+    now = time.time()
+    rows = [
+        {
+            "id": j.id,
+            "task": j.task,
+            "queue": j.queue,
+            "priority": j.priority,
+            "args": j.args,
+            "kwargs": j.kwargs,
+            "max_attempts": j.max_attempts,
+            "timeout": j.timeout,
+            "now": now,
+            "run_at": max(j.run_at or 0.0, now + j.delay) if j.delay > 0 else (j.run_at or now),
+        }
+        for j in jobs
+    ]
+    with WriteTransaction(conn):
+        conn.executemany(Q["insert_job"], rows)
+
+
+def _claim(
+    conn: sqlite3.Connection, worker_id: str, queues: list[str], limit: int, lease: float
+) -> Claim:
+    now = time.time()
+    claimed: list[tuple[int, int, int, ClaimedJob]] = []
+    next_run_at = None
+    with WriteTransaction(conn):
+        conn.execute(Q["stage_due"], {"now": now})
+        for position, queue in enumerate(queues):
+            wanted = limit - len(claimed)
+            if wanted <= 0:
+                break
+            params = {
+                "worker_id": worker_id,
+                "queue": queue,
+                "limit": wanted,
+                "lease": lease,
+                "now": now,
+            }
+            for r in conn.execute(Q["claim_from_queue"], params):
+                job = ClaimedJob(
+                    id=r[0], task=r[1], queue=r[2], priority=r[3], args=r[4], kwargs=r[5],
+                    attempt=r[6], max_attempts=r[7], failures=r[8], lost=r[9], timeout=r[10],
+                    created_at=r[11], run_at=r[12], started_at=r[13],
+                )
+                claimed.append((position, -job.priority, r[14], job))
+        if len(claimed) < limit:
+            next_run_at = conn.execute(Q["next_run_at"]).fetchone()[0]
+    # RETURNING gives no order guarantee; restore queue order, priority, then FIFO.
+    claimed.sort(key=lambda item: item[:3])
+    return Claim([item[3] for item in claimed], now, next_run_at)
+
+
+def _heartbeat(conn: sqlite3.Connection, worker_id: str, lease: float) -> Heartbeat:
+    now = time.time()
+    params = {"worker_id": worker_id, "lease": lease, "now": now}
+    with WriteTransaction(conn):
+        rows = conn.execute(Q["heartbeat"], params).fetchall()
+        conn.execute(Q["heartbeat_worker"], params)
+    return Heartbeat(
+        owned={r[0]: r[1] for r in rows},
+        cancel_requested=frozenset(r[0] for r in rows if r[2]),
+    )
+
+
+def _update_progress(conn: sqlite3.Connection, job_id: str, attempt: int, progress: str) -> bool:
+    params = {"id": job_id, "attempt": attempt, "progress": progress, "now": time.time()}
+    with WriteTransaction(conn):
+        return conn.execute(Q["update_progress"], params).rowcount == 1
+
+
+def _complete(conn: sqlite3.Connection, items: Sequence[Completion]) -> list[bool]:
+    now = time.time()
+    statement = Q["complete"]
+    with WriteTransaction(conn):
+        return [
+            conn.execute(
+                statement, {"id": i.id, "attempt": i.attempt, "result": i.result, "now": now}
+            ).rowcount
+            == 1
+            for i in items
+        ]
+
+
+def _fail(conn: sqlite3.Connection, items: Sequence[Failure]) -> list[bool]:
+    now = time.time()
+    statement = Q["fail"]
+    accepted = []
+    with WriteTransaction(conn):
+        for i in items:
+            final = "cancelled" if i.reason is FailureReason.CANCELLED else "failed"
+            params = {
+                "id": i.id,
+                "attempt": i.attempt,
+                "retry_in": i.retry_in,
+                "final_state": final,
+                "reason": i.reason.value,
+                "counts": 1 if i.counts else 0,
+                "error": codec.dumps(error_entry(i.error, i.attempt, i.reason, now)),
+                "now": now,
+            }
+            accepted.append(conn.execute(statement, params).rowcount == 1)
+    return accepted
+
+
+def _release(conn: sqlite3.Connection, items: Sequence[Release]) -> list[bool]:
+    now = time.time()
+    with WriteTransaction(conn):
+        return [
+            conn.execute(Q["release"], {"id": i.id, "attempt": i.attempt, "now": now}).rowcount
+            == 1
+            for i in items
+        ]
+
+
+def _cancel(conn: sqlite3.Connection, job_id: str) -> JobState | None:
+    params = {"id": job_id, "now": time.time()}
+    with WriteTransaction(conn):
+        if conn.execute(Q["cancel_waiting"], params).fetchone() is not None:
+            return JobState.CANCELLED
+        conn.execute(Q["request_cancel"], params)
+        row = conn.execute(Q["state_of"], params).fetchone()
+    return JobState(row[0]) if row else None
+
+
+def _retry(conn: sqlite3.Connection, job_id: str) -> JobState | None:
+    params = {"id": job_id, "now": time.time()}
+    with WriteTransaction(conn):
+        if conn.execute(Q["retry"], params).fetchone() is not None:
+            return JobState.PENDING
+        row = conn.execute(Q["state_of"], params).fetchone()
+    return JobState(row[0]) if row else None
+
+
+def _delete(conn: sqlite3.Connection, job_id: str) -> bool:
+    with WriteTransaction(conn):
+        return conn.execute(Q["delete"], {"id": job_id}).rowcount == 1
+
+
+def _rescue_expired(conn: sqlite3.Connection, max_lost: int) -> list[Transition]:
+    now = time.time()
+    with WriteTransaction(conn):
+        rows = conn.execute(Q["rescue_expired"], {"now": now, "max_lost": max_lost}).fetchall()
+        # Workers that stopped heartbeating long ago are gone; keep the table small.
+        conn.execute(Q["forget_dead_workers"], {"before": now - 3600})
+    return [
+        Transition(
+            id=r[0], task=r[1], queue=r[2], state=JobState(r[3]), attempt=r[4],
+            reason=FailureReason(r[5]) if r[5] else None,
+        )
+        for r in rows
+    ]
+
+
+def _get(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
+    row = conn.execute(Q["get"], {"id": job_id}).fetchone()
+    return record_from_row(row) if row else None
+
+
+def _list_jobs(
+    conn: sqlite3.Connection, filter: JobFilter, limit: int, cursor: str | None
+) -> JobPage:
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1}
+    if filter.states:
+        names = []
+        for n, state in enumerate(filter.states):
+            params[f"s{n}"] = state.value
+            names.append(f":s{n}")
+        clauses.append(f"state IN ({', '.join(names)})")
+    if filter.task is not None:
+        clauses.append("task = :task")
+        params["task"] = filter.task
+    if filter.queue is not None:
+        clauses.append("queue = :queue")
+        params["queue"] = filter.queue
+    if cursor is not None:
+        try:
+            params["cursor"] = int(cursor)
+        except ValueError:
+            raise ConfigurationError(f"invalid cursor {cursor!r}") from None
+        clauses.append("seq < :cursor")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT * FROM backburner_jobs {where} ORDER BY seq DESC LIMIT :limit", params
+    ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JobPage(
+        [record_from_row(r) for r in rows],
+        str(rows[-1]["seq"]) if more and rows else None,
+    )
+
+
+def _counts(conn: sqlite3.Connection) -> dict[tuple[str, JobState], int]:
+    return {(r[0], JobState(r[1])): r[2] for r in conn.execute(Q["counts"])}
+
+
+def _register_worker(conn: sqlite3.Connection, info: WorkerInfo) -> None:
+    params = {
+        "id": info.id,
+        "hostname": info.hostname,
+        "pid": info.pid,
+        "queues": codec.dumps(list(info.queues)),
+        "concurrency": info.concurrency,
+        "now": time.time(),
+        "extra": codec.dumps(info.extra),
+    }
+    with WriteTransaction(conn):
+        conn.execute(Q["register_worker"], params)
+
+
+def _deregister_worker(conn: sqlite3.Connection, worker_id: str) -> None:
+    with WriteTransaction(conn):
+        conn.execute(Q["deregister_worker"], {"id": worker_id})
+
+
+def _list_workers(conn: sqlite3.Connection) -> list[WorkerInfo]:
+    return [
+        WorkerInfo(
+            id=r[0], hostname=r[1], pid=r[2], queues=tuple(codec.loads(r[3])),
+            concurrency=r[4], started_at=r[5], heartbeat_at=r[6], extra=codec.loads(r[7]),
+        )
+        for r in conn.execute(Q["list_workers"])
+    ]

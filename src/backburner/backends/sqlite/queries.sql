@@ -1,0 +1,137 @@
+-- Named queries of the SQLite backend. `-- name: x` starts query x; parameters are :named.
+
+-- name: insert_job
+INSERT INTO backburner_jobs
+    (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
+     created_at, updated_at, run_at)
+VALUES
+    (:id, :task, :queue, :priority,
+     CASE WHEN :run_at > :now THEN 'scheduled' ELSE 'pending' END,
+     :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now));
+
+-- name: stage_due
+-- Scheduled jobs whose time has come become claimable. Walks the scheduled index only.
+UPDATE backburner_jobs SET state = 'pending', updated_at = :now
+WHERE state = 'scheduled' AND run_at <= :now;
+
+-- name: claim_from_queue
+-- The subquery walks backburner_jobs_ready in order and stops at :limit.
+UPDATE backburner_jobs
+SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
+    lease_until = :now + :lease, started_at = :now, updated_at = :now,
+    cancel_requested = 0
+WHERE seq IN (
+    SELECT seq FROM backburner_jobs
+    WHERE state = 'pending' AND queue = :queue
+    ORDER BY priority DESC, seq
+    LIMIT :limit
+)
+RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
+          timeout, created_at, run_at, started_at, seq;
+
+-- name: next_run_at
+SELECT min(run_at) FROM backburner_jobs WHERE state = 'scheduled';
+
+-- name: heartbeat
+UPDATE backburner_jobs SET lease_until = :now + :lease
+WHERE worker_id = :worker_id AND state = 'running'
+RETURNING id, attempt, cancel_requested;
+
+-- name: heartbeat_worker
+UPDATE backburner_workers SET heartbeat_at = :now WHERE id = :worker_id;
+
+-- name: update_progress
+UPDATE backburner_jobs SET progress = :progress, updated_at = :now
+WHERE id = :id AND attempt = :attempt AND state = 'running';
+
+-- name: complete
+UPDATE backburner_jobs
+SET state = 'completed', result = :result, finished_at = :now, updated_at = :now,
+    lease_until = NULL
+WHERE id = :id AND attempt = :attempt AND state = 'running';
+
+-- name: fail
+-- One failed attempt. Retried (scheduled after :retry_in) or ended (failed/cancelled).
+UPDATE backburner_jobs
+SET state = CASE WHEN :retry_in IS NOT NULL THEN 'scheduled' ELSE :final_state END,
+    run_at = CASE WHEN :retry_in IS NOT NULL THEN :now + :retry_in ELSE run_at END,
+    failures = failures + :counts,
+    reason = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE :reason END,
+    errors = json_insert(errors, '$[#]', json(:error)),
+    finished_at = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE :now END,
+    worker_id = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE worker_id END,
+    lease_until = NULL, updated_at = :now
+WHERE id = :id AND attempt = :attempt AND state = 'running';
+
+-- name: release
+UPDATE backburner_jobs
+SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = :now
+WHERE id = :id AND attempt = :attempt AND state = 'running';
+
+-- name: cancel_waiting
+UPDATE backburner_jobs
+SET state = 'cancelled', reason = 'cancelled', finished_at = :now, updated_at = :now
+WHERE id = :id AND state IN ('pending', 'scheduled')
+RETURNING task, queue, attempt;
+
+-- name: request_cancel
+UPDATE backburner_jobs SET cancel_requested = 1, updated_at = :now
+WHERE id = :id AND state = 'running';
+
+-- name: state_of
+SELECT state FROM backburner_jobs WHERE id = :id;
+
+-- name: retry
+UPDATE backburner_jobs
+SET state = 'pending', failures = 0, lost = 0, reason = NULL, result = NULL,
+    finished_at = NULL, cancel_requested = 0, run_at = :now, updated_at = :now,
+    worker_id = NULL
+WHERE id = :id AND state IN ('failed', 'cancelled')
+RETURNING task, queue, attempt;
+
+-- name: delete
+DELETE FROM backburner_jobs WHERE id = :id AND state != 'running';
+
+-- name: rescue_expired
+-- A lost attempt is not the task's fault, so it does not count against max_attempts;
+-- `lost` counts them instead, and ends a job that keeps killing its workers.
+UPDATE backburner_jobs
+SET state = CASE
+        WHEN cancel_requested THEN 'cancelled'
+        WHEN lost + 1 >= :max_lost THEN 'failed'
+        ELSE 'pending' END,
+    reason = CASE
+        WHEN cancel_requested THEN 'cancelled'
+        WHEN lost + 1 >= :max_lost THEN 'worker_lost'
+        ELSE reason END,
+    finished_at = CASE
+        WHEN cancel_requested OR lost + 1 >= :max_lost THEN :now ELSE NULL END,
+    lost = lost + 1,
+    errors = json_insert(errors, '$[#]', json_object(
+        'attempt', attempt, 'type', 'WorkerLost',
+        'message', 'the worker holding this attempt stopped renewing its lease',
+        'traceback', NULL, 'reason', 'worker_lost', 'at', :now)),
+    worker_id = NULL, lease_until = NULL, updated_at = :now
+WHERE state = 'running' AND lease_until < :now
+RETURNING id, task, queue, state, attempt, reason;
+
+-- name: get
+SELECT * FROM backburner_jobs WHERE id = :id;
+
+-- name: counts
+SELECT queue, state, count(*) FROM backburner_jobs GROUP BY queue, state;
+
+-- name: register_worker
+INSERT OR REPLACE INTO backburner_workers
+    (id, hostname, pid, queues, concurrency, started_at, heartbeat_at, extra)
+VALUES (:id, :hostname, :pid, :queues, :concurrency, :now, :now, :extra);
+
+-- name: deregister_worker
+DELETE FROM backburner_workers WHERE id = :id;
+
+-- name: forget_dead_workers
+DELETE FROM backburner_workers WHERE heartbeat_at < :before;
+
+-- name: list_workers
+SELECT id, hostname, pid, queues, concurrency, started_at, heartbeat_at, extra
+FROM backburner_workers ORDER BY started_at;

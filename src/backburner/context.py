@@ -1,0 +1,113 @@
+"""What a running task sees of its job: identity, attempt, progress and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Awaitable, Callable
+from backburner.errors import LeaseLostError
+from backburner.job import Progress
+
+ProgressWriter = Callable[["JobContext", Progress], Awaitable[bool]]
+
+_MAX_MESSAGE = 2000
+
+
+class JobContext:
+    """Declare a parameter annotated `JobContext` in a task to receive one; it is injected by
+    the worker and never part of the enqueued arguments."""
+
+    __slots__ = (
+        "_cancel_reason", "_cancelled", "_loop", "_write_progress", "attempt", "job_id",
+        "max_attempts", "queue", "task",
+    )
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        task: str,
+        queue: str,
+        attempt: int,
+        max_attempts: int,
+        write_progress: ProgressWriter,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.job_id = job_id
+        self.task = task
+        self.queue = queue
+        self.attempt = attempt
+        """The number of this attempt (1 for the first run)."""
+        self.max_attempts = max_attempts
+        self._write_progress = write_progress
+        self._loop = loop
+        # A threading.Event, not an asyncio one: sync tasks poll it from their own thread.
+        self._cancelled = threading.Event()
+        self._cancel_reason: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across attempts of this job: use it to make side effects idempotent."""
+        return self.job_id
+
+    async def progress(
+        self, current: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Persist and publish progress. Raises `LeaseLostError` if this attempt no longer
+        owns the job (another attempt took over): stop working when it does."""
+        update = _checked(current, total, message)
+        if not await self._write_progress(self, update):
+            raise LeaseLostError(f"job {self.job_id} attempt {self.attempt} lost its lease")
+
+    def set_progress(
+        self, current: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """`progress` for sync tasks, which run in a worker thread: blocks until persisted."""
+        if _on_loop_thread(self._loop):
+            raise RuntimeError("set_progress blocks; from async code use `await ctx.progress()`")
+        future = asyncio.run_coroutine_threadsafe(
+            self.progress(current, total, message), self._loop
+        )
+        future.result()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled, timed out or the worker is shutting down past
+        its grace period. Sync tasks should check it between steps and return early."""
+        return self._cancelled.is_set()
+
+    @property
+    def cancel_reason(self) -> str | None:
+        return self._cancel_reason
+
+    def _signal_cancel(self, reason: str) -> None:
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+        self._cancelled.set()
+
+    def __repr__(self) -> str:
+        return f"<JobContext {self.task} id={self.job_id} attempt={self.attempt}>"
+
+
+def _checked(current: float, total: float | None, message: str | None) -> Progress:
+    for label, value in (("current", current), ("total", total)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"progress {label} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"progress {label} must be a finite number >= 0, got {value}")
+    if message is not None:
+        if not isinstance(message, str):
+            raise TypeError("progress message must be a string")
+        message = message[:_MAX_MESSAGE]
+    return Progress(current, total, message)
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+

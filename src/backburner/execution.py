@@ -1,0 +1,128 @@
+"""Running one attempt of a job and deciding what it means for the job.
+
+The worker calls `run_attempt` once per claimed job. It returns an `Outcome` (the write the
+worker will batch to the store) and never raises, except when the worker itself is being torn
+down. Retry policy lives here, not in the backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from backburner import codec
+from backburner.backends.protocol import ClaimedJob, Completion, Failure, Release
+from backburner.context import JobContext
+from backburner.errors import InvalidArgumentsError, LeaseLostError, RetryLater
+from backburner.job import FailureReason
+from backburner.task import Task
+from backburner.threads import DaemonThreads
+
+_MAX_TRACEBACK = 32_000
+
+OutcomeKind = Literal["complete", "fail", "release", "abandon"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    job: ClaimedJob
+    write: Completion | Failure | Release | None
+    """None for `abandon`: this attempt lost its job and must not write anything."""
+
+
+def describe(exc: BaseException, with_traceback: bool = True) -> dict[str, Any]:
+    text = None
+    if with_traceback:
+        text = "".join(traceback.format_exception(exc))
+        if len(text) > _MAX_TRACEBACK:
+            text = text[: _MAX_TRACEBACK // 2] + "\n...\n" + text[-_MAX_TRACEBACK // 2 :]
+    return {"type": type(exc).__qualname__, "message": str(exc)[:4000], "traceback": text}
+
+
+async def run_attempt(
+    job: ClaimedJob,
+    task: Task[Any, Any] | None,
+    ctx: JobContext,
+    threads: DaemonThreads,
+) -> Outcome:
+    if task is None:
+        error = {"type": "UnknownTask", "message": f"no task named {job.task!r} is registered",
+                 "traceback": None}
+        return _end(job, error, FailureReason.UNKNOWN_TASK)
+    try:
+        args, kwargs = task.signature.decode(codec.loads(job.args), codec.loads(job.kwargs))
+    except (codec.PayloadError, InvalidArgumentsError) as exc:
+        return _end(job, describe(exc, False), FailureReason.INVALID_PAYLOAD)
+    if task.signature.context_parameter is not None:
+        kwargs[task.signature.context_parameter] = ctx
+    timeout = job.timeout if job.timeout is not None else task.defaults.timeout
+
+    try:
+        if task.is_async:
+            async with asyncio.timeout(timeout) as deadline:
+                value = await task.func(*args, **kwargs)
+        else:
+            future = asyncio.wrap_future(threads.submit(lambda: task.func(*args, **kwargs)))
+            async with asyncio.timeout(timeout) as deadline:
+                value = await future
+    except asyncio.CancelledError:
+        reason = ctx.cancel_reason
+        if reason == "shutdown":
+            return Outcome("release", job, Release(job.id, job.attempt))
+        if reason == "lost":
+            return Outcome("abandon", job, None)
+        if reason == "cancelled":
+            error = {"type": "Cancelled", "message": "cancelled on request", "traceback": None}
+            return _end(job, error, FailureReason.CANCELLED, counts=False)
+        raise
+    except TimeoutError as exc:
+        if deadline.expired():
+            # Sync tasks keep running in their thread; the flag lets them stop early.
+            ctx._signal_cancel("timeout")
+            error = {"type": "TimeoutError",
+                     "message": f"attempt ran past its {timeout:g}s timeout", "traceback": None}
+            return _failed(job, task, error, FailureReason.TIMEOUT, None, retryable=True)
+        return _failed(job, task, describe(exc), FailureReason.ERROR, None,
+                       retryable=isinstance(exc, task.defaults.retry_on))
+    except LeaseLostError:
+        return Outcome("abandon", job, None)
+    except RetryLater as exc:
+        return _failed(job, task, describe(exc, False), FailureReason.RETRY_REQUESTED,
+                       exc.delay, retryable=True)
+    except Exception as exc:
+        if ctx.cancel_reason == "lost":
+            return Outcome("abandon", job, None)
+        return _failed(job, task, describe(exc), FailureReason.ERROR, None,
+                       retryable=isinstance(exc, task.defaults.retry_on))
+
+    try:
+        result = codec.dumps(task.signature.encode_result(value))
+    except (TypeError, ValueError) as exc:
+        return _end(job, describe(exc, False), FailureReason.ERROR)
+    return Outcome("complete", job, Completion(job.id, job.attempt, result))
+
+
+def _failed(
+    job: ClaimedJob,
+    task: Task[Any, Any],
+    error: dict[str, Any],
+    reason: FailureReason,
+    delay: float | None,
+    *,
+    retryable: bool,
+) -> Outcome:
+    failures = job.failures + 1
+    if not retryable or failures >= job.max_attempts:
+        return _end(job, error, reason)
+    if delay is None:
+        delay = task.defaults.backoff.delay(failures)
+    return Outcome("fail", job, Failure(job.id, job.attempt, error, reason, max(0.0, delay)))
+
+
+def _end(
+    job: ClaimedJob, error: dict[str, Any], reason: FailureReason, *, counts: bool = True
+) -> Outcome:
+    return Outcome("fail", job, Failure(job.id, job.attempt, error, reason, None, counts))

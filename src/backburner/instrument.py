@@ -1,0 +1,63 @@
+"""The one place where job transitions are observed: structured logs and events.
+
+Everything that changes a job's state reports here once, after the store accepted it; logs,
+the events that feed live streams, and (later) metrics and traces all come from this point.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from backburner.notify import Event, Notifier
+
+log = logging.getLogger("backburner.jobs")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    job_id: str
+    task: str
+    queue: str
+    state: str
+    attempt: int
+    detail: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
+
+
+class Instrumentation:
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    def changed(self, changes: Iterable[Change]) -> None:
+        changes = list(changes)
+        if not changes:
+            return
+        if log.isEnabledFor(logging.INFO):
+            for c in changes:
+                if c.progress is not None:
+                    continue
+                fields = {
+                    "job_id": c.job_id, "task": c.task, "queue": c.queue, "state": c.state,
+                    "attempt": c.attempt, **(c.detail or {}),
+                }
+                log.info(
+                    "job %s %s %s attempt=%d%s", c.job_id, c.task, c.state, c.attempt,
+                    "".join(f" {k}={v}" for k, v in (c.detail or {}).items()),
+                    extra={"backburner": fields},
+                )
+        self.notifier.publish(
+            [
+                Event("job", c.queue, c.job_id, c.task, c.state, c.attempt, c.progress)
+                for c in changes
+            ]
+        )
+
+    def enqueued(self, queues: Iterable[str], changes: Iterable[Change]) -> None:
+        self.notifier.publish([Event("wakeup", q) for q in set(queues)])
+        self.changed(changes)
+
+    def wake(self, queues: Iterable[str]) -> None:
+        self.notifier.publish([Event("wakeup", q) for q in set(queues)])

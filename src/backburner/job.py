@@ -1,0 +1,150 @@
+"""What a job is: its states, its stored record, its progress and its errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    """Ready to be claimed by a worker."""
+    SCHEDULED = "scheduled"
+    """Waiting for its `run_at` time: delayed jobs and retries in backoff."""
+    RUNNING = "running"
+    """Claimed by a worker, which holds a lease on it."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    """Terminal: retries exhausted, or a failure that is never retried ("dead")."""
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+
+class FailureReason(StrEnum):
+    """Why an attempt or a job ended badly; stored with every recorded error."""
+
+    ERROR = "error"
+    """The task raised an exception."""
+    TIMEOUT = "timeout"
+    """The attempt ran past the task's timeout."""
+    RETRY_REQUESTED = "retry_requested"
+    """The task raised `RetryLater`."""
+    WORKER_LOST = "worker_lost"
+    """The worker stopped heartbeating while it held the job (crash, kill, OOM)."""
+    UNKNOWN_TASK = "unknown_task"
+    """No task of that name is registered on the worker's app."""
+    INVALID_PAYLOAD = "invalid_payload"
+    """The stored arguments are not JSON or do not fit the task's signature."""
+    CANCELLED = "cancelled"
+
+
+def timestamp(value: float | None) -> datetime | None:
+    """Epoch seconds (how backends store time) to an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    current: float
+    total: float | None = None
+    message: str | None = None
+
+    @property
+    def percent(self) -> float | None:
+        if not self.total:
+            return None
+        return max(0.0, min(100.0, 100.0 * self.current / self.total))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"current": self.current, "total": self.total, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Progress | None:
+        if not data:
+            return None
+        return cls(data["current"], data.get("total"), data.get("message"))
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptError:
+    """One failed attempt, kept for the life of the job."""
+
+    attempt: int
+    type: str
+    message: str
+    traceback: str | None
+    reason: FailureReason
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "reason": self.reason.value,
+            "at": self.at.timestamp(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AttemptError:
+        return cls(
+            attempt=int(data.get("attempt", 0)),
+            type=str(data.get("type", "")),
+            message=str(data.get("message", "")),
+            traceback=data.get("traceback"),
+            reason=FailureReason(data.get("reason", "error")),
+            at=datetime.fromtimestamp(float(data.get("at", 0.0)), UTC),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """Everything the backend knows about one job."""
+
+    id: str
+    task: str
+    queue: str
+    priority: int
+    """Higher runs first within a queue."""
+    state: JobState
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    """Number of the latest claim; also the fencing token of that claim."""
+    max_attempts: int
+    """1 + retries: how many attempts may end in an error before the job fails."""
+    failures: int
+    """Attempts that ended in an error, a timeout or a retry request."""
+    lost: int
+    """Attempts whose worker died; after `max_lost` of them the job fails `worker_lost`."""
+    timeout: float | None
+    errors: tuple[AttemptError, ...]
+    result: Any
+    reason: FailureReason | None
+    """Why a `failed` or `cancelled` job ended so."""
+    progress: Progress | None
+    worker_id: str | None
+    cancel_requested: bool
+    created_at: datetime
+    updated_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    lease_until: datetime | None = field(default=None)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+    @property
+    def last_error(self) -> AttemptError | None:
+        return self.errors[-1] if self.errors else None

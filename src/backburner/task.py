@@ -1,0 +1,268 @@
+"""Tasks: typed functions that can be enqueued as durable jobs.
+
+`Task[P, R]` keeps the function's parameters `P` and result `R`, so `task.enqueue(...)` is
+checked by mypy against the function's signature (with the `backburner.mypy` plugin, a
+`JobContext` parameter is left out of it) and `await job.result()` has type `R`.
+Options that are not task arguments go through `task.options(...)`, so they can never clash
+with a parameter's name.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from backburner import codec
+from backburner.backends.protocol import NewJob
+from backburner.errors import ConfigurationError, InvalidArgumentsError
+from backburner.ids import new_job_id
+from backburner.retry import Backoff, as_backoff
+from backburner.signature import TaskSignature
+
+if TYPE_CHECKING:
+    from backburner.app import Backburner
+    from backburner.handle import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Sentinel for "keep the task's default", distinct from None (which may mean "no timeout")."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    name: str
+    queue: str = "default"
+    priority: int = 0
+    """Higher runs first within a queue."""
+    retries: int = 3
+    """Attempts after the first that a failure may use. 0: never retried."""
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout: float | None = None
+    """Seconds an attempt may run; None: no limit."""
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    """Exceptions that are retried; any other ends the job at once."""
+
+    def __post_init__(self) -> None:
+        _check_options(self.name, self.queue, self.priority, self.retries, self.timeout)
+
+
+def _check_options(
+    name: str, queue: str, priority: int, retries: int, timeout: float | None
+) -> None:
+    if not isinstance(queue, str) or not queue or len(queue) > 200:
+        raise ConfigurationError(f"{name}: queue must be a non-empty string of <= 200 chars")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ConfigurationError(f"{name}: priority must be an int")
+    if not -(2**31) <= priority < 2**31:
+        raise ConfigurationError(f"{name}: priority must fit in 32 bits")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10_000:
+        raise ConfigurationError(f"{name}: retries must be an int between 0 and 10000")
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ConfigurationError(f"{name}: timeout must be a positive number of seconds or None")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One set of arguments for `enqueue_many`, made by `task.call(...)` (type-checked)."""
+
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    delay: float = 0.0
+    at: datetime | None = None
+    priority: int | None = None
+    queue: str | None = None
+    retries: int | None = None
+    timeout: float | None = UNSET
+
+
+class Task(Generic[P, R]):
+    def __init__(self, app: Backburner, func: Callable[..., Any], options: TaskOptions) -> None:
+        self.app = app
+        self.func = func
+        self.defaults = options
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.signature = TaskSignature(func, options.name)
+        self.__doc__ = func.__doc__
+        self.__name__ = getattr(func, "__name__", options.name)
+        self.__wrapped__ = func
+
+    @property
+    def name(self) -> str:
+        return self.defaults.name
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.defaults.queue}>"
+
+    def options(
+        self,
+        *,
+        delay: float | timedelta = 0.0,
+        at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: float | None = UNSET,
+    ) -> BoundTask[P, R]:
+        """Per-enqueue options: `delay` (seconds or timedelta) or `at` (aware datetime),
+        `priority`, `queue`, `retries`, `timeout` (None: no limit)."""
+        if isinstance(delay, timedelta):
+            delay = delay.total_seconds()
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not (
+            math.isfinite(delay) and delay >= 0
+        ):
+            raise ConfigurationError(f"{self.name}: delay must be a finite number >= 0")
+        if at is not None and (not isinstance(at, datetime) or at.tzinfo is None):
+            raise ConfigurationError(f"{self.name}: `at` must be a timezone-aware datetime")
+        _check_options(
+            self.name,
+            queue if queue is not None else self.defaults.queue,
+            priority if priority is not None else self.defaults.priority,
+            retries if retries is not None else self.defaults.retries,
+            None if timeout is UNSET else timeout,
+        )
+        return BoundTask(self, EnqueueOptions(float(delay), at, priority, queue, retries, timeout))
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Store a job that calls this task with these arguments; returns its handle once it
+        is durable."""
+        (job,) = await self.app._insert(self, [self._new_job(_DEFAULT, args, kwargs)])
+        return job
+
+    async def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]) -> list[Job[R]]:
+        """Store many jobs in one transaction (all or none). Each item is `task.call(...)`,
+        a tuple of positional arguments, or a mapping of keyword arguments."""
+        return await self._bound_enqueue_many(_DEFAULT, calls)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """Arguments for `enqueue_many`, checked by mypy like `enqueue`."""
+        return Call(args, kwargs)
+
+    # -- internals -------------------------------------------------------------------------
+    async def _bound_enqueue_many(
+        self, options: EnqueueOptions, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[Job[R]]:
+        new_jobs = []
+        for index, item in enumerate(calls):
+            if isinstance(item, Call):
+                args, kwargs = item.args, item.kwargs
+            elif isinstance(item, tuple):
+                args, kwargs = item, {}
+            elif isinstance(item, Mapping):
+                args, kwargs = (), item
+            else:
+                raise InvalidArgumentsError(
+                    self.name, None,
+                    f"enqueue_many item {index} must be a task.call(...), a tuple or a mapping, "
+                    f"got {type(item).__name__}",
+                )
+            new_jobs.append(self._new_job(options, args, kwargs))
+        if not new_jobs:
+            return []
+        return await self.app._insert(self, new_jobs)
+
+    def _new_job(
+        self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> NewJob:
+        json_args, json_kwargs = self.signature.encode(args, kwargs)
+        defaults = self.defaults
+        retries = options.retries if options.retries is not None else defaults.retries
+        timeout = defaults.timeout if options.timeout is UNSET else options.timeout
+        return NewJob(
+            id=new_job_id(),
+            task=defaults.name,
+            queue=options.queue or defaults.queue,
+            priority=options.priority if options.priority is not None else defaults.priority,
+            args=codec.dumps(json_args),
+            kwargs=codec.dumps(json_kwargs),
+            max_attempts=1 + retries,
+            timeout=timeout,
+            delay=options.delay,
+            run_at=options.at.timestamp() if options.at is not None else None,
+        )
+
+
+_DEFAULT = EnqueueOptions()
+
+
+class BoundTask(Generic[P, R]):
+    """A task with per-enqueue options applied (`task.options(...)`)."""
+
+    def __init__(self, task: Task[P, R], options: EnqueueOptions) -> None:
+        self.task = task
+        self._options = options
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        job = self.task._new_job(self._options, args, kwargs)
+        (handle,) = await self.task.app._insert(self.task, [job])
+        return handle
+
+    async def enqueue_many(
+        self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[Job[R]]:
+        return await self.task._bound_enqueue_many(self._options, calls)
+
+    def options(self, **changes: Any) -> BoundTask[P, R]:
+        merged = self.task.options(
+            delay=changes.pop("delay", self._options.delay),
+            at=changes.pop("at", self._options.at),
+            priority=changes.pop("priority", self._options.priority),
+            queue=changes.pop("queue", self._options.queue),
+            retries=changes.pop("retries", self._options.retries),
+            timeout=changes.pop("timeout", self._options.timeout),
+        )
+        if changes:
+            raise ConfigurationError(f"unknown option(s): {', '.join(sorted(changes))}")
+        return merged
+
+
+def default_task_name(func: Callable[..., Any]) -> str:
+    module = getattr(func, "__module__", None) or "__main__"
+    if module == "__main__":
+        # A script run directly and imported by a worker must give the same name in both.
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if spec is not None and spec.name:
+            module = spec.name
+        else:
+            file = getattr(main, "__file__", None)
+            if file:
+                module = file.rsplit("/", 1)[-1].removesuffix(".py")
+    return f"{module}.{func.__qualname__}"
+
+
+def make_options(func: Callable[..., Any], **given: Any) -> TaskOptions:
+    name = given.pop("name", None) or default_task_name(func)
+    if "backoff" in given:
+        given["backoff"] = as_backoff(given["backoff"])
+    retry_on = given.get("retry_on")
+    if retry_on is not None:
+        if isinstance(retry_on, type):
+            retry_on = (retry_on,)
+        given["retry_on"] = tuple(retry_on)
+        for exc in given["retry_on"]:
+            if not (isinstance(exc, type) and issubclass(exc, BaseException)):
+                raise ConfigurationError(f"{name}: retry_on must list exception classes")
+    clean = {k: v for k, v in given.items() if v is not UNSET}
+    return replace(TaskOptions(name=name), **clean)

@@ -1,0 +1,430 @@
+"""The asyncio worker: claims jobs in batches, runs them under a concurrency limit, and
+acknowledges them in batches.
+
+Side tasks, each supervised (one that dies stops the worker loudly):
+- `heartbeat`: renews the lease of every held job; learns of cancel requests and of leases
+  lost to another worker (whose attempts are then abandoned, never written);
+- `rescue`: takes back jobs whose worker died (lease expired);
+- `acks`: writes finished attempts to the store in batches.
+Wake-ups come from the backend's notifier; the poll interval is only a safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from backburner import codec
+from backburner.backends.protocol import (
+    ClaimedJob,
+    Completion,
+    Failure,
+    Release,
+    WorkerInfo,
+)
+from backburner.context import JobContext
+from backburner.errors import BackendUnavailableError, BackburnerError, ConfigurationError
+from backburner.execution import Outcome, run_attempt
+from backburner.instrument import Change
+from backburner.job import FailureReason, JobState, Progress
+from backburner.threads import DaemonThreads
+
+if TYPE_CHECKING:
+    from backburner.app import Backburner
+
+log = logging.getLogger("backburner.worker")
+
+
+class WorkerCrashedError(BackburnerError):
+    """A side task of the worker (heartbeat, rescue, acks) died; the worker stopped."""
+
+
+@dataclass(slots=True)
+class _Running:
+    job: ClaimedJob
+    ctx: JobContext
+    task: asyncio.Task[None]
+
+
+class Worker:
+    def __init__(
+        self,
+        app: Backburner,
+        *,
+        concurrency: int = 10,
+        queues: Sequence[str] | None = None,
+        burst: bool = False,
+        lease: float = 30.0,
+        heartbeat_interval: float | None = None,
+        rescue_interval: float | None = None,
+        poll_interval: float | None = None,
+        grace: float = 30.0,
+        max_lost: int = 3,
+        batch_size: int = 100,
+        handle_signals: bool | None = None,
+        name: str | None = None,
+    ) -> None:
+        """
+        concurrency: jobs run at once. queues: served in this order (default: the queues of
+        the app's tasks, "default" first). burst: return once no job is ready and none runs.
+        lease: seconds a claim holds a job without a heartbeat; a dead worker's jobs run again
+        after at most lease + rescue_interval. grace: seconds running jobs get to finish on
+        shutdown before they are released. max_lost: a job whose worker died this many times
+        fails with `worker_lost`. batch_size: most jobs claimed in one round trip.
+        handle_signals: stop gracefully on SIGTERM/SIGINT (default: when run in the main
+        thread and not embedded).
+        """
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be >= 1")
+        if lease <= 0 or grace < 0 or max_lost < 1 or batch_size < 1:
+            raise ConfigurationError("lease > 0, grace >= 0, max_lost >= 1, batch_size >= 1")
+        self.app = app
+        self.backend = app.backend
+        self.concurrency = concurrency
+        if queues is None:
+            found = sorted({t.defaults.queue for t in app.tasks.values()} - {"default"})
+            queues = ["default", *found]
+        if not queues or any(not isinstance(q, str) or not q for q in queues):
+            raise ConfigurationError("queues must be a non-empty list of queue names")
+        self.queues = list(dict.fromkeys(queues))
+        self.burst = burst
+        self.lease = lease
+        self.heartbeat_interval = heartbeat_interval or lease / 3
+        self.rescue_interval = rescue_interval or min(lease / 2, 15.0)
+        self.poll_interval = poll_interval or app.poll_interval
+        self.grace = grace
+        self.max_lost = max_lost
+        self.batch_size = batch_size
+        self.handle_signals = handle_signals
+        self.id = name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self._running: dict[tuple[str, int], _Running] = {}
+        self._threads = DaemonThreads()
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._acks: list[Outcome] = []
+        self._acks_ready = asyncio.Event()
+        self._acks_idle = asyncio.Event()
+        self._acks_idle.set()
+        self._crash: BaseException | None = None
+        self._side_tasks: list[asyncio.Task[None]] = []
+        self.processed = 0
+
+    # -- control ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop claiming; running jobs get `grace` seconds, then are released."""
+        if not self._stopping.is_set():
+            log.info("worker %s stopping", self.id)
+        self._stopping.set()
+        self._slot_freed.set()
+
+    @property
+    def running_jobs(self) -> list[str]:
+        return [job_id for job_id, _ in self._running]
+
+    async def run(self) -> None:
+        await self.app.open()
+        loop = asyncio.get_running_loop()
+        signals_installed = self._install_signals(loop)
+        wakeups = self.backend.notifier.subscribe(["wakeup"], maxsize=16)
+        await self._with_backend_retry(
+            lambda: self.backend.register_worker(
+                WorkerInfo(self.id, socket.gethostname(), os.getpid(), tuple(self.queues),
+                           self.concurrency)
+            )
+        )
+        log.info("worker %s started: queues=%s concurrency=%d", self.id, self.queues,
+                 self.concurrency)
+        self._side_tasks = [
+            self._supervise("heartbeat", self._heartbeat_loop),
+            self._supervise("rescue", self._rescue_loop),
+            self._supervise("acks", self._ack_loop),
+        ]
+        try:
+            await self._claim_loop(wakeups)
+        finally:
+            wakeups.close()
+            await self._shutdown()
+            if signals_installed:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        if self._crash is not None:
+            raise WorkerCrashedError(f"worker {self.id} stopped: {self._crash!r}") from self._crash
+
+    # -- the claim loop --------------------------------------------------------------------
+    async def _claim_loop(self, wakeups: Any) -> None:
+        quiet_rounds = 0
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                claim = await self.backend.claim(
+                    self.id, self.queues, min(free, self.batch_size), self.lease
+                )
+            except BackendUnavailableError as exc:
+                await self._pause_after(exc)
+                continue
+            if claim.jobs:
+                quiet_rounds = 0
+                self._start(claim.jobs)
+                continue
+            if self.burst:
+                if self._running:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                await self._acks_idle.wait()
+                quiet_rounds += 1
+                if quiet_rounds >= 2:  # nothing ready even after the last acks landed
+                    return
+                continue
+            timeout = self.poll_interval
+            if claim.next_run_at is not None:
+                timeout = max(0.0, min(timeout, claim.next_run_at - claim.now))
+            stop_wait = asyncio.ensure_future(self._stopping.wait())
+            wake_wait = asyncio.ensure_future(wakeups.wait(timeout))
+            await asyncio.wait((stop_wait, wake_wait), return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            wake_wait.cancel()
+            wakeups.drain()
+
+    def _start(self, jobs: list[ClaimedJob]) -> None:
+        loop = asyncio.get_running_loop()
+        changes = []
+        for job in jobs:
+            ctx = JobContext(
+                job_id=job.id, task=job.task, queue=job.queue, attempt=job.attempt,
+                max_attempts=job.max_attempts, write_progress=self._write_progress, loop=loop,
+            )
+            task = loop.create_task(self._run_one(job, ctx))
+            self._running[(job.id, job.attempt)] = _Running(job, ctx, task)
+            changes.append(Change(job.id, job.task, job.queue, "running", job.attempt,
+                                  {"worker": self.id}))
+        self.app.instrumentation.changed(changes)
+
+    async def _run_one(self, job: ClaimedJob, ctx: JobContext) -> None:
+        try:
+            outcome = await run_attempt(job, self.app.tasks.get(job.task), ctx, self._threads)
+        except asyncio.CancelledError:
+            # Cancelled with no reason recorded: the worker is being torn down hard.
+            outcome = Outcome("release", job, Release(job.id, job.attempt))
+        finally:
+            self._running.pop((job.id, job.attempt), None)
+            self._slot_freed.set()
+        self._acks.append(outcome)
+        self._acks_idle.clear()
+        self._acks_ready.set()
+
+    async def _write_progress(self, ctx: JobContext, progress: Progress) -> bool:
+        data = progress.to_json()
+        accepted = await self.backend.update_progress(ctx.job_id, ctx.attempt, codec.dumps(data))
+        if accepted:
+            self.app.instrumentation.changed(
+                [Change(ctx.job_id, ctx.task, ctx.queue, "running", ctx.attempt, None, data)]
+            )
+        return accepted
+
+    # -- acknowledgements ------------------------------------------------------------------
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._acks_ready.wait()
+            self._acks_ready.clear()
+            batch, self._acks = self._acks, []
+            if batch:
+                await self._with_backend_retry(lambda b=batch: self._write_outcomes(b))  # type: ignore[misc]
+            if not self._acks:
+                self._acks_idle.set()
+
+    async def _write_outcomes(self, batch: list[Outcome]) -> None:
+        completions = [o for o in batch if isinstance(o.write, Completion)]
+        failures = [o for o in batch if isinstance(o.write, Failure)]
+        releases = [o for o in batch if isinstance(o.write, Release)]
+        changes: list[Change] = []
+        wake: list[str] = []
+        for group, write in (
+            (completions, self.backend.complete),
+            (failures, self.backend.fail),
+            (releases, self.backend.release),
+        ):
+            if not group:
+                continue
+            accepted = await write([o.write for o in group])  # type: ignore[operator]
+            for outcome, ok in zip(group, accepted, strict=True):
+                if ok:
+                    change = _change_for(outcome)
+                    changes.append(change)
+                    if change.state in ("pending", "scheduled"):
+                        wake.append(outcome.job.queue)
+                else:
+                    log.warning(
+                        "job %s attempt %d: result discarded, the attempt no longer owns the job",
+                        outcome.job.id, outcome.job.attempt,
+                    )
+        for outcome in batch:
+            if outcome.kind == "abandon":
+                log.warning("job %s attempt %d abandoned: its lease was lost",
+                            outcome.job.id, outcome.job.attempt)
+        self.processed += len(batch)
+        self.app.instrumentation.changed(changes)
+        if wake:
+            self.app.instrumentation.wake(wake)
+
+    # -- side tasks ------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            # Judge only jobs claimed before this heartbeat was sent: the store saw them.
+            snapshot = dict(self._running)
+            try:
+                beat = await self.backend.heartbeat(self.id, self.lease)
+            except BackendUnavailableError as exc:
+                log.warning("heartbeat failed, will retry: %s", exc)
+                continue
+            for key, entry in snapshot.items():
+                if key not in self._running:
+                    continue
+                job_id, attempt = key
+                if beat.owned.get(job_id) != attempt:
+                    log.warning("job %s attempt %d lost its lease; abandoning it", job_id, attempt)
+                    entry.ctx._signal_cancel("lost")
+                    entry.task.cancel()
+                elif job_id in beat.cancel_requested:
+                    log.info("job %s cancel requested; cancelling attempt %d", job_id, attempt)
+                    entry.ctx._signal_cancel("cancelled")
+                    entry.task.cancel()
+
+    async def _rescue_loop(self) -> None:
+        while True:
+            try:
+                moved = await self.backend.rescue_expired(self.max_lost)
+            except BackendUnavailableError as exc:
+                log.warning("rescue of expired leases failed, will retry: %s", exc)
+                moved = []
+            if moved:
+                self.app.instrumentation.changed(
+                    Change(t.id, t.task, t.queue, t.state.value, t.attempt,
+                           {"reason": t.reason.value if t.reason else "worker_lost",
+                            "rescued": True})
+                    for t in moved
+                )
+                self.app.instrumentation.wake(
+                    t.queue for t in moved if t.state is JobState.PENDING
+                )
+            await asyncio.sleep(self.rescue_interval)
+
+    def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        async def guarded() -> None:
+            try:
+                await body()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                log.critical("worker %s: side task %r died: %r", self.id, name, exc,
+                             exc_info=exc)
+                self._crash = exc
+                self.stop()
+
+        return asyncio.get_running_loop().create_task(guarded(), name=f"backburner-{name}")
+
+    async def _with_backend_retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        delay = 0.1
+        while True:
+            try:
+                return await call()
+            except BackendUnavailableError as exc:
+                log.warning("backend unavailable, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _pause_after(self, exc: Exception) -> None:
+        log.warning("claim failed, backing off: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._stopping.wait()
+
+    # -- shutdown --------------------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        self._stopping.set()
+        tasks = [r.task for r in self._running.values()]
+        if tasks:
+            log.info("waiting up to %.1fs for %d running job(s)", self.grace, len(tasks))
+            await asyncio.wait(tasks, timeout=self.grace)
+        late = list(self._running.values())
+        for entry in late:
+            entry.ctx._signal_cancel("shutdown")
+            entry.task.cancel()
+        if late:
+            log.info("releasing %d job(s) still running after the grace period", len(late))
+            await asyncio.wait([e.task for e in late], timeout=5.0)
+        # Final acknowledgements: bounded, so a dead backend cannot keep us alive forever
+        # (unacknowledged jobs are recovered through lease expiry).
+        if self._acks and self._crash is None:
+            self._acks_ready.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10.0):
+                    await self._acks_idle.wait()
+        for side in self._side_tasks:
+            side.cancel()
+        await asyncio.gather(*self._side_tasks, return_exceptions=True)
+        if self._acks:
+            log.warning("%d acknowledgement(s) not written; those jobs will run again",
+                        len(self._acks))
+        with contextlib.suppress(BackendUnavailableError):
+            await self.backend.deregister_worker(self.id)
+        self._threads.shutdown()
+        log.info("worker %s stopped after %d job(s)", self.id, self.processed)
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> bool:
+        wanted = self.handle_signals
+        if wanted is None:
+            wanted = threading.current_thread() is threading.main_thread() and not self.burst
+        if not wanted:
+            return False
+        hits = {"count": 0}
+
+        def on_signal(signum: int) -> None:
+            hits["count"] += 1
+            if hits["count"] == 1:
+                log.info("received %s: graceful stop (grace %.0fs)",
+                         signal.Signals(signum).name, self.grace)
+                self.stop()
+            else:
+                log.warning("second signal: releasing running jobs now")
+                self.grace = 0
+                for entry in list(self._running.values()):
+                    entry.ctx._signal_cancel("shutdown")
+                    entry.task.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        return True
+
+
+def _change_for(outcome: Outcome) -> Change:
+    job = outcome.job
+    write = outcome.write
+    if isinstance(write, Completion):
+        return Change(job.id, job.task, job.queue, "completed", job.attempt)
+    if isinstance(write, Release):
+        return Change(job.id, job.task, job.queue, "pending", job.attempt, {"released": True})
+    assert isinstance(write, Failure)
+    if write.retry_in is not None:
+        return Change(job.id, job.task, job.queue, "scheduled", job.attempt,
+                      {"reason": write.reason.value, "retry_in": round(write.retry_in, 3),
+                       "error": write.error.get("type")})
+    state = "cancelled" if write.reason is FailureReason.CANCELLED else "failed"
+    return Change(job.id, job.task, job.queue, state, job.attempt,
+                  {"reason": write.reason.value, "error": write.error.get("type")})
+
+
