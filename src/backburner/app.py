@@ -85,15 +85,14 @@ class Backburner:
     def task(
         self,
         func: Callable[..., Any] | None = None,
-        /,
         *,
         name: str | None = None,
-        queue: str = UNSET,
-        priority: int = UNSET,
-        retries: int = UNSET,
-        backoff: Backoff | float = UNSET,
-        timeout: float | None = UNSET,
-        retry_on: type[BaseException] | Sequence[type[BaseException]] = UNSET,
+        queue: Any = UNSET,
+        priority: Any = UNSET,
+        retries: Any = UNSET,
+        backoff: Any = UNSET,
+        timeout: Any = UNSET,
+        retry_on: Any = UNSET,
     ) -> Task[Any, Any] | TaskDecorator:
         """Register a function as a task: `@app.task` or `@app.task(retries=5, timeout=30)`."""
         options = {

@@ -6,6 +6,7 @@ import asyncio
 import math
 import threading
 from collections.abc import Awaitable, Callable
+
 from backburner.errors import LeaseLostError
 from backburner.job import Progress
 

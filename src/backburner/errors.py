@@ -87,7 +87,7 @@ class BackendUnavailableError(BackendError):
     """
 
 
-class RetryLater(Exception):  # noqa: N818 - a request, not an error
+class RetryLater(Exception):
     """Raised by a task to be run again later; counts as one of the task's attempts."""
 
     def __init__(self, delay: float | None = None, reason: str | None = None) -> None:

@@ -87,7 +87,9 @@ class TaskSignature:
         for name, value in bound.arguments.items():
             param = self._params[name]
             if param.kind is inspect.Parameter.VAR_POSITIONAL:
-                out_args.extend(self._to_json(param, f"{name}[{i}]", v) for i, v in enumerate(value))
+                out_args.extend(
+                    self._to_json(param, f"{name}[{i}]", v) for i, v in enumerate(value)
+                )
             elif param.kind is inspect.Parameter.VAR_KEYWORD:
                 for key, v in value.items():
                     out_kwargs[key] = self._to_json(param, key, v)

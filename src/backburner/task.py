@@ -150,7 +150,9 @@ class Task(Generic[P, R]):
         (job,) = await self.app._insert(self, [self._new_job(_DEFAULT, args, kwargs)])
         return job
 
-    async def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]) -> list[Job[R]]:
+    async def enqueue_many(
+        self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[Job[R]]:
         """Store many jobs in one transaction (all or none). Each item is `task.call(...)`,
         a tuple of positional arguments, or a mapping of keyword arguments."""
         return await self._bound_enqueue_many(_DEFAULT, calls)

@@ -18,9 +18,9 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from backburner import codec
@@ -32,7 +32,7 @@ from backburner.backends.protocol import (
     WorkerInfo,
 )
 from backburner.context import JobContext
-from backburner.errors import BackendUnavailableError, BackburnerError, ConfigurationError
+from backburner.errors import BackburnerError, BackendUnavailableError, ConfigurationError
 from backburner.execution import Outcome, run_attempt
 from backburner.instrument import Change
 from backburner.job import FailureReason, JobState, Progress
@@ -242,7 +242,7 @@ class Worker:
             self._acks_ready.clear()
             batch, self._acks = self._acks, []
             if batch:
-                await self._with_backend_retry(lambda b=batch: self._write_outcomes(b))  # type: ignore[misc]
+                await self._with_backend_retry(partial(self._write_outcomes, batch))
             if not self._acks:
                 self._acks_idle.set()
 
@@ -252,14 +252,10 @@ class Worker:
         releases = [o for o in batch if isinstance(o.write, Release)]
         changes: list[Change] = []
         wake: list[str] = []
-        for group, write in (
-            (completions, self.backend.complete),
-            (failures, self.backend.fail),
-            (releases, self.backend.release),
-        ):
+        for group in (completions, failures, releases):
             if not group:
                 continue
-            accepted = await write([o.write for o in group])  # type: ignore[operator]
+            accepted = await self._write_group(group)
             for outcome, ok in zip(group, accepted, strict=True):
                 if ok:
                     change = _change_for(outcome)
@@ -279,6 +275,15 @@ class Worker:
         self.app.instrumentation.changed(changes)
         if wake:
             self.app.instrumentation.wake(wake)
+
+    async def _write_group(self, group: list[Outcome]) -> list[bool]:
+        writes = [o.write for o in group]
+        first = writes[0]
+        if isinstance(first, Completion):
+            return await self.backend.complete([w for w in writes if isinstance(w, Completion)])
+        if isinstance(first, Failure):
+            return await self.backend.fail([w for w in writes if isinstance(w, Failure)])
+        return await self.backend.release([w for w in writes if isinstance(w, Release)])
 
     # -- side tasks ------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:

@@ -115,7 +115,9 @@ class SQLiteConnection:
                 cached_statements=256,
             )
         except sqlite3.OperationalError as exc:
-            raise BackendUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
+            raise BackendUnavailableError(
+                f"cannot open SQLite database {self.path}: {exc}"
+            ) from exc
         conn.row_factory = sqlite3.Row
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":

@@ -1,0 +1,3 @@
+from backburner.cli import main
+
+main()

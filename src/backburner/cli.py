@@ -1,0 +1,282 @@
+"""The `backburner` command. Every option can also come from a BACKBURNER_* variable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from backburner._version import __version__
+from backburner.app import Backburner
+from backburner.errors import BackburnerError, ConfigurationError
+from backburner.job import JobRecord, JobState
+from backburner.loading import load_app
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    name="backburner",
+    help="Durable background jobs: run workers and inspect or steer jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+jobs_cli = typer.Typer(help="List, show, retry and cancel jobs.", no_args_is_help=True)
+cli.add_typer(jobs_cli, name="jobs")
+
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", envvar="BACKBURNER_APP", help="The app as module:attribute."),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", envvar="BACKBURNER_URL",
+                 help="Backend URL, e.g. sqlite:///jobs.db (instead of --app)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"backburner {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", envvar="BACKBURNER_LOG_LEVEL", help="Logging level.")
+    ] = "INFO",
+) -> None:
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        return await coro_fn()
+
+    try:
+        return asyncio.run(runner())
+    except BackburnerError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
+def _app(app: str | None, url: str | None) -> Backburner:
+    try:
+        if app:
+            return load_app(app)
+        if url:
+            return Backburner(url)
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.secho("error: give --app module:attribute or --url URL (or BACKBURNER_APP / "
+                "BACKBURNER_URL)", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@cli.command()
+def worker(
+    app: Annotated[str, typer.Argument(envvar="BACKBURNER_APP", help="module:attribute")],
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", envvar="BACKBURNER_CONCURRENCY", min=1)
+    ] = 10,
+    queue: Annotated[
+        list[str] | None,
+        typer.Option("--queue", "-q", envvar="BACKBURNER_QUEUES",
+                     help="Queue to serve, in priority order; repeat for several."),
+    ] = None,
+    burst: Annotated[
+        bool, typer.Option("--burst", envvar="BACKBURNER_BURST",
+                           help="Exit once no job is ready.")
+    ] = False,
+    lease: Annotated[float, typer.Option(envvar="BACKBURNER_LEASE", min=0.1)] = 30.0,
+    grace: Annotated[float, typer.Option(envvar="BACKBURNER_GRACE", min=0)] = 30.0,
+    max_lost: Annotated[int, typer.Option(envvar="BACKBURNER_MAX_LOST", min=1)] = 3,
+    batch_size: Annotated[int, typer.Option(envvar="BACKBURNER_BATCH_SIZE", min=1)] = 100,
+    poll_interval: Annotated[
+        float | None, typer.Option(envvar="BACKBURNER_POLL_INTERVAL", min=0.01)
+    ] = None,
+    uvloop: Annotated[
+        bool, typer.Option("--uvloop/--no-uvloop", envvar="BACKBURNER_UVLOOP",
+                           help="Use uvloop when installed.")
+    ] = True,
+) -> None:
+    """Run a worker process for the app's tasks."""
+    the_app = _app(app, None)
+    options: dict[str, Any] = {
+        "concurrency": concurrency, "burst": burst, "lease": lease, "grace": grace,
+        "max_lost": max_lost, "batch_size": batch_size, "handle_signals": True,
+    }
+    if queue:
+        options["queues"] = [q for item in queue for q in item.split(",") if q]
+    if poll_interval:
+        options["poll_interval"] = poll_interval
+    if uvloop:
+        try:
+            import uvloop as _uvloop
+
+            _uvloop.install()
+        except ImportError:
+            pass
+    _run(lambda: the_app.run_worker(**options))
+
+
+@cli.command()
+def migrate(app: AppOption = None, url: UrlOption = None) -> None:
+    """Create or upgrade the backend's schema."""
+    the_app = _app(app, url)
+
+    async def go() -> list[int]:
+        try:
+            return await the_app.backend.migrate()
+        finally:
+            await the_app.backend.close()
+
+    applied = _run(go)
+    typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+def _summary(record: JobRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "task": record.task,
+        "queue": record.queue,
+        "state": record.state.value,
+        "attempt": record.attempt,
+        "created_at": record.created_at.isoformat(),
+        "progress": record.progress.percent if record.progress else None,
+    }
+
+
+def _full(record: JobRecord) -> dict[str, Any]:
+    return {
+        **_summary(record),
+        "priority": record.priority,
+        "args": record.args,
+        "kwargs": record.kwargs,
+        "max_attempts": record.max_attempts,
+        "failures": record.failures,
+        "lost": record.lost,
+        "reason": record.reason.value if record.reason else None,
+        "result": record.result,
+        "progress": None if record.progress is None else {
+            **record.progress.to_json(), "percent": record.progress.percent},
+        "errors": [e.to_json() for e in record.errors],
+        "worker_id": record.worker_id,
+        "updated_at": record.updated_at.isoformat(),
+        "run_at": record.run_at.isoformat(),
+        "started_at": record.started_at.isoformat() if record.started_at else None,
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+    }
+
+
+@jobs_cli.command("list")
+def jobs_list(
+    app: AppOption = None,
+    url: UrlOption = None,
+    state: Annotated[list[str] | None, typer.Option("--state", "-s")] = None,
+    task: Annotated[str | None, typer.Option("--task", "-t")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    cursor: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, newest first."""
+    the_app = _app(app, url)
+    for s in state or []:
+        if s not in {m.value for m in JobState}:
+            raise typer.BadParameter(
+                f"{s!r} is not one of {', '.join(m.value for m in JobState)}",
+                param_hint="--state",
+            )
+
+    async def go() -> Any:
+        try:
+            return await the_app.list_jobs(
+                states=state or (), task=task, queue=queue, limit=limit, cursor=cursor
+            )
+        finally:
+            await the_app.close()
+
+    page = _run(go)
+    if as_json:
+        typer.echo(json.dumps({"jobs": [_summary(j) for j in page.jobs],
+                               "next_cursor": page.next_cursor}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "task", "queue", "state", "attempt", "progress", "created")
+    for j in page.jobs:
+        pct = f"{j.progress.percent:.0f}%" if j.progress and j.progress.percent is not None else ""
+        table.add_row(j.id, j.task, j.queue, j.state.value, str(j.attempt), pct,
+                      j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    Console(width=max(140, Console().width)).print(table)
+    if page.next_cursor:
+        typer.echo(f"more: --cursor {page.next_cursor}")
+
+
+def _one(app: str | None, url: str | None, job_id: str,
+         action: Callable[[Backburner], Awaitable[Any]]) -> Any:
+    the_app = _app(app, url)
+
+    async def go() -> Any:
+        try:
+            return await action(the_app)
+        finally:
+            await the_app.close()
+
+    return _run(go)
+
+
+@jobs_cli.command("show")
+def jobs_show(job_id: str, app: AppOption = None, url: UrlOption = None) -> None:
+    """Show everything known about one job (JSON)."""
+    record = _one(app, url, job_id, lambda a: a.get_job(job_id))
+    if record is None:
+        typer.secho(f"error: no job with id {job_id!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(_full(record), indent=2))
+
+
+@jobs_cli.command("retry")
+def jobs_retry(job_id: str, app: AppOption = None, url: UrlOption = None) -> None:
+    """Run a failed or cancelled job again."""
+    state = _one(app, url, job_id, lambda a: a.retry(job_id))
+    if state is not JobState.PENDING:
+        typer.secho(f"error: job {job_id} is {state.value}; only failed or cancelled jobs "
+                    "can be retried", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{job_id} pending")
+
+
+@jobs_cli.command("cancel")
+def jobs_cancel(job_id: str, app: AppOption = None, url: UrlOption = None) -> None:
+    """Cancel a waiting job, or ask the worker of a running one to stop it."""
+    state = _one(app, url, job_id, lambda a: a.cancel(job_id))
+    if state is JobState.RUNNING:
+        typer.echo(f"{job_id} running: cancellation requested")
+    elif state is JobState.CANCELLED:
+        typer.echo(f"{job_id} cancelled")
+    else:
+        typer.secho(f"error: job {job_id} is already {state.value}", fg=typer.colors.RED,
+                    err=True)
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    cli()

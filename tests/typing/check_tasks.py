@@ -1,0 +1,28 @@
+"""Checked by mypy in CI (see tests/test_typing.py): lines marked `# E:` must be errors."""
+
+from backburner import Backburner, JobContext
+
+app = Backburner("memory://")
+
+
+@app.task(retries=3, timeout=30)
+async def resize(path: str, width: int, ctx: JobContext) -> dict[str, bool]:
+    await ctx.progress(1, total=3, message="loading")
+    return {"ok": True}
+
+
+@app.task
+def send_email(to: str) -> None: ...
+
+
+async def use() -> None:
+    job = await resize.enqueue("a.png", width=200)
+    result: dict[str, bool] = await job.result(timeout=1)
+    await resize.options(delay=60, priority=5).enqueue("a.png", width=200)
+    await send_email.enqueue_many([send_email.call("a@x.io"), ("b@x.io",)])
+    await send_email.enqueue("a@x.io")
+    await resize.enqueue("a.png", width="x")  # E: arg-type
+    await send_email.enqueue(to=1)  # E: arg-type
+    await send_email.enqueue()  # E: call-arg
+    bad: int = await job.result()  # E: assignment
+    print(result, bad)
