@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from backburner import codec
 from backburner.backends.protocol import (
     Claim,
     ClaimedJob,
@@ -28,7 +27,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import error_entry
+from backburner.backends.records import error_entry, stored_json
 from backburner.errors import ConfigurationError
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
 from backburner.notify import LocalNotifier, Notifier
@@ -160,14 +159,17 @@ class MemoryBackend:
                         started_at=now,
                     )
                 )
-        next_run_at = None
-        if len(jobs) < limit:
-            live = [
-                s for s in self._scheduled
-                if (r := self._rows.get(s[2])) and r.state is JobState.SCHEDULED
-            ]
-            next_run_at = min(s[0] for s in live) if live else None
-        return Claim(jobs, now, next_run_at)
+        return Claim(jobs, now, self._next_run_at() if len(jobs) < limit else None)
+
+    def _next_run_at(self) -> float | None:
+        # Drop stale heap tops (cancelled or re-scheduled jobs) until a live one shows.
+        while self._scheduled:
+            run_at, _, job_id = self._scheduled[0]
+            row = self._rows.get(job_id)
+            if row and row.state is JobState.SCHEDULED and row.run_at == run_at:
+                return run_at
+            heapq.heappop(self._scheduled)
+        return None
 
     async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
         now = self._clock()
@@ -305,14 +307,14 @@ class MemoryBackend:
 
     # -- reads -----------------------------------------------------------------------------
     def _record(self, row: _Row) -> JobRecord:
-        progress = codec.loads(row.progress) if row.progress else None
+        progress = stored_json(row.progress, None)
         return JobRecord(
             id=row.id, task=row.task, queue=row.queue, priority=row.priority, state=row.state,
-            args=codec.loads(row.args), kwargs=codec.loads(row.kwargs), attempt=row.attempt,
+            args=stored_json(row.args, []), kwargs=stored_json(row.kwargs, {}), attempt=row.attempt,
             max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
             timeout=row.timeout,
             errors=tuple(AttemptError.from_json(e) for e in row.errors),
-            result=codec.loads(row.result) if row.result is not None else None,
+            result=stored_json(row.result, None),
             reason=FailureReason(row.reason) if row.reason else None,
             progress=Progress.from_json(progress),
             worker_id=row.worker_id, cancel_requested=row.cancel_requested,

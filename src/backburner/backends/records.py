@@ -9,7 +9,7 @@ from backburner import codec
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
 
 
-def _json_or(value: Any, default: Any) -> Any:
+def stored_json(value: Any, default: Any) -> Any:
     if value is None:
         return default
     if isinstance(value, (str, bytes)):
@@ -22,8 +22,8 @@ def _json_or(value: Any, default: Any) -> Any:
 
 
 def record_from_row(row: Mapping[str, Any]) -> JobRecord:
-    errors = _json_or(row["errors"], [])
-    progress = _json_or(row["progress"], None)
+    errors = stored_json(row["errors"], [])
+    progress = stored_json(row["progress"], None)
     reason = row["reason"]
     return JobRecord(
         id=row["id"],
@@ -31,15 +31,15 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
         queue=row["queue"],
         priority=int(row["priority"]),
         state=JobState(row["state"]),
-        args=_json_or(row["args"], []),
-        kwargs=_json_or(row["kwargs"], {}),
+        args=stored_json(row["args"], []),
+        kwargs=stored_json(row["kwargs"], {}),
         attempt=int(row["attempt"]),
         max_attempts=int(row["max_attempts"]),
         failures=int(row["failures"]),
         lost=int(row["lost"]),
         timeout=row["timeout"],
         errors=tuple(AttemptError.from_json(e) for e in errors if isinstance(e, dict)),
-        result=_json_or(row["result"], None),
+        result=stored_json(row["result"], None),
         reason=FailureReason(reason) if reason else None,
         progress=Progress.from_json(progress) if isinstance(progress, dict) else None,
         worker_id=row["worker_id"],
