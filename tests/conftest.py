@@ -35,10 +35,10 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 @pytest.fixture
-async def app(backend: Backend) -> AsyncIterator[Backburner]:
+async def app(backend: Backend) -> Backburner:
     application = Backburner(backend=backend, poll_interval=0.2)
     await application.open()
-    yield application
+    return application
 
 
 @pytest.fixture

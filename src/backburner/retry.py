@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -26,10 +27,15 @@ class Backoff:
 
     def nominal(self, retry: int) -> float:
         exponent = max(0, retry - 1)
-        # Cap the exponent before pow so a large retry count cannot overflow a float.
-        if self.factor > 1 and exponent > 1000:
+        if self.base == 0 or self.factor == 1:
+            return float(min(self.maximum, self.base))
+        # Compare in log space: factor ** exponent overflows a float long before it matters.
+        log_delay = math.log(self.base) + exponent * math.log(self.factor)
+        if self.maximum == 0 or log_delay >= math.log(self.maximum):
             return self.maximum
-        return float(min(self.maximum, self.base * self.factor**exponent))
+        if exponent * math.log(self.factor) < 700:  # factor ** exponent fits in a float
+            return float(min(self.maximum, self.base * self.factor**exponent))
+        return min(self.maximum, math.exp(log_delay))
 
     def delay(self, retry: int, rng: random.Random | None = None) -> float:
         nominal = self.nominal(retry)

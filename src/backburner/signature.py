@@ -9,6 +9,7 @@ worker and is never part of the payload.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,15 @@ _ANY_ADAPTER: TypeAdapter[Any] = TypeAdapter(Any)
 
 
 def _is_context(annotation: Any) -> bool:
+    """`JobContext`, `Annotated[JobContext, ...]` or `JobContext | None`."""
     if annotation is JobContext:
         return True
-    if typing.get_origin(annotation) is typing.Annotated:
-        return typing.get_args(annotation)[0] is JobContext
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _is_context(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(members) == 1 and _is_context(members[0])
     return False
 
 
@@ -69,6 +75,13 @@ class TaskSignature:
             params[p.name] = _Parameter(p.name, p.kind, _adapter(element), native)
         self._signature = full.replace(parameters=kept)
         self._params = params
+        # With *args present, parameters before it can only be given by position.
+        has_var_positional = any(p.kind is p.VAR_POSITIONAL for p in kept)
+        self._positional = {
+            p.name for p in kept
+            if p.kind is p.POSITIONAL_ONLY
+            or (has_var_positional and p.kind is p.POSITIONAL_OR_KEYWORD)
+        }
         returns = hints.get("return", Any)
         self.returns: TypeAdapter[Any] = _adapter(returns)
 
@@ -93,7 +106,7 @@ class TaskSignature:
             elif param.kind is inspect.Parameter.VAR_KEYWORD:
                 for key, v in value.items():
                     out_kwargs[key] = self._to_json(param, key, v)
-            elif param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            elif name in self._positional:
                 out_args.append(self._to_json(param, name, value))
             else:
                 out_kwargs[name] = self._to_json(param, name, value)
@@ -132,7 +145,7 @@ class TaskSignature:
             elif param.kind is inspect.Parameter.VAR_KEYWORD:
                 for key, v in value.items():
                     call_kwargs[key] = self._from_json(param, key, v)
-            elif param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            elif name in self._positional:
                 call_args.append(self._from_json(param, name, value))
             else:
                 call_kwargs[name] = self._from_json(param, name, value)

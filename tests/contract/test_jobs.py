@@ -24,6 +24,7 @@ from backburner import (
 from backburner.backends.protocol import NewJob
 from backburner.job import FailureReason
 
+
 class User(BaseModel):
     name: str
     age: int
@@ -84,13 +85,13 @@ async def test_enqueue_rejects_bad_arguments_naming_them(app: Backburner) -> Non
         await resize.enqueue("a.png", width="x")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentsError, match="width"):
         await resize.enqueue("a.png")  # type: ignore[call-arg]
-    with pytest.raises(InvalidArgumentsError, match="unexpected|got an unexpected"):
+    with pytest.raises(InvalidArgumentsError, match=r"unexpected|got an unexpected"):
         await resize.enqueue("a.png", 1, height=2)  # type: ignore[call-arg]
 
     @app.task
     async def anything(value: object) -> None: ...
 
-    with pytest.raises(InvalidArgumentsError, match="'value'.*JSON"):
+    with pytest.raises(InvalidArgumentsError, match=r"'value'.*JSON"):
         await anything.enqueue(object())
     with pytest.raises(InvalidArgumentsError):
         await resize.enqueue_many([("ok.png", 1), ("bad.png", "wide")])

@@ -1,0 +1,55 @@
+-- The current schema in full, for readers. tests/unit/test_sqlite_schema.py checks that
+-- applying every migration gives exactly this schema: change both together.
+-- Jobs: one row per job for its whole life. Times are epoch seconds (REAL) by the clock of
+-- the machine that holds the file, which every process sharing the file also reads.
+CREATE TABLE backburner_jobs (
+    seq              INTEGER PRIMARY KEY,          -- rowid: insertion order, FIFO tiebreak
+    id               TEXT    NOT NULL UNIQUE,
+    task             TEXT    NOT NULL,
+    queue            TEXT    NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,   -- higher runs first
+    state            TEXT    NOT NULL CHECK (state IN
+                       ('pending','scheduled','running','completed','failed','cancelled')),
+    args             TEXT    NOT NULL,             -- JSON array
+    kwargs           TEXT    NOT NULL,             -- JSON object
+    attempt          INTEGER NOT NULL DEFAULT 0,   -- claim counter = fencing token
+    max_attempts     INTEGER NOT NULL,
+    failures         INTEGER NOT NULL DEFAULT 0,
+    lost             INTEGER NOT NULL DEFAULT 0,
+    timeout          REAL,
+    errors           TEXT    NOT NULL DEFAULT '[]',-- JSON array, one object per bad attempt
+    result           TEXT,                         -- JSON
+    reason           TEXT,
+    progress         TEXT,                         -- JSON {current,total,message}
+    worker_id        TEXT,
+    lease_until      REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at       REAL    NOT NULL,
+    updated_at       REAL    NOT NULL,
+    run_at           REAL    NOT NULL,
+    started_at       REAL,
+    finished_at      REAL
+);
+
+-- The claim walks this index in order and stops after LIMIT rows: no sort, no scan.
+CREATE INDEX backburner_jobs_ready
+    ON backburner_jobs (queue, priority DESC, seq) WHERE state = 'pending';
+CREATE INDEX backburner_jobs_scheduled
+    ON backburner_jobs (run_at) WHERE state = 'scheduled';
+CREATE INDEX backburner_jobs_leases
+    ON backburner_jobs (lease_until) WHERE state = 'running';
+CREATE INDEX backburner_jobs_worker
+    ON backburner_jobs (worker_id) WHERE state = 'running';
+CREATE INDEX backburner_jobs_listing ON backburner_jobs (state, seq);
+CREATE INDEX backburner_jobs_task ON backburner_jobs (task, seq);
+
+CREATE TABLE backburner_workers (
+    id           TEXT PRIMARY KEY,
+    hostname     TEXT NOT NULL,
+    pid          INTEGER NOT NULL,
+    queues       TEXT NOT NULL,                    -- JSON array
+    concurrency  INTEGER NOT NULL,
+    started_at   REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    extra        TEXT NOT NULL DEFAULT '{}'
+);

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from backburner import Backburner, JobState, __version__
+from backburner.cli import cli
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/cli.db"
+
+
+def seed(url: str) -> dict[str, str]:
+    async def go() -> dict[str, str]:
+        async with Backburner(url) as app:
+
+            @app.task(retries=0)
+            async def boom() -> None:
+                raise RuntimeError("kaput")
+
+            @app.task
+            async def ok(n: int) -> int:
+                return n
+
+            failed = await boom.enqueue()
+            done = await ok.enqueue(1)
+            await app.run_worker(burst=True)
+            waiting = await ok.options(delay=600).enqueue(2)
+            return {"failed": failed.id, "done": done.id, "waiting": waiting.id}
+
+    return asyncio.run(go())
+
+
+def test_version() -> None:
+    result = runner.invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"backburner {__version__}"
+
+
+def test_jobs_list_show_retry_cancel(db: str) -> None:
+    ids = seed(db)
+    listed = runner.invoke(cli, ["jobs", "list", "--url", db, "--json"])
+    assert listed.exit_code == 0, listed.output
+    states = {j["id"]: j["state"] for j in json.loads(listed.output)["jobs"]}
+    assert states == {ids["failed"]: "failed", ids["done"]: "completed",
+                      ids["waiting"]: "scheduled"}
+
+    only_failed = runner.invoke(cli, ["jobs", "list", "--json", "--state", "failed"],
+                                env={"BACKBURNER_URL": db})
+    assert [j["id"] for j in json.loads(only_failed.output)["jobs"]] == [ids["failed"]]
+
+    shown = runner.invoke(cli, ["jobs", "show", ids["failed"], "--url", db])
+    detail = json.loads(shown.output)
+    assert detail["errors"][0]["message"] == "kaput"
+    assert detail["reason"] == "error"
+
+    assert runner.invoke(cli, ["jobs", "retry", ids["failed"], "--url", db]).exit_code == 0
+    refused = runner.invoke(cli, ["jobs", "retry", ids["done"], "--url", db])
+    assert refused.exit_code == 1
+    assert "only failed or cancelled" in refused.output
+
+    cancelled = runner.invoke(cli, ["jobs", "cancel", ids["waiting"], "--url", db])
+    assert cancelled.exit_code == 0 and "cancelled" in cancelled.output
+
+    async def state(job_id: str) -> JobState:
+        async with Backburner(db) as app:
+            record = await app.get_job(job_id)
+            assert record is not None
+            return record.state
+
+    assert asyncio.run(state(ids["failed"])) is JobState.PENDING
+    assert asyncio.run(state(ids["waiting"])) is JobState.CANCELLED
+
+
+def test_errors_are_reported_not_raised(db: str) -> None:
+    missing = runner.invoke(cli, ["jobs", "show", "nope", "--url", db])
+    assert missing.exit_code == 1 and "no job" in missing.output
+    no_target = runner.invoke(cli, ["jobs", "list"], env={"BACKBURNER_URL": None})
+    assert no_target.exit_code == 2 and "--app" in no_target.output
+    bad_state = runner.invoke(cli, ["jobs", "list", "--url", db, "--state", "weird"])
+    assert bad_state.exit_code == 2
+    bad_app = runner.invoke(cli, ["worker", "no_such_module:app"])
+    assert bad_app.exit_code == 2 and "cannot import" in bad_app.output
+    bad_url = runner.invoke(cli, ["migrate", "--url", "bogus://x"])
+    assert bad_url.exit_code == 2 and "unknown backend scheme" in bad_url.output
+
+
+def test_migrate_creates_the_schema(db: str) -> None:
+    first = runner.invoke(cli, ["migrate", "--url", db])
+    assert first.exit_code == 0 and "applied migrations: [1]" in first.output
+    again = runner.invoke(cli, ["migrate", "--url", db])
+    assert "up to date" in again.output

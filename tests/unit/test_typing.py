@@ -1,0 +1,37 @@
+"""Runs mypy (strict, with the backburner plugin) on tests/typing and checks that exactly the
+lines marked `# E: code` are errors, with that code."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TYPING = Path(__file__).parent.parent / "typing"
+
+
+@pytest.mark.timeout(300)
+def test_task_signatures_are_checked_by_mypy(tmp_path: Path) -> None:
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nstrict = True\nplugins = backburner.mypy\n")
+    files = sorted(TYPING.glob("*.py"))
+    run = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(config),
+         "--cache-dir", str(tmp_path / "cache"), *map(str, files)],
+        capture_output=True, text=True, check=False,
+    )
+    found = set()
+    for line in run.stdout.splitlines():
+        match = re.match(r"(.+?):(\d+): error: .*\[([\w-]+)\]$", line)
+        if match:
+            found.add((Path(match.group(1)).name, int(match.group(2)), match.group(3)))
+    expected = set()
+    for file in files:
+        for number, text in enumerate(file.read_text().splitlines(), 1):
+            marker = re.search(r"# E: ([\w-]+)", text)
+            if marker:
+                expected.add((file.name, number, marker.group(1)))
+    assert found == expected, run.stdout
