@@ -19,8 +19,9 @@ def test_context_parameter_is_left_out_wherever_it_stands() -> None:
     assert sig(f).context_parameter == "ctx"
     assert sig(f).encode((1,), {}) == ([], {"a": 1})
     assert sig(g).encode((1,), {}) == ([], {"a": 1})  # defaults are not stored
+    def h(c1: JobContext, c2: JobContext) -> None: ...
+
     with pytest.raises(TypeError, match="more than one"):
-        def h(c1: JobContext, c2: JobContext) -> None: ...
         sig(h)
 
 

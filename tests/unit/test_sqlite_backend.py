@@ -124,7 +124,7 @@ async def test_a_worker_in_another_process_is_woken_not_polled(tmp_path: Path) -
 
     await app.open()
     env = {**os.environ, "WAKE_DB": url, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
         [sys.executable, "-m", "backburner", "--log-level", "WARNING", "worker",
          "wake_app:app", "--poll-interval", "30"],
         cwd=tmp_path, env=env,

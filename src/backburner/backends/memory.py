@@ -65,7 +65,7 @@ class _Row:
 class MemoryBackend:
     def __init__(self, url: str = "memory://", clock: Callable[[], float] = time.time) -> None:
         self.url = url
-        self._clock = clock
+        self.clock = clock
         self._notifier = LocalNotifier()
         self._seq = itertools.count(1)
         self._rows: dict[str, _Row] = {}
@@ -113,7 +113,7 @@ class MemoryBackend:
 
     # -- transitions -----------------------------------------------------------------------
     async def insert(self, jobs: Sequence[NewJob]) -> None:
-        now = self._clock()
+        now = self.clock()
         for j in jobs:
             if j.id in self._rows:
                 raise ConfigurationError(f"duplicate job id {j.id}")
@@ -134,7 +134,7 @@ class MemoryBackend:
     async def claim(
         self, worker_id: str, queues: Sequence[str], limit: int, lease: float
     ) -> Claim:
-        now = self._clock()
+        now = self.clock()
         self._stage_due(now)
         jobs: list[ClaimedJob] = []
         for queue in queues:
@@ -172,7 +172,7 @@ class MemoryBackend:
         return None
 
     async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
-        now = self._clock()
+        now = self.clock()
         owned: dict[str, int] = {}
         cancel: set[str] = set()
         for row in self._rows.values():
@@ -190,11 +190,11 @@ class MemoryBackend:
         if row is None:
             return False
         row.progress = progress
-        row.updated_at = self._clock()
+        row.updated_at = self.clock()
         return True
 
     async def complete(self, items: Sequence[Completion]) -> list[bool]:
-        now = self._clock()
+        now = self.clock()
         accepted = []
         for item in items:
             row = self._owned(item.id, item.attempt)
@@ -207,7 +207,7 @@ class MemoryBackend:
         return accepted
 
     async def fail(self, items: Sequence[Failure]) -> list[bool]:
-        now = self._clock()
+        now = self.clock()
         accepted = []
         for item in items:
             row = self._owned(item.id, item.attempt)
@@ -230,7 +230,7 @@ class MemoryBackend:
         return accepted
 
     async def release(self, items: Sequence[Release]) -> list[bool]:
-        now = self._clock()
+        now = self.clock()
         accepted = []
         for item in items:
             row = self._owned(item.id, item.attempt)
@@ -246,7 +246,7 @@ class MemoryBackend:
         row = self._rows.get(job_id)
         if row is None:
             return None
-        now = self._clock()
+        now = self.clock()
         if row.state in (JobState.PENDING, JobState.SCHEDULED):
             row.state = JobState.CANCELLED
             row.reason = FailureReason.CANCELLED.value
@@ -261,7 +261,7 @@ class MemoryBackend:
         if row is None:
             return None
         if row.state in (JobState.FAILED, JobState.CANCELLED):
-            now = self._clock()
+            now = self.clock()
             row.failures = row.lost = 0
             row.reason = row.result = row.finished_at = row.worker_id = None
             row.cancel_requested = False
@@ -277,7 +277,7 @@ class MemoryBackend:
         return True
 
     async def rescue_expired(self, max_lost: int) -> list[Transition]:
-        now = self._clock()
+        now = self.clock()
         moved = []
         for row in list(self._rows.values()):
             if row.state is not JobState.RUNNING or (row.lease_until or now) >= now:
@@ -364,7 +364,7 @@ class MemoryBackend:
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:
-        now = self._clock()
+        now = self.clock()
         self._workers[info.id] = replace(info, started_at=now, heartbeat_at=now)
 
     async def deregister_worker(self, worker_id: str) -> None:
