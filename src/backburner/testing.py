@@ -17,7 +17,6 @@ import time
 from backburner.app import Backburner
 from backburner.backends.memory import MemoryBackend
 from backburner.errors import ConfigurationError
-from backburner.job import JobState
 
 __all__ = ["ManualClock", "MemoryBackend", "drain", "memory_backend"]
 
@@ -60,9 +59,8 @@ async def drain(
         clock = getattr(backend, "clock", None)
         if not isinstance(backend, MemoryBackend) or not isinstance(clock, ManualClock):
             raise ConfigurationError("run_scheduled needs a memory backend with a ManualClock")
-        waiting = await app.list_jobs(states=[JobState.SCHEDULED], limit=1000)
-        if not waiting.jobs:
+        earliest = backend.next_run_at()
+        if earliest is None:
             return processed
-        earliest = min(job.run_at.timestamp() for job in waiting.jobs)
         clock.advance(max(0.0, earliest - clock.now))
     raise RuntimeError(f"jobs were still scheduled after {max_rounds} rounds")

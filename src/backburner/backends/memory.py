@@ -159,9 +159,10 @@ class MemoryBackend:
                         started_at=now,
                     )
                 )
-        return Claim(jobs, now, self._next_run_at() if len(jobs) < limit else None)
+        return Claim(jobs, now, self.next_run_at() if len(jobs) < limit else None)
 
-    def _next_run_at(self) -> float | None:
+    def next_run_at(self) -> float | None:
+        """When the earliest scheduled job becomes due (None: none is scheduled)."""
         # Drop stale heap tops (cancelled or re-scheduled jobs) until a live one shows.
         while self._scheduled:
             run_at, _, job_id = self._scheduled[0]

@@ -135,10 +135,10 @@ class SQLiteBackend:
     async def list_jobs(
         self, filter: JobFilter, limit: int = 50, cursor: str | None = None
     ) -> JobPage:
-        return await self._db.run(_list_jobs, filter, limit, cursor)
+        return await self._db.run_in_thread(_list_jobs, filter, limit, cursor)
 
     async def counts(self) -> dict[tuple[str, JobState], int]:
-        return await self._db.run(_counts)
+        return await self._db.run_in_thread(_counts)
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:
@@ -152,7 +152,9 @@ class SQLiteBackend:
 
     # -- diagnostics -----------------------------------------------------------------------
     async def integrity_check(self) -> str:
-        return await self._db.run(lambda c: str(c.execute("PRAGMA integrity_check").fetchone()[0]))
+        return await self._db.run_in_thread(
+            lambda c: str(c.execute("PRAGMA integrity_check").fetchone()[0])
+        )
 
 
 # The functions below run on the connection's thread.
