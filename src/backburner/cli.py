@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from backburner import logs
 from backburner._version import __version__
 from backburner.app import Backburner
 from backburner.errors import BackburnerError, ConfigurationError
@@ -54,13 +54,17 @@ def main_options(
     log_level: Annotated[
         str, typer.Option("--log-level", envvar="BACKBURNER_LOG_LEVEL", help="Logging level.")
     ] = "INFO",
+    log_format: Annotated[
+        str, typer.Option("--log-format", envvar="BACKBURNER_LOG_FORMAT",
+                          help="text, or json: one object per line.")
+    ] = "text",
 ) -> None:
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    logs.configure(level, log_format)
 
 
 def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:

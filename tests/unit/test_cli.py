@@ -98,3 +98,15 @@ def test_migrate_creates_the_schema(db: str) -> None:
     assert first.exit_code == 0 and "applied migrations: [1]" in first.output
     again = runner.invoke(cli, ["migrate", "--url", db])
     assert "up to date" in again.output
+
+
+def test_json_logs_carry_the_transition_fields() -> None:
+    import logging
+
+    from backburner.logs import JSONFormatter
+
+    record = logging.LogRecord("backburner.jobs", logging.INFO, __file__, 1, "job %s", ("x",),
+                               None)
+    record.backburner = {"job_id": "x", "state": "completed", "attempt": 1}
+    line = json.loads(JSONFormatter().format(record))
+    assert line["job_id"] == "x" and line["state"] == "completed" and line["message"] == "job x"
