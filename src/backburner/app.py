@@ -200,6 +200,8 @@ class Backburner:
         if state is None:
             raise JobNotFoundError(job_id)
         record = await self.backend.get(job_id)
+        if state is JobState.RUNNING:
+            self.instrumentation.cancel_requested(job_id, record.queue if record else "default")
         if record is not None:
             self.instrumentation.changed(
                 [Change(job_id, record.task, record.queue, record.state.value, record.attempt,

@@ -61,3 +61,6 @@ class Instrumentation:
 
     def wake(self, queues: Iterable[str]) -> None:
         self.notifier.publish([Event("wakeup", q) for q in set(queues)])
+
+    def cancel_requested(self, job_id: str, queue: str) -> None:
+        self.notifier.publish([Event("cancel", queue, job_id)])

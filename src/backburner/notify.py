@@ -14,7 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-EventKind = Literal["wakeup", "job"]
+EventKind = Literal["wakeup", "job", "cancel"]
+"""wakeup: jobs may be ready in `queue`. job: a job changed (state or progress). cancel:
+the worker running `job_id` should stop it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,7 @@ class Event:
     @classmethod
     def from_json(cls, data: list[Any]) -> Event:
         kind, queue, job_id, task, state, attempt, progress = data
-        if kind not in ("wakeup", "job"):
+        if kind not in ("wakeup", "job", "cancel"):
             raise ValueError(f"unknown event kind {kind!r}")
         return cls(kind, str(queue), job_id, task, state, attempt, progress)
 
@@ -59,9 +61,7 @@ class Subscription:
         self.overflowed = False
 
     def wants(self, event: Event) -> bool:
-        return event.kind in self.kinds and (
-            self.job_id is None or event.job_id == self.job_id or event.kind == "wakeup"
-        )
+        return event.kind in self.kinds and (self.job_id is None or event.job_id == self.job_id)
 
     def _offer(self, event: Event) -> None:
         if len(self._events) == self._events.maxlen:

@@ -110,6 +110,8 @@ class Worker:
         self._threads = DaemonThreads()
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._wake = asyncio.Event()
+        """Set by the listener when jobs may be ready, and by `stop()`."""
         self._acks: list[Outcome] = []
         self._acks_ready = asyncio.Event()
         self._acks_idle = asyncio.Event()
@@ -125,6 +127,7 @@ class Worker:
             log.info("worker %s stopping", self.id)
         self._stopping.set()
         self._slot_freed.set()
+        self._wake.set()
 
     @property
     def running_jobs(self) -> list[str]:
@@ -134,7 +137,7 @@ class Worker:
         await self.app.open()
         loop = asyncio.get_running_loop()
         signals_installed = self._install_signals(loop)
-        wakeups = self.backend.notifier.subscribe(["wakeup"], maxsize=16)
+        self._signals = self.backend.notifier.subscribe(["wakeup", "cancel"], maxsize=1000)
         await self._with_backend_retry(
             lambda: self.backend.register_worker(
                 WorkerInfo(self.id, socket.gethostname(), os.getpid(), tuple(self.queues),
@@ -147,11 +150,12 @@ class Worker:
             self._supervise("heartbeat", self._heartbeat_loop),
             self._supervise("rescue", self._rescue_loop),
             self._supervise("acks", self._ack_loop),
+            self._supervise("listener", self._listen),
         ]
         try:
-            await self._claim_loop(wakeups)
+            await self._claim_loop()
         finally:
-            wakeups.close()
+            self._signals.close()
             await self._shutdown()
             if signals_installed:
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -160,7 +164,7 @@ class Worker:
             raise WorkerCrashedError(f"worker {self.id} stopped: {self._crash!r}") from self._crash
 
     # -- the claim loop --------------------------------------------------------------------
-    async def _claim_loop(self, wakeups: Any) -> None:
+    async def _claim_loop(self) -> None:
         quiet_rounds = 0
         while not self._stopping.is_set():
             free = self.concurrency - len(self._running)
@@ -168,6 +172,8 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            # Cleared before the claim, so a wake-up that arrives during it is not lost.
+            self._wake.clear()
             try:
                 claim = await self.backend.claim(
                     self.id, self.queues, min(free, self.batch_size), self.lease
@@ -192,12 +198,9 @@ class Worker:
             timeout = self.poll_interval
             if claim.next_run_at is not None:
                 timeout = max(0.0, min(timeout, claim.next_run_at - claim.now))
-            stop_wait = asyncio.ensure_future(self._stopping.wait())
-            wake_wait = asyncio.ensure_future(wakeups.wait(timeout))
-            await asyncio.wait((stop_wait, wake_wait), return_when=asyncio.FIRST_COMPLETED)
-            stop_wait.cancel()
-            wake_wait.cancel()
-            wakeups.drain()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _start(self, jobs: list[ClaimedJob]) -> None:
         loop = asyncio.get_running_loop()
@@ -308,6 +311,25 @@ class Worker:
                     log.info("job %s cancel requested; cancelling attempt %d", job_id, attempt)
                     entry.ctx._signal_cancel("cancelled")
                     entry.task.cancel()
+
+    async def _listen(self) -> None:
+        """Turn notifications into action: wake the claim loop, cancel a running attempt at
+        once instead of at the next heartbeat."""
+        while True:
+            await self._signals.wait(None)
+            for event in self._signals.drain():
+                if event.kind == "wakeup":
+                    if event.queue in self.queues:
+                        self._wake.set()
+                elif event.kind == "cancel" and event.job_id is not None:
+                    for (job_id, _), entry in list(self._running.items()):
+                        if job_id == event.job_id:
+                            log.info("job %s cancel requested; cancelling it", job_id)
+                            entry.ctx._signal_cancel("cancelled")
+                            entry.task.cancel()
+            if self._signals.overflowed:
+                self._signals.overflowed = False
+                self._wake.set()
 
     async def _rescue_loop(self) -> None:
         while True:

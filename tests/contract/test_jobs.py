@@ -256,7 +256,8 @@ async def test_cancel_pending_and_running_jobs(app: Backburner) -> None:
         await waiting.result(timeout=1)
 
     running = await long.enqueue()
-    worker = app.worker(concurrency=2, heartbeat_interval=0.05, handle_signals=False)
+    # Heartbeats are 10 s apart: the cancel request must arrive by notification.
+    worker = app.worker(concurrency=2, handle_signals=False)
     run = asyncio.create_task(worker.run())
     await asyncio.wait_for(started.wait(), 5)
     assert await running.cancel() is JobState.RUNNING

@@ -106,6 +106,11 @@ WORKER_APP = textwrap.dedent(
     @app.task(name="echo")
     async def echo(n: int) -> int:
         return n
+
+    @app.task(name="sleepy")
+    async def sleepy() -> None:
+        import asyncio
+        await asyncio.sleep(600)
     """
 )
 
@@ -122,6 +127,9 @@ async def test_a_worker_in_another_process_is_woken_not_polled(tmp_path: Path) -
     async def echo(n: int) -> int:
         return n
 
+    @app.task(name="sleepy")
+    async def sleepy() -> None: ...
+
     await app.open()
     env = {**os.environ, "WAKE_DB": url, "PYTHONPATH": str(tmp_path)}
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, not awaited
@@ -135,6 +143,12 @@ async def test_a_worker_in_another_process_is_woken_not_polled(tmp_path: Path) -
         for i in range(1, 6):
             job = await echo.enqueue(i)
             assert await job.result(timeout=10) == i
+        # A cancel request reaches the other process at once (heartbeats are 10 s apart).
+        long = await sleepy.enqueue()
+        while (await long.status()) is not JobState.RUNNING:
+            await asyncio.sleep(0.02)
+        assert await long.cancel() is JobState.RUNNING
+        assert (await long.wait(timeout=5)).state is JobState.CANCELLED
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
@@ -142,3 +156,4 @@ async def test_a_worker_in_another_process_is_woken_not_polled(tmp_path: Path) -
     async with Backburner(url) as check:
         page = await check.list_jobs(states=[JobState.COMPLETED])
         assert len(page.jobs) == 6
+        assert len((await check.list_jobs(states=[JobState.CANCELLED])).jobs) == 1

@@ -29,7 +29,8 @@ from backburner.notify import Event, EventKind, LocalNotifier, Subscription
 
 log = logging.getLogger("backburner.notify")
 
-_SUFFIX: dict[EventKind, str] = {"wakeup": ".wk", "job": ".ev"}
+# Workers listen for wake-ups and cancel requests on one socket; event readers on another.
+_SUFFIX: dict[EventKind, str] = {"wakeup": ".wk", "cancel": ".wk", "job": ".ev"}
 # Unix datagrams can be ~200 KiB here; stay well below the smallest common default.
 _MAX_DATAGRAM = 60_000
 
@@ -47,8 +48,9 @@ class DatagramNotifier(LocalNotifier):
         self.directory = socket_directory(database_path)
         self._pid = os.getpid()
         self._sender: socket.socket | None = None
-        self._receivers: dict[EventKind, tuple[socket.socket, str]] = {}
-        self._peers: dict[EventKind, tuple[int, list[str]]] = {}
+        self._receivers: dict[str, tuple[socket.socket, str]] = {}
+        """Socket suffix -> (socket, path)."""
+        self._peers: dict[str, tuple[int, list[str]]] = {}
 
     # -- receiving -------------------------------------------------------------------------
     def subscribe(
@@ -61,15 +63,16 @@ class DatagramNotifier(LocalNotifier):
 
     def _bind(self, kind: EventKind) -> None:
         self._forget_parent_sockets()
-        if kind in self._receivers:
+        suffix = _SUFFIX[kind]
+        if suffix in self._receivers:
             return
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        path = os.path.join(self.directory, f"{os.getpid()}-{os.urandom(4).hex()}{_SUFFIX[kind]}")
+        path = os.path.join(self.directory, f"{os.getpid()}-{os.urandom(4).hex()}{suffix}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
         sock.bind(path)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._receive, sock)
-        self._receivers[kind] = (sock, path)
+        self._receivers[suffix] = (sock, path)
 
     def _receive(self, sock: socket.socket) -> None:
         events: list[Event] = []
@@ -87,13 +90,13 @@ class DatagramNotifier(LocalNotifier):
         self._deliver_locally(events)
 
     async def close(self) -> None:
-        for kind, (sock, path) in list(self._receivers.items()):
+        for suffix, (sock, path) in list(self._receivers.items()):
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(sock.fileno())
             sock.close()
             with contextlib.suppress(OSError):
                 os.unlink(path)
-            del self._receivers[kind]
+            del self._receivers[suffix]
         if self._sender is not None:
             self._sender.close()
             self._sender = None
@@ -111,20 +114,19 @@ class DatagramNotifier(LocalNotifier):
     def publish(self, events: Sequence[Event]) -> None:
         self._deliver_locally(events)
         self._forget_parent_sockets()
-        for kind in ("wakeup", "job"):
-            chosen = [e.to_json() for e in events if e.kind == kind]
+        for suffix in (".wk", ".ev"):
+            chosen = [e.to_json() for e in events if _SUFFIX[e.kind] == suffix]
             if chosen:
-                self._send(kind, chosen)
+                self._send(suffix, chosen)
 
-    def _send(self, kind: EventKind, items: list[list[object]]) -> None:
-        peers = self._peer_paths(kind)
+    def _send(self, suffix: str, items: list[list[object]]) -> None:
+        peers = self._peer_paths(suffix)
         if not peers:
             return
-        own = self._receivers.get(kind)
-        own_path = own[1] if own else None
+        own_paths = {path for _, path in self._receivers.values()}
         for payload in _chunks(items):
             for path in peers:
-                if path == own_path:
+                if path in own_paths:
                     continue
                 self._send_one(path, payload)
 
@@ -143,21 +145,20 @@ class DatagramNotifier(LocalNotifier):
         except OSError as exc:
             log.debug("notification to %s dropped: %s", path, exc)
 
-    def _peer_paths(self, kind: EventKind) -> list[str]:
+    def _peer_paths(self, suffix: str) -> list[str]:
         try:
             mtime = os.stat(self.directory).st_mtime_ns
         except FileNotFoundError:
             return []
-        cached = self._peers.get(kind)
+        cached = self._peers.get(suffix)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        suffix = _SUFFIX[kind]
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             return []
         paths = [os.path.join(self.directory, n) for n in names if n.endswith(suffix)]
-        self._peers[kind] = (mtime, paths)
+        self._peers[suffix] = (mtime, paths)
         return paths
 
 
