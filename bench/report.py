@@ -1,0 +1,143 @@
+"""The results table (Markdown) and the machine description that goes with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import platform
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import BENCH_DIR
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    unit: str  # "jobs/s" (higher is better) or "ms" (lower is better)
+    backburner: float
+    huey: float | None = None
+    target: float | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.unit == "jobs/s"
+
+    def meets(self) -> bool | None:
+        if self.target is None or math.isnan(self.backburner):
+            return None
+        if self.higher_is_better:
+            return self.backburner >= self.target
+        return self.backburner <= self.target
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:,.0f}" if unit == "jobs/s" else f"{value:.2f}"
+
+
+def _target(row: Row) -> str:
+    if row.target is None:
+        return "—"
+    sign = "≥" if row.higher_is_better else "≤"
+    return f"{sign} {_number(row.target, row.unit)}"
+
+
+def _ratio(row: Row) -> str:
+    if row.huey is None or row.huey == 0 or math.isnan(row.backburner):
+        return "—"
+    return f"{row.backburner / row.huey:.2f}x"
+
+
+def table(rows: Sequence[Row]) -> str:
+    verdicts = {True: "yes", False: "**no**", None: "—"}
+    lines = [
+        "| Metric | Unit | Backburner | Huey | Backburner/Huey | Target | Meets target |",
+        "|---|---|---:|---:|---:|---:|:---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.metric} | {row.unit} | {_number(row.backburner, row.unit)} "
+            f"| {_number(row.huey, row.unit)} | {_ratio(row)} | {_target(row)} "
+            f"| {verdicts[row.meets()]} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    import huey  # type: ignore[import-untyped]
+
+    import backburner
+
+    return {
+        "Date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "Commit": _git("rev-parse", "--short", "HEAD") + (" (dirty)" if _dirty() else ""),
+        "CPU": f"{_cpu_model()}, {os.cpu_count()} cores",
+        "Memory": _memory(),
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+        "SQLite": sqlite3.sqlite_version,
+        "Backburner": backburner.__version__,
+        "Huey": huey.__version__,
+        "Temp dir (databases)": tempfile.gettempdir(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=BENCH_DIR, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _dirty() -> bool:
+    return bool(_git("status", "--porcelain", "--", "src"))
+
+
+def document(command: str, settings: dict[str, str], rows: Sequence[Row],
+             notes: Sequence[str]) -> str:
+    parts = [
+        "# Backburner benchmark results",
+        "",
+        f"Command: `{command}`",
+        "",
+        *(f"- **{k}**: {v}" for k, v in machine().items()),
+        "",
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
+        "",
+        table(rows),
+        "",
+        "Notes:",
+        "",
+        *(f"- {note}" for note in notes),
+        "",
+    ]
+    return "\n".join(parts)
