@@ -44,7 +44,8 @@ class JobContext:
         self._write_progress = write_progress
         self._loop = loop
         # A threading.Event, not an asyncio one: sync tasks poll it from their own thread.
-        self._cancelled = threading.Event()
+        # Made on first use: most jobs never look at it.
+        self._cancelled: threading.Event | None = None
         self._cancel_reason: str | None = None
 
     @property
@@ -76,7 +77,7 @@ class JobContext:
     def cancelled(self) -> bool:
         """True once the job was cancelled, timed out or the worker is shutting down past
         its grace period. Sync tasks should check it between steps and return early."""
-        return self._cancelled.is_set()
+        return self._cancel_reason is not None
 
     @property
     def cancel_reason(self) -> str | None:
@@ -85,7 +86,17 @@ class JobContext:
     def _signal_cancel(self, reason: str) -> None:
         if self._cancel_reason is None:
             self._cancel_reason = reason
-        self._cancelled.set()
+        if self._cancelled is not None:
+            self._cancelled.set()
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """For sync tasks: sleep up to `timeout` seconds, returning early (True) once the job
+        is cancelled. Use it instead of `time.sleep` between steps."""
+        if self._cancelled is None:
+            self._cancelled = threading.Event()
+            if self._cancel_reason is not None:
+                self._cancelled.set()
+        return self._cancelled.wait(timeout)
 
     def __repr__(self) -> str:
         return f"<JobContext {self.task} id={self.job_id} attempt={self.attempt}>"

@@ -75,6 +75,10 @@ class TaskSignature:
             params[p.name] = _Parameter(p.name, p.kind, _adapter(element), native)
         self._signature = full.replace(parameters=kept)
         self._params = params
+        self._required = any(
+            p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            for p in kept
+        )
         # With *args present, parameters before it can only be given by position.
         has_var_positional = any(p.kind is p.VAR_POSITIONAL for p in kept)
         self._positional = {
@@ -132,6 +136,8 @@ class TaskSignature:
             raise InvalidArgumentsError(
                 self.task_name, None, "stored arguments must be a JSON array and a JSON object"
             )
+        if not args and not kwargs and not self._required:
+            return [], {}  # nothing to bind (common for notification-style tasks)
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:

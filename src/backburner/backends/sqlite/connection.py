@@ -11,8 +11,8 @@ connection waits for the lock without stalling the event loop, retried with back
 callers get `BackendUnavailableError`.
 
 Checkpoints: the thread's connection checkpoints on its own commits; after every
-`_CHECKPOINT_EVERY` fast commits a passive checkpoint is run on the thread, so the WAL file
-stays bounded (and `journal_size_limit` truncates it).
+`_CHECKPOINT_EVERY` fast commits a checkpoint runs on the thread (see `_checkpoint`), so the
+WAL file is reset instead of growing (and `journal_size_limit` truncates it).
 
 Fork: connections and the thread belong to the process that made them. The pid is checked on
 every call; a child opens its own and never touches, or closes, the parent's.
@@ -21,6 +21,7 @@ every call; a child opens its own and never touches, or closes, the parent's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -44,7 +45,9 @@ _UNAVAILABLE = (
     "unable to open database",
     "disk full",
 )
-_CHECKPOINT_EVERY = 500
+_CHECKPOINT_EVERY = 200
+"""Fast-path commits between checkpoints: ~1000 WAL pages, SQLite's own default."""
+_WAL_RESTART_SIZE = 64 * 1024 * 1024
 
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
 
@@ -71,7 +74,8 @@ class SQLiteConnection:
         self._slow: sqlite3.Connection | None = None
         self._fast: sqlite3.Connection | None = None
         self._fast_thread: int | None = None
-        self._changes_at_checkpoint = 0
+        self._changes_seen = 0
+        self._commits_since_checkpoint = 0
         self._checkpointing = False
         # Connections inherited over fork are kept referenced so they are never closed here.
         self._inherited: list[sqlite3.Connection] = []
@@ -79,7 +83,7 @@ class SQLiteConnection:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(connection, *args)`; `fn` must be one complete transaction (or a read)."""
         self._check_process()
-        fast = self._fast_connection()
+        fast = None if self._checkpointing else self._fast_connection()
         if fast is not None:
             try:
                 result = fn(fast, *args)
@@ -139,6 +143,7 @@ class SQLiteConnection:
             self._slow = self._fast = None
             self._fast_thread = None
             self._executor = None
+            self._changes_seen = self._commits_since_checkpoint = 0
             self._pid = os.getpid()
 
     def _executor_for_this_process(self) -> ThreadPoolExecutor:
@@ -162,22 +167,33 @@ class SQLiteConnection:
         return conn
 
     def _after_fast_call(self, conn: sqlite3.Connection) -> None:
-        if conn.total_changes == self._changes_at_checkpoint:
+        changes = conn.total_changes
+        if changes == self._changes_seen:
             return
-        # total_changes grows with every row written; use it as a cheap write counter.
-        if conn.total_changes - self._changes_at_checkpoint >= _CHECKPOINT_EVERY:
-            self._changes_at_checkpoint = conn.total_changes
-            if not self._checkpointing:
-                self._checkpointing = True
-                self._executor_for_this_process().submit(self._checkpoint)
+        # A read changes nothing; anything else was one committed write transaction.
+        self._changes_seen = changes
+        self._commits_since_checkpoint += 1
+        if self._commits_since_checkpoint >= _CHECKPOINT_EVERY and not self._checkpointing:
+            self._commits_since_checkpoint = 0
+            self._checkpointing = True
+            self._executor_for_this_process().submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
+        """Runs on the thread. While it runs, this process's calls take the thread path and
+        queue behind it, so no commit of ours lands mid-checkpoint: it can backfill every
+        frame and the next write starts the WAL over instead of growing it. PASSIVE never
+        blocks other processes; if their writes kept the WAL from resetting and it grew past
+        the size limit, RESTART waits for them once."""
         try:
+            mode = "PASSIVE"
+            with contextlib.suppress(OSError):
+                if os.stat(self.path + "-wal").st_size > _WAL_RESTART_SIZE:
+                    mode = "RESTART"
             self._call_with_retries(
-                lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall(), ()
+                lambda c: c.execute(f"PRAGMA wal_checkpoint({mode})").fetchall(), ()
             )
         except Exception as exc:  # a skipped checkpoint is retried after the next batch
-            log.debug("passive checkpoint skipped: %s", exc)
+            log.debug("checkpoint skipped: %s", exc)
         finally:
             self._checkpointing = False
 

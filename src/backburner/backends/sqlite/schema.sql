@@ -31,17 +31,16 @@ CREATE TABLE backburner_jobs (
     finished_at      REAL
 );
 
--- The claim walks this index in order and stops after LIMIT rows: no sort, no scan.
+-- Every index is written on every state change, so there are few, and partial where they
+-- can be. The claim walks this one in order and stops after LIMIT rows: no sort, no scan.
 CREATE INDEX backburner_jobs_ready
     ON backburner_jobs (queue, priority DESC, seq) WHERE state = 'pending';
 CREATE INDEX backburner_jobs_scheduled
     ON backburner_jobs (run_at) WHERE state = 'scheduled';
-CREATE INDEX backburner_jobs_leases
-    ON backburner_jobs (lease_until) WHERE state = 'running';
-CREATE INDEX backburner_jobs_worker
+-- Heartbeats seek by worker; the rescue scans this small index (running jobs are bounded
+-- by the workers' total concurrency) instead of needing one of its own.
+CREATE INDEX backburner_jobs_running
     ON backburner_jobs (worker_id) WHERE state = 'running';
-CREATE INDEX backburner_jobs_listing ON backburner_jobs (state, seq);
-CREATE INDEX backburner_jobs_task ON backburner_jobs (task, seq);
 
 CREATE TABLE backburner_workers (
     id           TEXT PRIMARY KEY,
