@@ -145,10 +145,15 @@ class Backburner:
         await self.close()
 
     # -- jobs ------------------------------------------------------------------------------
-    async def _insert(self, task: Task[Any, R], jobs: list[NewJob]) -> list[Job[R]]:
+    async def _insert(
+        self, task: Task[Any, R], jobs: list[NewJob], connection: Any = None
+    ) -> list[Job[R]]:
         if not self._opened:
             await self.open()
-        await self.backend.insert(jobs)
+        if connection is None:
+            await self.backend.insert(jobs)
+        else:
+            await self.backend.insert(jobs, connection)
         now = time.time()
         handles = []
         changes = []

@@ -95,6 +95,7 @@ class EnqueueOptions:
     queue: str | None = None
     retries: int | None = None
     timeout: float | None = UNSET
+    connection: Any = None
 
 
 class Task(Generic[P, R]):
@@ -124,9 +125,12 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         retries: int | None = None,
         timeout: float | None = UNSET,
+        connection: Any = None,
     ) -> BoundTask[P, R]:
         """Per-enqueue options: `delay` (seconds or timedelta) or `at` (aware datetime),
-        `priority`, `queue`, `retries`, `timeout` (None: no limit)."""
+        `priority`, `queue`, `retries`, `timeout` (None: no limit), and `connection`: the
+        application's open transaction to enqueue in (PostgreSQL), so the job exists only if
+        that transaction commits."""
         if isinstance(delay, timedelta):
             delay = delay.total_seconds()
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not (
@@ -142,7 +146,9 @@ class Task(Generic[P, R]):
             retries if retries is not None else self.defaults.retries,
             None if timeout is UNSET else timeout,
         )
-        return BoundTask(self, EnqueueOptions(float(delay), at, priority, queue, retries, timeout))
+        return BoundTask(
+            self, EnqueueOptions(float(delay), at, priority, queue, retries, timeout, connection)
+        )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Store a job that calls this task with these arguments; returns its handle once it
@@ -182,7 +188,7 @@ class Task(Generic[P, R]):
             new_jobs.append(self._new_job(options, args, kwargs))
         if not new_jobs:
             return []
-        return await self.app._insert(self, new_jobs)
+        return await self.app._insert(self, new_jobs, options.connection)
 
     def _new_job(
         self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: Mapping[str, Any]
@@ -217,7 +223,7 @@ class BoundTask(Generic[P, R]):
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         job = self.task._new_job(self._options, args, kwargs)
-        (handle,) = await self.task.app._insert(self.task, [job])
+        (handle,) = await self.task.app._insert(self.task, [job], self._options.connection)
         return handle
 
     async def enqueue_many(
@@ -233,6 +239,7 @@ class BoundTask(Generic[P, R]):
             queue=changes.pop("queue", self._options.queue),
             retries=changes.pop("retries", self._options.retries),
             timeout=changes.pop("timeout", self._options.timeout),
+            connection=changes.pop("connection", self._options.connection),
         )
         if changes:
             raise ConfigurationError(f"unknown option(s): {', '.join(sorted(changes))}")

@@ -112,7 +112,11 @@ class MemoryBackend:
         return None
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob]) -> None:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+        if connection is not None:
+            raise ConfigurationError(
+                "enqueueing inside the application's transaction needs the PostgreSQL backend"
+            )
         now = self.clock()
         for j in jobs:
             if j.id in self._rows:

@@ -158,8 +158,12 @@ class Backend(Protocol):
         """Apply pending schema migrations; return the versions applied."""
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob]) -> None:
-        """Store new jobs, `pending` or `scheduled`, all or none."""
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+        """Store new jobs, `pending` or `scheduled`, all or none.
+
+        `connection`: the application's own open transaction (a driver connection or an
+        SQLAlchemy async session) to insert in, so the jobs exist only if it commits. Backends
+        that cannot join a caller's transaction raise ConfigurationError when it is given."""
 
     async def claim(
         self, worker_id: str, queues: Sequence[str], limit: int, lease: float

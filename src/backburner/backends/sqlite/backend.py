@@ -93,7 +93,11 @@ class SQLiteBackend:
         return await self._db.run(schema.migrate)
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob]) -> None:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+        if connection is not None:
+            raise ConfigurationError(
+                "enqueueing inside the application's transaction needs the PostgreSQL backend"
+            )
         await self._db.run(_insert, jobs)
 
     async def claim(
