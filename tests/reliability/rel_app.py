@@ -19,7 +19,7 @@ from backburner import Backburner, Backoff, JobContext, RetryLater
 Result = dict[str, int]
 
 FLAKY_BACKOFF = Backoff(base=0.5, factor=2.0, jitter=0.3)
-SLOW_BACKOFF = Backoff(base=2.5, factor=2.0, jitter=0.1)
+SLOW_BACKOFF = Backoff(base=4.0, factor=2.0, jitter=0.1)
 HANG_TIMEOUT = 1.0
 block_the_loop = time.sleep  # called from async code on purpose (rel.block)
 
@@ -50,12 +50,15 @@ def build_app(url: str) -> Backburner:
             await asyncio.sleep(first if ctx.attempt == 1 else later)
         return attempt_result(ctx)
 
-    @app.task(name="rel.block", retries=0)
-    async def block(first: float, later: float, ctx: JobContext) -> Result:
+    @app.task(name="rel.block", retries=3, backoff=Backoff(0.1, jitter=0))
+    async def block(first: float, later: float, fail_first: bool, ctx: JobContext) -> Result:
         """Blocks the worker's event loop (on purpose) for `first` seconds on attempt 1,
-        `later` seconds on any other: nothing else in that worker runs meanwhile."""
+        `later` seconds on any other: nothing else in that worker runs meanwhile. With
+        `fail_first`, attempt 1 then raises (a retryable failure) instead of returning."""
         with attempt_scope(ctx):
             block_the_loop(first if ctx.attempt == 1 else later)
+            if fail_first and ctx.attempt == 1:
+                raise ValueError("attempt 1 fails after blocking")
         return attempt_result(ctx)
 
     @app.task(name="rel.nap_sync", retries=0)
@@ -90,6 +93,16 @@ def build_app(url: str) -> Backburner:
         """Blocks its thread far past the timeout, ignoring `ctx.cancelled`."""
         with attempt_scope(ctx):
             time.sleep(seconds)
+
+    @app.task(name="rel.stubborn", retries=1, timeout=HANG_TIMEOUT, backoff=Backoff(0.2, jitter=0))
+    async def stubborn(cleanup: float, ctx: JobContext) -> None:
+        """Hangs, and when cancelled takes `cleanup` seconds before it gives in (a slow
+        `finally`, or code that swallows one CancelledError)."""
+        with attempt_scope(ctx):
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                await asyncio.sleep(cleanup)
 
     @app.task(name="rel.flaky", retries=3, backoff=FLAKY_BACKOFF)
     async def flaky(fail_until: int, ctx: JobContext) -> Result:

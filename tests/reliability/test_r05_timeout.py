@@ -3,7 +3,10 @@
 An async task that never returns and a sync task blocked in its thread far past the
 timeout: each attempt is cancelled within timeout + a few seconds, recorded with reason
 `timeout`, retried per its policy (retries=1: two attempts, then failed); the slot is freed,
-so other jobs keep running with concurrency=1 while a hung thread still sleeps."""
+so other jobs keep running with concurrency=1 while a hung thread still sleeps.
+
+The second test holds the same promise for a coroutine that is slow to honour its
+cancellation (a long `finally`)."""
 
 from __future__ import annotations
 
@@ -78,3 +81,37 @@ def test_hung_jobs_time_out_retry_and_free_their_slot(scenario: Scenario) -> Non
           f"{[round(c, 2) for c in cancel_after]} attempts=2x2 normal_jobs_completed="
           f"{len(normal)}/{len(normal)} with concurrency=1 in {elapsed:.1f}s "
           f"exit_with_hung_threads={stop_took:.2f}s")
+
+
+
+def test_a_task_slow_to_honour_cancellation_still_frees_its_slot(scenario: Scenario) -> None:
+    """Beyond the CI list: a hung coroutine whose cleanup, once cancelled, takes far longer
+    than the timeout (a slow `finally`, a swallowed CancelledError). Python cannot kill a
+    coroutine, but the worker need not wait for it: the attempt must be recorded as timed out
+    within timeout + a few seconds and its slot must serve other jobs meanwhile."""
+    cleanup = 20.0
+    bound = HANG_TIMEOUT + CANCEL_TOLERANCE
+
+    async def enqueue(app: Backburner) -> tuple[str, list[str]]:
+        stubborn = await app.get_task("rel.stubborn").enqueue(cleanup)
+        work = await app.get_task("rel.work").enqueue_many([(50,)] * 3)
+        return stubborn.id, [j.id for j in work]
+
+    stubborn, normal = scenario.with_app(enqueue)
+    scenario.pool.start(1, concurrency=1, lease=LEASE, grace=2)
+    scenario.wait_for(lambda: scenario.history().starts >= 1, 20, "the stubborn job to start")
+    (first,) = scenario.history().of(stubborn)
+
+    def others_done() -> bool:
+        states = scenario.records(normal).values()
+        return all(r is not None and r.state is JobState.COMPLETED for r in states)
+
+    done_at = scenario.wait_for(
+        others_done, bound + 5, f"the other jobs to get the slot (stubborn cleanup {cleanup}s)"
+    )
+    rec = scenario.record(stubborn)
+    assert rec.errors and rec.errors[0].reason is FailureReason.TIMEOUT, rec
+    recorded_after = rec.errors[0].at.timestamp() - first.start_wall
+    assert recorded_after <= bound, recorded_after
+    print(f"FIGURES R5b: stubborn timeout recorded after {recorded_after:.2f}s; other jobs "
+          f"done {done_at - first.start:.2f}s after it started (cleanup {cleanup}s)")

@@ -19,6 +19,7 @@ LEASE = 2.0
 # From the failure being recorded to the retry's first line: claim wake-up and task start.
 LATE_TOLERANCE = 0.75
 EARLY_TOLERANCE = 0.01  # clock resolution only: a retry must never start early
+LATER = 5.0  # RetryLater(delay) of the kill test; long enough to restart a worker in
 
 
 def _delay_bounds(backoff: Backoff, retry: int) -> tuple[float, float]:
@@ -92,7 +93,7 @@ def test_attempts_backoff_and_errors_follow_the_policy(scenario: Scenario) -> No
 def test_a_scheduled_retry_survives_a_worker_kill(scenario: Scenario) -> None:
     async def enqueue(app: Backburner) -> tuple[str, str]:
         backoff = (await app.get_task("rel.flaky_slow").enqueue(1)).id
-        later = (await app.get_task("rel.later").enqueue(3.0)).id
+        later = (await app.get_task("rel.later").enqueue(LATER)).id
         return backoff, later
 
     backoff_id, later_id = scenario.with_app(enqueue)
@@ -105,6 +106,7 @@ def test_a_scheduled_retry_survives_a_worker_kill(scenario: Scenario) -> None:
     scenario.wait_for(both_scheduled, 20, "both jobs to wait for their retry", every=0.02)
     scenario.pool.kill(worker)
     killed_at = scenario.pool.killed[worker.pid]
+    assert both_scheduled(), "the kill must land while the retries wait"
     scenario.pool.start(1, concurrency=4, lease=LEASE)
     scenario.wait_all_terminal(30)
 
@@ -115,7 +117,8 @@ def test_a_scheduled_retry_survives_a_worker_kill(scenario: Scenario) -> None:
     figures = []
     for job_id, reason, low, high in (
         (backoff_id, FailureReason.ERROR, *_delay_bounds(SLOW_BACKOFF, 1)),
-        (later_id, FailureReason.RETRY_REQUESTED, 3.0 - EARLY_TOLERANCE, 3.0 + LATE_TOLERANCE),
+        (later_id, FailureReason.RETRY_REQUESTED, LATER - EARLY_TOLERANCE,
+         LATER + LATE_TOLERANCE),
     ):
         rec = records[job_id]
         assert rec is not None and rec.state is JobState.COMPLETED, rec
