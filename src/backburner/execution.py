@@ -8,6 +8,7 @@ down. Retry policy lives here, not in the backends.
 from __future__ import annotations
 
 import asyncio
+import logging
 import traceback
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,6 +22,10 @@ from backburner.task import Task
 from backburner.threads import DaemonThreads
 
 _MAX_TRACEBACK = 32_000
+_STOP_GRACE = 2.0
+"""Seconds a cancelled or timed-out task gets to unwind before it is left behind."""
+
+log = logging.getLogger("backburner.worker")
 
 OutcomeKind = Literal["complete", "fail", "release", "abandon"]
 
@@ -60,19 +65,20 @@ async def run_attempt(
         kwargs[task.signature.context_parameter] = ctx
     timeout = job.timeout if job.timeout is not None else task.defaults.timeout
 
-    deadline: asyncio.Timeout | None = None
+    # The call runs as its own task, awaited through asyncio.wait, which never passes our
+    # own cancellation on to it. So a task that ignores or delays cancellation (a slow
+    # `finally`, a swallowed CancelledError, `shield`) still lets this attempt end within
+    # `_STOP_GRACE` of its timeout or cancel: its slot is freed, and whatever it writes later
+    # is fenced off.
+    if task.is_async:
+        call: asyncio.Future[Any] = asyncio.ensure_future(task.func(*args, **kwargs))
+    else:
+        call = asyncio.wrap_future(threads.submit(lambda: task.func(*args, **kwargs)))
     try:
-        if task.is_async:
-            call = task.func(*args, **kwargs)
-        else:
-            call = asyncio.wrap_future(threads.submit(lambda: task.func(*args, **kwargs)))
-        if timeout is None:  # the common case; a timeout context costs ~2 µs per job
-            value = await call
-        else:
-            async with asyncio.timeout(timeout) as deadline:
-                value = await call
+        done, _ = await asyncio.wait((call,), timeout=timeout)
     except asyncio.CancelledError:
         reason = ctx.cancel_reason
+        await _stop(call, job)
         if reason == "shutdown":
             return Outcome("release", job, Release(job.id, job.attempt))
         if reason == "lost":
@@ -81,16 +87,20 @@ async def run_attempt(
             error = {"type": "Cancelled", "message": "cancelled on request", "traceback": None}
             return _end(job, error, FailureReason.CANCELLED, counts=False)
         raise
-    except TimeoutError as exc:
-        if deadline is not None and deadline.expired():
-            # Sync tasks keep running in their thread; the flag lets them stop early.
-            ctx._signal_cancel("timeout")
-            error = {"type": "TimeoutError",
-                     "message": f"attempt ran past its {timeout or 0:g}s timeout",
-                     "traceback": None}
-            return _failed(job, task, error, FailureReason.TIMEOUT, None, retryable=True)
-        return _failed(job, task, describe(exc), FailureReason.ERROR, None,
-                       retryable=isinstance(exc, task.defaults.retry_on))
+    if not done:
+        # Sync tasks keep running in their thread; the flag lets them stop early.
+        ctx._signal_cancel("timeout")
+        await _stop(call, job)
+        error = {"type": "TimeoutError",
+                 "message": f"attempt ran past its {timeout or 0:g}s timeout",
+                 "traceback": None}
+        return _failed(job, task, error, FailureReason.TIMEOUT, None, retryable=True)
+    try:
+        value = call.result()
+    except asyncio.CancelledError:
+        # The task cancelled itself (or was cancelled from inside): not a success.
+        error = {"type": "Cancelled", "message": "the task was cancelled", "traceback": None}
+        return _failed(job, task, error, FailureReason.ERROR, None, retryable=True)
     except LeaseLostError:
         return Outcome("abandon", job, None)
     except RetryLater as exc:
@@ -107,6 +117,28 @@ async def run_attempt(
     except (TypeError, ValueError) as exc:
         return _end(job, describe(exc, False), FailureReason.ERROR)
     return Outcome("complete", job, Completion(job.id, job.attempt, result))
+
+
+async def _stop(call: asyncio.Future[Any], job: ClaimedJob) -> None:
+    """Cancel the call and give it a moment to unwind; past that, leave it behind."""
+    if call.done():
+        return
+    call.cancel()
+    done, _ = await asyncio.wait((call,), timeout=_STOP_GRACE)
+    if not done:
+        log.warning(
+            "job %s attempt %d: the task did not stop within %.0fs of being cancelled; "
+            "its slot is freed and anything it writes later is rejected",
+            job.id, job.attempt, _STOP_GRACE,
+        )
+        call.add_done_callback(_consume_result)
+    elif not call.cancelled():
+        call.exception()  # retrieved, so asyncio does not log "exception never retrieved"
+
+
+def _consume_result(call: asyncio.Future[Any]) -> None:
+    if not call.cancelled():
+        call.exception()
 
 
 def _failed(

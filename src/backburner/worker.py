@@ -393,6 +393,7 @@ class Worker:
             entry.task.cancel()
         if late:
             log.info("releasing %d job(s) still running after the grace period", len(late))
+            # run_attempt gives each its own short grace (execution._STOP_GRACE) and returns.
             await asyncio.wait([e.task for e in late], timeout=5.0)
         # Final acknowledgements: bounded, so a dead backend cannot keep us alive forever
         # (unacknowledged jobs are recovered through lease expiry).
