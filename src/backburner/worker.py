@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from backburner.app import Backburner
 
 log = logging.getLogger("backburner.worker")
+
+SUSPECT_PAUSE = 10.0
+"""Seconds a busy worker stops claiming so it can take a waiting suspect job alone."""
 
 
 class WorkerCrashedError(BackburnerError):
@@ -166,29 +170,43 @@ class Worker:
     # -- the claim loop --------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         quiet_rounds = 0
+        suspects_waiting = False
+        paused_since: float | None = None
         while not self._stopping.is_set():
             free = self.concurrency - len(self._running)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+            # A job that lost a worker runs alone, and nothing is claimed beside it.
+            solo = any(r.job.lost for r in self._running.values())
+            # Suspects wait for an idle worker: stop claiming for a while to become one.
+            if suspects_waiting and self._running and not solo:
+                paused_since = paused_since or time.monotonic()
+                waited = time.monotonic() - paused_since
+                if waited < SUSPECT_PAUSE:
+                    await self._wait_for_slot(SUSPECT_PAUSE - waited)
+                    continue
+            else:
+                paused_since = None
+            if free <= 0 or solo:
+                await self._wait_for_slot(None)
                 continue
             # Cleared before the claim, so a wake-up that arrives during it is not lost.
             self._wake.clear()
             try:
                 claim = await self.backend.claim(
-                    self.id, self.queues, min(free, self.batch_size), self.lease
+                    self.id, self.queues, min(free, self.batch_size), self.lease,
+                    alone=not self._running,
                 )
             except BackendUnavailableError as exc:
                 await self._pause_after(exc)
                 continue
+            suspects_waiting = claim.suspects_waiting
             if claim.jobs:
                 quiet_rounds = 0
+                paused_since = None
                 self._start(claim.jobs)
                 continue
             if self.burst:
                 if self._running:
-                    self._slot_freed.clear()
-                    await self._slot_freed.wait()
+                    await self._wait_for_slot(None)
                     continue
                 await self._acks_idle.wait()
                 quiet_rounds += 1
@@ -201,6 +219,12 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+
+    async def _wait_for_slot(self, timeout: float | None) -> None:
+        self._slot_freed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._slot_freed.wait()
 
     def _start(self, jobs: list[ClaimedJob]) -> None:
         loop = asyncio.get_running_loop()

@@ -369,3 +369,33 @@ async def test_graceful_stop_releases_jobs_past_the_grace_period(app: Backburner
     await asyncio.wait_for(run, 5)
     record = await job.info()
     assert record.state is JobState.PENDING and record.failures == 0 and record.lost == 0
+
+
+async def test_a_poison_job_does_not_take_its_neighbours_down(app: Backburner) -> None:
+    """Simulates a worker dying with three jobs leased: afterwards each runs alone, so the
+    innocent ones complete while the poison keeps dying until it fails `worker_lost`."""
+    ran: list[str] = []
+
+    @app.task
+    async def step(name: str) -> str:
+        ran.append(name)
+        return name
+
+    jobs = [await step.enqueue(n) for n in ("poison", "a", "b")]
+    backend = app.backend
+    claim = await backend.claim("doomed", ["default"], 10, 0.05)
+    assert len(claim.jobs) == 3
+    await asyncio.sleep(0.1)
+    await backend.rescue_expired(max_lost=3)
+    worker = app.worker(concurrency=10, handle_signals=False)
+    run = asyncio.create_task(worker.run())
+    try:
+        for job in jobs:
+            await job.result(timeout=5)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(run, 5)
+    assert sorted(ran) == ["a", "b", "poison"]
+    for job in jobs:
+        record = await job.info()
+        assert record.lost == 1 and record.attempt == 2

@@ -34,8 +34,10 @@ def new(
     )
 
 
-async def claim_one(backend: Backend, worker: str = "w1", lease: float = 30.0) -> tuple[str, int]:
-    claim = await backend.claim(worker, ["default"], 1, lease)
+async def claim_one(
+    backend: Backend, worker: str = "w1", lease: float = 30.0, alone: bool = False
+) -> tuple[str, int]:
+    claim = await backend.claim(worker, ["default"], 1, lease, alone=alone)
     assert len(claim.jobs) == 1
     return claim.jobs[0].id, claim.jobs[0].attempt
 
@@ -174,7 +176,8 @@ async def test_heartbeat_extends_own_leases_and_reports_cancel_requests(backend:
 async def test_rescue_expired_requeues_then_fails_worker_lost(backend: Backend) -> None:
     await backend.insert([new()])
     for round_ in range(1, 4):
-        job_id, attempt = await claim_one(backend, lease=0.05)
+        # after its first loss the job is a suspect, claimed only by an idle worker
+        job_id, attempt = await claim_one(backend, lease=0.05, alone=round_ > 1)
         assert attempt == round_
         await asyncio.sleep(0.1)
         moved = await backend.rescue_expired(max_lost=3)
@@ -189,6 +192,29 @@ async def test_rescue_expired_requeues_then_fails_worker_lost(backend: Backend) 
     assert record.reason is FailureReason.WORKER_LOST and record.lost == 3
     assert record.failures == 0
     assert [e.reason for e in record.errors] == [FailureReason.WORKER_LOST] * 3
+
+
+async def test_suspects_are_claimed_alone_by_idle_workers(backend: Backend) -> None:
+    poison, a, b = new(), new(), new()
+    await backend.insert([poison, a, b])
+    claim = await backend.claim("w1", ["default"], 3, 0.05)
+    assert len(claim.jobs) == 3 and not claim.suspects_waiting
+    await asyncio.sleep(0.1)
+    assert len(await backend.rescue_expired(max_lost=3)) == 3  # the worker died
+    # Never batched together again: a busy worker gets nothing, and learns suspects wait.
+    busy = await backend.claim("w2", ["default"], 10, 30)
+    assert busy.jobs == [] and busy.suspects_waiting
+    for expected in (poison, a, b):
+        solo = await backend.claim("w2", ["default"], 10, 30, alone=True)
+        assert [j.id for j in solo.jobs] == [expected.id]
+        assert solo.jobs[0].lost == 1
+    done = await backend.claim("w2", ["default"], 10, 30, alone=True)
+    assert done.jobs == [] and not done.suspects_waiting
+    # other queues are not held up by suspects
+    other = new(queue="other")
+    await backend.insert([other, new()])
+    mixed = await backend.claim("w3", ["default", "other"], 10, 30, alone=True)
+    assert len(mixed.jobs) == 2
 
 
 async def test_rescue_leaves_live_leases_alone(backend: Backend) -> None:

@@ -69,8 +69,10 @@ class MemoryBackend:
         self._notifier = LocalNotifier()
         self._seq = itertools.count(1)
         self._rows: dict[str, _Row] = {}
-        # per queue: heap of (-priority, seq, id); stale entries are skipped lazily
+        # per queue: heap of (-priority, seq, id); stale entries are skipped lazily.
+        # Jobs that lost a worker wait in a heap of their own (see Backend.claim).
         self._ready: dict[str, list[tuple[int, int, str]]] = {}
+        self._suspects: dict[str, list[tuple[int, int, str]]] = {}
         self._scheduled: list[tuple[float, int, str]] = []
         self._workers: dict[str, WorkerInfo] = {}
 
@@ -90,7 +92,26 @@ class MemoryBackend:
     # -- helpers ---------------------------------------------------------------------------
     def _make_ready(self, row: _Row) -> None:
         row.state = JobState.PENDING
-        heapq.heappush(self._ready.setdefault(row.queue, []), (-row.priority, row.seq, row.id))
+        heaps = self._suspects if row.lost else self._ready
+        heapq.heappush(heaps.setdefault(row.queue, []), (-row.priority, row.seq, row.id))
+
+    def _pop_ready(self, heap: list[tuple[int, int, str]], suspect: bool) -> _Row | None:
+        while heap:
+            _, _, job_id = heapq.heappop(heap)
+            row = self._rows.get(job_id)
+            # Skip stale entries: the job moved on, or changed heap since (retry resets lost).
+            if row is not None and row.state is JobState.PENDING and bool(row.lost) == suspect:
+                return row
+        return None
+
+    def _has_suspect(self, queue: str) -> bool:
+        heap = self._suspects.get(queue)
+        while heap:
+            row = self._rows.get(heap[0][2])
+            if row is not None and row.state is JobState.PENDING and row.lost:
+                return True
+            heapq.heappop(heap)
+        return False
 
     def _schedule(self, row: _Row, run_at: float) -> None:
         row.state = JobState.SCHEDULED
@@ -136,34 +157,45 @@ class MemoryBackend:
                 self._make_ready(row)
 
     async def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, lease: float
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        alone: bool = False,
     ) -> Claim:
         now = self.clock()
         self._stage_due(now)
+        if alone:
+            for queue in queues:
+                row = self._pop_ready(self._suspects.get(queue, []), suspect=True)
+                if row is not None:
+                    return Claim([self._take(row, worker_id, lease, now)], now, None, False)
         jobs: list[ClaimedJob] = []
         for queue in queues:
-            heap = self._ready.get(queue)
-            while heap and len(jobs) < limit:
-                _, _, job_id = heapq.heappop(heap)
-                row = self._rows.get(job_id)
-                if row is None or row.state is not JobState.PENDING:
-                    continue  # stale heap entry
-                row.state = JobState.RUNNING
-                row.attempt += 1
-                row.worker_id = worker_id
-                row.lease_until = now + lease
-                row.started_at = row.updated_at = now
-                row.cancel_requested = False
-                jobs.append(
-                    ClaimedJob(
-                        id=row.id, task=row.task, queue=row.queue, priority=row.priority,
-                        args=row.args, kwargs=row.kwargs, attempt=row.attempt,
-                        max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
-                        timeout=row.timeout, created_at=row.created_at, run_at=row.run_at,
-                        started_at=now,
-                    )
-                )
-        return Claim(jobs, now, self.next_run_at() if len(jobs) < limit else None)
+            heap = self._ready.get(queue, [])
+            while len(jobs) < limit:
+                row = self._pop_ready(heap, suspect=False)
+                if row is None:
+                    break
+                jobs.append(self._take(row, worker_id, lease, now))
+        suspects = any(self._has_suspect(q) for q in queues)
+        return Claim(jobs, now, self.next_run_at() if len(jobs) < limit else None, suspects)
+
+    def _take(self, row: _Row, worker_id: str, lease: float, now: float) -> ClaimedJob:
+        row.state = JobState.RUNNING
+        row.attempt += 1
+        row.worker_id = worker_id
+        row.lease_until = now + lease
+        row.started_at = row.updated_at = now
+        row.cancel_requested = False
+        return ClaimedJob(
+            id=row.id, task=row.task, queue=row.queue, priority=row.priority,
+            args=row.args, kwargs=row.kwargs, attempt=row.attempt,
+            max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
+            timeout=row.timeout, created_at=row.created_at, run_at=row.run_at,
+            started_at=now,
+        )
 
     def next_run_at(self) -> float | None:
         """When the earliest scheduled job becomes due (None: none is scheduled)."""

@@ -65,6 +65,9 @@ class Claim:
     """The backend's clock at the claim."""
     next_run_at: float | None
     """When the earliest scheduled job becomes due (None: nothing scheduled)."""
+    suspects_waiting: bool = False
+    """Ready jobs that lost a worker wait in these queues for a worker with nothing else
+    running (see `Backend.claim`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +169,21 @@ class Backend(Protocol):
         that cannot join a caller's transaction raise ConfigurationError when it is given."""
 
     async def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, lease: float
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        alone: bool = False,
     ) -> Claim:
         """Move up to `limit` due jobs to `running` under a lease, taking `queues` in order
-        and, within a queue, higher priority first, then oldest first."""
+        and, within a queue, higher priority first, then oldest first.
+
+        Suspects (`lost > 0`: a worker died while holding them) are never claimed together
+        with other jobs, so one poison job cannot take its neighbours down with it again.
+        With `alone=True` (the worker runs nothing else) the first suspect, if any, is
+        claimed by itself and nothing else is returned; otherwise only jobs with `lost = 0`
+        are claimed. `Claim.suspects_waiting` tells whether suspects are ready in `queues`."""
 
     async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
         """Extend the lease of every job this worker holds and refresh its worker row."""

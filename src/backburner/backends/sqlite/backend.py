@@ -101,9 +101,14 @@ class SQLiteBackend:
         await self._db.run(_insert, jobs)
 
     async def claim(
-        self, worker_id: str, queues: Sequence[str], limit: int, lease: float
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        alone: bool = False,
     ) -> Claim:
-        return await self._db.run(_claim, worker_id, list(queues), limit, lease)
+        return await self._db.run(_claim, worker_id, list(queues), limit, lease, alone)
 
     async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
         return await self._db.run(_heartbeat, worker_id, lease)
@@ -186,36 +191,48 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> None:
 
 
 def _claim(
-    conn: sqlite3.Connection, worker_id: str, queues: list[str], limit: int, lease: float
+    conn: sqlite3.Connection,
+    worker_id: str,
+    queues: list[str],
+    limit: int,
+    lease: float,
+    alone: bool,
 ) -> Claim:
     now = time.time()
     claimed: list[tuple[int, int, int, ClaimedJob]] = []
     next_run_at = None
+    suspects = False
     with WriteTransaction(conn):
         conn.execute(Q["stage_due"], {"now": now})
+        base = {"worker_id": worker_id, "lease": lease, "now": now}
+        if alone:
+            for queue in queues:
+                row = conn.execute(Q["claim_suspect"], {**base, "queue": queue}).fetchone()
+                if row is not None:
+                    return Claim([_claimed(row)], now, None, False)
         for position, queue in enumerate(queues):
             wanted = limit - len(claimed)
             if wanted <= 0:
                 break
-            params = {
-                "worker_id": worker_id,
-                "queue": queue,
-                "limit": wanted,
-                "lease": lease,
-                "now": now,
-            }
+            params = {**base, "queue": queue, "limit": wanted}
             for r in conn.execute(Q["claim_from_queue"], params):
-                job = ClaimedJob(
-                    id=r[0], task=r[1], queue=r[2], priority=r[3], args=r[4], kwargs=r[5],
-                    attempt=r[6], max_attempts=r[7], failures=r[8], lost=r[9], timeout=r[10],
-                    created_at=r[11], run_at=r[12], started_at=r[13],
-                )
-                claimed.append((position, -job.priority, r[14], job))
+                claimed.append((position, -r[3], r[14], _claimed(r)))
         if len(claimed) < limit:
             next_run_at = conn.execute(Q["next_run_at"]).fetchone()[0]
+        suspects = any(
+            conn.execute(Q["suspect_waiting"], {"queue": q}).fetchone() for q in queues
+        )
     # RETURNING gives no order guarantee; restore queue order, priority, then FIFO.
     claimed.sort(key=lambda item: item[:3])
-    return Claim([item[3] for item in claimed], now, next_run_at)
+    return Claim([item[3] for item in claimed], now, next_run_at, suspects)
+
+
+def _claimed(r: sqlite3.Row) -> ClaimedJob:
+    return ClaimedJob(
+        id=r[0], task=r[1], queue=r[2], priority=r[3], args=r[4], kwargs=r[5],
+        attempt=r[6], max_attempts=r[7], failures=r[8], lost=r[9], timeout=r[10],
+        created_at=r[11], run_at=r[12], started_at=r[13],
+    )
 
 
 def _heartbeat(conn: sqlite3.Connection, worker_id: str, lease: float) -> Heartbeat:

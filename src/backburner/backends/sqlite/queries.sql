@@ -15,19 +15,39 @@ UPDATE backburner_jobs SET state = 'pending', updated_at = :now
 WHERE state = 'scheduled' AND run_at <= :now;
 
 -- name: claim_from_queue
--- The subquery walks backburner_jobs_ready in order and stops at :limit.
+-- The subquery walks backburner_jobs_ready in order and stops at :limit. Jobs that lost a
+-- worker (lost > 0) are left to claim_suspect.
 UPDATE backburner_jobs
 SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
     lease_until = :now + :lease, started_at = :now, updated_at = :now,
     cancel_requested = 0
 WHERE seq IN (
     SELECT seq FROM backburner_jobs
-    WHERE state = 'pending' AND queue = :queue
+    WHERE state = 'pending' AND lost = 0 AND queue = :queue
     ORDER BY priority DESC, seq
     LIMIT :limit
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
           timeout, created_at, run_at, started_at, seq;
+
+-- name: claim_suspect
+-- One job that lost a worker, for a worker that runs nothing else: if it is a poison job it
+-- takes only itself down next time.
+UPDATE backburner_jobs
+SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
+    lease_until = :now + :lease, started_at = :now, updated_at = :now,
+    cancel_requested = 0
+WHERE seq = (
+    SELECT seq FROM backburner_jobs
+    WHERE state = 'pending' AND lost > 0 AND queue = :queue
+    ORDER BY priority DESC, seq
+    LIMIT 1
+)
+RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
+          timeout, created_at, run_at, started_at, seq;
+
+-- name: suspect_waiting
+SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND queue = :queue LIMIT 1;
 
 -- name: next_run_at
 SELECT min(run_at) FROM backburner_jobs WHERE state = 'scheduled';

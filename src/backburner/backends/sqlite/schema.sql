@@ -34,7 +34,10 @@ CREATE TABLE backburner_jobs (
 -- Every index is written on every state change, so there are few, and partial where they
 -- can be. The claim walks this one in order and stops after LIMIT rows: no sort, no scan.
 CREATE INDEX backburner_jobs_ready
-    ON backburner_jobs (queue, priority DESC, seq) WHERE state = 'pending';
+    ON backburner_jobs (queue, priority DESC, seq) WHERE state = 'pending' AND lost = 0;
+-- Ready jobs that lost a worker: claimed one at a time by an idle worker (see claim_suspect).
+CREATE INDEX backburner_jobs_suspects
+    ON backburner_jobs (queue, priority DESC, seq) WHERE state = 'pending' AND lost > 0;
 CREATE INDEX backburner_jobs_scheduled
     ON backburner_jobs (run_at) WHERE state = 'scheduled';
 -- Heartbeats seek by worker; the rescue scans this small index (running jobs are bounded
