@@ -77,16 +77,14 @@ async def run_attempt(
     try:
         done, _ = await asyncio.wait((call,), timeout=timeout)
     except asyncio.CancelledError:
-        reason = ctx.cancel_reason
-        await _stop(call, job)
-        if reason == "shutdown":
-            return Outcome("release", job, Release(job.id, job.attempt))
-        if reason == "lost":
-            return Outcome("abandon", job, None)
-        if reason == "cancelled":
-            error = {"type": "Cancelled", "message": "cancelled on request", "traceback": None}
-            return _end(job, error, FailureReason.CANCELLED, counts=False)
-        raise
+        if not call.done():
+            outcome = await _cancelled(call, job, ctx)
+            if outcome is not None:
+                return outcome
+            raise
+        # It finished before the cancellation reached us: record what it did (a fenced
+        # write is rejected anyway if the lease was lost).
+        done = {call}
     if not done:
         # Sync tasks keep running in their thread; the flag lets them stop early.
         ctx._signal_cancel("timeout")
@@ -107,8 +105,8 @@ async def run_attempt(
         return _failed(job, task, describe(exc, False), FailureReason.RETRY_REQUESTED,
                        exc.delay, retryable=True)
     except Exception as exc:
-        if ctx.cancel_reason == "lost":
-            return Outcome("abandon", job, None)
+        # Even when the lease was lost meanwhile, the write is attempted: fencing in the
+        # store rejects it, and that rejection is what proves a zombie can do no harm.
         return _failed(job, task, describe(exc), FailureReason.ERROR, None,
                        retryable=isinstance(exc, task.defaults.retry_on))
 
@@ -119,9 +117,27 @@ async def run_attempt(
     return Outcome("complete", job, Completion(job.id, job.attempt, result))
 
 
+async def _cancelled(
+    call: asyncio.Future[Any], job: ClaimedJob, ctx: JobContext
+) -> Outcome | None:
+    """The attempt was cancelled from outside: stop the call, say what that means for the job
+    (None: no reason was recorded, the worker itself is being torn down)."""
+    reason = ctx.cancel_reason
+    await _stop(call, job)
+    if reason == "shutdown":
+        return Outcome("release", job, Release(job.id, job.attempt))
+    if reason == "lost":
+        return Outcome("abandon", job, None)
+    if reason == "cancelled":
+        error = {"type": "Cancelled", "message": "cancelled on request", "traceback": None}
+        return _end(job, error, FailureReason.CANCELLED, counts=False)
+    return None
+
+
 async def _stop(call: asyncio.Future[Any], job: ClaimedJob) -> None:
     """Cancel the call and give it a moment to unwind; past that, leave it behind."""
     if call.done():
+        _consume_result(call)
         return
     call.cancel()
     done, _ = await asyncio.wait((call,), timeout=_STOP_GRACE)
