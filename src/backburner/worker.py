@@ -356,12 +356,20 @@ class Worker:
                 self._wake.set()
 
     async def _rescue_loop(self) -> None:
+        """Housekeeping, on the elected leader only: one worker sweeps, not all of them."""
+        leading = False
         while True:
+            moved = []
             try:
-                moved = await self.backend.rescue_expired(self.max_lost)
+                now_leading = await self.backend.lead(self.id, self.rescue_interval * 2)
+                if now_leading != leading:
+                    log.info("worker %s %s housekeeping", self.id,
+                             "now leads" if now_leading else "no longer leads")
+                    leading = now_leading
+                if leading:
+                    moved = await self.backend.rescue_expired(self.max_lost)
             except BackendUnavailableError as exc:
-                log.warning("rescue of expired leases failed, will retry: %s", exc)
-                moved = []
+                log.warning("housekeeping failed, will retry: %s", exc)
             if moved:
                 self.app.instrumentation.changed(
                     Change(t.id, t.task, t.queue, t.state.value, t.attempt,
@@ -433,6 +441,7 @@ class Worker:
             log.warning("%d acknowledgement(s) not written; those jobs will run again",
                         len(self._acks))
         with contextlib.suppress(BackendUnavailableError):
+            await self.backend.resign(self.id)
             await self.backend.deregister_worker(self.id)
         self._threads.shutdown()
         log.info("worker %s stopped after %d job(s)", self.id, self.processed)

@@ -327,3 +327,16 @@ async def test_notifier_delivers_wakeups_to_subscribers(backend: Backend) -> Non
         backend.notifier.publish([Event("wakeup", "default")])
         assert await sub.wait(1.0)
         assert [e.queue for e in sub.drain()] == ["default"]
+
+
+async def test_one_housekeeping_leader_at_a_time(backend: Backend) -> None:
+    assert await backend.lead("w1", 0.3)
+    assert not await backend.lead("w2", 0.3)
+    assert await backend.lead("w1", 0.3)  # renewal
+    await asyncio.sleep(0.4)
+    assert await backend.lead("w2", 0.3)  # w1 lapsed
+    assert not await backend.lead("w1", 0.3)
+    await backend.resign("w2")
+    assert await backend.lead("w1", 0.3)  # at once after a resignation
+    await backend.resign("w2")  # not the holder: nothing happens
+    assert not await backend.lead("w3", 0.3)

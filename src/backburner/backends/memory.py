@@ -75,6 +75,7 @@ class MemoryBackend:
         self._suspects: dict[str, list[tuple[int, int, str]]] = {}
         self._scheduled: list[tuple[float, int, str]] = []
         self._workers: dict[str, WorkerInfo] = {}
+        self._leader: tuple[str, float] | None = None
 
     @property
     def notifier(self) -> Notifier:
@@ -398,6 +399,18 @@ class MemoryBackend:
             key = (row.queue, row.state)
             result[key] = result.get(key, 0) + 1
         return result
+
+    # -- housekeeping leader ---------------------------------------------------------------
+    async def lead(self, worker_id: str, ttl: float) -> bool:
+        now = self.clock()
+        if self._leader is None or self._leader[0] == worker_id or self._leader[1] < now:
+            self._leader = (worker_id, now + ttl)
+            return True
+        return False
+
+    async def resign(self, worker_id: str) -> None:
+        if self._leader is not None and self._leader[0] == worker_id:
+            self._leader = None
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:

@@ -220,6 +220,15 @@ class Backend(Protocol):
     async def counts(self) -> dict[tuple[str, JobState], int]:
         """Number of jobs per (queue, state)."""
 
+    # -- housekeeping leader ---------------------------------------------------------------
+    async def lead(self, worker_id: str, ttl: float) -> bool:
+        """Become, or stay, the one worker that runs housekeeping (rescue of expired leases)
+        for the next `ttl` seconds by the store's clock. True while this worker leads; another
+        worker takes over once the leader stops renewing."""
+
+    async def resign(self, worker_id: str) -> None:
+        """Give up leadership now (graceful shutdown), so another worker takes over at once."""
+
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None: ...
 

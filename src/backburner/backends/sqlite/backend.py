@@ -149,6 +149,13 @@ class SQLiteBackend:
     async def counts(self) -> dict[tuple[str, JobState], int]:
         return await self._db.run_in_thread(_counts)
 
+    # -- housekeeping leader ---------------------------------------------------------------
+    async def lead(self, worker_id: str, ttl: float) -> bool:
+        return await self._db.run(_lead, worker_id, ttl)
+
+    async def resign(self, worker_id: str) -> None:
+        await self._db.run(_resign, worker_id)
+
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:
         await self._db.run(_register_worker, info)
@@ -378,6 +385,19 @@ def _list_jobs(
 
 def _counts(conn: sqlite3.Connection) -> dict[tuple[str, JobState], int]:
     return {(r[0], JobState(r[1])): r[2] for r in conn.execute(Q["counts"])}
+
+
+def _lead(conn: sqlite3.Connection, worker_id: str, ttl: float) -> bool:
+    now = time.time()
+    with WriteTransaction(conn):
+        conn.execute(Q["lead"], {"worker_id": worker_id, "until": now + ttl, "now": now})
+        row = conn.execute(Q["leader"]).fetchone()
+    return row is not None and row[0] == worker_id
+
+
+def _resign(conn: sqlite3.Connection, worker_id: str) -> None:
+    with WriteTransaction(conn):
+        conn.execute(Q["resign"], {"worker_id": worker_id})
 
 
 def _register_worker(conn: sqlite3.Connection, info: WorkerInfo) -> None:

@@ -155,3 +155,15 @@ DELETE FROM backburner_workers WHERE heartbeat_at < :before;
 -- name: list_workers
 SELECT id, hostname, pid, queues, concurrency, started_at, heartbeat_at, extra
 FROM backburner_workers ORDER BY started_at;
+
+-- name: lead
+-- Take the lead if nobody holds it, it lapsed, or we hold it already; then say who holds it.
+INSERT INTO backburner_leader (name, holder, until) VALUES ('housekeeping', :worker_id, :until)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+WHERE backburner_leader.holder = excluded.holder OR backburner_leader.until < :now;
+
+-- name: leader
+SELECT holder FROM backburner_leader WHERE name = 'housekeeping';
+
+-- name: resign
+DELETE FROM backburner_leader WHERE name = 'housekeeping' AND holder = :worker_id;

@@ -53,3 +53,10 @@ CREATE TABLE backburner_workers (
     heartbeat_at REAL NOT NULL,
     extra        TEXT NOT NULL DEFAULT '{}'
 );
+
+-- The one worker that runs housekeeping; `until` is renewed while it lives.
+CREATE TABLE backburner_leader (
+    name   TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  REAL NOT NULL
+);
