@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 from rel_harness import Scenario
+from services import SERVER_BACKENDS
+
+ALL_KINDS = ["sqlite", *SERVER_BACKENDS]
+"""For `@pytest.mark.parametrize("scenario", ALL_KINDS, indirect=True)`."""
 
 
 @pytest.fixture
@@ -28,8 +32,10 @@ def rng(seed: int) -> random.Random:
 
 
 @pytest.fixture
-def scenario(tmp_path: Path, seed: int) -> Iterator[Scenario]:
-    run = Scenario(tmp_path, seed)
+def scenario(tmp_path: Path, seed: int, request: pytest.FixtureRequest) -> Iterator[Scenario]:
+    """SQLite unless the test is parametrised with `kind` (see ALL_KINDS)."""
+    kind = getattr(request, "param", "sqlite")
+    run = Scenario(tmp_path, seed, kind)
     try:
         yield run
     finally:

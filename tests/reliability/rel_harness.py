@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from services import backend_url
+
 from backburner import Backburner, JobContext, JobRecord, JobState, LeaseLostError
 from backburner.backends.sqlite.datagrams import socket_directory
 
@@ -411,16 +413,17 @@ class WorkerPool:
 class Scenario:
     """One reliability run: its own database, history file, environment and workers."""
 
-    def __init__(self, directory: Path, seed: int) -> None:
+    def __init__(self, directory: Path, seed: int, kind: str = "sqlite") -> None:
         self.directory = directory
         self.seed = seed
+        self.kind = kind
         self.db_path = directory / "jobs.db"
-        self.url = f"sqlite:///{self.db_path}"
+        self.url = backend_url(kind, directory)
         self.history_path = directory / "history.jsonl"
         self.marker_dir = directory / "markers"
         self.marker_dir.mkdir()
         python_path = os.pathsep.join(
-            p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p
+            p for p in (str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p
         )
         self.env = {
             **os.environ,
@@ -459,15 +462,25 @@ class Scenario:
         return load_history(self.history_path)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """A read straight from the file, as another process would do it."""
+        """A read straight from the file, as another process would do it (SQLite only)."""
+        assert self.kind == "sqlite", "query() reads the SQLite file"
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as conn:
             return conn.execute(sql, params).fetchall()
 
     def states(self) -> dict[str, int]:
-        if not self.db_path.exists():
-            return {}
-        rows = self.query("SELECT state, count(*) FROM backburner_jobs GROUP BY state")
-        return {state: count for state, count in rows}
+        if self.kind == "sqlite":
+            if not self.db_path.exists():
+                return {}
+            rows = self.query("SELECT state, count(*) FROM backburner_jobs GROUP BY state")
+            return {state: count for state, count in rows}
+
+        async def count(app: Backburner) -> dict[str, int]:
+            totals: dict[str, int] = {}
+            for (_, state), n in (await app.backend.counts()).items():
+                totals[state.value] = totals.get(state.value, 0) + n
+            return totals
+
+        return self.with_app(count)
 
     def wait_for(
         self,
@@ -503,7 +516,14 @@ class Scenario:
 
     def close(self) -> None:
         self.pool.close()
-        shutil.rmtree(socket_directory(str(self.db_path)), ignore_errors=True)
+        if self.kind == "sqlite":
+            shutil.rmtree(socket_directory(str(self.db_path)), ignore_errors=True)
+            return
+
+        async def destroy(app: Backburner) -> None:
+            await app.backend.destroy()  # type: ignore[attr-defined]
+
+        self.with_app(destroy)
 
 
 def logs_mention(pool: WorkerPool, *needles: str) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import ALL_KINDS
 from rel_harness import Scenario, check
 
 from backburner import Backburner, FailureReason, JobState
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.reliability
 LEASE = 1.5
 
 
+@pytest.mark.parametrize("scenario", ALL_KINDS, indirect=True)
 @pytest.mark.parametrize("zombie_write", ["completion", "failure"])
 def test_a_paused_worker_is_fenced_off_when_it_resumes(
     scenario: Scenario, zombie_write: str
