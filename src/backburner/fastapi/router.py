@@ -1,0 +1,256 @@
+"""The HTTP API for jobs, bound to one Backburner app (no module globals): status, listing,
+cancel, retry, delete, enqueue of exposed tasks (202 + Location), and live updates over
+Server-Sent Events and WebSocket."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
+from fastapi.params import Depends as DependsParam
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.websockets import WebSocketDisconnect
+
+from backburner.app import Backburner
+from backburner.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    InvalidArgumentsError,
+    JobNotFoundError,
+)
+from backburner.fastapi.schemas import JobAccepted, JobOut, JobPageOut, Problem
+from backburner.fastapi.streams import job_updates
+from backburner.handle import Job
+from backburner.job import JobState
+from backburner.task import Task
+
+RETRY_AFTER_SECONDS = 1
+_Responses = dict[int | str, dict[str, Any]]
+_NOT_FOUND: _Responses = {404: {"model": Problem, "description": "no job with this id"}}
+_UNAVAILABLE: _Responses = {
+    503: {"model": Problem, "description": "the job store is unreachable"}
+}
+
+
+def job_router(
+    app: Backburner,
+    *,
+    dependencies: Sequence[DependsParam] = (),
+    expose: Sequence[Task[Any, Any]] = (),
+    name: str = "backburner",
+    keepalive: float = 15.0,
+) -> APIRouter:
+    """Routes for `app`'s jobs. `dependencies` (e.g. your auth) apply to every route, the
+    streams included. `expose`: tasks that may be enqueued over HTTP at `POST /tasks/{name}`.
+    `name` prefixes route names and operation ids, so two routers can live in one app."""
+    router = APIRouter(dependencies=list(dependencies), tags=["jobs"])
+    status_route = f"{name}_get_job"
+
+    @router.get("/jobs/{job_id}", response_model=JobOut, name=status_route,
+                operation_id=status_route, responses={**_NOT_FOUND, **_UNAVAILABLE})
+    async def get_job(job_id: str) -> JobOut:
+        """The job's state, progress, result and every attempt's error."""
+        async with _store():
+            record = await app.get_job(job_id)
+        if record is None:
+            raise HTTPException(404, f"no job with id {job_id!r}")
+        return JobOut.of(record)
+
+    @router.get("/jobs", response_model=JobPageOut, name=f"{name}_list_jobs",
+                operation_id=f"{name}_list_jobs", responses=_UNAVAILABLE)
+    async def list_jobs(
+        state: Annotated[list[JobState] | None, Query()] = None,
+        task: Annotated[str | None, Query(max_length=500)] = None,
+        queue: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        cursor: Annotated[str | None, Query(max_length=64, pattern=r"^\d+$")] = None,
+    ) -> JobPageOut:
+        """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+        async with _store():
+            try:
+                page = await app.list_jobs(
+                    states=state or (), task=task, queue=queue, limit=limit, cursor=cursor
+                )
+            except ConfigurationError as exc:
+                raise HTTPException(400, str(exc)) from None
+        return JobPageOut(jobs=[JobOut.of(r) for r in page.jobs], next_cursor=page.next_cursor)
+
+    @router.post("/jobs/{job_id}/cancel", response_model=JobOut, name=f"{name}_cancel_job",
+                 operation_id=f"{name}_cancel_job",
+                 responses={**_NOT_FOUND, **_UNAVAILABLE,
+                            409: {"model": Problem, "description": "already finished"}})
+    async def cancel_job(job_id: str) -> JobOut:
+        """Cancel a waiting job now, or ask the worker of a running one to stop it."""
+        async with _store():
+            try:
+                state = await app.cancel(job_id)
+            except JobNotFoundError:
+                raise HTTPException(404, f"no job with id {job_id!r}") from None
+            record = await app.get_job(job_id)
+        if state in (JobState.COMPLETED, JobState.FAILED) or record is None:
+            raise HTTPException(409, f"job {job_id} already ended {state.value}")
+        return JobOut.of(record)
+
+    @router.post("/jobs/{job_id}/retry", response_model=JobOut, name=f"{name}_retry_job",
+                 operation_id=f"{name}_retry_job",
+                 responses={**_NOT_FOUND, **_UNAVAILABLE,
+                            409: {"model": Problem, "description": "not failed or cancelled"}})
+    async def retry_job(job_id: str) -> JobOut:
+        """Run a failed or cancelled job again, with a fresh set of attempts."""
+        async with _store():
+            try:
+                state = await app.retry(job_id)
+            except JobNotFoundError:
+                raise HTTPException(404, f"no job with id {job_id!r}") from None
+            record = await app.get_job(job_id)
+        if state is not JobState.PENDING or record is None:
+            raise HTTPException(
+                409, f"job {job_id} is {state.value}; only failed or cancelled jobs can be retried"
+            )
+        return JobOut.of(record)
+
+    @router.delete("/jobs/{job_id}", status_code=204, name=f"{name}_delete_job",
+                   operation_id=f"{name}_delete_job", response_class=Response,
+                   responses={**_NOT_FOUND, **_UNAVAILABLE,
+                              409: {"model": Problem, "description": "the job is running"}})
+    async def delete_job(job_id: str) -> Response:
+        """Forget a job that is not running (cancel it first)."""
+        async with _store():
+            if await app.get_job(job_id) is None:
+                raise HTTPException(404, f"no job with id {job_id!r}")
+            if not await app.delete(job_id):
+                raise HTTPException(409, f"job {job_id} is running; cancel it first")
+        return Response(status_code=204)
+
+    @router.get("/jobs/{job_id}/events", name=f"{name}_job_events",
+                operation_id=f"{name}_job_events",
+                responses={200: {"content": {"text/event-stream": {}},
+                                 "description": "state first, then every change"},
+                           **_NOT_FOUND, **_UNAVAILABLE})
+    async def job_events(job_id: str, request: Request) -> StreamingResponse:
+        """Server-Sent Events: the job's current state, then every change, until it ends.
+        Reconnect with `Last-Event-ID` to skip a state already received."""
+        last = request.headers.get("last-event-id")
+        updates = job_updates(app, job_id, keepalive=keepalive, last_event_id=last)
+        # The first item is read before answering, so an unknown job is a real 404.
+        first: list[tuple[str, dict[str, Any]] | None] = []
+        async with _store():
+            try:
+                first.append(await anext(updates))
+            except JobNotFoundError:
+                raise HTTPException(404, f"no job with id {job_id!r}") from None
+            except StopAsyncIteration:
+                pass
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield b"retry: 2000\n\n"
+            try:
+                for item in first:
+                    yield _sse(item)
+                async for item in updates:
+                    yield _sse(item)
+            except BackendUnavailableError:
+                yield b"event: unavailable\ndata: {}\n\n"
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.websocket("/jobs/{job_id}/ws", name=f"{name}_job_ws")
+    async def job_ws(websocket: WebSocket, job_id: str) -> None:
+        """The same messages as the event stream, as JSON text frames; closes after the
+        terminal state (code 1000), or 4404 for an unknown job."""
+        await websocket.accept()
+        try:
+            async for item in job_updates(app, job_id, keepalive=keepalive):
+                if item is None:
+                    await websocket.send_text('{"type":"keepalive"}')
+                else:
+                    await websocket.send_text(orjson.dumps({"type": "job", **item[1]}).decode())
+        except JobNotFoundError:
+            await websocket.close(code=4404, reason="no such job")
+            return
+        except BackendUnavailableError:
+            await websocket.close(code=1013, reason="job store unavailable")
+            return
+        except WebSocketDisconnect:
+            return
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=1000)
+
+    for task in expose:
+        _add_enqueue_route(router, app, task, status_route, name)
+    return router
+
+
+def _add_enqueue_route(
+    router: APIRouter, app: Backburner, task: Task[Any, Any], status_route: str, name: str
+) -> None:
+    schema = task.signature.json_schema()
+
+    async def enqueue(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(
+                400, "the body must be a JSON object of the task's arguments"
+            ) from None
+        if not isinstance(body, dict):
+            raise HTTPException(422, "the body must be a JSON object of the task's arguments")
+        async with _store():
+            try:
+                job = await task.enqueue(**body)
+            except InvalidArgumentsError as exc:
+                raise HTTPException(422, str(exc)) from None
+        return accepted(job, request, status_route=status_route)
+
+    safe = "".join(c if c.isalnum() else "_" for c in task.name)
+    router.add_api_route(
+        f"/tasks/{task.name}", enqueue, methods=["POST"], status_code=202,
+        name=f"{name}_enqueue_{safe}", operation_id=f"{name}_enqueue_{safe}",
+        response_model=JobAccepted, summary=f"Enqueue {task.name}",
+        description=(task.__doc__ or "").strip() or None,
+        responses={422: {"model": Problem}, **_UNAVAILABLE},
+        openapi_extra={"requestBody": {"required": True,
+                                       "content": {"application/json": {"schema": schema}}}},
+    )
+
+
+def accepted(
+    job: Job[Any], request: Request, *, status_route: str = "backburner_get_job"
+) -> JSONResponse:
+    """A 202 Accepted for a job an endpoint enqueued: `Location` of its status resource,
+    `Retry-After` for pollers, and the URLs of its live streams in the body."""
+    status_url = str(request.url_for(status_route, job_id=job.id))
+    events_url = f"{status_url}/events"
+    ws_url = f"{status_url}/ws".replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    task = getattr(getattr(job, "_task", None), "name", "")
+    body = JobAccepted(id=job.id, task=task, state=job.initial_state, status_url=status_url,
+                       events_url=events_url, websocket_url=ws_url)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=202,
+        headers={"Location": status_url, "Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+@contextlib.asynccontextmanager
+async def _store() -> AsyncIterator[None]:
+    """An unreachable store is a 503 with Retry-After, never a 500."""
+    try:
+        yield
+    except BackendUnavailableError as exc:
+        raise HTTPException(503, f"the job store is unavailable: {exc}",
+                            headers={"Retry-After": "5"}) from None
+
+
+def _sse(item: tuple[str, dict[str, Any]] | None) -> bytes:
+    if item is None:
+        return b": keep-alive\n\n"
+    ident, update = item
+    return b"id: " + ident.encode() + b"\nevent: job\ndata: " + orjson.dumps(update) + b"\n\n"
+
+

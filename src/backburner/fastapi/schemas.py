@@ -1,0 +1,96 @@
+"""Response models of the HTTP API: stable, typed, documented in OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from backburner.job import JobRecord, JobState
+
+
+class ProgressOut(BaseModel):
+    current: float
+    total: float | None = None
+    percent: float | None = Field(None, description="0-100 when a total is known")
+    message: str | None = None
+
+
+class AttemptErrorOut(BaseModel):
+    attempt: int
+    type: str
+    message: str
+    traceback: str | None = None
+    reason: str
+    at: datetime
+
+
+class JobOut(BaseModel):
+    """Everything known about one job."""
+
+    id: str
+    task: str
+    queue: str
+    priority: int
+    state: JobState
+    attempt: int
+    max_attempts: int
+    args: list[Any]
+    # Named so only because `kwargs` clashes with pydantic's generated __init__ under mypy.
+    keyword_args: dict[str, Any] = Field(serialization_alias="kwargs")
+    result: Any = None
+    reason: str | None = Field(None, description="why a failed or cancelled job ended so")
+    progress: ProgressOut | None = None
+    errors: list[AttemptErrorOut] = []
+    worker_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    run_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def of(cls, record: JobRecord) -> JobOut:
+        progress = None
+        if record.progress is not None:
+            progress = ProgressOut(
+                current=record.progress.current, total=record.progress.total,
+                percent=record.progress.percent, message=record.progress.message,
+            )
+        return cls(
+            id=record.id, task=record.task, queue=record.queue, priority=record.priority,
+            state=record.state, attempt=record.attempt, max_attempts=record.max_attempts,
+            args=record.args if isinstance(record.args, list) else [],
+            keyword_args=record.kwargs if isinstance(record.kwargs, dict) else {},
+            result=record.result, reason=record.reason.value if record.reason else None,
+            progress=progress,
+            errors=[
+                AttemptErrorOut(attempt=e.attempt, type=e.type, message=e.message,
+                                traceback=e.traceback, reason=e.reason.value, at=e.at)
+                for e in record.errors
+            ],
+            worker_id=record.worker_id, created_at=record.created_at,
+            updated_at=record.updated_at, run_at=record.run_at,
+            started_at=record.started_at, finished_at=record.finished_at,
+        )
+
+
+class JobPageOut(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page")
+
+
+class JobAccepted(BaseModel):
+    """The answer to a request that started a job (HTTP 202)."""
+
+    id: str
+    task: str
+    state: JobState
+    status_url: str
+    events_url: str
+    websocket_url: str
+
+
+class Problem(BaseModel):
+    detail: str
