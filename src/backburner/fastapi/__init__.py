@@ -5,10 +5,30 @@ and live updates, and a 202 helper.
 
     api = FastAPI(lifespan=backburner_lifespan(jobs))
     api.include_router(job_router(jobs, dependencies=[Depends(auth)]))
+
+    @api.post("/register")
+    async def register(user: User, background_tasks: DurableBackgroundTasks) -> dict:
+        background_tasks.add_task(send_welcome, user.email)   # persisted, retried, tracked
+        return {"ok": True}
 """
 
+from backburner.fastapi.background import (
+    BackgroundJobs,
+    DurableBackgroundTasks,
+    register_background,
+)
 from backburner.fastapi.lifespan import backburner_lifespan
 from backburner.fastapi.router import accepted, job_router
 from backburner.fastapi.schemas import JobAccepted, JobOut, JobPageOut
 
-__all__ = ["JobAccepted", "JobOut", "JobPageOut", "accepted", "backburner_lifespan", "job_router"]
+__all__ = [
+    "BackgroundJobs",
+    "DurableBackgroundTasks",
+    "JobAccepted",
+    "JobOut",
+    "JobPageOut",
+    "accepted",
+    "backburner_lifespan",
+    "job_router",
+    "register_background",
+]
