@@ -428,8 +428,9 @@ class Worker:
             # run_attempt gives each its own short grace (execution._STOP_GRACE) and returns.
             await asyncio.wait([e.task for e in late], timeout=5.0)
         # Final acknowledgements: bounded, so a dead backend cannot keep us alive forever
-        # (unacknowledged jobs are recovered through lease expiry).
-        if self._acks and self._crash is None:
+        # (unacknowledged jobs are recovered through lease expiry). A batch the ack loop has
+        # taken but not yet written counts too: cancelling the loop would drop it.
+        if (self._acks or not self._acks_idle.is_set()) and self._crash is None:
             self._acks_ready.set()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(10.0):

@@ -27,8 +27,20 @@ def open_backend(url: str) -> Backend:
         from backburner.backends.sqlite import SQLiteBackend
 
         return SQLiteBackend(url)
-    if scheme in ("redis", "rediss", "postgresql", "postgres"):
-        raise ConfigurationError(
-            f"the {scheme} backend is not available in this version of backburner"
-        )
+    if scheme in ("redis", "rediss"):
+        try:
+            from backburner.backends.redis import RedisBackend
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the Redis backend needs redis-py: pip install 'backburner[redis]' ({exc})"
+            ) from exc
+        return RedisBackend(url)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from backburner.backends.postgres import PostgresBackend
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the PostgreSQL backend needs asyncpg: pip install 'backburner[postgres]' ({exc})"
+            ) from exc
+        return PostgresBackend(url)
     raise ConfigurationError(f"unknown backend scheme {scheme!r} in {url!r}")

@@ -1,0 +1,378 @@
+"""The PostgreSQL backend: jobs of many machines in one database, one schema per app.
+
+Every transition is one statement of queries.sql (one round trip, one transaction), run on
+a pooled asyncpg connection and prepared once per connection. Batch claims take rows with
+`FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait for each other nor share a job;
+every write of an attempt is fenced by its attempt number; every time is the server's.
+Wake-ups are NOTIFYs sent by the statements themselves (see notifier.py). No asyncpg
+exception leaves the backend: see errors.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from backburner import codec
+from backburner.backends.postgres import connections, errors, external, schema
+from backburner.backends.postgres.config import PostgresConfig, parse_url
+from backburner.backends.postgres.notifier import PostgresNotifier
+from backburner.backends.protocol import (
+    Claim,
+    ClaimedJob,
+    Completion,
+    Failure,
+    Heartbeat,
+    JobFilter,
+    JobPage,
+    NewJob,
+    Release,
+    Transition,
+    WorkerInfo,
+)
+from backburner.backends.records import error_entry, record_from_row
+from backburner.backends.sql_files import load_queries
+from backburner.errors import ConfigurationError
+from backburner.job import FailureReason, JobRecord, JobState
+from backburner.notify import Notifier
+
+QUERIES = load_queries("backburner.backends.postgres")
+CLOSE_TIMEOUT = 5.0
+"""Seconds `close()` waits for statements in flight before it drops the connections."""
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def translated(
+    method: Callable[Concatenate[PostgresBackend, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[PostgresBackend, P], Coroutine[Any, Any, T]]:
+    """No asyncpg exception leaves the backend: see errors.py."""
+
+    @functools.wraps(method)
+    async def wrapper(backend: PostgresBackend, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(backend, *args, **kwargs)
+        except errors.TRANSLATED as exc:
+            raise errors.translate(exc) from exc
+
+    return wrapper
+
+
+class PostgresBackend:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.config: PostgresConfig = parse_url(url)
+        # Every query names its tables `{schema}.x`: rendered once, so each has one fixed
+        # text per backend and asyncpg's per-connection statement cache finds it.
+        self._q = {
+            name: schema.render(sql, self.config.quoted_schema) for name, sql in QUERIES.items()
+        }
+        self._pool: Any = None
+        self._opened_in: int | None = None
+        self._open_lock = asyncio.Lock()
+        self._notifier = PostgresNotifier(self.config, lambda: self._pool, self._q["notify"])
+        self._wakeup = self.config.channel("wakeup")
+
+    def __repr__(self) -> str:
+        return f"<PostgresBackend schema={self.config.schema!r}>"
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._notifier
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @translated
+    async def open(self) -> None:
+        async with self._open_lock:
+            if self._pool is not None and self._opened_in == os.getpid():
+                return
+            # A pool made before a fork shares its sockets with the parent: never use it.
+            self._pool = None
+            pool = await connections.create_pool(self.config)
+            try:
+                async with pool.acquire() as conn:
+                    await schema.migrate(conn, self.config.schema, self.config.quoted_schema)
+            except BaseException:
+                pool.terminate()
+                raise
+            self._pool, self._opened_in = pool, os.getpid()
+
+    async def close(self) -> None:
+        await self._notifier.close()
+        pool, self._pool, self._opened_in = self._pool, None, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+            except errors.TRANSLATED:  # TimeoutError among them
+                pool.terminate()
+
+    @translated
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations (`backburner migrate`); works on a closed backend too."""
+        if self._pool is not None:
+            async with self._pool.acquire() as conn:
+                return await schema.migrate(conn, self.config.schema, self.config.quoted_schema)
+        conn = await connections.connect(self.config, "migrate")
+        try:
+            return await schema.migrate(conn, self.config.schema, self.config.quoted_schema)
+        finally:
+            await conn.close()
+
+    @translated
+    async def destroy(self) -> None:
+        """Drop this backend's schema with every job in it (tests; decommissioning)."""
+        pool = await self._connected()
+        await pool.execute(f"DROP SCHEMA IF EXISTS {self.config.quoted_schema} CASCADE")
+        # Prepared statements name the dropped tables: start over with fresh connections.
+        await pool.expire_connections()
+
+    async def _connected(self) -> Any:
+        if self._pool is None or self._opened_in != os.getpid():
+            await self.open()
+        return self._pool
+
+    # -- transitions -----------------------------------------------------------------------
+    @translated
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+        if not jobs:
+            return
+        columns = (
+            [j.id for j in jobs], [j.task for j in jobs], [j.queue for j in jobs],
+            [j.priority for j in jobs], [j.args for j in jobs], [j.kwargs for j in jobs],
+            [j.max_attempts for j in jobs], [j.timeout for j in jobs],
+            [float(j.delay) for j in jobs], [j.run_at for j in jobs],
+        )
+        try:
+            if connection is None:
+                pool = await self._connected()
+                await pool.execute(
+                    self._q["insert_jobs"], *columns, self._wakeup, self._notifier.origin
+                )
+            else:
+                driver = await external.driver_connection(connection)
+                # No origin: the wake-up reaches this process's workers too, at the commit
+                # (the one the app publishes now comes before the job is visible to them).
+                await driver.execute(self._q["insert_jobs"], *columns, self._wakeup, "")
+        except errors.TRANSLATED as exc:
+            if errors.is_unique_violation(exc):
+                raise ConfigurationError(f"duplicate job id in {[j.id for j in jobs]}") from exc
+            raise
+
+    @translated
+    async def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        alone: bool = False,
+    ) -> Claim:
+        pool = await self._connected()
+        names = list(dict.fromkeys(queues))
+        now, next_run_at, suspects, jobs = await self._claim(
+            pool, worker_id, names, limit, lease, alone
+        )
+        if alone and jobs and jobs[0].lost:
+            return Claim(jobs, now, None, False)
+        if len(jobs) < limit and next_run_at is not None and next_run_at <= now:
+            # Due scheduled jobs become pending in a statement of their own (one snapshot
+            # cannot see rows that the same statement changed), then the claim goes on.
+            await pool.execute(self._q["stage_due"])
+            now, next_run_at, suspects, more = await self._claim(
+                pool, worker_id, names, limit - len(jobs), lease, alone and not jobs
+            )
+            if alone and not jobs and more and more[0].lost:
+                return Claim(more, now, None, False)
+            jobs += more
+        return Claim(jobs, now, next_run_at if len(jobs) < limit else None, suspects)
+
+    async def _claim(
+        self, pool: Any, worker_id: str, queues: list[str], limit: int, lease: float,
+        alone: bool,
+    ) -> tuple[float, float | None, bool, list[ClaimedJob]]:
+        rows = await pool.fetch(self._q["claim"], worker_id, queues, limit, float(lease), alone)
+        meta = rows[0]
+        claimed = sorted(
+            (r for r in rows if r["id"] is not None),
+            # RETURNING has no order: restore queue order, then priority, then FIFO.
+            key=lambda r: (r["pos"], -r["priority"], r["seq"]),
+        )
+        jobs = [
+            ClaimedJob(
+                id=r["id"], task=r["task"], queue=r["queue"], priority=r["priority"],
+                args=r["args"], kwargs=r["kwargs"], attempt=r["attempt"],
+                max_attempts=r["max_attempts"], failures=r["failures"], lost=r["lost"],
+                timeout=r["timeout"], created_at=r["created_at"], run_at=r["run_at"],
+                started_at=r["started_at"],
+            )
+            for r in claimed
+        ]
+        return meta["now"], meta["next_run_at"], bool(meta["suspects_waiting"]), jobs
+
+    @translated
+    async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
+        pool = await self._connected()
+        rows = await pool.fetch(self._q["heartbeat"], worker_id, float(lease))
+        return Heartbeat(
+            owned={r["id"]: r["attempt"] for r in rows},
+            cancel_requested=frozenset(r["id"] for r in rows if r["cancel_requested"]),
+        )
+
+    @translated
+    async def update_progress(self, job_id: str, attempt: int, progress: str) -> bool:
+        pool = await self._connected()
+        return bool(await pool.fetchval(self._q["update_progress"], job_id, attempt, progress))
+
+    @translated
+    async def complete(self, items: Sequence[Completion]) -> list[bool]:
+        if not items:
+            return []
+        pool = await self._connected()
+        rows = await pool.fetch(
+            self._q["complete"], [i.id for i in items], [i.attempt for i in items],
+            [i.result for i in items],
+        )
+        return _accepted(items, rows)
+
+    @translated
+    async def fail(self, items: Sequence[Failure]) -> list[bool]:
+        if not items:
+            return []
+        pool = await self._connected()
+        rows = await pool.fetch(
+            self._q["fail"],
+            [i.id for i in items],
+            [i.attempt for i in items],
+            [i.retry_in for i in items],
+            ["cancelled" if i.reason is FailureReason.CANCELLED else "failed" for i in items],
+            [i.reason.value for i in items],
+            [1 if i.counts else 0 for i in items],
+            # The time is stamped by the statement, with the server's clock.
+            [codec.dumps(error_entry(i.error, i.attempt, i.reason, 0.0)) for i in items],
+            self._wakeup,
+            self._notifier.origin,
+        )
+        return _accepted(items, rows)
+
+    @translated
+    async def release(self, items: Sequence[Release]) -> list[bool]:
+        if not items:
+            return []
+        pool = await self._connected()
+        rows = await pool.fetch(
+            self._q["release"], [i.id for i in items], [i.attempt for i in items],
+            self._wakeup, self._notifier.origin,
+        )
+        return _accepted(items, rows)
+
+    @translated
+    async def cancel(self, job_id: str) -> JobState | None:
+        pool = await self._connected()
+        state = await pool.fetchval(self._q["cancel"], job_id)
+        return JobState(state) if state else None
+
+    @translated
+    async def retry(self, job_id: str) -> JobState | None:
+        pool = await self._connected()
+        row = await pool.fetchrow(self._q["retry"], job_id, self._wakeup, self._notifier.origin)
+        return JobState(row["state"]) if row["state"] else None
+
+    @translated
+    async def delete(self, job_id: str) -> bool:
+        pool = await self._connected()
+        return bool(await pool.fetchval(self._q["delete"], job_id))
+
+    @translated
+    async def rescue_expired(self, max_lost: int) -> list[Transition]:
+        pool = await self._connected()
+        rows = await pool.fetch(
+            self._q["rescue_expired"], max_lost, self._wakeup, self._notifier.origin
+        )
+        return [
+            Transition(
+                r["id"], r["task"], r["queue"], JobState(r["state"]), r["attempt"],
+                FailureReason(r["reason"]) if r["reason"] else None,
+            )
+            for r in rows
+        ]
+
+    # -- reads -----------------------------------------------------------------------------
+    @translated
+    async def get(self, job_id: str) -> JobRecord | None:
+        pool = await self._connected()
+        row = await pool.fetchrow(self._q["get"], job_id)
+        return record_from_row(row) if row is not None else None
+
+    @translated
+    async def list_jobs(
+        self, filter: JobFilter, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        try:
+            below = int(cursor) if cursor is not None else None
+        except ValueError:
+            raise ConfigurationError(f"invalid cursor {cursor!r}") from None
+        pool = await self._connected()
+        states = [s.value for s in filter.states] if filter.states else None
+        rows = await pool.fetch(
+            self._q["list_jobs"], states, filter.task, filter.queue, below, limit + 1
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JobPage(
+            [record_from_row(r) for r in rows], str(rows[-1]["seq"]) if more and rows else None
+        )
+
+    @translated
+    async def counts(self) -> dict[tuple[str, JobState], int]:
+        pool = await self._connected()
+        rows = await pool.fetch(self._q["counts"])
+        return {(r["queue"], JobState(r["state"])): r["n"] for r in rows}
+
+    # -- housekeeping leader ---------------------------------------------------------------
+    @translated
+    async def lead(self, worker_id: str, ttl: float) -> bool:
+        pool = await self._connected()
+        holder: str | None = await pool.fetchval(self._q["lead"], worker_id, float(ttl))
+        return holder == worker_id
+
+    @translated
+    async def resign(self, worker_id: str) -> None:
+        pool = await self._connected()
+        await pool.execute(self._q["resign"], worker_id)
+
+    # -- workers ---------------------------------------------------------------------------
+    @translated
+    async def register_worker(self, info: WorkerInfo) -> None:
+        pool = await self._connected()
+        await pool.execute(
+            self._q["register_worker"], info.id, info.hostname, info.pid, list(info.queues),
+            info.concurrency, codec.dumps(info.extra),
+        )
+
+    @translated
+    async def deregister_worker(self, worker_id: str) -> None:
+        pool = await self._connected()
+        await pool.execute(self._q["deregister_worker"], worker_id)
+
+    @translated
+    async def list_workers(self) -> list[WorkerInfo]:
+        pool = await self._connected()
+        return [
+            WorkerInfo(
+                id=r["id"], hostname=r["hostname"], pid=r["pid"], queues=tuple(r["queues"]),
+                concurrency=r["concurrency"], started_at=r["started_at"],
+                heartbeat_at=r["heartbeat_at"], extra=codec.loads(r["extra"]),
+            )
+            for r in await pool.fetch(self._q["list_workers"])
+        ]
+
+
+def _accepted(items: Sequence[Completion | Failure | Release], rows: Sequence[Any]) -> list[bool]:
+    """One flag per item: whether the statement accepted (id, attempt)."""
+    accepted = {(r["id"], r["attempt"]) for r in rows}
+    return [(i.id, i.attempt) in accepted for i in items]
+

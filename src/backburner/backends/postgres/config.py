@@ -1,0 +1,92 @@
+"""The PostgreSQL backend's URL: where the server is, which schema holds the jobs, pool size.
+
+`postgresql://user:password@host:5432/db?schema=jobs&pool_size=20`. Backburner's own options
+are taken out of the query string before the rest goes to asyncpg (which would otherwise send
+unknown parameters to the server as settings, and the server would refuse them); options
+asyncpg knows (`sslmode`, `application_name`, ...) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from backburner.errors import ConfigurationError
+from backburner.notify import EventKind
+
+DEFAULT_SCHEMA = "backburner"
+
+_OPTIONS = {
+    "schema", "pool_size", "pool_min_size", "command_timeout", "connect_timeout", "fallback_poll",
+}
+_MAX_IDENTIFIER = 63
+"""Bytes PostgreSQL keeps of an identifier (NAMEDATALEN - 1); longer names are truncated on
+LISTEN but refused by pg_notify(), so channel names must fit."""
+
+
+def quote_identifier(name: str) -> str:
+    """A double-quoted identifier: any name is safe inside SQL text, case is kept."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresConfig:
+    dsn: str
+    """What asyncpg gets: the URL without Backburner's options."""
+    schema: str
+    pool_size: int = 10
+    pool_min_size: int = 1
+    command_timeout: float = 30.0
+    """Seconds a statement may take before the call fails as unavailable (a hung server or
+    a partition must not hang a web request or a worker forever)."""
+    connect_timeout: float = 10.0
+    fallback_poll: float = 1.0
+    """While the LISTEN connection is down, seconds between the pokes that make waiting
+    workers and result waiters re-read the store (notifications may be missed meanwhile)."""
+
+    @property
+    def quoted_schema(self) -> str:
+        return quote_identifier(self.schema)
+
+    def channel(self, kind: EventKind) -> str:
+        """The NOTIFY channel of one event kind: one per kind, so a worker only hears
+        wake-ups and cancel requests, never the flow of job events."""
+        name = f"{self.schema}.{kind}"
+        if len(name.encode()) > _MAX_IDENTIFIER:
+            digest = hashlib.sha256(self.schema.encode()).hexdigest()[:20]
+            name = f"backburner_{digest}.{kind}"
+        return name
+
+
+def parse_url(url: str) -> PostgresConfig:
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"{url!r} is not a postgresql:// URL")
+    ours: dict[str, str] = {}
+    theirs: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in _OPTIONS:
+            ours[key] = value
+        else:
+            theirs.append((key, value))
+    schema = ours.get("schema", DEFAULT_SCHEMA)
+    if not schema or "\x00" in schema or len(schema.encode()) > _MAX_IDENTIFIER:
+        raise ConfigurationError(f"{url!r}: schema must be 1 to 63 bytes, without NUL")
+    if schema.lower().startswith("pg_"):
+        raise ConfigurationError(f"{url!r}: schema names starting with pg_ are reserved")
+    try:
+        pool_size = int(ours.get("pool_size", 10))
+        pool_min_size = int(ours.get("pool_min_size", min(1, pool_size)))
+        command_timeout = float(ours.get("command_timeout", 30.0))
+        connect_timeout = float(ours.get("connect_timeout", 10.0))
+        fallback_poll = float(ours.get("fallback_poll", 1.0))
+    except ValueError as exc:
+        raise ConfigurationError(f"{url!r}: {exc}") from None
+    if pool_size < 1 or not 0 <= pool_min_size <= pool_size:
+        raise ConfigurationError(f"{url!r}: need pool_size >= 1 and 0 <= pool_min_size <= it")
+    if command_timeout <= 0 or connect_timeout <= 0 or fallback_poll <= 0:
+        raise ConfigurationError(f"{url!r}: timeouts must be > 0")
+    dsn = urlunsplit(parts._replace(query=urlencode(theirs)))
+    return PostgresConfig(dsn, schema, pool_size, pool_min_size, command_timeout,
+                          connect_timeout, fallback_poll)

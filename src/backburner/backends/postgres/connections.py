@@ -1,0 +1,81 @@
+"""Connections to the server: the pool every statement goes through, and single
+connections (the listener, leader election).
+
+Time is stored as `timestamptz` (the native type: exact to the microsecond, time-zone safe,
+readable in psql and usable with PostgreSQL's date functions), and always taken from the
+server's clock (`now()`), never the worker's. The protocol speaks epoch seconds, so the
+connections Backburner owns get a binary codec that turns `timestamptz` straight into a
+float and back: no datetime objects on the hot path, and `record_from_row` reads rows as is.
+Connections handed in by the application (transactional enqueue) keep their own codecs:
+the statements run there take and return no timestamps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from backburner.backends.postgres.config import PostgresConfig
+
+_PG_EPOCH = 946_684_800
+"""2000-01-01T00:00:00Z in Unix seconds: the origin of PostgreSQL's binary timestamps."""
+_INFINITY = 2**63 - 1
+
+
+def _decode_timestamp(value: tuple[int]) -> float:
+    micros = value[0]
+    if micros in (_INFINITY, -_INFINITY - 1):
+        return float("inf") if micros > 0 else float("-inf")
+    return micros / 1_000_000 + _PG_EPOCH
+
+
+def _encode_timestamp(value: float) -> tuple[int]:
+    return (round((value - _PG_EPOCH) * 1_000_000),)
+
+
+async def prepare_connection(conn: Any) -> None:
+    """Run on every connection the pool opens."""
+    await conn.set_type_codec(
+        "timestamptz", schema="pg_catalog", encoder=_encode_timestamp,
+        decoder=_decode_timestamp, format="tuple",
+    )
+
+
+def application_name(config: PostgresConfig, role: str) -> str:
+    """Shown in pg_stat_activity: `backburner:<schema>` for the pool, with `:<role>` for
+    the listener, so an operator (or a test) can tell the apps and the two kinds apart.
+    The server keeps 63 bytes of it."""
+    name = f"backburner:{config.schema}"
+    return f"{name}:{role}" if role else name
+
+
+def _settings(config: PostgresConfig, role: str) -> dict[str, str]:
+    return {"application_name": application_name(config, role)}
+
+
+async def create_pool(config: PostgresConfig) -> Any:
+    """asyncpg's pool: statements are prepared once per connection and cached by text
+    (every named query has a fixed text per schema), so each call is one round trip of
+    Bind/Execute in the binary protocol."""
+    return await asyncpg.create_pool(
+        config.dsn,
+        min_size=config.pool_min_size,
+        max_size=config.pool_size,
+        command_timeout=config.command_timeout,
+        timeout=config.connect_timeout,
+        init=prepare_connection,
+        server_settings=_settings(config, ""),
+    )
+
+
+async def connect(config: PostgresConfig, role: str) -> Any:
+    """One connection outside the pool (LISTEN needs a session of its own)."""
+    conn = await asyncpg.connect(
+        config.dsn,
+        command_timeout=config.command_timeout,
+        timeout=config.connect_timeout,
+        server_settings=_settings(config, role),
+    )
+    await prepare_connection(conn)
+    return conn

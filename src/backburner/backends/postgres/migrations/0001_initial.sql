@@ -1,0 +1,71 @@
+-- Jobs: one row per job for its whole life. `{schema}` is replaced by the quoted schema
+-- name of the backend's URL (default "backburner"), so several apps can share a database.
+-- Times are timestamptz, always from the server's clock (now()), never a worker's.
+CREATE TABLE {schema}.jobs (
+    seq              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- FIFO tiebreak, cursor
+    id               text        NOT NULL UNIQUE,
+    task             text        NOT NULL,
+    queue            text        NOT NULL,
+    priority         integer     NOT NULL DEFAULT 0,    -- higher runs first
+    state            text        NOT NULL CHECK (state IN
+                       ('pending','scheduled','running','completed','failed','cancelled')),
+    args             text        NOT NULL,              -- JSON array, kept byte for byte
+    kwargs           text        NOT NULL,              -- JSON object, kept byte for byte
+    attempt          integer     NOT NULL DEFAULT 0,    -- claim counter = fencing token
+    max_attempts     integer     NOT NULL,
+    failures         integer     NOT NULL DEFAULT 0,
+    lost             integer     NOT NULL DEFAULT 0,
+    timeout          double precision,
+    errors           jsonb       NOT NULL DEFAULT '[]', -- one object per bad attempt
+    result           text,                              -- JSON
+    reason           text,
+    progress         text,                              -- JSON {current,total,message}
+    worker_id        text,
+    lease_until      timestamptz,
+    cancel_requested boolean     NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL,
+    updated_at       timestamptz NOT NULL,
+    run_at           timestamptz NOT NULL,
+    started_at       timestamptz,
+    finished_at      timestamptz
+)
+-- Heartbeats and progress rewrite a running job's row often without touching an indexed
+-- column; free room on the page lets them be HOT updates (no index writes, no bloat).
+WITH (fillfactor = 80);
+
+-- Every index is written on every state change (a state change is never a HOT update), so
+-- there are few, and partial where they can be. The claim walks this one in order and
+-- stops after LIMIT rows: no sort, no scan.
+CREATE INDEX jobs_ready ON {schema}.jobs (queue, priority DESC, seq)
+    WHERE state = 'pending' AND lost = 0;
+-- Ready jobs that lost a worker: claimed one at a time by an idle worker.
+CREATE INDEX jobs_suspects ON {schema}.jobs (queue, priority DESC, seq)
+    WHERE state = 'pending' AND lost > 0;
+CREATE INDEX jobs_scheduled ON {schema}.jobs (run_at) WHERE state = 'scheduled';
+-- Heartbeats seek by worker; the rescue scans this small index (running jobs are bounded
+-- by the workers' total concurrency). lease_until is not indexed, so a heartbeat or a
+-- progress write can be a HOT update.
+CREATE INDEX jobs_running ON {schema}.jobs (worker_id) WHERE state = 'running';
+
+CREATE TABLE {schema}.workers (
+    id           text        PRIMARY KEY,
+    hostname     text        NOT NULL,
+    pid          integer     NOT NULL,
+    queues       text[]      NOT NULL,
+    concurrency  integer     NOT NULL,
+    started_at   timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL,
+    extra        jsonb       NOT NULL DEFAULT '{}'
+);
+
+-- The one worker that runs housekeeping; `until` (server clock) is renewed while it lives.
+-- A row and not an advisory lock: a session lock lives on one connection, so it would need
+-- a connection per worker held open for it, and it vanishes silently whenever that
+-- connection drops (every restart or pg_terminate_backend would make the worker believe it
+-- still leads until it next checks). A row with an expiry works through the pool, survives
+-- reconnects, and means exactly what Backend.lead promises: leadership for `ttl` seconds.
+CREATE TABLE {schema}.leader (
+    name   text        PRIMARY KEY,
+    holder text        NOT NULL,
+    until  timestamptz NOT NULL
+);

@@ -1,0 +1,339 @@
+-- Named queries of the PostgreSQL backend. `-- name: x` starts query x; parameters are $n;
+-- `{schema}` becomes the backend's quoted schema. Each query is one statement: one round
+-- trip, one transaction, prepared once per pooled connection.
+--
+-- Clocks: every time is the server's `now()` (the start of the statement's transaction, so
+-- one statement sees one instant; each statement here is its own transaction, except an
+-- insert in the application's transaction, see insert_jobs); workers only pass durations.
+--
+-- Fencing: a write from an attempt checks id + attempt + state = 'running', so an attempt
+-- whose lease was lost (and maybe re-claimed, attempt + 1) changes nothing.
+--
+-- Wake-ups: a statement that makes work ready (insert, release, retry, a retry scheduled,
+-- a rescue) also calls pg_notify() on the schema's wake-up channel. A notification is sent
+-- when its transaction commits and dropped if it rolls back, so a listener never wakes to
+-- find nothing, and an enqueue inside the application's own transaction wakes workers
+-- exactly when that transaction commits. `o` names the sending process, whose own listener
+-- skips the message (it has delivered the event in-process already).
+
+-- name: insert_jobs
+-- Any number of jobs in one statement: all or none. Rows are inserted in the order given,
+-- so seq (the FIFO tiebreak) follows it. statement_timestamp(), not now(): this statement
+-- may run inside the application's own transaction (transactional enqueue), and now() would
+-- date the job, and start its delay, at that transaction's BEGIN.
+WITH new AS (
+    SELECT n.*,
+           greatest(coalesce(to_timestamp(n.at), statement_timestamp()),
+                    statement_timestamp() + make_interval(secs => n.delay)) AS run_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                $7::int[], $8::float8[], $9::float8[], $10::float8[]) WITH ORDINALITY
+         AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at, ord)
+),
+inserted AS (
+    INSERT INTO {schema}.jobs
+        (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
+         created_at, updated_at, run_at)
+    SELECT id, task, queue, priority,
+           CASE WHEN run_at > statement_timestamp() THEN 'scheduled' ELSE 'pending' END,
+           args, kwargs, max_attempts, timeout, statement_timestamp(), statement_timestamp(),
+           run_at
+    FROM new
+    ORDER BY ord
+    RETURNING queue
+)
+SELECT pg_notify($11, json_build_object(
+           'o', $12::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+FROM (SELECT DISTINCT queue FROM inserted) AS q
+HAVING count(*) > 0;
+
+-- name: claim
+-- Up to $3 ready jobs from the queues $2, taken in the order given, and within a queue
+-- higher priority first, then oldest. One statement for the whole batch.
+--
+-- FOR UPDATE SKIP LOCKED: concurrent claimers never wait for each other and never get the
+-- same row. A row another claimer changed after our snapshot is locked in its newest
+-- version and its WHERE re-checked, so a job claimed meanwhile is skipped, not taken twice.
+--
+-- The candidates are chosen in MATERIALIZED CTEs: the planner may otherwise fold the
+-- subquery into the UPDATE's join and run it (and its LIMIT) more than once, claiming more
+-- rows than asked. Per queue, a LATERAL subquery walks jobs_ready in order and stops at the
+-- limit; the outer LIMIT stops pulling rows, so a later queue is only read (and locked)
+-- when the earlier ones did not fill the batch.
+--
+-- Suspects (lost > 0: a worker died holding them) are never claimed with other jobs. With
+-- $5 (the worker runs nothing else) the first suspect in queue order is claimed alone.
+-- The last SELECT always yields one row (now, next_run_at, suspects_waiting) even when
+-- nothing was claimed; claimed jobs come as its remaining columns.
+WITH suspect AS MATERIALIZED (
+    SELECT j.id, q.pos
+    FROM unnest($2::text[]) WITH ORDINALITY AS q(name, pos)
+    CROSS JOIN LATERAL (
+        SELECT id FROM {schema}.jobs
+        WHERE state = 'pending' AND lost > 0 AND queue = q.name
+        ORDER BY priority DESC, seq
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) AS j
+    WHERE $5::boolean
+    LIMIT 1
+),
+ready AS MATERIALIZED (
+    SELECT j.id, q.pos
+    FROM unnest($2::text[]) WITH ORDINALITY AS q(name, pos)
+    CROSS JOIN LATERAL (
+        SELECT id FROM {schema}.jobs
+        WHERE state = 'pending' AND lost = 0 AND queue = q.name
+        ORDER BY priority DESC, seq
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ) AS j
+    WHERE NOT EXISTS (SELECT 1 FROM suspect)
+    LIMIT $3
+),
+chosen AS (
+    SELECT id, pos FROM suspect
+    UNION ALL
+    SELECT id, pos FROM ready
+),
+claimed AS (
+    UPDATE {schema}.jobs AS j
+    SET state = 'running', attempt = j.attempt + 1, worker_id = $1,
+        lease_until = now() + make_interval(secs => $4), started_at = now(),
+        updated_at = now(), cancel_requested = false
+    FROM chosen AS c
+    WHERE j.id = c.id
+    RETURNING c.pos, j.seq, j.id, j.task, j.queue, j.priority, j.args, j.kwargs, j.attempt,
+              j.max_attempts, j.failures, j.lost, j.timeout, j.created_at, j.run_at,
+              j.started_at
+),
+meta AS (
+    SELECT now() AS now,
+           (SELECT min(run_at) FROM {schema}.jobs WHERE state = 'scheduled') AS next_run_at,
+           EXISTS (SELECT 1 FROM {schema}.jobs
+                   WHERE state = 'pending' AND lost > 0 AND queue = ANY($2::text[]))
+               AS suspects_waiting
+)
+SELECT m.now, m.next_run_at, m.suspects_waiting, c.*
+FROM meta AS m LEFT JOIN claimed AS c ON true;
+
+-- name: stage_due
+-- Scheduled jobs whose time has come become claimable (every queue, like the other
+-- backends). Run by a claimer whose claim saw one due. SKIP LOCKED: concurrent stagers split
+-- the due rows between them instead of queueing on each other's row locks.
+UPDATE {schema}.jobs SET state = 'pending', updated_at = now()
+WHERE id IN (
+    SELECT id FROM {schema}.jobs
+    WHERE state = 'scheduled' AND run_at <= now()
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: heartbeat
+WITH held AS (
+    UPDATE {schema}.jobs SET lease_until = now() + make_interval(secs => $2)
+    WHERE worker_id = $1 AND state = 'running'
+    RETURNING id, attempt, cancel_requested
+),
+beat AS (
+    UPDATE {schema}.workers SET heartbeat_at = now() WHERE id = $1
+)
+SELECT id, attempt, cancel_requested FROM held;
+
+-- name: update_progress
+UPDATE {schema}.jobs SET progress = $3, updated_at = now()
+WHERE id = $1 AND attempt = $2 AND state = 'running'
+RETURNING true;
+
+-- name: complete
+-- A batch of completions; returns the (id, attempt) pairs accepted.
+UPDATE {schema}.jobs AS j
+SET state = 'completed', result = i.result, finished_at = now(), updated_at = now(),
+    lease_until = NULL
+FROM unnest($1::text[], $2::int[], $3::text[]) AS i(id, attempt, result)
+WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
+RETURNING j.id, j.attempt;
+
+-- name: fail
+-- A batch of failed attempts, each retried ($3 seconds from now) or ended ($4). The error
+-- object comes from the worker; its time is stamped here, by the server's clock.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = CASE WHEN i.retry_in IS NOT NULL THEN 'scheduled' ELSE i.final_state END,
+        run_at = CASE WHEN i.retry_in IS NOT NULL
+                      THEN now() + make_interval(secs => i.retry_in) ELSE j.run_at END,
+        failures = j.failures + i.counts,
+        reason = CASE WHEN i.retry_in IS NOT NULL THEN NULL ELSE i.reason END,
+        errors = j.errors || jsonb_build_array(
+            i.error::jsonb || jsonb_build_object('at', date_part('epoch', now()))),
+        finished_at = CASE WHEN i.retry_in IS NOT NULL THEN NULL ELSE now() END,
+        worker_id = CASE WHEN i.retry_in IS NOT NULL THEN NULL ELSE j.worker_id END,
+        lease_until = NULL, updated_at = now()
+    FROM unnest($1::text[], $2::int[], $3::float8[], $4::text[], $5::text[], $6::int[],
+                $7::text[]) AS i(id, attempt, retry_in, final_state, reason, counts, error)
+    WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
+    RETURNING j.id, j.attempt, j.queue, j.state
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify($8, json_build_object(
+               'o', $9::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+    FROM (SELECT DISTINCT queue FROM done WHERE state = 'scheduled') AS q
+    HAVING count(*) > 0
+)
+-- Reading `woken` is what runs it: a plain SELECT in WITH runs only when referenced.
+SELECT id, attempt FROM done WHERE (SELECT count(*) FROM woken) >= 0;
+
+-- name: release
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = now()
+    FROM unnest($1::text[], $2::int[]) AS i(id, attempt)
+    WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
+    RETURNING j.id, j.attempt, j.queue
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify($3, json_build_object(
+               'o', $4::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+    FROM (SELECT DISTINCT queue FROM done) AS q
+    HAVING count(*) > 0
+)
+SELECT id, attempt FROM done WHERE (SELECT count(*) FROM woken) >= 0;
+
+-- name: cancel
+-- A waiting job is cancelled now; a running one gets a request its worker acts on. Returns
+-- the state after the call (NULL: no such job).
+WITH changed AS (
+    UPDATE {schema}.jobs
+    SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+        reason = CASE WHEN state = 'running' THEN reason ELSE 'cancelled' END,
+        finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
+        cancel_requested = cancel_requested OR state = 'running',
+        updated_at = now()
+    WHERE id = $1 AND state IN ('pending', 'scheduled', 'running')
+    RETURNING state
+)
+SELECT coalesce((SELECT state FROM changed),
+                (SELECT state FROM {schema}.jobs WHERE id = $1)) AS state;
+
+-- name: retry
+-- A failed or cancelled job, pending again with a fresh set of attempts (its errors stay).
+WITH revived AS (
+    UPDATE {schema}.jobs
+    SET state = 'pending', failures = 0, lost = 0, reason = NULL, result = NULL,
+        finished_at = NULL, cancel_requested = false, run_at = now(), updated_at = now(),
+        worker_id = NULL
+    WHERE id = $1 AND state IN ('failed', 'cancelled')
+    RETURNING state, queue
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify($2, json_build_object(
+               'o', $3::text, 'e', json_agg(json_build_array('wakeup', queue)))::text)
+    FROM revived
+    HAVING count(*) > 0
+)
+SELECT coalesce((SELECT state FROM revived),
+                (SELECT state FROM {schema}.jobs WHERE id = $1)) AS state,
+       (SELECT count(*) FROM woken) AS woken;
+
+-- name: delete
+DELETE FROM {schema}.jobs WHERE id = $1 AND state <> 'running' RETURNING true;
+
+-- name: rescue_expired
+-- Jobs whose lease ran out by the server's clock: pending again, or failed `worker_lost`
+-- after $1 lost workers (cancelled if a cancel was requested). A lost attempt is not the
+-- task's fault, so it counts in `lost`, not `failures`.
+--
+-- Safe when every worker runs it at once: SKIP LOCKED splits the expired rows between
+-- concurrent rescuers, and a row rescued (or heartbeated) meanwhile fails the re-checked
+-- WHERE. A heartbeat that locked the row first wins: the worker is alive.
+WITH expired AS MATERIALIZED (
+    SELECT id FROM {schema}.jobs
+    WHERE state = 'running' AND lease_until < now()
+    FOR UPDATE SKIP LOCKED
+),
+moved AS (
+    UPDATE {schema}.jobs AS j
+    SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
+                     WHEN j.lost + 1 >= $1 THEN 'failed'
+                     ELSE 'pending' END,
+        reason = CASE WHEN j.cancel_requested THEN 'cancelled'
+                      WHEN j.lost + 1 >= $1 THEN 'worker_lost'
+                      ELSE j.reason END,
+        finished_at = CASE WHEN j.cancel_requested OR j.lost + 1 >= $1
+                           THEN now() ELSE NULL END,
+        lost = j.lost + 1,
+        errors = j.errors || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempt, 'type', 'WorkerLost',
+            'message', 'the worker holding this attempt stopped renewing its lease',
+            'traceback', NULL, 'reason', 'worker_lost', 'at', date_part('epoch', now()))),
+        worker_id = NULL, lease_until = NULL, updated_at = now()
+    FROM expired AS e
+    WHERE j.id = e.id
+    RETURNING j.id, j.task, j.queue, j.state, j.attempt, j.reason
+),
+-- Workers that stopped heartbeating an hour ago are gone; keep the table small.
+forgotten AS (
+    DELETE FROM {schema}.workers
+    WHERE id IN (SELECT id FROM {schema}.workers
+                 WHERE heartbeat_at < now() - interval '1 hour'
+                 FOR UPDATE SKIP LOCKED)
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify($2, json_build_object(
+               'o', $3::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+    FROM (SELECT DISTINCT queue FROM moved WHERE state = 'pending') AS q
+    HAVING count(*) > 0
+)
+SELECT id, task, queue, state, attempt, reason
+FROM moved WHERE (SELECT count(*) FROM woken) >= 0;
+
+-- name: get
+SELECT * FROM {schema}.jobs WHERE id = $1;
+
+-- name: list_jobs
+-- Newest first; the cursor is the seq of the last job of the previous page. A NULL
+-- parameter means "any".
+SELECT * FROM {schema}.jobs
+WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))
+  AND ($2::text IS NULL OR task = $2::text)
+  AND ($3::text IS NULL OR queue = $3::text)
+  AND ($4::bigint IS NULL OR seq < $4::bigint)
+ORDER BY seq DESC
+LIMIT $5;
+
+-- name: counts
+SELECT queue, state, count(*) AS n FROM {schema}.jobs GROUP BY queue, state;
+
+-- name: register_worker
+INSERT INTO {schema}.workers
+    (id, hostname, pid, queues, concurrency, started_at, heartbeat_at, extra)
+VALUES ($1, $2, $3, $4, $5, now(), now(), $6::jsonb)
+ON CONFLICT (id) DO UPDATE
+SET hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
+    concurrency = excluded.concurrency, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at, extra = excluded.extra;
+
+-- name: deregister_worker
+DELETE FROM {schema}.workers WHERE id = $1;
+
+-- name: list_workers
+SELECT id, hostname, pid, queues, concurrency, started_at, heartbeat_at, extra::text AS extra
+FROM {schema}.workers ORDER BY started_at, id;
+
+-- name: notify
+-- Job and cancel events, sent by the notifier after the change they report committed.
+-- Notifications are not data: this transaction commits without waiting for the WAL flush.
+SELECT set_config('synchronous_commit', 'off', true), pg_notify(t.channel, t.payload)
+FROM unnest($1::text[], $2::text[]) AS t(channel, payload);
+
+-- name: lead
+-- Take the lead if nobody holds it, it lapsed, or we hold it already (renewal). The row
+-- comes back only when this worker holds it after the statement. ON CONFLICT makes two
+-- workers racing for an empty table safe: one inserts, the other's update is judged by
+-- the WHERE against the winner's row.
+INSERT INTO {schema}.leader AS l (name, holder, until)
+VALUES ('housekeeping', $1, now() + make_interval(secs => $2))
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+WHERE l.holder = excluded.holder OR l.until < now()
+RETURNING l.holder;
+
+-- name: resign
+DELETE FROM {schema}.leader WHERE name = 'housekeeping' AND holder = $1;
