@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from backburner.errors import LeaseLostError
 from backburner.job import Progress
 
-ProgressWriter = Callable[["JobContext", Progress], Awaitable[bool]]
+ProgressWriter = Callable[["JobContext", Progress], Awaitable[bool | None]]
+"""Stores an update: True accepted, False refused (lease lost), None skipped (outage)."""
 
 _MAX_MESSAGE = 2000
 
@@ -55,23 +56,27 @@ class JobContext:
 
     async def progress(
         self, current: float, total: float | None = None, message: str | None = None
-    ) -> None:
-        """Persist and publish progress. Raises `LeaseLostError` if this attempt no longer
-        owns the job (another attempt took over): stop working when it does."""
+    ) -> bool:
+        """Persist and publish progress; True once stored. Raises `LeaseLostError` if this
+        attempt no longer owns the job (another attempt took over): stop working when it
+        does. While the store is unreachable the update is skipped (False) instead of failing
+        the job: the next one supersedes it."""
         update = _checked(current, total, message)
-        if not await self._write_progress(self, update):
+        stored = await self._write_progress(self, update)
+        if stored is False:
             raise LeaseLostError(f"job {self.job_id} attempt {self.attempt} lost its lease")
+        return stored is True
 
     def set_progress(
         self, current: float, total: float | None = None, message: str | None = None
-    ) -> None:
+    ) -> bool:
         """`progress` for sync tasks, which run in a worker thread: blocks until persisted."""
         if _on_loop_thread(self._loop):
             raise RuntimeError("set_progress blocks; from async code use `await ctx.progress()`")
         future = asyncio.run_coroutine_threadsafe(
             self.progress(current, total, message), self._loop
         )
-        future.result()
+        return future.result()
 
     @property
     def cancelled(self) -> bool:

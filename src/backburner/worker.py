@@ -253,9 +253,19 @@ class Worker:
         self._acks_idle.clear()
         self._acks_ready.set()
 
-    async def _write_progress(self, ctx: JobContext, progress: Progress) -> bool:
+    async def _write_progress(self, ctx: JobContext, progress: Progress) -> bool | None:
         data = progress.to_json()
-        accepted = await self.backend.update_progress(ctx.job_id, ctx.attempt, codec.dumps(data))
+        try:
+            accepted = await self.backend.update_progress(
+                ctx.job_id, ctx.attempt, codec.dumps(data)
+            )
+        except BackendUnavailableError as exc:
+            # Progress is a snapshot the next update supersedes: an outage must not fail the
+            # job (its outcome is acknowledged with retries once the store is back), and
+            # whether this attempt still owns the job is the heartbeat's call.
+            log.warning("job %s attempt %d: progress not stored, the store is unreachable: %s",
+                        ctx.job_id, ctx.attempt, exc)
+            return None
         if accepted:
             self.app.instrumentation.changed(
                 [Change(ctx.job_id, ctx.task, ctx.queue, "running", ctx.attempt, None, data)]

@@ -91,11 +91,13 @@ async def write_progress(ctx: JobContext, current: float, total: float) -> None:
     """`ctx.progress` tagged with this attempt, recording whether the store accepted it."""
     issued = time.monotonic()
     try:
-        await ctx.progress(current, total, message=f"{os.getpid()}:{ctx.attempt}")
+        stored = await ctx.progress(current, total, message=f"{os.getpid()}:{ctx.attempt}")
     except LeaseLostError:
         record("write", ctx.job_id, ctx.attempt, issued=issued, ok=False)
         raise
-    record("write", ctx.job_id, ctx.attempt, issued=issued, ok=True)
+    # Not stored (the store was unreachable, e.g. a connect that timed out while the
+    # process was paused) is not accepted either.
+    record("write", ctx.job_id, ctx.attempt, issued=issued, ok=stored)
 
 
 def attempt_result(ctx: JobContext) -> dict[str, int]:

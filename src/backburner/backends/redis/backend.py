@@ -1,0 +1,520 @@
+"""The Redis backend: jobs of many machines in one Redis server (or Cluster).
+
+Each transition is one Lua script (scripts.py, lua/) on the keys of ONE queue (keys.py), so it
+is atomic and Cluster-safe. What a script cannot see, because it lives in another slot, is
+orchestrated here: the directory of job ids (which queue holds a job), the registry of queues,
+and calls that span queues (a claim over several queues takes them in order; an ack batch is
+one script per queue, all in one pipeline). Every timestamp comes from the server's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from backburner.backends.protocol import (
+    Claim,
+    ClaimedJob,
+    Completion,
+    Failure,
+    Heartbeat,
+    JobFilter,
+    JobPage,
+    NewJob,
+    Release,
+    Transition,
+    WorkerInfo,
+)
+from backburner.backends.redis import checks, listing, rows
+from backburner.backends.redis.errors import TRANSLATED, translate
+from backburner.backends.redis.keys import LAYOUT_VERSION, Keys
+from backburner.backends.redis.notifier import RedisNotifier
+from backburner.backends.redis.scripts import Call, Script, Scripts
+from backburner.backends.redis.url import parse_url
+from backburner.errors import BackendError, ConfigurationError
+from backburner.job import FailureReason, JobRecord, JobState
+from backburner.notify import Notifier
+
+log = logging.getLogger("backburner.redis")
+
+SCRIPTS = Scripts()
+RESCUE_BATCH = 1000
+"""Most expired leases one rescue script takes back (keeps each script short)."""
+DEAD_WORKER_AGE = 3600.0
+"""Seconds without a heartbeat after which a worker is dropped from the registry."""
+QUEUE_CACHE_SIZE = 100_000
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def translated(
+    method: Callable[Concatenate[RedisBackend, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[RedisBackend, P], Coroutine[Any, Any, T]]:
+    """No redis-py exception leaves the backend: see errors.py."""
+
+    @functools.wraps(method)
+    async def wrapper(backend: RedisBackend, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            result = await method(backend, *args, **kwargs)
+        except TRANSLATED as exc:
+            _raise_if_cancelling(exc)
+            raise translate(exc) from exc
+        _raise_if_cancelling(None)
+        return result
+
+    return wrapper
+
+
+def _raise_if_cancelling(cause: BaseException | None) -> None:
+    """redis-py can swallow a cancellation that lands mid-command (it disconnects and then
+    returns, or raises a connection error). A caller that was asked to stop must see
+    CancelledError, not a result or an outage to back off from: a worker's side task would
+    otherwise keep running after `cancel()` and its shutdown would hang."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from cause
+
+
+class RedisBackend:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.options = parse_url(url)
+        self.keys = Keys(self.options.prefix)
+        self._client: Redis | None = None
+        self._notifier = RedisNotifier(self.keys, lambda: self._client)
+        self._job_queues: dict[str, str] = {}
+        """Job id -> queue, as far as this process has seen (a job never changes queue)."""
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.options.display} prefix={self.keys.prefix!r}>"
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._notifier
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @translated
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = Redis.from_url(
+            self.options.connection_url,
+            decode_responses=True,
+            # Payloads not written by Backburner are shown, not trusted (R20): never crash on
+            # bytes that are not UTF-8.
+            encoding_errors="replace",
+            # No silent retries: re-running a script whose reply was lost is not always
+            # harmless (an insert would then find its own ids). Callers get
+            # BackendUnavailableError and decide (the worker backs off and retries).
+            retry=Retry(NoBackoff(), 0),
+            socket_keepalive=True,
+        )
+        try:
+            where = self.options.display
+            await checks.check_version(client, where)
+            await checks.check_durability(client, self.options.profile, where)
+            await self._check_layout(client)
+            await SCRIPTS.load(client)
+        except BaseException:
+            await client.aclose()
+            raise
+        self._client = client
+
+    async def _check_layout(self, client: Redis) -> None:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.layout, LAYOUT_VERSION, nx=True)
+            pipe.get(self.keys.layout)
+            _, version = await pipe.execute()
+        if int(version) > LAYOUT_VERSION:
+            raise ConfigurationError(
+                f"{self.options.display} prefix {self.keys.prefix!r} holds layout version "
+                f"{version}, newer than this Backburner understands ({LAYOUT_VERSION})"
+            )
+
+    async def close(self) -> None:
+        await self._notifier.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def migrate(self) -> list[int]:
+        # Nothing to migrate yet: layout version 1 is written at open().
+        await self.open()
+        return []
+
+    @translated
+    async def destroy(self) -> None:
+        """Delete every key under this backend's prefix (tests; decommissioning a store)."""
+        client = await self._connected()
+        batch: list[str] = []
+        async for key in client.scan_iter(match=self.keys.scan_pattern, count=1000):
+            if self.keys.owns(key):
+                batch.append(key)
+            if len(batch) >= 1000:
+                await client.unlink(*batch)
+                batch = []
+        if batch:
+            await client.unlink(*batch)
+        self._job_queues.clear()
+
+    async def _connected(self) -> Redis:
+        if self._client is None:
+            await self.open()
+        assert self._client is not None
+        return self._client
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _call(self, script: Script, queue: str, *args: str | int | float) -> Call:
+        q = self.keys.queue(queue)
+        return Call(script, q.script_keys, (q.base, queue, *args))
+
+    def _global(self, script: Script, *args: str | int | float) -> Call:
+        return Call(script, self.keys.global_keys, args)
+
+    def _remember(self, job_id: str, queue: str) -> None:
+        if len(self._job_queues) >= QUEUE_CACHE_SIZE:
+            # Forget the oldest tenth (dicts keep insertion order).
+            for old in list(self._job_queues)[: QUEUE_CACHE_SIZE // 10]:
+                del self._job_queues[old]
+        self._job_queues[job_id] = queue
+
+    async def _queues_of(
+        self, client: Redis, ids: Sequence[str], fresh: bool = False
+    ) -> dict[str, str]:
+        """The queue of each known id (from the directory for ids this process has not
+        seen, or for all of them with `fresh`)."""
+        found = {} if fresh else {i: q for i in ids if (q := self._job_queues.get(i))}
+        missing = [i for i in dict.fromkeys(ids) if i not in found]
+        if missing:
+            for job_id, queue in zip(
+                missing, await client.hmget(self.keys.directory, missing), strict=True
+            ):
+                if queue is not None:
+                    found[job_id] = str(queue)
+                    self._remember(job_id, str(queue))
+        return found
+
+    async def _on_job(
+        self, job_id: str, script: Script, unknown: Any, *args: str | int | float
+    ) -> Any:
+        """Run a single-job script on the job's queue. A cached queue can only be wrong if
+        the id was deleted and reused in another queue; an `unknown` answer is re-checked
+        against the directory once."""
+        client = await self._connected()
+        for fresh in (False, True):
+            queue = (await self._queues_of(client, [job_id], fresh)).get(job_id)
+            if queue is None:
+                return unknown
+            result = await SCRIPTS.run(client, self._call(script, queue, job_id, *args))
+            if result != unknown:
+                return result
+            if fresh or job_id not in self._job_queues:
+                break
+        return unknown
+
+    async def _grouped(
+        self, ids: Sequence[str], script: Script, args_of: Callable[[list[int]], list[Any]]
+    ) -> list[bool]:
+        """One script per queue over the items at the given positions, all in one pipeline;
+        one accepted flag per item (unknown ids are refused)."""
+        client = await self._connected()
+        queues = await self._queues_of(client, ids)
+        by_queue: dict[str, list[int]] = {}
+        for position, job_id in enumerate(ids):
+            queue = queues.get(job_id)
+            if queue is not None:
+                by_queue.setdefault(queue, []).append(position)
+        calls = [self._call(script, q, *args_of(positions)) for q, positions in by_queue.items()]
+        accepted = [False] * len(ids)
+        for positions, flags in zip(
+            by_queue.values(), await SCRIPTS.run_many(client, calls), strict=True
+        ):
+            for position, flag in zip(positions, flags, strict=True):
+                accepted[position] = flag == 1
+        return accepted
+
+    async def _known_queues(self, client: Redis) -> list[str]:
+        return sorted(str(q) for q in await client.smembers(self.keys.queues))
+
+    # -- transitions -----------------------------------------------------------------------
+    @translated
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+        if connection is not None:
+            raise ConfigurationError(
+                "enqueueing inside the application's transaction needs the PostgreSQL backend"
+            )
+        if not jobs:
+            return
+        client = await self._connected()
+        # 1. The directory, where ids are unique across queues: all or none.
+        reserve = self._global(SCRIPTS["reserve"], *(x for j in jobs for x in (j.id, j.queue)))
+        status = await SCRIPTS.run(client, reserve)
+        if status[0] != 0:
+            raise ConfigurationError(f"duplicate job id {status[1]}")
+        # 2. The jobs, one script per queue (each all or none), in one round trip. Between
+        # the two steps a reserved id names no job yet: readers treat it as unknown.
+        by_queue: dict[str, list[NewJob]] = {}
+        for job in jobs:
+            by_queue.setdefault(job.queue, []).append(job)
+        calls = [
+            self._call(SCRIPTS["insert"], q, *rows.insert_args(batch))
+            for q, batch in by_queue.items()
+        ]
+        try:
+            results = await SCRIPTS.run_many(client, calls)
+        except BaseException:
+            # Unknown whether the jobs were stored; the directory entries are harmless.
+            raise
+        clash = next((r[1] for r in results if r[0] != 0), None)
+        if clash is not None:
+            # Only possible if the directory lost an entry: undo what this call reserved and
+            # stored, so the batch is all or none.
+            await self._unwind(client, by_queue, results, clash)
+            raise ConfigurationError(f"duplicate job id {clash}")
+        for job in jobs:
+            self._remember(job.id, job.queue)
+
+    async def _unwind(
+        self, client: Redis, by_queue: dict[str, list[NewJob]], results: list[Any], clash: str
+    ) -> None:
+        calls = [
+            self._call(SCRIPTS["delete"], q, j.id)
+            for (q, batch), r in zip(by_queue.items(), results, strict=True) if r[0] == 0
+            for j in batch
+        ]
+        await SCRIPTS.run_many(client, calls)
+        ids = [j.id for batch in by_queue.values() for j in batch if j.id != clash]
+        await client.hdel(self.keys.directory, *ids)
+
+    @translated
+    async def claim(
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        alone: bool = False,
+    ) -> Claim:
+        client = await self._connected()
+        queues = list(dict.fromkeys(queues))
+        if len(queues) == 1:
+            # The common case, one round trip: the script itself prefers a suspect when
+            # the worker is idle.
+            now, next_run_at, suspects, jobs = await self._claim_queue(
+                client, queues[0], worker_id, limit, lease, "both" if alone else "normal"
+            )
+            return Claim(jobs, now, next_run_at, suspects)
+        if alone:
+            # A suspect in any queue comes before ordinary jobs of the first one.
+            for queue in queues:
+                now, _, _, jobs = await self._claim_queue(
+                    client, queue, worker_id, 1, lease, "suspect"
+                )
+                if jobs:
+                    return Claim(jobs, now, None, False)
+        claimed: list[ClaimedJob] = []
+        first_now: float | None = None
+        due: list[float] = []
+        suspects = False
+        visited = 0
+        for queue in queues:
+            if len(claimed) >= limit:
+                break
+            now, next_run_at, waiting, jobs = await self._claim_queue(
+                client, queue, worker_id, limit - len(claimed), lease, "normal"
+            )
+            visited += 1
+            first_now = now if first_now is None else first_now
+            claimed += jobs
+            suspects = suspects or waiting
+            if next_run_at is not None:
+                due.append(next_run_at)
+        if not suspects and visited < len(queues):
+            async with client.pipeline(transaction=False) as pipe:
+                for queue in queues[visited:]:
+                    pipe.exists(self.keys.queue(queue).script_keys[1])
+                suspects = any(await pipe.execute())
+        assert first_now is not None
+        next_due = min(due) if due and len(claimed) < limit else None
+        return Claim(claimed, first_now, next_due, suspects)
+
+    async def _claim_queue(
+        self, client: Redis, queue: str, worker_id: str, limit: int, lease: float, mode: str
+    ) -> tuple[float, float | None, bool, list[ClaimedJob]]:
+        reply = await SCRIPTS.run(
+            client, self._call(SCRIPTS["claim"], queue, worker_id, limit, repr(float(lease)), mode)
+        )
+        now = float(reply[0])
+        jobs = rows.claimed_jobs(queue, now, reply[3:])
+        for job in jobs:
+            self._remember(job.id, queue)
+        return now, float(reply[1]) if reply[1] else None, reply[2] == 1, jobs
+
+    @translated
+    async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
+        client = await self._connected()
+        queues = await self._known_queues(client)
+        lease_s = repr(float(lease))
+        calls = [self._call(SCRIPTS["heartbeat"], q, worker_id, lease_s) for q in queues]
+        calls.append(self._global(SCRIPTS["beat_worker"], worker_id))
+        results = await SCRIPTS.run_many(client, calls)
+        owned: dict[str, int] = {}
+        cancel: set[str] = set()
+        for reply in results[:-1]:
+            for i in range(0, len(reply), 3):
+                job_id, attempt, cancel_requested = reply[i : i + 3]
+                owned[job_id] = int(attempt)
+                if cancel_requested == "1":
+                    cancel.add(job_id)
+        return Heartbeat(owned, frozenset(cancel))
+
+    @translated
+    async def update_progress(self, job_id: str, attempt: int, progress: str) -> bool:
+        return bool(await self._on_job(job_id, SCRIPTS["progress"], 0, attempt, progress) == 1)
+
+    @translated
+    async def complete(self, items: Sequence[Completion]) -> list[bool]:
+        return await self._grouped(
+            [i.id for i in items], SCRIPTS["complete"],
+            lambda at: [x for p in at for x in (items[p].id, items[p].attempt, items[p].result)],
+        )
+
+    @translated
+    async def fail(self, items: Sequence[Failure]) -> list[bool]:
+        return await self._grouped(
+            [i.id for i in items], SCRIPTS["fail"],
+            lambda at: rows.fail_args([items[p] for p in at]),
+        )
+
+    @translated
+    async def release(self, items: Sequence[Release]) -> list[bool]:
+        return await self._grouped(
+            [i.id for i in items], SCRIPTS["release"],
+            lambda at: [x for p in at for x in (items[p].id, items[p].attempt)],
+        )
+
+    @translated
+    async def cancel(self, job_id: str) -> JobState | None:
+        state = await self._on_job(job_id, SCRIPTS["cancel"], None)
+        return JobState(state) if state else None
+
+    @translated
+    async def retry(self, job_id: str) -> JobState | None:
+        state = await self._on_job(job_id, SCRIPTS["retry"], None)
+        return JobState(state) if state else None
+
+    @translated
+    async def delete(self, job_id: str) -> bool:
+        deleted = bool(await self._on_job(job_id, SCRIPTS["delete"], 0) == 1)
+        if deleted:
+            client = await self._connected()
+            # After the job itself: a crash in between leaves a directory entry naming no
+            # job, which readers treat as unknown.
+            await client.hdel(self.keys.directory, job_id)
+            self._job_queues.pop(job_id, None)
+        return deleted
+
+    @translated
+    async def rescue_expired(self, max_lost: int) -> list[Transition]:
+        client = await self._connected()
+        queues = await self._known_queues(client)
+        moved: list[Transition] = []
+        first = True
+        while queues:
+            calls = [self._call(SCRIPTS["rescue"], q, max_lost, RESCUE_BATCH) for q in queues]
+            if first:
+                # Workers that stopped heartbeating long ago are gone: keep the registry small.
+                calls.append(self._global(SCRIPTS["forget_workers"], DEAD_WORKER_AGE))
+            results = await SCRIPTS.run_many(client, calls)
+            full = []
+            for queue, reply in zip(queues, results[: len(queues)], strict=True):
+                for i in range(0, len(reply), 5):
+                    job_id, task, state, attempt, reason = reply[i : i + 5]
+                    moved.append(Transition(
+                        job_id, task, queue, JobState(state), int(attempt),
+                        FailureReason(reason) if reason else None,
+                    ))
+                if len(reply) == 5 * RESCUE_BATCH:
+                    full.append(queue)
+            queues, first = full, False
+        return moved
+
+    # -- reads -----------------------------------------------------------------------------
+    @translated
+    async def get(self, job_id: str) -> JobRecord | None:
+        client = await self._connected()
+        for fresh in (False, True):
+            queue = (await self._queues_of(client, [job_id], fresh)).get(job_id)
+            if queue is None:
+                return None
+            h: dict[str, str] = await client.hgetall(  # type: ignore[assignment]
+                self.keys.queue(queue).job(job_id)
+            )
+            if h:
+                return rows.record_from_hash(h)
+            if fresh:
+                break
+        return None
+
+    @translated
+    async def list_jobs(
+        self, filter: JobFilter, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        client = await self._connected()
+        if filter.queue is not None:
+            queues = [filter.queue]
+        else:
+            queues = await self._known_queues(client)
+        return await listing.list_jobs(client, self.keys, queues, filter, limit, cursor)
+
+    @translated
+    async def counts(self) -> dict[tuple[str, JobState], int]:
+        client = await self._connected()
+        return await listing.counts(client, self.keys, await self._known_queues(client))
+
+    # -- housekeeping leader ---------------------------------------------------------------
+    @translated
+    async def lead(self, worker_id: str, ttl: float) -> bool:
+        client = await self._connected()
+        ttl_ms = max(1, round(ttl * 1000))
+        return bool(await SCRIPTS.run(client, self._global(SCRIPTS["lead"], worker_id, ttl_ms)))
+
+    @translated
+    async def resign(self, worker_id: str) -> None:
+        client = await self._connected()
+        await SCRIPTS.run(client, self._global(SCRIPTS["resign"], worker_id))
+
+    # -- workers ---------------------------------------------------------------------------
+    @translated
+    async def register_worker(self, info: WorkerInfo) -> None:
+        client = await self._connected()
+        await SCRIPTS.run(
+            client, self._global(SCRIPTS["register_worker"], info.id, rows.worker_json(info))
+        )
+
+    @translated
+    async def deregister_worker(self, worker_id: str) -> None:
+        client = await self._connected()
+        await SCRIPTS.run(client, self._global(SCRIPTS["deregister_worker"], worker_id))
+
+    @translated
+    async def list_workers(self) -> list[WorkerInfo]:
+        client = await self._connected()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.workers)
+            pipe.zrange(self.keys.beats, 0, -1, withscores=True)
+            infos, beats = await pipe.execute()
+        beat_of = {member: float(score) for member, score in beats}
+        try:
+            workers = [rows.worker_from_json(v, beat_of.get(k)) for k, v in infos.items()]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"unreadable worker entry under {self.keys.workers}: {exc}") from exc
+        return sorted(workers, key=lambda w: (w.started_at, w.id))

@@ -1,0 +1,130 @@
+"""Reads across queues: listing jobs newest first, and counts per (queue, state).
+
+Each queue keeps one sorted set per state (id -> seq). A listing merges the sets the filter
+selects (every state of every queue by default) by (seq, id) descending, reading each set a
+page at a time, then reads the job hashes of the candidates in one pipeline. A task filter is
+applied to the records, reading further pages until the page is full. Cursors are "<seq>:<id>"
+of the last job returned: (seq, id) is unique and only grows, so pages neither skip nor repeat
+jobs while others are inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from backburner.backends.protocol import JobFilter, JobPage
+from backburner.backends.redis.keys import STATES, Keys
+from backburner.backends.redis.rows import record_from_hash
+from backburner.errors import ConfigurationError
+from backburner.job import JobRecord, JobState
+
+Position = tuple[int, str]
+"""(seq, id): the order of a listing, newest first."""
+
+
+def parse_cursor(cursor: str | None) -> Position | None:
+    if cursor is None:
+        return None
+    seq, sep, job_id = cursor.partition(":")
+    if not sep or not seq.isdigit():
+        raise ConfigurationError(f"invalid cursor {cursor!r}")
+    return int(seq), job_id
+
+
+@dataclass
+class _Source:
+    """One (queue, state) sorted set, read from the newest down in pages."""
+
+    key: str
+    queue: str
+    below: Position | None
+    buffer: list[Position] = field(default_factory=list)
+    done: bool = False
+
+
+async def list_jobs(
+    client: Redis, keys: Keys, queues: Sequence[str], filter: JobFilter, limit: int,
+    cursor: str | None,
+) -> JobPage:
+    start = parse_cursor(cursor)
+    states = filter.states or STATES
+    sources = [
+        _Source(keys.queue(q).state(s), q, start) for q in queues for s in states
+    ]
+    page = limit + 1  # one more than asked tells whether there is a next page
+    found: list[tuple[Position, JobRecord]] = []
+    while len(found) < page:
+        await _refill(client, [s for s in sources if not s.buffer and not s.done], page)
+        candidates = _merge(sources, page - len(found))
+        if not candidates:
+            break
+        async with client.pipeline(transaction=False) as pipe:
+            for queue, position in candidates:
+                pipe.hgetall(keys.queue(queue).job(position[1]))
+            hashes = await pipe.execute()
+        for (_, position), h in zip(candidates, hashes, strict=True):
+            if not h:
+                continue  # deleted meanwhile
+            record = record_from_hash(h)
+            # The record is the truth; the index may be a step behind a concurrent change.
+            if filter.states and record.state not in filter.states:
+                continue
+            if filter.task is not None and record.task != filter.task:
+                continue
+            found.append((position, record))
+    more = len(found) > limit
+    found = found[:limit]
+    next_cursor = None
+    if more and found:
+        seq, job_id = found[-1][0]
+        next_cursor = f"{seq}:{job_id}"
+    return JobPage([r for _, r in found], next_cursor)
+
+
+async def _refill(client: Redis, sources: list[_Source], count: int) -> None:
+    if not sources:
+        return
+    async with client.pipeline(transaction=False) as pipe:
+        for s in sources:
+            top = "+inf" if s.below is None else s.below[0]
+            # Inclusive of the bound's seq: an entry of this set may share it with the cursor
+            # (seqs are unique within a queue only), and is kept if its id sorts below.
+            pipe.zrevrangebyscore(s.key, top, "-inf", start=0, num=count + 1, withscores=True)
+        replies = await pipe.execute()
+    for s, reply in zip(sources, replies, strict=True):
+        raw = [(int(score), member) for member, score in reply]
+        s.done = len(raw) <= count  # fewer than asked for: nothing further down
+        # At most one entry sits at or above the bound, so `count` remain when not done.
+        s.buffer = [p for p in raw if s.below is None or p < s.below][:count]
+        if s.buffer:
+            s.below = s.buffer[-1]
+
+
+def _merge(sources: list[_Source], count: int) -> list[tuple[str, Position]]:
+    """Up to `count` (queue, position), newest first, across every source's buffer. Stops
+    early when a source that may hold newer entries has run dry (it is refilled first)."""
+    out: list[tuple[str, Position]] = []
+    while len(out) < count:
+        live = [s for s in sources if s.buffer]
+        if not live:
+            break
+        best = max(live, key=lambda s: s.buffer[0])
+        position = best.buffer.pop(0)
+        out.append((best.queue, position))
+        if not best.buffer and not best.done:
+            break
+    return out
+
+
+async def counts(
+    client: Redis, keys: Keys, queues: Sequence[str]
+) -> dict[tuple[str, JobState], int]:
+    pairs = [(q, s) for q in queues for s in STATES]
+    async with client.pipeline(transaction=False) as pipe:
+        for q, s in pairs:
+            pipe.zcard(keys.queue(q).state(s))
+        sizes = await pipe.execute()
+    return {pair: int(n) for pair, n in zip(pairs, sizes, strict=True) if n}

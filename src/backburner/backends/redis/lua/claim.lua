@@ -1,0 +1,88 @@
+-- claim: move up to `limit` due jobs of one queue to `running` under a lease.
+-- ARGV[3] worker id, ARGV[4] limit, ARGV[5] lease (seconds), ARGV[6] mode:
+--   'normal'  jobs that never lost a worker, priority desc then FIFO;
+--   'suspect' one job that lost a worker (lost > 0), for a worker that runs nothing else;
+--   'both'    'suspect', then 'normal' when no suspect waits (one queue, idle worker).
+-- Returns {now, next_run_at ('' = none or not asked), suspects_waiting (0/1), job fields...}:
+-- 12 fields per job (see rows.claimed_jobs).
+local now, now_s = clock()
+local worker, limit, lease, mode = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local lease_until_s = fmt(now + lease)
+
+-- Stage what has come due (delayed jobs, retries in backoff), in the same atomic step as the
+-- claim: a due job is never invisible to a claim. Bounded, so one call stays short; the next
+-- claims stage the rest.
+local due = redis.call('ZRANGEBYSCORE', SCHEDULED, '-inf', now_s, 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'state', 'seq', 'priority', 'lost')
+  redis.call('ZREM', SCHEDULED, id)
+  if f[1] == 'scheduled' then
+    redis.call('HSET', key, 'state', 'pending', 'updated_at', now_s)
+    make_ready(id, f[2], f[3], f[4])
+    move(id, f[2], 'scheduled', 'pending')
+  end
+end
+
+local out = {now_s, '', 0}
+
+-- The attempt number is the fencing token: incremented here, checked by every later write.
+local function take(id)
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'state', 'seq', 'task', 'priority', 'args', 'kwargs',
+    'attempt', 'max_attempts', 'failures', 'lost', 'timeout', 'created_at', 'run_at')
+  if f[1] ~= 'pending' then
+    return false -- a stale index entry; the record is the truth
+  end
+  local attempt = tonumber(f[7]) + 1
+  redis.call('HSET', key, 'state', 'running', 'attempt', attempt, 'worker_id', worker,
+    'lease_until', lease_until_s, 'started_at', now_s, 'updated_at', now_s,
+    'cancel_requested', 0)
+  redis.call('ZADD', RUNNING, lease_until_s, id)
+  redis.call('SADD', held_key(worker), id)
+  move(id, f[2], 'pending', 'running')
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, f[3], f[4], f[5]
+  out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[6], attempt, f[8], f[9]
+  out[n + 9], out[n + 10], out[n + 11], out[n + 12] = f[10], f[11] or '', f[12], f[13]
+  return true
+end
+
+if mode ~= 'normal' then
+  while true do
+    local popped = redis.call('ZPOPMIN', SUSPECTS, 1)
+    if #popped == 0 then
+      break
+    end
+    if take(member_id(popped[1])) then
+      return out
+    end
+  end
+  if mode == 'suspect' then
+    return out
+  end
+end
+
+local taken = 0
+while taken < limit do
+  local popped = redis.call('ZPOPMIN', READY, limit - taken)
+  if #popped == 0 then
+    break
+  end
+  for i = 1, #popped, 2 do
+    if take(member_id(popped[i])) then
+      taken = taken + 1
+    end
+  end
+end
+
+if redis.call('ZCARD', SUSPECTS) > 0 then
+  out[3] = 1
+end
+if taken < limit then
+  local first = redis.call('ZRANGE', SCHEDULED, 0, 0, 'WITHSCORES')
+  if #first > 0 then
+    out[2] = first[2]
+  end
+end
+return out

@@ -1,0 +1,20 @@
+-- complete: record the results of many attempts at once (one round trip per ack batch).
+-- ARGV[3..]: triples id, attempt, result (JSON). Returns one 1/0 per item: accepted or fenced.
+local _, now_s = clock()
+local out = {}
+for i = 3, #ARGV, 3 do
+  local id = ARGV[i]
+  local f = owned(id, ARGV[i + 1])
+  if f then
+    local key = job_key(id)
+    redis.call('HSET', key, 'state', 'completed', 'result', ARGV[i + 2],
+      'finished_at', now_s, 'updated_at', now_s)
+    redis.call('HDEL', key, 'lease_until')
+    unlease(id, f[3])
+    move(id, f[4], 'running', 'completed')
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out

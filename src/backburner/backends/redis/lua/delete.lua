@@ -1,0 +1,14 @@
+-- delete: remove a job that is not running, with every index entry that names it.
+-- ARGV[3] id. Returns 1 if deleted, 0 if unknown or running.
+local id = ARGV[3]
+local key = job_key(id)
+local f = redis.call('HMGET', key, 'state', 'seq')
+local state = f[1]
+if not state or state == 'running' then
+  return 0
+end
+unready(id, f[2])
+redis.call('ZREM', SCHEDULED, id)
+redis.call('ZREM', STATE[state], id)
+redis.call('DEL', key)
+return 1

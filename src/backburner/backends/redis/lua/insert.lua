@@ -1,0 +1,58 @@
+-- insert: store new jobs of one queue, `pending` or `scheduled`, all or none.
+-- ARGV[3..]: groups of 9: id, task, priority, args, kwargs, max_attempts, timeout ('' = none),
+-- delay (seconds), run_at ('' = none; epoch seconds).
+-- Returns {0} or {1, id} for an id that already exists (then nothing was written).
+local now, now_s, now_us = clock()
+local N = 9
+
+-- All checks before any write: a script that fails half-way would leave its writes behind.
+local seen = {}
+for i = 3, #ARGV, N do
+  local id = ARGV[i]
+  if seen[id] or redis.call('EXISTS', job_key(id)) == 1 then
+    return {1, id}
+  end
+  seen[id] = true
+end
+
+-- Sequence numbers: the clock in microseconds, strictly increasing within the queue.
+local seq = tonumber(redis.call('GET', SEQ) or '0')
+if now_us > seq then
+  seq = now_us - 1
+end
+
+for i = 3, #ARGV, N do
+  local id, priority, delay, given_run_at = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 7]), ARGV[i + 8]
+  seq = seq + 1
+  local seq_s = string.format('%0' .. SEQ_WIDTH .. '.0f', seq)
+  -- Same rule as the memory backend: the later of run_at and now + delay.
+  local run_at = now + delay
+  if given_run_at ~= '' and tonumber(given_run_at) > run_at then
+    run_at = tonumber(given_run_at)
+  end
+  local scheduled = run_at > now
+  local run_at_s = now_s
+  if scheduled then
+    run_at_s = fmt(run_at)
+  end
+  local key = job_key(id)
+  redis.call('HSET', key,
+    'id', id, 'task', ARGV[i + 1], 'queue', QUEUE, 'priority', priority,
+    'state', scheduled and 'scheduled' or 'pending',
+    'args', ARGV[i + 3], 'kwargs', ARGV[i + 4], 'max_attempts', ARGV[i + 5],
+    'created_at', now_s, 'updated_at', now_s, 'run_at', run_at_s,
+    'attempt', 0, 'failures', 0, 'lost', 0, 'errors', '[]', 'cancel_requested', 0,
+    'seq', seq_s)
+  if ARGV[i + 6] ~= '' then
+    redis.call('HSET', key, 'timeout', ARGV[i + 6])
+  end
+  if scheduled then
+    redis.call('ZADD', SCHEDULED, run_at_s, id)
+    move(id, seq_s, nil, 'scheduled')
+  else
+    make_ready(id, seq_s, priority, 0)
+    move(id, seq_s, nil, 'pending')
+  end
+end
+redis.call('SET', SEQ, string.format('%.0f', seq))
+return {0}

@@ -1,0 +1,42 @@
+-- rescue: take back the jobs of this queue whose lease expired (their worker died or froze).
+-- A lost attempt is not the task's fault: it does not count against max_attempts; `lost`
+-- counts it instead, and a job that lost `max_lost` workers fails `worker_lost`. A cancel
+-- request wins over both. The lost attempt stays fenced off: its number is not the job's
+-- next attempt, so nothing it writes later is accepted.
+-- ARGV[3] max_lost, ARGV[4] most jobs to take back in this call.
+-- Returns groups of 5: id, task, new state, attempt, reason ('' = none).
+local now, now_s = clock()
+local max_lost, batch = tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Strictly before now: a lease that ends exactly now is still held (as in memory.py).
+local expired = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', '(' .. now_s, 'LIMIT', 0, batch)
+local out = {}
+for _, id in ipairs(expired) do
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'worker_id', 'lost',
+    'cancel_requested', 'seq', 'priority', 'task')
+  unlease(id, f[3])
+  if f[1] == 'running' then
+    local lost = tonumber(f[4]) + 1
+    append_error(key, '{"attempt":' .. f[2] .. ',"type":"WorkerLost","message":'
+      .. '"the worker holding this attempt stopped renewing its lease","traceback":null,'
+      .. '"reason":"worker_lost","at":' .. now_s .. '}')
+    redis.call('HSET', key, 'lost', lost, 'updated_at', now_s)
+    redis.call('HDEL', key, 'worker_id', 'lease_until')
+    local state, reason = 'pending', ''
+    if f[5] == '1' then
+      state, reason = 'cancelled', 'cancelled'
+    elseif lost >= max_lost then
+      state, reason = 'failed', 'worker_lost'
+    end
+    if state == 'pending' then
+      redis.call('HSET', key, 'state', state)
+      make_ready(id, f[6], f[7], lost)
+    else
+      redis.call('HSET', key, 'state', state, 'reason', reason, 'finished_at', now_s)
+    end
+    move(id, f[6], 'running', state)
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, f[8], state, f[2], reason
+  end
+end
+return out

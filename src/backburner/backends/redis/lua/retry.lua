@@ -1,0 +1,20 @@
+-- retry: put a failed or cancelled job back to pending with a fresh set of attempts (its
+-- error history and attempt counter are kept: attempt numbers stay unique fencing tokens).
+-- ARGV[3] id. Returns the state after the call, or false for an unknown id.
+local _, now_s = clock()
+local id = ARGV[3]
+local key = job_key(id)
+local f = redis.call('HMGET', key, 'state', 'seq', 'priority')
+local state = f[1]
+if not state then
+  return false
+end
+if state == 'failed' or state == 'cancelled' then
+  redis.call('HSET', key, 'state', 'pending', 'failures', 0, 'lost', 0, 'cancel_requested', 0,
+    'run_at', now_s, 'updated_at', now_s)
+  redis.call('HDEL', key, 'reason', 'result', 'finished_at', 'worker_id')
+  make_ready(id, f[2], f[3], 0)
+  move(id, f[2], state, 'pending')
+  return 'pending'
+end
+return state

@@ -1,0 +1,183 @@
+"""Wake-ups and job events between processes through Redis pub/sub.
+
+Local subscribers get every event at once (LocalNotifier); other processes get them through
+two channels: `<prefix>:signals` (wake-ups and cancel requests: what workers listen to) and
+`<prefix>:events` (job changes: result waiters, live streams). A process subscribes to a
+channel only when something in it first asks for that kind of event, so a worker never
+receives the flood of job events.
+
+Publishing never blocks the caller: events are queued and sent by one background task, a
+pipeline of one PUBLISH per channel for everything queued meanwhile. Each message carries its
+sender's token so a process does not deliver its own events twice.
+
+Delivery stays best effort (see notify.py). A listener whose connection drops reconnects with
+backoff and never stops; once back, it tells its subscribers that events may have been
+missed (`overflowed`), so workers claim and waiters re-read the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from backburner.backends.redis.errors import TRANSLATED
+from backburner.backends.redis.keys import Keys
+from backburner.notify import Event, EventKind, LocalNotifier, Subscription
+
+log = logging.getLogger("backburner.notify")
+
+SILENCE = 15.0
+"""Seconds without any message after which a listener pings, and after twice which it
+considers its connection dead (a half-open TCP connection never reports an error)."""
+MAX_BACKOFF = 5.0
+
+
+class RedisNotifier(LocalNotifier):
+    def __init__(self, keys: Keys, client: Callable[[], Redis | None]) -> None:
+        super().__init__()
+        self._client = client
+        self._channels: dict[EventKind, str] = {
+            "wakeup": keys.signals_channel,
+            "cancel": keys.signals_channel,
+            "job": keys.events_channel,
+        }
+        self._origin = os.urandom(8).hex()
+        self._outbox: dict[str, list[list[Any]]] = {}
+        self._sender: asyncio.Task[None] | None = None
+        self._listeners: dict[str, asyncio.Task[None]] = {}
+        self.connected: dict[str, asyncio.Event] = {}
+        """Per channel: set while its listener is subscribed (tests wait on it)."""
+
+    # -- sending ---------------------------------------------------------------------------
+    def publish(self, events: Sequence[Event]) -> None:
+        self._deliver_locally(events)
+        if self._client() is None:
+            return
+        for event in events:
+            self._outbox.setdefault(self._channels[event.kind], []).append(event.to_json())
+        if self._sender is None or self._sender.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # not on a loop: local delivery only
+            self._sender = loop.create_task(self._send(), name="backburner-redis-publish")
+
+    async def _send(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, {}
+            client = self._client()
+            if client is None:
+                return
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    for channel, items in batch.items():
+                        pipe.publish(channel, orjson.dumps([self._origin, items]))
+                    await pipe.execute()
+            except TRANSLATED as exc:
+                # Best effort by design: receivers fall back to their poll interval.
+                log.debug("notification not published: %s", exc)
+
+    # -- receiving -------------------------------------------------------------------------
+    def subscribe(
+        self, kinds: Iterable[EventKind], job_id: str | None = None, maxsize: int = 1000
+    ) -> Subscription:
+        sub = super().subscribe(kinds, job_id, maxsize)
+        for channel in {self._channels[k] for k in sub.kinds}:
+            task = self._listeners.get(channel)
+            if task is None or task.done():
+                self.connected.setdefault(channel, asyncio.Event())
+                self._listeners[channel] = asyncio.get_running_loop().create_task(
+                    self._listen(channel), name=f"backburner-redis-listen-{channel}"
+                )
+        return sub
+
+    async def _listen(self, channel: str) -> None:
+        """Forever: subscribe, read, and after any failure reconnect with backoff."""
+        delay = 0.1
+        failing = False
+        while True:
+            client = self._client()
+            pubsub = client.pubsub() if client is not None else None
+            try:
+                if pubsub is None:
+                    raise ConnectionError("the backend is closed")
+                await pubsub.subscribe(channel)
+                self.connected[channel].set()
+                if failing:
+                    log.warning("pub/sub on %s is back; re-reading the store", channel)
+                    self._missed(channel)
+                failing, delay = False, 0.1
+                await self._read(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except TRANSLATED as exc:
+                self.connected[channel].clear()
+                if not failing:
+                    log.warning("pub/sub on %s lost (%s); reconnecting", channel, exc)
+                failing = True
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, MAX_BACKOFF)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+
+    async def _read(self, pubsub: PubSub) -> None:
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=SILENCE)
+            if message is None:
+                if pinged:
+                    raise ConnectionError(f"no reply from Redis in {2 * SILENCE:.0f} s")
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if message["type"] == "message":
+                self._receive(message["data"])
+
+    def _receive(self, data: str | bytes) -> None:
+        try:
+            origin, items = orjson.loads(data)
+            if origin == self._origin:
+                return  # ours: already delivered locally
+            events = [Event.from_json(item) for item in items]
+        except (ValueError, TypeError) as exc:
+            log.warning("ignored a malformed notification: %s", exc)
+            return
+        self._deliver_locally(events)
+
+    def _missed(self, channel: str) -> None:
+        """Messages sent while the listener was down are gone: tell its subscribers to
+        re-read the store, as after an overflow."""
+        kinds = {k for k, c in self._channels.items() if c == channel}
+        for sub in list(self._subscriptions):
+            if sub.kinds & kinds:
+                sub.overflowed = True
+                sub.poke()
+
+    async def close(self) -> None:
+        sender = self._sender
+        if sender is not None and not sender.done():
+            # Events published just before closing (an enqueue's wake-up) still go out.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(sender), 1.0)
+        listeners = list(self._listeners.values())
+        self._listeners.clear()
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        if sender is not None and not sender.done():
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        self._sender = None
+        await super().close()

@@ -1,0 +1,94 @@
+"""Job hashes and script replies to protocol objects, and protocol objects to script args.
+
+A job is one hash; every value is a string. Absent fields are None (result, reason,
+progress, worker_id, lease_until, started_at, finished_at, timeout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from backburner import codec
+from backburner.backends.protocol import ClaimedJob, Failure, NewJob, WorkerInfo
+from backburner.backends.records import error_entry, record_from_row
+from backburner.job import FailureReason, JobRecord
+
+CLAIMED_FIELDS = 12
+"""Fields per job in a claim reply (see lua/claim.lua)."""
+
+_INTS = ("priority", "attempt", "max_attempts", "failures", "lost", "cancel_requested")
+_FLOATS = ("timeout", "created_at", "updated_at", "run_at", "started_at", "finished_at",
+           "lease_until")
+_STRINGS = ("id", "task", "queue", "state", "args", "kwargs", "errors", "result", "reason",
+            "progress", "worker_id")
+
+
+def record_from_hash(h: Mapping[str, str]) -> JobRecord:
+    row: dict[str, Any] = {name: h.get(name) for name in _STRINGS}
+    for name in _INTS:
+        row[name] = int(h.get(name) or 0)
+    for name in _FLOATS:
+        value = h.get(name)
+        row[name] = float(value) if value else None
+    return record_from_row(row)
+
+
+def claimed_jobs(queue: str, started_at: float, flat: Sequence[Any]) -> list[ClaimedJob]:
+    jobs = []
+    for i in range(0, len(flat), CLAIMED_FIELDS):
+        (job_id, task, priority, args, kwargs, attempt, max_attempts, failures, lost,
+         timeout, created_at, run_at) = flat[i : i + CLAIMED_FIELDS]
+        jobs.append(
+            ClaimedJob(
+                id=job_id, task=task, queue=queue, priority=int(priority), args=args,
+                kwargs=kwargs, attempt=int(attempt), max_attempts=int(max_attempts),
+                failures=int(failures), lost=int(lost),
+                timeout=float(timeout) if timeout else None, created_at=float(created_at),
+                run_at=float(run_at), started_at=started_at,
+            )
+        )
+    return jobs
+
+
+def insert_args(jobs: Sequence[NewJob]) -> list[str | int | float]:
+    args: list[str | int | float] = []
+    for j in jobs:
+        args += [
+            j.id, j.task, j.priority, j.args, j.kwargs, j.max_attempts,
+            "" if j.timeout is None else repr(float(j.timeout)), repr(float(j.delay)),
+            "" if j.run_at is None else repr(float(j.run_at)),
+        ]
+    return args
+
+
+def fail_args(items: Sequence[Failure]) -> list[str | int | float]:
+    args: list[str | int | float] = []
+    for i in items:
+        # The stored entry is error_entry's; its time ("at") is added by the server's clock.
+        entry = error_entry(i.error, i.attempt, i.reason, 0.0)
+        del entry["at"]
+        final = "cancelled" if i.reason is FailureReason.CANCELLED else "failed"
+        args += [
+            i.id, i.attempt, "" if i.retry_in is None else repr(float(i.retry_in)), final,
+            i.reason.value, 1 if i.counts else 0, codec.dumps(entry),
+        ]
+    return args
+
+
+def worker_json(info: WorkerInfo) -> str:
+    """The registered form of a worker, without its times (added by the server)."""
+    return codec.dumps({
+        "id": info.id, "hostname": info.hostname, "pid": info.pid,
+        "queues": list(info.queues), "concurrency": info.concurrency, "extra": info.extra,
+    })
+
+
+def worker_from_json(data: str, heartbeat_at: float | None) -> WorkerInfo:
+    d = codec.loads(data)
+    return WorkerInfo(
+        id=d["id"], hostname=d["hostname"], pid=int(d["pid"]), queues=tuple(d["queues"]),
+        concurrency=int(d["concurrency"]), started_at=float(d.get("started_at", 0.0)),
+        heartbeat_at=heartbeat_at if heartbeat_at is not None else 0.0,
+        extra=d.get("extra") or {},
+    )
