@@ -117,6 +117,10 @@ class Worker:
         self._wake = asyncio.Event()
         """Set by the listener when jobs may be ready, and by `stop()`."""
         self._acks: list[Outcome] = []
+        self._acking: list[Outcome] = []
+        """The batch the ack loop is writing."""
+        self._strays: dict[str, int] = {}
+        """Jobs the last heartbeat said this worker holds that it never started."""
         self._acks_ready = asyncio.Event()
         self._acks_idle = asyncio.Event()
         self._acks_idle.set()
@@ -278,8 +282,10 @@ class Worker:
             await self._acks_ready.wait()
             self._acks_ready.clear()
             batch, self._acks = self._acks, []
+            self._acking = batch
             if batch:
                 await self._with_backend_retry(partial(self._write_outcomes, batch))
+            self._acking = []
             if not self._acks:
                 self._acks_idle.set()
 
@@ -345,6 +351,30 @@ class Worker:
                     log.info("job %s cancel requested; cancelling attempt %d", job_id, attempt)
                     entry.ctx._signal_cancel("cancelled")
                     entry.task.cancel()
+            await self._give_back_strays(beat.owned)
+
+    async def _give_back_strays(self, owned: dict[str, int]) -> None:
+        """A claim whose reply was lost (the connection dropped after the store committed it)
+        leaves jobs that the store says this worker holds and that it never started; its own
+        heartbeats would renew their leases for ever. Seen by two heartbeats in a row (so no
+        claim reply is still on its way), they are released to run again now."""
+        known = {job_id for job_id, _ in self._running}
+        known.update(o.job.id for o in (*self._acks, *self._acking))
+        strays = {job_id: a for job_id, a in owned.items() if job_id not in known}
+        confirmed = [Release(job_id, a) for job_id, a in strays.items()
+                     if self._strays.get(job_id) == a]
+        self._strays = strays
+        if not confirmed:
+            return
+        log.warning("releasing %d job(s) claimed for this worker that it never received "
+                    "(a claim reply was lost)", len(confirmed))
+        try:
+            await self.backend.release(confirmed)
+        except BackendUnavailableError as exc:
+            log.warning("release of unclaimed jobs failed, will retry: %s", exc)
+            return
+        self._strays = {j: a for j, a in strays.items() if j not in {r.id for r in confirmed}}
+        self.app.instrumentation.wake(self.queues)
 
     async def _listen(self) -> None:
         """Turn notifications into action: wake the claim loop, cancel a running attempt at
