@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
+import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -280,6 +283,42 @@ def jobs_cancel(job_id: str, app: AppOption = None, url: UrlOption = None) -> No
         typer.secho(f"error: job {job_id} is already {state.value}", fg=typer.colors.RED,
                     err=True)
         raise typer.Exit(1)
+
+
+@cli.command()
+def demo(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0: any free port.")]
+    = 8000,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="DEMO_DATA_DIR",
+                     help="Where jobs.db, uploads and logs go (default ./demo-data)."),
+    ] = None,
+) -> None:
+    """Run the example app (every seed scenario) under uvicorn, with an embedded worker,
+    jobs in SQLite and a local SMTP server (unless SMTP_HOST is set); prints its URLs."""
+    run_demo = _load_demo()
+    run_demo(host=host, port=port, data_dir=data_dir)
+
+
+def _load_demo() -> Callable[..., None]:
+    # The demo lives in the repository's examples/ package, not in the installed package:
+    # look in the current directory, then beside the source tree of an editable install.
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (root / "examples" / "demo" / "__init__.py").is_file():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            break
+    try:
+        module = importlib.import_module("examples.demo.run")
+    except ImportError as exc:
+        typer.secho(
+            f"error: the demo needs a clone of the repository, installed with "
+            f"pip install -e '.[demo]' ({exc})", fg=typer.colors.RED, err=True,
+        )
+        raise typer.Exit(2) from None
+    return cast(Callable[..., None], module.run_demo)
 
 
 def main() -> None:

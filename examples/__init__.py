@@ -1,0 +1,1 @@
+"""Runnable examples. `examples.demo` is the app that reproduces every seed scenario."""

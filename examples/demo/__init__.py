@@ -1,0 +1,9 @@
+"""The Backburner demo: every scenario of the seed tutorials (S1-S19 in SCENARIOS.md) as one
+FastAPI app on durable jobs.
+
+Layout, one concern per module: `settings` (environment), `tasks` (every task, registered on
+one Backburner app), `routes/` (one router per group of scenarios), `mail` (SMTP client),
+`smtp_sink` (local SMTP server), `maillog` (email stats), `ssrf` (outgoing HTTP guard),
+`uploads` (streamed multipart), `web` (the app factory), `worker` (the factory for
+`backburner worker`), `run` (`backburner demo`).
+"""

@@ -1,0 +1,113 @@
+"""The demo's own pages: the live progress page (S18), the mailbox of the local SMTP sink,
+a landing page, and `/monitor` (S4: queues, states, workers, recent failures).
+
+HTML is static or built with every value escaped; scripts come from /static only, so the
+pages work under a Content-Security-Policy without 'unsafe-inline'.
+
+Progress page element ids (stable, for browser tests): `#start` (button), `#steps` (number
+input), `#job-id`, `#bar-ws` and `#bar-sse` (`<progress>` elements, value 0-100),
+`#pct-ws` and `#pct-sse` (text like `40%`), `#state-ws` and `#state-sse` (the job state:
+idle, pending, running, completed, failed, cancelled), `#error`.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse
+
+from backburner.job import JobState
+from examples.demo.smtp_sink import SmtpSink
+from examples.demo.tasks import DemoTasks
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; "
+       "img-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "no-referrer"}
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        f'<link rel="stylesheet" href="/static/demo.css"></head><body><main>{body}</main>'
+        "</body></html>",
+        headers=SECURITY_HEADERS,
+    )
+
+
+def router(tasks: DemoTasks, sink: SmtpSink | None) -> APIRouter:
+    api = APIRouter(tags=["demo pages"])
+    jobs = tasks.long_task.app
+    smtp = tasks.services.settings.smtp
+
+    @api.get("/progress", response_class=FileResponse, include_in_schema=False)
+    async def progress_page() -> FileResponse:
+        return FileResponse(STATIC / "progress.html", headers=SECURITY_HEADERS)
+
+    @api.get("/demo", response_class=HTMLResponse, include_in_schema=False)
+    async def landing() -> HTMLResponse:
+        links = [("/progress", "live progress bar (WebSocket and SSE)"),
+                 ("/mails", "mails received by the local SMTP server"),
+                 ("/docs", "every endpoint, to try out"), ("/jobs", "all jobs (JSON)"),
+                 ("/monitor", "queues, states, workers, failures (JSON)"),
+                 ("/email/stats", "email service stats (JSON)")]
+        items = "".join(f'<li><a href="{href}">{html.escape(href)}</a>: {html.escape(text)}'
+                        "</li>" for href, text in links)
+        return _page("Backburner demo", f"<h1>Backburner demo</h1><ul>{items}</ul>")
+
+    @api.get("/mails", response_class=HTMLResponse, include_in_schema=False)
+    async def mails_page() -> HTMLResponse:
+        if sink is None:
+            where = html.escape(f"{smtp.host}:{smtp.port}")
+            return _page("Mails", f"<h1>Mails</h1><p>Mail goes to the configured SMTP server "
+                                  f"{where}; this demo keeps no copy.</p>")
+        rows = "".join(
+            "<tr>"
+            f"<td>{html.escape(time.strftime('%H:%M:%S', time.localtime(m.received_at)))}</td>"
+            f"<td>{html.escape(', '.join(m.to))}</td><td>{html.escape(m.subject)}</td>"
+            f"<td><pre>{html.escape(m.body)}</pre></td>"
+            f"<td>{html.escape(', '.join(m.attachments))}</td></tr>"
+            for m in reversed(sink.mails)
+        )
+        return _page("Mails", f'<h1>Mails received by the local SMTP server '
+                              f'({html.escape(f"{sink.host}:{sink.port}")})</h1>'
+                              f'<p><a href="/mails">reload</a></p><table><thead><tr>'
+                              "<th>time</th><th>to</th><th>subject</th><th>body</th>"
+                              f"<th>attachments</th></tr></thead><tbody>{rows}</tbody></table>")
+
+    @api.get("/mails.json", include_in_schema=False)
+    async def mails_json() -> list[dict[str, Any]]:
+        return [] if sink is None else [
+            {"to": list(m.to), "subject": m.subject, "body": m.body,
+             "message_id": m.message_id, "attachments": list(m.attachments),
+             "received_at": m.received_at}
+            for m in sink.mails
+        ]
+
+    @api.get("/monitor", tags=["monitoring"])
+    async def monitor() -> dict[str, Any]:
+        """S4: jobs per queue and state, live workers, the latest failures with errors."""
+        counts: dict[str, dict[str, int]] = {}
+        for (queue, state), n in (await jobs.backend.counts()).items():
+            counts.setdefault(queue, {})[state.value] = n
+        workers = await jobs.backend.list_workers()
+        failed = await jobs.list_jobs(states=[JobState.FAILED], limit=10)
+        return {
+            "queues": counts,
+            "workers": [{"id": w.id, "hostname": w.hostname, "pid": w.pid,
+                         "queues": list(w.queues), "concurrency": w.concurrency}
+                        for w in workers],
+            "recent_failures": [
+                {"id": r.id, "task": r.task, "reason": r.reason.value if r.reason else None,
+                 "attempts": r.attempt, "errors": [e.to_json() for e in r.errors]}
+                for r in failed.jobs
+            ],
+        }
+
+    return api

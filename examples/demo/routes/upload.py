@@ -1,0 +1,33 @@
+"""S15: a CSV upload streamed to disk, its rows counted by a job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from examples.demo.routes.common import job_link
+from examples.demo.tasks import DemoTasks
+from examples.demo.uploads import receive_csv
+
+
+def router(tasks: DemoTasks) -> APIRouter:
+    api = APIRouter(tags=["seeds: upload"])
+    settings = tasks.services.settings
+
+    @api.post(
+        "/upload",
+        openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
+            "schema": {"type": "object", "required": ["file"], "properties": {
+                "file": {"type": "string", "format": "binary"}}}}}}},
+        responses={413: {"description": "larger than the limit"},
+                   415: {"description": "not multipart/form-data"}},
+    )
+    async def upload_file(request: Request) -> dict[str, Any]:
+        stored = await receive_csv(request, settings.upload_dir, settings.max_upload_bytes)
+        job = await tasks.count_rows.enqueue(stored.stored_name, stored.filename)
+        return {"filename": stored.filename, "stored_name": stored.stored_name,
+                "size": stored.size, "message": "uploaded; the rows are counted in the "
+                "background", **job_link(request, job.id)}
+
+    return api

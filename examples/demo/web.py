@@ -1,0 +1,61 @@
+"""`create_app`: the FastAPI app of the demo, every seed scenario on one Backburner app.
+
+    uvicorn --factory examples.demo.web:create_app        # settings from the environment
+    backburner worker examples.demo.worker:create_jobs    # separate worker processes
+
+With DEMO_EMBEDDED_WORKER=0 the web process only enqueues and reads; workers run apart.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from backburner.errors import BackendUnavailableError, InvalidArgumentsError
+from backburner.fastapi import backburner_lifespan, job_router
+from examples.demo.routes import basics, deps, email, pages, tracking, upload, webhooks
+from examples.demo.settings import Settings
+from examples.demo.smtp_sink import SmtpSink
+from examples.demo.tasks import build_jobs
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sink: SmtpSink | None = None,
+    worker: bool | None = None,
+    concurrency: int = 20,
+) -> FastAPI:
+    """`sink`: the local SMTP server whose mails `/mails` lists. `worker`: run an embedded
+    worker (default: DEMO_EMBEDDED_WORKER, on)."""
+    settings = settings if settings is not None else Settings.from_env()
+    jobs, tasks = build_jobs(settings)
+    embedded = settings.embedded_worker if worker is None else worker
+    api = FastAPI(
+        title="Backburner demo",
+        description="Every scenario of the seed tutorials, on durable Backburner jobs.",
+        lifespan=backburner_lifespan(jobs, worker=embedded, concurrency=concurrency),
+    )
+    api.state.demo_tasks = tasks
+    api.include_router(job_router(jobs, expose=[tasks.long_task]))
+    api.include_router(basics.router(tasks))
+    api.include_router(tracking.router(tasks))
+    api.include_router(deps.router())
+    api.include_router(email.router(tasks))
+    api.include_router(webhooks.router(tasks))
+    api.include_router(upload.router(tasks))
+    api.include_router(pages.router(tasks, sink))
+    api.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+
+    # Our own endpoints enqueue directly; their store errors get the router's answers.
+    @api.exception_handler(BackendUnavailableError)
+    async def unavailable(request: Request, exc: BackendUnavailableError) -> JSONResponse:
+        return JSONResponse({"detail": f"the job store is unavailable: {exc}"}, 503,
+                            headers={"Retry-After": "5"})
+
+    @api.exception_handler(InvalidArgumentsError)
+    async def invalid(request: Request, exc: InvalidArgumentsError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 422)
+
+    return api
