@@ -50,9 +50,10 @@ def count_calls(app: Backburner, counters: Counters) -> None:
     def wrap(method: Callable[..., Awaitable[Any]], stats: CallStats,
              size: Callable[[Any, tuple[Any, ...]], int]) -> Callable[..., Awaitable[Any]]:
         @wraps(method)
-        async def counted(*args: Any) -> Any:
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            # The worker passes options by keyword (claim's `alone`): pass them on.
             started = time.perf_counter()
-            result = await method(*args)
+            result = await method(*args, **kwargs)
             stats.seconds += time.perf_counter() - started
             stats.calls += 1
             stats.items += size(result, args)

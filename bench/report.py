@@ -71,25 +71,30 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def machine() -> dict[str, str]:
-    import huey  # type: ignore[import-untyped]
-
     import backburner
+
+    try:
+        import huey  # type: ignore[import-untyped]
+
+        huey_version = huey.__version__
+    except ImportError:
+        huey_version = "not installed"
 
     return {
         "Date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "Commit": _git("rev-parse", "--short", "HEAD") + (" (dirty)" if _dirty() else ""),
-        "CPU": f"{_cpu_model()}, {os.cpu_count()} cores",
-        "Memory": _memory(),
+        "Commit": commit(),
+        "CPU": f"{cpu_model()}, {os.cpu_count()} cores",
+        "Memory": memory(),
         "OS": platform.platform(),
         "Python": platform.python_version(),
         "SQLite": sqlite3.sqlite_version,
         "Backburner": backburner.__version__,
-        "Huey": huey.__version__,
+        "Huey": huey_version,
         "Temp dir (databases)": tempfile.gettempdir(),
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -99,7 +104,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _memory() -> str:
+def memory() -> str:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
@@ -122,10 +127,21 @@ def _dirty() -> bool:
     return bool(_git("status", "--porcelain", "--", "src"))
 
 
+def commit() -> str:
+    """The commit measured; "(dirty)" when src/ has uncommitted changes."""
+    return _git("rev-parse", "--short", "HEAD") + (" (dirty)" if _dirty() else "")
+
+
+RESULTS_TITLE = "# Backburner benchmark results"
+SQLITE_SECTION = "sqlite"
+SQLITE_TITLE = "## SQLite: Backburner and Huey (`python bench/run.py --write`)"
+
+
 def document(command: str, settings: dict[str, str], rows: Sequence[Row],
              notes: Sequence[str]) -> str:
+    """The SQLite section of RESULTS.md (see `write_section`)."""
     parts = [
-        "# Backburner benchmark results",
+        SQLITE_TITLE,
         "",
         f"Command: `{command}`",
         "",
@@ -141,3 +157,23 @@ def document(command: str, settings: dict[str, str], rows: Sequence[Row],
         "",
     ]
     return "\n".join(parts)
+
+
+# -- RESULTS.md: one file, one section per command ---------------------------------------------
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- begin:{name} -->", f"<!-- end:{name} -->"
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace section `name` of the results file (or append it), leaving the sections other
+    commands wrote untouched: `run.py --write` and `run.py --peers --write` share one file."""
+    begin, end = _markers(name)
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else f"{RESULTS_TITLE}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+        text = f"{head}{block}{tail}"
+    else:
+        text = f"{text.rstrip()}\n\n{block}\n"
+    path.write_text(text)

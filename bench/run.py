@@ -3,6 +3,8 @@
     python bench/run.py                 # 20,000 jobs, 500 latency samples (~1 minute)
     python bench/run.py --quick         # 2,000 jobs, 100 samples, 1 repeat: a smoke run
     python bench/run.py --write         # also write bench/RESULTS.md
+    python bench/run.py --peers [--quick] [--write]   # every backend against every peer:
+                                        # see bench/peerbench/cli.py and bench/README.md
 
 Scenarios, each on a fresh database in a temporary directory:
 enqueue one by one and with `enqueue_many`; drain of a full queue by ONE worker process
@@ -21,12 +23,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import bb_scenarios as bb
-import huey_scenarios as hz
 from common import BENCH_DIR, LOOPS, percentile, quiet_logging, run_async
-from report import Row, document, table
+from report import SQLITE_SECTION, Row, document, table, write_section
+
+if TYPE_CHECKING:
+    import huey_scenarios as hz
 
 TARGET_DRAIN = 6_000.0
 TARGET_ENQUEUE_MANY = 20_000.0
@@ -116,6 +120,13 @@ def measure(opts: Options) -> Measured:
                        loop)
     huey_drain = huey_remote = None
     if opts.huey:
+        # Imported here: Huey is not a dependency of the repository's .venv (`pip install
+        # huey` for this comparison), and `--peers` must not need it.
+        try:
+            import huey_scenarios as hz
+        except ImportError as exc:
+            step(f"Huey skipped: {exc} (pip install huey, or --no-huey)")
+            return Measured(one_by_one, many, drained, local, remote, None, None)
         step(f"Huey: enqueue and drain {n:,} with one consumer process (x{opts.repeat})")
         huey_drain = median_run(opts.repeat, lambda: hz.drain(n))
         step(f"Huey: latency, {opts.samples} jobs, consumer in another process")
@@ -184,6 +195,12 @@ def notes(opts: Options, m: Measured) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if "--peers" in args:
+        # Backburner on every backend against its peers: bench/peerbench/ (own options).
+        from peerbench.cli import main as peers_main
+
+        peers_main([a for a in args if a != "--peers"])
+        return
     opts = parse_args(args)
     quiet_logging()
     started = time.perf_counter()
@@ -203,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         command = " ".join(["python bench/run.py", shlex.join(args)]).strip()
         path = BENCH_DIR / "RESULTS.md"
-        path.write_text(document(command, settings, table_rows, table_notes))
+        write_section(path, SQLITE_SECTION, document(command, settings, table_rows, table_notes))
         print(f"wrote {path}", file=sys.stderr)
 
 
