@@ -142,7 +142,9 @@ class Worker:
         return [job_id for job_id, _ in self._running]
 
     async def run(self) -> None:
-        await self.app.open()
+        # A store that is down at start is waited for, as during a run: a worker started
+        # in an outage (or before its database) must not crash-loop.
+        await self._with_backend_retry(self.app.open)
         loop = asyncio.get_running_loop()
         signals_installed = self._install_signals(loop)
         self._signals = self.backend.notifier.subscribe(["wakeup", "cancel"], maxsize=1000)

@@ -1,0 +1,186 @@
+"""What only the Redis backend has: its key layout (one Cluster slot per script), URL
+options, script reloading after the server forgot them, prefix isolation, and the start-up
+durability checks of R8 against private redis-server processes."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from redis_server import RedisServer
+from services import REDIS_URL, require_service
+
+from backburner import Backburner
+from backburner.backends.protocol import JobFilter, NewJob
+from backburner.backends.redis import RedisBackend
+from backburner.backends.redis.checks import durability_problems
+from backburner.backends.redis.keys import Keys, hash_tag
+from backburner.backends.redis.url import parse_url
+from backburner.errors import ConfigurationError
+
+
+def _job(queue: str = "default") -> NewJob:
+    return NewJob(id=str(uuid.uuid4()), task="t", queue=queue, priority=0, args="[]",
+                  kwargs="{}", max_attempts=1)
+
+
+# -- layout -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("queue", ["default", "a}b", "{x}", "%7D", "é ü", ""])
+def test_every_key_a_queue_script_touches_shares_one_slot(queue: str) -> None:
+    q = Keys("bb").queue(queue)
+    tags = {hash_tag(k) for k in (*q.script_keys, q.job("some-id"), q.base + "held:w1")}
+    assert len(tags) == 1, tags
+
+
+def test_queue_names_that_differ_never_share_keys() -> None:
+    keys = Keys("bb")
+    names = ["a}b", "a%7Db", "a{b", "a%7Bb", "a", "a/b"]
+    bases = {keys.queue(n).base for n in names}
+    assert len(bases) == len(names)
+
+
+def test_shared_keys_share_one_slot_apart_from_the_queues() -> None:
+    keys = Keys("bb")
+    tags = {hash_tag(k) for k in keys.global_keys}
+    assert tags == {"bb"}
+    assert hash_tag(keys.queue("default").base + "ready") != "bb"
+
+
+def test_a_prefix_owns_its_keys_and_not_a_longer_prefix() -> None:
+    short, longer = Keys("bb"), Keys("bbx")
+    assert short.owns(short.queue("q").job("1")) and short.owns(short.directory)
+    assert not short.owns(longer.queue("q").job("1")) and not short.owns(longer.directory)
+
+
+@pytest.mark.parametrize("prefix", ["", "a{b", "c}"])
+def test_a_prefix_with_braces_is_refused(prefix: str) -> None:
+    with pytest.raises(ConfigurationError, match="prefix"):
+        Keys(prefix)
+
+
+# -- URL --------------------------------------------------------------------------------------
+def test_url_options_are_taken_out_and_checked() -> None:
+    parsed = parse_url("redis://user:secret@127.0.0.1:6380/3?prefix=app&profile=durable"
+                       "&socket_timeout=5")
+    assert parsed.prefix == "app" and parsed.profile == "durable"
+    assert "prefix" not in parsed.connection_url and "socket_timeout=5" in parsed.connection_url
+    assert "secret" not in parsed.display and parsed.display == "redis://127.0.0.1:6380/3"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://h/0?profile=safe", "profile must be dev or durable"),
+        ("redis://h/0?bogus=1", "unknown Redis URL option"),
+        ("redis://h/jobs", "database number"),
+        ("http://h/0", "not a Redis URL"),
+    ],
+)
+def test_bad_urls_are_refused_with_the_reason(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse_url(url)
+
+
+# -- against the shared server ------------------------------------------------------------------
+@pytest.fixture
+async def redis_backend() -> RedisBackend:
+    require_service(REDIS_URL)
+    backend = RedisBackend(f"{REDIS_URL}?prefix=bbt-{uuid.uuid4().hex[:12]}")
+    await backend.open()
+    return backend
+
+
+async def test_scripts_are_reloaded_after_the_server_forgot_them(
+    redis_backend: RedisBackend,
+) -> None:
+    try:
+        await redis_backend.insert([_job()])
+        client = Redis.from_url(REDIS_URL)
+        try:
+            await client.script_flush()  # what a restart without persistence of scripts does
+        finally:
+            await client.aclose()
+        job = _job()
+        await redis_backend.insert([job])  # NOSCRIPT -> load -> run again
+        claim = await redis_backend.claim("w", ["default"], 10, 30.0)
+        assert len(claim.jobs) == 2
+    finally:
+        await redis_backend.destroy()
+        await redis_backend.close()
+
+
+async def test_destroy_removes_only_its_own_prefix(redis_backend: RedisBackend) -> None:
+    neighbour = RedisBackend(f"{REDIS_URL}?prefix={redis_backend.keys.prefix}x")
+    await neighbour.open()
+    try:
+        await redis_backend.insert([_job()])
+        kept = _job()
+        await neighbour.insert([kept])
+        await redis_backend.destroy()
+        assert (await redis_backend.list_jobs(JobFilter())).jobs == []
+        assert await neighbour.get(kept.id) is not None
+    finally:
+        await neighbour.destroy()
+        await neighbour.close()
+        await redis_backend.close()
+
+
+async def test_a_transactional_connection_is_refused_with_the_reason(
+    redis_backend: RedisBackend,
+) -> None:
+    try:
+        with pytest.raises(ConfigurationError, match="PostgreSQL"):
+            await redis_backend.insert([_job()], connection=object())
+    finally:
+        await redis_backend.destroy()
+        await redis_backend.close()
+
+
+# -- R8: durability checks at start -------------------------------------------------------------
+def test_durability_problems_name_eviction_and_missing_persistence() -> None:
+    problems, _ = durability_problems(
+        {"maxmemory-policy": "allkeys-lru", "appendonly": "no", "save": ""}
+    )
+    assert any("maxmemory-policy" in p for p in problems)
+    assert any("persistence is off" in p for p in problems)
+    problems, notes = durability_problems(
+        {"maxmemory-policy": "noeviction", "appendonly": "yes", "appendfsync": "everysec",
+         "save": ""}
+    )
+    assert problems == [] and notes == []
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ("--maxmemory-policy", "allkeys-lru", "--appendonly", "yes"),
+        ("--maxmemory-policy", "noeviction", "--appendonly", "no"),
+    ],
+)
+async def test_durable_profile_refuses_a_server_that_can_lose_jobs(
+    tmp_path: Path, config: tuple[str, ...]
+) -> None:
+    with RedisServer(tmp_path / "redis", *config) as server:
+        app = Backburner(f"{server.url}?profile=durable")
+        with pytest.raises(ConfigurationError, match="refusing to start with profile=durable"):
+            await app.open()
+
+
+async def test_dev_profile_warns_and_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RedisServer(tmp_path / "redis", "--maxmemory-policy", "volatile-lru") as server:
+        caplog.set_level(logging.WARNING, "backburner.redis")
+        async with Backburner(server.url) as app:
+            assert await app.get_job("nothing") is None
+        assert "may evict job keys" in caplog.text
+
+
+async def test_durable_profile_accepts_aof_and_noeviction(tmp_path: Path) -> None:
+    with RedisServer(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always",
+                     "--maxmemory-policy", "noeviction") as server:
+        async with Backburner(f"{server.url}?profile=durable") as app:
+            assert await app.get_job("nothing") is None
