@@ -74,7 +74,7 @@ class Mailer:
         if not cfg.configured:
             raise PermanentMailError("no SMTP server is configured (SMTP_HOST)")
         try:
-            await aiosmtplib.send(
+            refused, _ = await aiosmtplib.send(
                 message,
                 hostname=cfg.host,
                 port=cfg.port,
@@ -95,3 +95,12 @@ class Mailer:
             raise kind(f"SMTP {exc.code}: {exc.message}") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise TransientMailError(f"{type(exc).__name__}: {exc}") from None
+        # A server may accept some recipients and refuse others; a mail whose addressee
+        # was refused was not delivered, even if a Cc was.
+        to = {a.strip().lower() for a in str(message["To"]).split(",")}
+        missed = {r: reply for r, reply in refused.items() if r.lower() in to}
+        if missed:
+            codes = [reply.code for reply in missed.values()]
+            kind = PermanentMailError if all(c >= 500 for c in codes) else TransientMailError
+            raise kind("; ".join(f"{r}: {reply.code} {reply.message}"
+                                 for r, reply in missed.items()))

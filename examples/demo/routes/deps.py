@@ -43,9 +43,11 @@ class TaskManager:
         self.background_tasks.add_task(self.tasks.send_notification, user_id, message)
 
 
+Params = Annotated[dict[str, str], Depends(common_parameters)]
+
+
 def router() -> APIRouter:
     api = APIRouter(tags=["seeds: dependencies"])
-    Params = Annotated[dict[str, str], Depends(common_parameters)]
 
     @api.get("/items")
     async def get_items(params: Params) -> dict[str, Any]:
