@@ -254,13 +254,12 @@ class RedisBackend:
         if not jobs:
             return
         client = await self._connected()
-        # 1. The directory, where ids are unique across queues: all or none.
+        # One round trip: the directory entries (where ids are unique across queues, all or
+        # none) and one script per queue (each all or none), pipelined. Ids are random
+        # (new_job_id), so a clash means a bug or a collision; then what this call stored is
+        # taken back. Between the scripts a reserved id names no job yet: readers treat it
+        # as unknown.
         reserve = self._global(SCRIPTS["reserve"], *(x for j in jobs for x in (j.id, j.queue)))
-        status = await SCRIPTS.run(client, reserve)
-        if status[0] != 0:
-            raise ConfigurationError(f"duplicate job id {status[1]}")
-        # 2. The jobs, one script per queue (each all or none), in one round trip. Between
-        # the two steps a reserved id names no job yet: readers treat it as unknown.
         by_queue: dict[str, list[NewJob]] = {}
         for job in jobs:
             by_queue.setdefault(job.queue, []).append(job)
@@ -268,31 +267,33 @@ class RedisBackend:
             self._call(SCRIPTS["insert"], q, *rows.insert_args(batch))
             for q, batch in by_queue.items()
         ]
-        try:
-            results = await SCRIPTS.run_many(client, calls)
-        except BaseException:
-            # Unknown whether the jobs were stored; the directory entries are harmless.
-            raise
-        clash = next((r[1] for r in results if r[0] != 0), None)
+        status, *results = await SCRIPTS.run_many(client, [reserve, *calls])
+        clash = status[1] if status[0] != 0 else next(
+            (r[1] for r in results if r[0] != 0), None
+        )
         if clash is not None:
-            # Only possible if the directory lost an entry: undo what this call reserved and
-            # stored, so the batch is all or none.
-            await self._unwind(client, by_queue, results, clash)
+            await self._unwind(client, by_queue, results, clash, reserved=status[0] == 0)
             raise ConfigurationError(f"duplicate job id {clash}")
         for job in jobs:
             self._remember(job.id, job.queue)
 
     async def _unwind(
-        self, client: Redis, by_queue: dict[str, list[NewJob]], results: list[Any], clash: str
+        self, client: Redis, by_queue: dict[str, list[NewJob]], results: list[Any], clash: str,
+        reserved: bool,
     ) -> None:
+        """Take back what an insert with a clashing id stored, so the batch is all or none:
+        the jobs of every queue script that succeeded and, if the reserve succeeded, the
+        directory entries (but the clashing id's, which names an older job)."""
         calls = [
             self._call(SCRIPTS["delete"], q, j.id)
             for (q, batch), r in zip(by_queue.items(), results, strict=True) if r[0] == 0
             for j in batch
         ]
         await SCRIPTS.run_many(client, calls)
-        ids = [j.id for batch in by_queue.values() for j in batch if j.id != clash]
-        await client.hdel(self.keys.directory, *ids)
+        if reserved:
+            ids = [j.id for batch in by_queue.values() for j in batch if j.id != clash]
+            if ids:
+                await client.hdel(self.keys.directory, *ids)
 
     @translated
     async def claim(
