@@ -171,7 +171,7 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
         return jobs.task(name=f"demo.task_{letter.lower()}")(step)
 
     # -- S7: async fetch ----------------------------------------------------------------------
-    @jobs.task(name="demo.fetch_url", retries=1, retry_on=httpx2.TransportError)
+    @jobs.task(name="demo.fetch_url", retries=1, backoff=backoff, retry_on=httpx2.TransportError)
     async def fetch_url(url: str) -> dict[str, Any]:
         async with guarded_client(services.policy) as client:
             response = await client.get(url)
