@@ -8,6 +8,9 @@ With DEMO_EMBEDDED_WORKER=0 the web process only enqueues and reads; workers run
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -26,16 +29,18 @@ def create_app(
     sink: SmtpSink | None = None,
     worker: bool | None = None,
     concurrency: int = 20,
+    worker_options: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """`sink`: the local SMTP server whose mails `/mails` lists. `worker`: run an embedded
-    worker (default: DEMO_EMBEDDED_WORKER, on)."""
+    worker (default: DEMO_EMBEDDED_WORKER, on); `worker_options` go to it (e.g. `grace`)."""
     settings = settings if settings is not None else Settings.from_env()
     jobs, tasks = build_jobs(settings)
     embedded = settings.embedded_worker if worker is None else worker
     api = FastAPI(
         title="Backburner demo",
         description="Every scenario of the seed tutorials, on durable Backburner jobs.",
-        lifespan=backburner_lifespan(jobs, worker=embedded, concurrency=concurrency),
+        lifespan=backburner_lifespan(jobs, worker=embedded, concurrency=concurrency,
+                                     **(worker_options or {})),
     )
     api.state.demo_tasks = tasks
     api.include_router(job_router(jobs, expose=[tasks.long_task]))

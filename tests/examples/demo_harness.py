@@ -136,9 +136,9 @@ DemoFactory = Callable[..., Awaitable[Demo]]
 
 @asynccontextmanager
 async def running_demo(
-    settings: Settings, sink: SmtpSink | None = None, *, worker: bool = True
+    settings: Settings, sink: SmtpSink | None = None, *, worker: bool = True, **options: Any
 ) -> AsyncIterator[Demo]:
-    app = create_app(settings, sink=sink, worker=worker, concurrency=8)
+    app = create_app(settings, sink=sink, worker=worker, concurrency=8, worker_options=options)
     async with serve(app) as base, httpx2.AsyncClient(base_url=base, timeout=30) as client:
         yield Demo(base, client, settings)
 
