@@ -73,6 +73,7 @@ class PostgresBackend:
         }
         self._pool: Any = None
         self._opened_in: int | None = None
+        self._inherited: list[Any] = []
         self._open_lock = asyncio.Lock()
         self._notifier = PostgresNotifier(self.config, lambda: self._pool, self._q["notify"])
         self._wakeup = self.config.channel("wakeup")
@@ -90,8 +91,12 @@ class PostgresBackend:
         async with self._open_lock:
             if self._pool is not None and self._opened_in == os.getpid():
                 return
-            # A pool made before a fork shares its sockets with the parent: never use it.
-            self._pool = None
+            if self._pool is not None:
+                # Made before a fork: its sockets are the parent's. Never use it, never close
+                # it (a goodbye on them would end the parent's sessions); keep it referenced
+                # so collecting it cannot touch them either.
+                self._inherited.append(self._pool)
+                self._pool = None
             pool = await connections.create_pool(self.config)
             try:
                 async with pool.acquire() as conn:
@@ -103,7 +108,11 @@ class PostgresBackend:
 
     async def close(self) -> None:
         await self._notifier.close()
-        pool, self._pool, self._opened_in = self._pool, None, None
+        pool, self._pool = self._pool, None
+        if pool is not None and self._opened_in != os.getpid():
+            self._inherited.append(pool)  # a parent's pool (see open)
+            pool = None
+        self._opened_in = None
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
