@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,37 @@ async def test_migrate_works_on_a_closed_backend_like_the_cli() -> None:
     finally:
         await backend.destroy()
         await backend.close()
+
+
+def test_backburner_migrate_on_the_command_line() -> None:
+    url, _ = schema_url()
+    command = [sys.executable, "-m", "backburner", "migrate", "--url", url]
+    try:
+        first = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        again = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        asyncio.run(_drop(url))
+    assert first.returncode == 0, first.stderr
+    assert "applied migrations: [1]" in first.stdout
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+async def _drop(url: str) -> None:
+    backend = PostgresBackend(url)
+    await backend.destroy()
+    await backend.close()
+
+
+async def test_a_schema_newer_than_this_code_is_refused() -> None:
+    url, schema = schema_url()
+    async with opened(url), admin() as conn:
+        await conn.execute(
+            f"INSERT INTO \"{schema}\".migrations (version, name) VALUES (99, 'future')"
+        )
+        newcomer = PostgresBackend(url)
+        with pytest.raises(ConfigurationError, match="newer"):
+            await newcomer.open()
+        await newcomer.close()
 
 
 def _job(queue: str = "default") -> NewJob:

@@ -14,6 +14,9 @@ and `cancel`, never receives the flow of job events:
   statement on a pooled connection. Publishing never blocks the caller.
 
 Each message carries its sender's token so a process does not deliver its own events twice.
+A transaction that notifies takes a cluster-wide lock at commit (the notification queue is
+shared), so commits that notify are serialised: hence one NOTIFY statement per batch of
+events, never one per event.
 Delivery stays best effort (see notify.py). The listener has a connection of its own (LISTEN
 is per session) and reconnects by itself with backoff; while it is down, subscribers are
 poked every `fallback_poll` seconds so workers claim and waiters re-read the store (polling

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from backburner.backends.sql_files import load_migrations
+from backburner.errors import ConfigurationError
 
 MIGRATIONS = load_migrations("backburner.backends.postgres")
 
@@ -42,9 +43,21 @@ def is_current(versions: list[int]) -> bool:
     return versions == [v for v, _, _ in MIGRATIONS]
 
 
+def _check_not_newer(versions: list[int], schema: str) -> None:
+    known = MIGRATIONS[-1][0]
+    if versions and max(versions) > known:
+        # Written by a newer Backburner: running this one against it could corrupt jobs.
+        raise ConfigurationError(
+            f"schema {schema!r} is at version {max(versions)}, newer than this Backburner "
+            f"understands ({known}); upgrade backburner"
+        )
+
+
 async def migrate(conn: Any, schema: str, quoted_schema: str) -> list[int]:
     """Apply what is missing; return the versions applied by this call."""
-    if is_current(await applied_versions(conn, schema, quoted_schema)):
+    versions = await applied_versions(conn, schema, quoted_schema)
+    _check_not_newer(versions, schema)
+    if is_current(versions):
         return []
     done: list[int] = []
     async with conn.transaction():
@@ -66,6 +79,7 @@ async def migrate(conn: Any, schema: str, quoted_schema: str) -> list[int]:
         if ledger is None:
             await conn.execute(render(_LEDGER, quoted_schema))
         already = set(await applied_versions(conn, schema, quoted_schema))
+        _check_not_newer(sorted(already), schema)
         for version, name, script in MIGRATIONS:
             if version in already:
                 continue
