@@ -21,7 +21,7 @@ from backburner import (
     JobState,
     RetryLater,
 )
-from backburner.backends.protocol import NewJob
+from backburner.backends.protocol import Backend, NewJob
 from backburner.job import FailureReason
 
 
@@ -399,3 +399,29 @@ async def test_a_poison_job_does_not_take_its_neighbours_down(app: Backburner) -
     for job in jobs:
         record = await job.info()
         assert record.lost == 1 and record.attempt == 2
+
+
+async def test_a_claim_whose_reply_was_lost_is_released_and_runs(
+    app: Backburner, backend: Backend
+) -> None:
+    ran = asyncio.Event()
+
+    @app.task
+    async def mark() -> None:
+        ran.set()
+
+    job = await mark.enqueue()
+    # The store committed this claim for the worker, but the reply never reached it (the
+    # connection dropped): the worker's own heartbeats would renew the lease for ever.
+    claim = await backend.claim("w-lost", ["default"], 1, 30)
+    assert [j.id for j in claim.jobs] == [job.id]
+    worker = app.worker(name="w-lost", concurrency=1, lease=0.6, handle_signals=False)
+    run = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(ran.wait(), 5)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(run, 5)
+    record = await job.info()
+    assert record.state is JobState.COMPLETED and record.attempt == 2
+    assert record.lost == 0  # given back by its holder, not rescued after a lease expiry
