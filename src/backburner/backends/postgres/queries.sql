@@ -128,10 +128,21 @@ WHERE id IN (
 );
 
 -- name: heartbeat
-WITH held AS (
-    UPDATE {schema}.jobs SET lease_until = now() + make_interval(secs => $2)
+-- The worker's rows are locked in id order first, the order in which batched
+-- acknowledgements lock them (see complete), so a heartbeat and an acknowledgement of the
+-- same worker never deadlock. A row completed meanwhile fails the re-checked WHERE and is
+-- simply not renewed.
+WITH mine AS MATERIALIZED (
+    SELECT id FROM {schema}.jobs
     WHERE worker_id = $1 AND state = 'running'
-    RETURNING id, attempt, cancel_requested
+    ORDER BY id
+    FOR UPDATE
+),
+held AS (
+    UPDATE {schema}.jobs AS j SET lease_until = now() + make_interval(secs => $2)
+    FROM mine
+    WHERE j.id = mine.id
+    RETURNING j.id, j.attempt, j.cancel_requested
 ),
 beat AS (
     UPDATE {schema}.workers SET heartbeat_at = now() WHERE id = $1
@@ -145,17 +156,44 @@ RETURNING true;
 
 -- name: complete
 -- A batch of completions; returns the (id, attempt) pairs accepted.
+--
+-- Lock order: `locked` takes the rows in id order before anything changes, the order the
+-- heartbeat takes a worker's rows in (fail and release do the same). Left to the plan, a
+-- batch would lock in hash-join or index order, and a heartbeat running at that moment
+-- could deadlock with it (PostgreSQL would break the tie after deadlock_timeout by failing
+-- one of them).
+WITH i AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS i(id, attempt, result)
+),
+locked AS MATERIALIZED (
+    SELECT j.id FROM {schema}.jobs AS j JOIN i ON j.id = i.id AND j.attempt = i.attempt
+    WHERE j.state = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
 UPDATE {schema}.jobs AS j
 SET state = 'completed', result = i.result, finished_at = now(), updated_at = now(),
     lease_until = NULL
-FROM unnest($1::text[], $2::int[], $3::text[]) AS i(id, attempt, result)
+FROM i JOIN locked AS l ON l.id = i.id
 WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
 RETURNING j.id, j.attempt;
 
 -- name: fail
 -- A batch of failed attempts, each retried ($3 seconds from now) or ended ($4). The error
--- object comes from the worker; its time is stamped here, by the server's clock.
-WITH done AS (
+-- object comes from the worker; its time is stamped here, by the server's clock. Rows are
+-- locked in id order first (see complete).
+WITH i AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::float8[], $4::text[], $5::text[],
+                         $6::int[], $7::text[])
+           AS i(id, attempt, retry_in, final_state, reason, counts, error)
+),
+locked AS MATERIALIZED (
+    SELECT j.id FROM {schema}.jobs AS j JOIN i ON j.id = i.id AND j.attempt = i.attempt
+    WHERE j.state = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+),
+done AS (
     UPDATE {schema}.jobs AS j
     SET state = CASE WHEN i.retry_in IS NOT NULL THEN 'scheduled' ELSE i.final_state END,
         run_at = CASE WHEN i.retry_in IS NOT NULL
@@ -167,8 +205,7 @@ WITH done AS (
         finished_at = CASE WHEN i.retry_in IS NOT NULL THEN NULL ELSE now() END,
         worker_id = CASE WHEN i.retry_in IS NOT NULL THEN NULL ELSE j.worker_id END,
         lease_until = NULL, updated_at = now()
-    FROM unnest($1::text[], $2::int[], $3::float8[], $4::text[], $5::text[], $6::int[],
-                $7::text[]) AS i(id, attempt, retry_in, final_state, reason, counts, error)
+    FROM i JOIN locked AS l ON l.id = i.id
     WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
     RETURNING j.id, j.attempt, j.queue, j.state
 ),
@@ -182,10 +219,20 @@ woken AS MATERIALIZED (
 SELECT id, attempt FROM done WHERE (SELECT count(*) FROM woken) >= 0;
 
 -- name: release
-WITH done AS (
+-- Rows are locked in id order first (see complete).
+WITH i AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::int[]) AS i(id, attempt)
+),
+locked AS MATERIALIZED (
+    SELECT j.id FROM {schema}.jobs AS j JOIN i ON j.id = i.id AND j.attempt = i.attempt
+    WHERE j.state = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+),
+done AS (
     UPDATE {schema}.jobs AS j
     SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = now()
-    FROM unnest($1::text[], $2::int[]) AS i(id, attempt)
+    FROM i JOIN locked AS l ON l.id = i.id
     WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
     RETURNING j.id, j.attempt, j.queue
 ),
