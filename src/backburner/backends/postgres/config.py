@@ -3,7 +3,14 @@
 `postgresql://user:password@host:5432/db?schema=jobs&pool_size=20`. Backburner's own options
 are taken out of the query string before the rest goes to asyncpg (which would otherwise send
 unknown parameters to the server as settings, and the server would refuse them); options
-asyncpg knows (`sslmode`, `application_name`, ...) pass through untouched.
+asyncpg knows (`sslmode`, ...) pass through untouched. Ours:
+
+- `schema` (default `backburner`): the schema holding this app's tables, created at first
+  use; apps with different schemas share a database without seeing each other's jobs.
+- `pool_size` (10), `pool_min_size` (1): connections of the statement pool; the LISTEN
+  connection comes on top.
+- `command_timeout` (30 s), `connect_timeout` (10 s): past them a call fails as unavailable.
+- `fallback_poll` (1 s): how often waiters are poked while the LISTEN connection is down.
 """
 
 from __future__ import annotations

@@ -86,6 +86,8 @@ class PostgresNotifier(LocalNotifier):
         self._down = asyncio.Event()
         self.listener_pid: int | None = None
         """The server process of the LISTEN connection while it is up."""
+        self._leftover: Any = None
+        """The LISTEN connection of a listener that was stopped, for close() to close."""
 
     # -- sending ---------------------------------------------------------------------------
     def publish(self, events: Sequence[Event]) -> None:
@@ -193,20 +195,20 @@ class PostgresNotifier(LocalNotifier):
                         failing, delay = False, 0.1
                     await self._watch(conn, lost)
             except asyncio.CancelledError:
+                self._leftover = conn  # a healthy connection: close() says goodbye
                 raise
             except TRANSLATED as exc:
+                if conn is not None:
+                    # The server side may be gone already: no goodbye, no waiting.
+                    conn.terminate()
                 self.connected.clear()
                 self._down.set()
                 self.listener_pid = None
-                if not failing:
+                if not failing and self._pool() is not None:
                     log.warning("LISTEN connection lost (%s); polling until it is back", exc)
                 failing = True
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, MAX_BACKOFF)
-            finally:
-                if conn is not None:
-                    # The server side may be gone already: no goodbye, no waiting.
-                    conn.terminate()
 
     async def _watch(self, conn: Any, lost: asyncio.Event) -> None:
         """Return when new channels are wanted; raise when the connection died."""
@@ -264,6 +266,12 @@ class PostgresNotifier(LocalNotifier):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        conn, self._leftover = self._leftover, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.close(), 1.0)
+            except TRANSLATED:  # TimeoutError among them
+                conn.terminate()
         self._wanted.clear()
         self._outbox.clear()
         self.connected.clear()
