@@ -190,14 +190,14 @@ def _safe(call: Any) -> str:
         return f"unknown ({exc})"
 
 
-def machine(results: list[SystemResult], load_before: str) -> dict[str, str]:
+def machine(results: list[SystemResult], load_before: str, measured: str) -> dict[str, str]:
     store_versions: dict[str, str] = {}
     for r in results:
         if "store_version" in r.details:
             store_versions.setdefault(r.peer.store, r.details["store_version"])
     return {
         "Date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "Commit": commit(),
+        "Commit": measured,
         "CPU": f"{cpu_model()}, {os.cpu_count()} cores",
         "Memory": memory(),
         "OS": platform.platform(),
@@ -270,6 +270,7 @@ def raw(results: list[SystemResult], settings: Settings) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     opts = parse_args(argv)
     load_before = _load()
+    measured = commit()  # at the start: others may commit to src/ during a long run
     started = time.perf_counter()
     results = run(opts)
     elapsed = time.perf_counter() - started
@@ -289,7 +290,7 @@ def main(argv: list[str]) -> None:
     print(f"raw results: {latest}", file=sys.stderr)
     if opts.write:
         command = shlex.join(["python", "bench/run.py", "--peers", *opts.argv])
-        body = document_section(command, machine(results, load_before), opts.settings,
+        body = document_section(command, machine(results, load_before, measured), opts.settings,
                                 results, elapsed)
         path = BENCH_DIR / "RESULTS.md"
         write_section(path, SECTION, body)

@@ -42,20 +42,31 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def run_client(peer: Peer, env: Environment, args: list[str], store_env: dict[str, str],
-               timeout: float) -> dict[str, Any]:
-    """Run bench/peers/client.py in the library's venv; its JSON report."""
+               timeout: float, log: Path | None = None) -> dict[str, Any]:
+    """Run bench/peers/client.py in the library's venv; its JSON report. On failure its
+    stderr is kept in `log`."""
     command = [env.python, str(CLIENT), peer.app_module, *args]
     try:
         done = subprocess.run(command, cwd=PEERS_DIR, env=child_env(store_env),
                               capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
+        if log is not None:
+            log.write_text(_text(exc.stderr))
         raise ScenarioFailed(f"client `{args[0]}` timed out after {timeout:.0f} s") from None
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines:
+        if log is not None:
+            log.write_text(done.stderr)
         raise ScenarioFailed(f"client `{args[0]}` exited {done.returncode}: "
                              f"{_last_line(done.stderr)}")
     report: dict[str, Any] = json.loads(lines[-1])
     return report
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
 
 
 def _last_line(text: str) -> str:

@@ -254,10 +254,16 @@ def method(settings: Settings) -> list[str]:
 def document_section(command: str, machine: dict[str, str], settings: Settings,
                      results: Sequence[SystemResult], seconds: float) -> str:
     table, footnotes = results_table(results, settings)
+    warning = []
+    if settings.jobs < 20_000 or settings.samples < 500 or settings.sleep_jobs < 2_000:
+        warning = ["**Smoke run with small counts: it shows that every system runs end to "
+                   "end, its numbers are not for comparison** (the full run is "
+                   "`python bench/run.py --peers --write`).", ""]
     parts = [
         TITLE,
         "",
-        f"Command: `{command}` ({seconds / 60:.0f} min)",
+        *warning,
+        f"Command: `{command}` ({seconds / 60:.1f} min)",
         "",
         *(f"- **{key}**: {value}" for key, value in machine.items()),
         "",

@@ -44,5 +44,7 @@ class Backburner(Peer):
 
     def config(self) -> str:
         return (f"`backburner worker backburner_app:app --concurrency {ASYNC_CONCURRENCY}`, "
-                "one such process per worker process; async tasks; bulk enqueue with "
-                "`enqueue_many`; results waited for with `await job.result()`.")
+                "one such process per worker process (claims in batches of up to 100, the "
+                "default; uvloop, the worker's default when installed); async tasks; bulk "
+                "enqueue with `enqueue_many`; results waited for with `await job.result()`. "
+                "Redis URL `?prefix=bench`, PostgreSQL `?schema=bench_backburner`.")

@@ -35,7 +35,8 @@ class Celery(Peer):
                 "--without-gossip --without-mingle --without-heartbeat` per process "
                 "(Celery's optimizing guide: a large prefetch multiplier, 64 or 128, for "
                 "many short tasks; acks on receipt, the default); sleep scenario "
-                f"`--pool threads --concurrency {SLEEP_THREADS}`; results in Redis "
-                "(`get()` waits on pub/sub); bulk: `group(...).apply_async()` (one message "
-                "per task; `chunks` would bundle many calls into one message, so it is not "
-                "the same work).")
+                f"`--pool threads --concurrency {SLEEP_THREADS}`; `ignore_result=True` on the "
+                "no-op and sleep tasks (its task guide: storing unread results wastes time), "
+                "results in Redis for `ping` (`get()` waits on pub/sub); bulk: "
+                "`group(...).apply_async()` (one message per task; `chunks` would bundle many "
+                "calls into one message, so it is not the same work).")

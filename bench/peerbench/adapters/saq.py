@@ -22,6 +22,8 @@ class SAQ(Peer):
 
     def config(self) -> str:
         return (f"`saq saq_app.settings --workers P`, `concurrency={ASYNC_CONCURRENCY}` per "
-                "process (each slot dequeues with a blocking BLMOVE); results waited for on "
-                "pub/sub (`job.refresh(until_complete=…)`). No bulk enqueue API (`map` "
+                "process (each slot dequeues with a blocking BLMOVE); results waited for with "
+                "`Queue.apply(poll_interval=0.0005)` (polls; `job.refresh(until_complete=…)` "
+                "waits on pub/sub but misses a completion that lands between its read and its "
+                "SUBSCRIBE, so a sequential run stalls on it). No bulk enqueue API (`map` "
                 "enqueues concurrently, then waits for all results).")
