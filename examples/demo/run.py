@@ -66,4 +66,6 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = 
             settings, data_dir=data_dir.resolve(),
             jobs_url=f"sqlite:///{data_dir.resolve()}/jobs.db",
         )
-    asyncio.run(serve(host, port, settings))
+    # Ctrl-C: uvicorn shuts down gracefully, then re-raises the signal; that is no error.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(host, port, settings))

@@ -16,7 +16,8 @@ The demo:
   may reach although internal, e.g. `127.0.0.1/32:8080`), DEMO_RETRY_BACKOFF (1 s base of
   the exponential backoff of webhooks and mail), DEMO_SMTP_FAIL_RATE (share of mails the
   local sink refuses with a temporary error: "sending fails sometimes", 0.1),
-  DEMO_EMBEDDED_WORKER (1: run a worker in the web process; 0: separate workers only).
+  DEMO_EMBEDDED_WORKER (1: run a worker in the web process; 0: separate workers only),
+  DEMO_WORKER_LEASE (30 s: how soon the jobs of a web process that died run again).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class Settings:
     smtp_fail_rate: float = 0.1
     embedded_worker: bool = True
     """Run a worker inside the web process (DEMO_EMBEDDED_WORKER=0: only enqueue and read)."""
+    worker_lease: float = 30.0
+    """The embedded worker's lease: if the web process dies, its jobs run again after this."""
 
     @property
     def upload_dir(self) -> Path:
@@ -117,6 +120,7 @@ class Settings:
             retry_backoff=_number(env, "DEMO_RETRY_BACKOFF", 1.0, float),
             smtp_fail_rate=_number(env, "DEMO_SMTP_FAIL_RATE", 0.1, float),
             embedded_worker=env.get("DEMO_EMBEDDED_WORKER", "1") not in ("0", "false", "no"),
+            worker_lease=_number(env, "DEMO_WORKER_LEASE", 30.0, float) or 30.0,
         )
 
 

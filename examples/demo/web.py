@@ -39,8 +39,11 @@ def create_app(
     api = FastAPI(
         title="Backburner demo",
         description="Every scenario of the seed tutorials, on durable Backburner jobs.",
-        lifespan=backburner_lifespan(jobs, worker=embedded, concurrency=concurrency,
-                                     **(worker_options or {})),
+        lifespan=backburner_lifespan(
+            jobs, worker=embedded,
+            **{"concurrency": concurrency, "lease": settings.worker_lease,
+               **(worker_options or {})},
+        ),
     )
     api.state.demo_tasks = tasks
     api.include_router(job_router(jobs, expose=[tasks.long_task]))
