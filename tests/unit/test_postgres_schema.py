@@ -22,6 +22,7 @@ from backburner.ids import new_job_id
 from .pg_helpers import admin, opened, schema_url
 
 SCHEMA_SQL = Path(__file__).parents[2] / "src/backburner/backends/postgres/schema.sql"
+VERSIONS = [v for v, _, _ in MIGRATIONS]
 
 
 async def catalog(conn: Any, schema: str) -> dict[str, set[tuple[Any, ...]]]:
@@ -74,7 +75,7 @@ async def test_migrations_produce_exactly_the_documented_schema() -> None:
         versions = await conn.fetch(f'SELECT version FROM "{migrated}".migrations ORDER BY 1')
     assert all(actual.values()), actual  # the dump sees something of every kind
     assert actual == expected
-    assert [r[0] for r in versions] == [v for v, _, _ in MIGRATIONS]
+    assert [r[0] for r in versions] == VERSIONS
 
 
 async def test_concurrent_opens_apply_migrations_once() -> None:
@@ -84,7 +85,7 @@ async def test_concurrent_opens_apply_migrations_once() -> None:
         await asyncio.gather(*(b.open() for b in backends))
         async with admin() as conn:
             rows = await conn.fetch(f'SELECT version FROM "{schema}".migrations')
-        assert [r[0] for r in rows] == [1]
+        assert [r[0] for r in rows] == [v for v, _, _ in MIGRATIONS]
         assert await backends[0].migrate() == []
     finally:
         await backends[0].destroy()
@@ -96,7 +97,7 @@ async def test_migrate_works_on_a_closed_backend_like_the_cli() -> None:
     url, _ = schema_url()
     backend = PostgresBackend(url)
     try:
-        assert await backend.migrate() == [1]
+        assert await backend.migrate() == [v for v, _, _ in MIGRATIONS]
         assert await backend.migrate() == []
     finally:
         await backend.destroy()
@@ -112,7 +113,7 @@ def test_backburner_migrate_on_the_command_line() -> None:
     finally:
         asyncio.run(_drop(url))
     assert first.returncode == 0, first.stderr
-    assert "applied migrations: [1]" in first.stdout
+    assert f"applied migrations: {[v for v, _, _ in MIGRATIONS]}" in first.stdout
     assert again.returncode == 0 and "up to date" in again.stdout
 
 
