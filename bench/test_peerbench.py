@@ -9,16 +9,20 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import redis
 from peerbench import cli, venvs
+from peerbench.adapter import Environment, Mode, WorkerPlan
 from peerbench.adapters import all_systems
+from peerbench.adapters.backburner import Backburner
 from peerbench.adapters.huey import Huey
+from peerbench.procs import ScenarioFailed
 from peerbench.report import Metric, best, results_table
-from peerbench.scenarios import Cell, Settings, SystemResult
-from peerbench.stores import REDIS_URL
+from peerbench.scenarios import Cell, Runner, Settings, SystemResult
+from peerbench.stores import REDIS_URL, make_store
 from report import write_section
 
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -106,3 +110,44 @@ def test_a_peer_end_to_end_when_its_venv_exists(tmp_path: Path,
     cells = _cells(_run(tmp_path, capsys, peer.key))
     for metric in ("enqueue", "bulk", "drain1", "drain2", "p50", "sleep", "rss"):
         assert cells[metric]["value"], (metric, cells[metric])
+
+
+class _Stuck(Backburner):
+    """A "library" whose worker never takes a job, ignores SIGTERM, and forks a child that
+    does the same (what a hung supervisor looks like)."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__("sqlite")
+        self.marker = marker
+
+    def worker(self, env: Environment, mode: Mode, processes: int) -> WorkerPlan:
+        code = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                f"os.fork(); time.sleep(600)  # {self.marker}")
+        return WorkerPlan(((sys.executable, "-c", code),), 1)
+
+
+def test_a_stuck_worker_is_killed_and_reported(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Settings, "timeout", lambda self, jobs: 2.0)
+    marker = f"stuck-{uuid.uuid4()}"
+    peer = _Stuck(marker)
+    store = make_store("sqlite")
+    try:
+        runner = Runner(peer, venvs.environment(peer), store,
+                        Settings(jobs=500, sleep_jobs=10, samples=5), tmp_path)
+        runner._reset()
+        runner._client("fill", "--jobs", "500")
+        with pytest.raises(ScenarioFailed, match="timed out after 2 s: 0 of 500"):
+            runner._run_drain("drain", 1, 500)
+    finally:
+        store.close()
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+            and marker.encode() in _cmdline(p)]
+    assert left == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -151,7 +151,11 @@ def run(opts: Options) -> list[SystemResult]:
     try:
         for peer in systems:
             started = time.perf_counter()
-            result = measure_one(peer, opts, problems, stores, log_dir)
+            try:
+                result = measure_one(peer, opts, problems, stores, log_dir)
+            except Exception as exc:  # a harness bug for one system must not end the run
+                print(f"! {peer.label}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                result = not_measured(peer, f"harness error: {type(exc).__name__}: {exc}")
             result.details["seconds_total"] = time.perf_counter() - started
             print(f"  {peer.label}: {result.details['seconds_total']:.0f} s",
                   file=sys.stderr, flush=True)

@@ -20,6 +20,7 @@ REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 # One schema per system, dropped and recreated between scenarios.
 PG_SCHEMAS = ("bench_backburner", "bench_procrastinate")
+STORE_TIMEOUT = 60.0
 
 
 class Store(ABC):
@@ -44,7 +45,9 @@ class RedisStore(Store):
     kind: StoreKind = "redis"
 
     def __init__(self) -> None:
-        self.client = redis.Redis.from_url(REDIS_URL)
+        # Time limits here too: a server that stops answering must fail the run, not hang it.
+        self.client = redis.Redis.from_url(REDIS_URL, socket_timeout=STORE_TIMEOUT,
+                                           socket_connect_timeout=STORE_TIMEOUT)
 
     def reset(self) -> None:
         assert self.client.connection_pool.connection_kwargs["db"] == REDIS_DB
@@ -113,17 +116,18 @@ def _remove_socket_directory(db: Path) -> None:
 
 
 async def _execute(sql: str) -> None:
-    conn = await asyncpg.connect(PG_DSN)
+    conn = await asyncpg.connect(PG_DSN, timeout=STORE_TIMEOUT)
     try:
-        await conn.execute(sql)
+        # A DROP SCHEMA waits for the locks of sessions still open on its tables.
+        await conn.execute(sql, timeout=STORE_TIMEOUT)
     finally:
         await conn.close()
 
 
 async def _fetchval(sql: str) -> object:
-    conn = await asyncpg.connect(PG_DSN)
+    conn = await asyncpg.connect(PG_DSN, timeout=STORE_TIMEOUT)
     try:
-        return await conn.fetchval(sql)
+        return await conn.fetchval(sql, timeout=STORE_TIMEOUT)
     finally:
         await conn.close()
 
