@@ -6,6 +6,10 @@ Backburner's own options: `prefix` (default `backburner`) starts every key and c
 `durable` (such a server is refused at start). A few connection options are passed on to
 redis-py: `socket_timeout`, `socket_connect_timeout`, `socket_keepalive`, `max_connections`,
 `health_check_interval`, `client_name` and the `ssl_*` options of redis-py's `from_url`.
+
+redis-py waits forever by default; here a connect gives up after 5 s and a reply after 30 s
+unless the URL says otherwise, so an unreachable or hung server turns into
+BackendUnavailableError (HTTP 503, a worker's back-off) instead of a hang.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ def parse_url(url: str) -> RedisURL:
         raise ConfigurationError(
             f"Redis URL option profile must be dev or durable, not {profile!r}"
         )
+    options.setdefault("socket_connect_timeout", "5")
+    options.setdefault("socket_timeout", "30")
     unknown = set(options) - _PASSED_ON
     if unknown:
         raise ConfigurationError(f"unknown Redis URL option(s): {', '.join(sorted(unknown))}")
