@@ -47,7 +47,7 @@ class PostgresConfig:
     command_timeout: float = 30.0
     """Seconds a statement may take before the call fails as unavailable (a hung server or
     a partition must not hang a web request or a worker forever)."""
-    connect_timeout: float = 10.0
+    connect_timeout: float = 5.0
     fallback_poll: float = 1.0
     """While the LISTEN connection is down, seconds between the pokes that make waiting
     workers and result waiters re-read the store (notifications may be missed meanwhile)."""
@@ -86,7 +86,7 @@ def parse_url(url: str) -> PostgresConfig:
         pool_size = int(ours.get("pool_size", 10))
         pool_min_size = int(ours.get("pool_min_size", min(1, pool_size)))
         command_timeout = float(ours.get("command_timeout", 30.0))
-        connect_timeout = float(ours.get("connect_timeout", 10.0))
+        connect_timeout = float(ours.get("connect_timeout", 5.0))
         fallback_poll = float(ours.get("fallback_poll", 1.0))
     except ValueError as exc:
         raise ConfigurationError(f"{url!r}: {exc}") from None
