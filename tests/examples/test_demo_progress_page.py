@@ -1,6 +1,6 @@
 """S18, the page itself: its script, run by Node against the live app with a minimal DOM,
 starts a job from #start and fills both bars (WebSocket and SSE) to 100 %. (A real browser
-test with Playwright lives in tests/browser.)"""
+test with Playwright is for tests/browser.)"""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from demo_harness import Demo, lines, wait_for
+from demo_harness import Demo, Target, lines, wait_for
 
 
 async def test_s9_long_task_is_tracked_from_pending_to_completed(demo: Demo) -> None:
@@ -79,6 +79,20 @@ async def test_s10_a_failing_task_is_recorded_and_the_response_does_not_care(
     assert recent["errors"][0]["message"] == "processing failed"
     listed = (await demo.client.get("/jobs", params={"state": "failed"})).json()["jobs"]
     assert [j["id"] for j in listed] == [failed["id"]]
+    page = await demo.client.get("/dashboard")
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    assert "demo.risky_task" in page.text and "processing failed" in page.text
+
+
+async def test_s4_the_dashboard_escapes_what_jobs_carry(demo: Demo, target: Target) -> None:
+    evil = '<script>alert(1)</script>"onmouseover="x'
+    response = await demo.client.post("/webhook", params={"url": f"{target.url}/fail?q={evil}"},
+                                      json={"x": evil})
+    failed = await demo.wait(response.json()["task_id"])
+    assert failed["state"] == "failed" and evil in failed["errors"][-1]["message"]
+    page = (await demo.client.get("/dashboard")).text
+    assert failed["id"] in page and "<script>alert" not in page
+    assert '"onmouseover' not in page
 
 
 async def test_s6_tasks_a_b_c_run_in_the_order_added(demo: Demo) -> None:
