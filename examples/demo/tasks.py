@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,12 @@ class Services:
     mailer: Mailer
     mail_log: MailLog
     policy: AddressPolicy
+    tls: ssl.SSLContext
+    """For outgoing HTTPS, made once."""
+
+    def http(self, timeout: float = 10.0) -> httpx2.AsyncClient:
+        """A client for a job's outgoing requests, through the SSRF guard."""
+        return guarded_client(self.policy, timeout=timeout, tls=self.tls)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,8 @@ class WebhookStatusError(Exception):
 
 def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
     services = Services(settings, Mailer(settings.smtp), MailLog(settings.mail_db),
-                        AddressPolicy(settings.webhook_allow))
+                        AddressPolicy(settings.webhook_allow),
+                        httpx2.create_ssl_context(trust_env=False))
     mailer, mail_log = services.mailer, services.mail_log
     backoff = Backoff(base=settings.retry_backoff, factor=2, jitter=0.0)
     activity = str(settings.activity_log)
@@ -173,7 +181,7 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
     # -- S7: async fetch ----------------------------------------------------------------------
     @jobs.task(name="demo.fetch_url", retries=1, backoff=backoff, retry_on=httpx2.TransportError)
     async def fetch_url(url: str) -> dict[str, Any]:
-        async with guarded_client(services.policy) as client:
+        async with services.http() as client:
             response = await client.get(url)
         return {"url": url, "status_code": response.status_code}
 
@@ -181,7 +189,7 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
     @jobs.task(name="demo.send_webhook", retries=2, backoff=backoff,
                retry_on=(httpx2.TransportError, WebhookStatusError))
     async def send_webhook(url: str, data: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-        async with guarded_client(services.policy, timeout=settings.webhook_timeout) as client:
+        async with services.http(settings.webhook_timeout) as client:
             response = await client.post(
                 url, json=data, headers={"Idempotency-Key": ctx.idempotency_key}
             )
