@@ -274,6 +274,9 @@ def raw(results: list[SystemResult], settings: Settings) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     opts = parse_args(argv)
     load_before = _load()
+    if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+        print(f"! load average {load_before}: something else is running; figures will be low "
+              "and noisy (the run records the load before and after)", file=sys.stderr)
     measured = commit()  # at the start: others may commit to src/ during a long run
     started = time.perf_counter()
     results = run(opts)

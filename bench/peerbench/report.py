@@ -246,8 +246,9 @@ def method(settings: Settings) -> list[str]:
         "Every scenario starts from an empty store. A cell without a number says why: "
         "\"failed\" (it ran and did not finish: the footnote says how), \"n/a\", or \"not "
         "available\" (not measured here).",
-        "One run on a shared 2-core machine (the store servers run on the same cores): "
-        "differences of less than ~20 % are within the noise of such a run.",
+        "One run on a 2-core machine whose store servers share the same cores: differences "
+        "below ~20 % are noise even on a quiet machine, and while other work runs (see the "
+        "load average above) figures drop and move by 2x or more between runs.",
     ]
 
 
