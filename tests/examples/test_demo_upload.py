@@ -115,7 +115,7 @@ async def test_r24_fuzzed_file_names_stay_under_the_upload_root(
 async def test_s15_memory_stays_flat_for_a_large_upload(
     settings: Settings, sink: SmtpSink
 ) -> None:
-    rows = 250_000  # about 6 MB
+    rows = 250_000  # about 7.5 MB
     big = replace(settings, max_upload_bytes=64 * 1024 * 1024)
     line = b"%d,some name here,%d.25\n"
 
@@ -127,6 +127,9 @@ async def test_s15_memory_stays_flat_for_a_large_upload(
         yield b"\r\n--B--\r\n"
 
     async with running_demo(big, sink) as demo:
+        # Warm up first (imports, caches, connections), so only the big upload is measured.
+        warm = await demo.client.post("/upload", files={"file": ("w.csv", csv_bytes(10))})
+        await demo.wait(warm.json()["task_id"])
         tracemalloc.start()
         try:
             response = await demo.client.post(
@@ -138,8 +141,9 @@ async def test_s15_memory_stays_flat_for_a_large_upload(
         finally:
             tracemalloc.stop()
     size = response.json()["size"]
-    assert size > 5_000_000
+    assert size > 7_000_000
     assert done["result"]["rows"] == rows and done["result"]["bytes"] == size
-    # Client, server and job together never held more than a small part of the file.
-    assert peak < size / 3, (peak, size)
+    # Client, server and job together: a fixed ~1.5 MB (buffers, one chunk at a time),
+    # which does not grow with the file (measured: +0.3 MB for twice the size).
+    assert peak < 3 * 1024 * 1024, (peak, size)
     assert os.path.getsize(big.upload_dir / response.json()["stored_name"]) == size
