@@ -150,22 +150,50 @@ class Backburner:
     ) -> list[Job[R]]:
         if not self._opened:
             await self.open()
+        # One key twice in a batch: the later ones are duplicates of the first, so the
+        # backends only ever judge a key against what is already stored.
+        first: dict[tuple[str, str, str], str] = {}
+        same_as: dict[str, str] = {}
+        sent = []
+        for job in jobs:
+            if job.unique_key is not None:
+                slot = (job.queue, job.task, job.unique_key)
+                if slot in first:
+                    same_as[job.id] = first[slot]
+                    continue
+                first[slot] = job.id
+            sent.append(job)
         if connection is None:
-            await self.backend.insert(jobs)
+            used = await self.backend.insert(sent)
         else:
-            await self.backend.insert(jobs, connection)
+            used = await self.backend.insert(sent, connection)
+        actual = {job.id: job_id for job, job_id in zip(sent, used, strict=True)}
         now = time.time()
         handles = []
         changes = []
+        stored = {job_id for job_id, i in actual.items() if i == job_id}
+        holders = list({i for i in actual.values() if i not in stored})
+        records = await asyncio.gather(*(self.backend.get(i) for i in holders))
+        # A holder not visible yet was enqueued in a transaction still open.
+        held = {
+            i: r.state if r is not None else JobState.PENDING
+            for i, r in zip(holders, records, strict=True)
+        }
         for job in jobs:
+            job_id = actual[same_as.get(job.id, job.id)]
             state = (
                 JobState.SCHEDULED
                 if job.delay > 0 or (job.run_at is not None and job.run_at > now)
                 else JobState.PENDING
             )
+            if job_id != job.id:
+                # Held by a job stored before, or by an earlier one of this batch.
+                handles.append(Job(self, job_id, task, held.get(job_id, state), duplicate=True))
+                continue
             handles.append(Job(self, job.id, task, state))
             changes.append(Change(job.id, job.task, job.queue, state.value, 0))
-        self.instrumentation.enqueued((j.queue for j in jobs), changes)
+        if changes:
+            self.instrumentation.enqueued((c.queue for c in changes), changes)
         return handles
 
     def job(self, job_id: str) -> Job[Any]:

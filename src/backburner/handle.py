@@ -15,7 +15,7 @@ R = TypeVar("R")
 
 
 class Job(Generic[R]):
-    __slots__ = ("_app", "_task", "id", "initial_state")
+    __slots__ = ("_app", "_task", "duplicate", "id", "initial_state")
 
     def __init__(
         self,
@@ -23,14 +23,19 @@ class Job(Generic[R]):
         job_id: str,
         task: Task[Any, R] | None = None,
         initial_state: JobState = JobState.PENDING,
+        duplicate: bool = False,
     ) -> None:
         self._app = app
         self._task = task
         self.id = job_id
         self.initial_state = initial_state
+        """The state the job had when this handle was made (a duplicate's: the holder's)."""
+        self.duplicate = duplicate
+        """True when the enqueue stored nothing: a live job held its unique key, and this
+        is that job's handle."""
 
     def __repr__(self) -> str:
-        return f"<Job {self.id}>"
+        return f"<Job {self.id}{' duplicate' if self.duplicate else ''}>"
 
     async def info(self) -> JobRecord:
         record = await self._app.get_job(self.id)

@@ -140,6 +140,8 @@ class JobRecord:
     started_at: datetime | None
     finished_at: datetime | None
     lease_until: datetime | None = field(default=None)
+    unique_key: str | None = None
+    """The key this job was enqueued with (`options(unique_key=...)` / `unique=True`)."""
 
     @property
     def is_terminal(self) -> bool:

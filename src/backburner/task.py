@@ -23,6 +23,7 @@ from backburner.errors import ConfigurationError, InvalidArgumentsError
 from backburner.ids import new_job_id
 from backburner.retry import Backoff, as_backoff
 from backburner.signature import TaskSignature
+from backburner.unique import UniqueScope, check_key, check_scope, derived_key
 
 if TYPE_CHECKING:
     from backburner.app import Backburner
@@ -96,6 +97,11 @@ class EnqueueOptions:
     retries: int | None = None
     timeout: float | None = UNSET
     connection: Any = None
+    unique_key: str | None = None
+    unique: bool = False
+    """Derive the key from the arguments (see `backburner.unique.derived_key`)."""
+    unique_scope: UniqueScope = UniqueScope.ACTIVE
+    unique_for: float | None = None
 
 
 class Task(Generic[P, R]):
@@ -126,11 +132,22 @@ class Task(Generic[P, R]):
         retries: int | None = None,
         timeout: float | None = UNSET,
         connection: Any = None,
+        unique_key: str | None = None,
+        unique: bool = False,
+        unique_scope: UniqueScope | str = UniqueScope.ACTIVE,
+        unique_for: float | timedelta | None = None,
     ) -> BoundTask[P, R]:
         """Per-enqueue options: `delay` (seconds or timedelta) or `at` (aware datetime),
         `priority`, `queue`, `retries`, `timeout` (None: no limit), and `connection`: the
         application's open transaction to enqueue in (PostgreSQL), so the job exists only if
-        that transaction commits."""
+        that transaction commits.
+
+        Unique jobs: `unique_key="order-42"` (or `unique=True` for a key derived from the
+        arguments) stores the job only if no live job of this task and queue holds the key;
+        otherwise the enqueue returns the holder's handle (`job.duplicate` is True). Live
+        means, by `unique_scope`: `"active"` (default) until the holder ends, `"queued"`
+        until it starts; or, with `unique_for` (seconds or timedelta), for that long after
+        the holder's enqueue whatever its state. See `backburner.unique`."""
         if isinstance(delay, timedelta):
             delay = delay.total_seconds()
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not (
@@ -146,8 +163,29 @@ class Task(Generic[P, R]):
             retries if retries is not None else self.defaults.retries,
             None if timeout is UNSET else timeout,
         )
+        if unique_key is not None:
+            check_key(self.name, unique_key)
+            if unique:
+                raise ConfigurationError(f"{self.name}: give unique_key= or unique=True, not both")
+        scope = check_scope(self.name, unique_scope)
+        if isinstance(unique_for, timedelta):
+            unique_for = unique_for.total_seconds()
+        if unique_for is not None:
+            if isinstance(unique_for, bool) or not isinstance(unique_for, (int, float)) or not (
+                math.isfinite(unique_for) and unique_for > 0
+            ):
+                raise ConfigurationError(f"{self.name}: unique_for must be a positive duration")
+            if scope is not UniqueScope.ACTIVE:
+                raise ConfigurationError(
+                    f"{self.name}: unique_for= is a scope of its own; drop unique_scope="
+                )
+            scope, unique_for = UniqueScope.PERIOD, float(unique_for)
         return BoundTask(
-            self, EnqueueOptions(float(delay), at, priority, queue, retries, timeout, connection)
+            self,
+            EnqueueOptions(
+                float(delay), at, priority, queue, retries, timeout, connection,
+                unique_key, bool(unique), scope, unique_for,
+            ),
         )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
@@ -197,6 +235,9 @@ class Task(Generic[P, R]):
         defaults = self.defaults
         retries = options.retries if options.retries is not None else defaults.retries
         timeout = defaults.timeout if options.timeout is UNSET else options.timeout
+        key = options.unique_key
+        if key is None and (options.unique or options.unique_for is not None):
+            key = derived_key(json_args, json_kwargs)
         return NewJob(
             id=new_job_id(),
             task=defaults.name,
@@ -208,6 +249,9 @@ class Task(Generic[P, R]):
             timeout=timeout,
             delay=options.delay,
             run_at=options.at.timestamp() if options.at is not None else None,
+            unique_key=key,
+            unique_scope=options.unique_scope,
+            unique_for=options.unique_for,
         )
 
 
@@ -240,6 +284,15 @@ class BoundTask(Generic[P, R]):
             retries=changes.pop("retries", self._options.retries),
             timeout=changes.pop("timeout", self._options.timeout),
             connection=changes.pop("connection", self._options.connection),
+            unique_key=changes.pop("unique_key", self._options.unique_key),
+            unique=changes.pop("unique", self._options.unique),
+            unique_scope=changes.pop(
+                "unique_scope",
+                UniqueScope.ACTIVE
+                if self._options.unique_scope is UniqueScope.PERIOD
+                else self._options.unique_scope,
+            ),
+            unique_for=changes.pop("unique_for", self._options.unique_for),
         )
         if changes:
             raise ConfigurationError(f"unknown option(s): {', '.join(sorted(changes))}")

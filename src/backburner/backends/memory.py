@@ -31,6 +31,7 @@ from backburner.backends.records import error_entry, stored_json
 from backburner.errors import ConfigurationError
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
 from backburner.notify import LocalNotifier, Notifier
+from backburner.unique import UniqueScope
 
 
 @dataclass(slots=True)
@@ -60,6 +61,22 @@ class _Row:
     cancel_requested: bool = False
     started_at: float | None = None
     finished_at: float | None = None
+    unique_key: str | None = None
+    unique_scope: UniqueScope = UniqueScope.ACTIVE
+    unique_until: float | None = None
+
+
+_WAITING = (JobState.PENDING, JobState.SCHEDULED)
+_ACTIVE = (JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING)
+
+
+def holds_key(row: _Row, now: float) -> bool:
+    """Whether `row` still holds its unique key (see `backburner.unique`)."""
+    if row.unique_scope is UniqueScope.PERIOD:
+        return row.unique_until is not None and row.unique_until > now
+    if row.unique_scope is UniqueScope.QUEUED:
+        return row.state in _WAITING and row.attempt == 0
+    return row.state in _ACTIVE
 
 
 class MemoryBackend:
@@ -76,6 +93,9 @@ class MemoryBackend:
         self._scheduled: list[tuple[float, int, str]] = []
         self._workers: dict[str, WorkerInfo] = {}
         self._leader: tuple[str, float] | None = None
+        # (queue, task, unique key) -> id of the job that took it last; whether that job
+        # still holds it is judged when the key is next asked for (holds_key).
+        self._unique: dict[tuple[str, str, str], str] = {}
 
     @property
     def notifier(self) -> Notifier:
@@ -134,7 +154,7 @@ class MemoryBackend:
         return None
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
         if connection is not None:
             raise ConfigurationError(
                 "enqueueing inside the application's transaction needs the PostgreSQL backend"
@@ -143,19 +163,31 @@ class MemoryBackend:
         for j in jobs:
             if j.id in self._rows:
                 raise ConfigurationError(f"duplicate job id {j.id}")
+        used = []
         for j in jobs:
+            if j.unique_key is not None:
+                slot = (j.queue, j.task, j.unique_key)
+                holder = self._rows.get(self._unique.get(slot, ""))
+                if holder is not None and holds_key(holder, now):
+                    used.append(holder.id)
+                    continue
+                self._unique[slot] = j.id
             run_at = max(j.run_at or now, now + j.delay)
             row = _Row(
                 seq=next(self._seq), id=j.id, task=j.task, queue=j.queue, priority=j.priority,
                 state=JobState.PENDING, args=j.args, kwargs=j.kwargs,
                 max_attempts=j.max_attempts, timeout=j.timeout, created_at=now,
-                updated_at=now, run_at=run_at,
+                updated_at=now, run_at=run_at, unique_key=j.unique_key,
+                unique_scope=j.unique_scope,
+                unique_until=now + j.unique_for if j.unique_for is not None else None,
             )
             self._rows[j.id] = row
+            used.append(j.id)
             if run_at > now:
                 self._schedule(row, run_at)
             else:
                 self._make_ready(row)
+        return used
 
     async def claim(
         self,
@@ -305,6 +337,12 @@ class MemoryBackend:
             row.cancel_requested = False
             row.run_at = row.updated_at = now
             self._make_ready(row)
+            if row.unique_key is not None:
+                # Back in scope: it holds its key again unless another live job took it.
+                slot = (row.queue, row.task, row.unique_key)
+                holder = self._rows.get(self._unique.get(slot, ""))
+                if holder is None or not holds_key(holder, now):
+                    self._unique[slot] = row.id
         return row.state
 
     async def delete(self, job_id: str) -> bool:
@@ -312,6 +350,10 @@ class MemoryBackend:
         if row is None or row.state is JobState.RUNNING:
             return False
         del self._rows[job_id]
+        if row.unique_key is not None:
+            slot = (row.queue, row.task, row.unique_key)
+            if self._unique.get(slot) == job_id:
+                del self._unique[slot]
         return True
 
     async def rescue_expired(self, max_lost: int) -> list[Transition]:
@@ -360,7 +402,7 @@ class MemoryBackend:
             updated_at=timestamp(row.updated_at),  # type: ignore[arg-type]
             run_at=timestamp(row.run_at),  # type: ignore[arg-type]
             started_at=timestamp(row.started_at), finished_at=timestamp(row.finished_at),
-            lease_until=timestamp(row.lease_until),
+            lease_until=timestamp(row.lease_until), unique_key=row.unique_key,
         )
 
     async def get(self, job_id: str) -> JobRecord | None:

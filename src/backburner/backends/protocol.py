@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from backburner.job import FailureReason, JobRecord, JobState
 from backburner.notify import Notifier
+from backburner.unique import UniqueScope
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,12 @@ class NewJob:
     """Seconds from now, by the backend's clock, before the job may run."""
     run_at: float | None = None
     """Earliest start as epoch seconds; the later of this and `delay` wins."""
+    unique_key: str | None = None
+    """Store the job only if no live job of the same queue and task holds this key (see
+    `backburner.unique`); `insert` then answers the holder's id instead of this one."""
+    unique_scope: UniqueScope = UniqueScope.ACTIVE
+    unique_for: float | None = None
+    """`PERIOD` scope: seconds after the insert, by the backend's clock, the key is held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +168,12 @@ class Backend(Protocol):
         """Apply pending schema migrations; return the versions applied."""
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
-        """Store new jobs, `pending` or `scheduled`, all or none.
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
+        """Store new jobs, `pending` or `scheduled`, all or none; return, per job in order,
+        the id actually used: its own, or for a job whose `unique_key` a live job holds, the
+        holder's (nothing is stored for that one). The check and the insert are one atomic
+        step, so concurrent inserts of one key store exactly one job. The core never sends
+        one key twice in a batch.
 
         `connection`: the application's own open transaction (a driver connection or an
         SQLAlchemy async session) to insert in, so the jobs exist only if it commits. Backends

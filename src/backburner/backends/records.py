@@ -50,7 +50,16 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
         started_at=timestamp(row["started_at"]),
         finished_at=timestamp(row["finished_at"]),
         lease_until=timestamp(row["lease_until"]),
+        unique_key=_optional(row, "unique_key"),
     )
+
+
+def _optional(row: Mapping[str, Any], name: str) -> Any:
+    """A column that rows written before its migration (or by hand) may lack."""
+    try:
+        return row[name]
+    except (KeyError, IndexError):  # sqlite3.Row raises IndexError for an unknown name
+        return None
 
 
 def _ts(value: float) -> Any:

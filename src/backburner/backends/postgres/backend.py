@@ -62,6 +62,19 @@ def translated(
     return wrapper
 
 
+_UNIQUE_ROUNDS = 10
+
+
+def _columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
+    """The arrays insert_jobs and insert_unique_jobs unnest, in their parameter order."""
+    return (
+        [j.id for j in jobs], [j.task for j in jobs], [j.queue for j in jobs],
+        [j.priority for j in jobs], [j.args for j in jobs], [j.kwargs for j in jobs],
+        [j.max_attempts for j in jobs], [j.timeout for j in jobs],
+        [float(j.delay) for j in jobs], [j.run_at for j in jobs],
+    )
+
+
 class PostgresBackend:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -146,30 +159,77 @@ class PostgresBackend:
 
     # -- transitions -----------------------------------------------------------------------
     @translated
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
         if not jobs:
-            return
-        columns = (
-            [j.id for j in jobs], [j.task for j in jobs], [j.queue for j in jobs],
-            [j.priority for j in jobs], [j.args for j in jobs], [j.kwargs for j in jobs],
-            [j.max_attempts for j in jobs], [j.timeout for j in jobs],
-            [float(j.delay) for j in jobs], [j.run_at for j in jobs],
-        )
+            return []
         try:
             if connection is None:
                 pool = await self._connected()
-                await pool.execute(
-                    self._q["insert_jobs"], *columns, self._wakeup, self._notifier.origin
-                )
-            else:
-                driver = await external.driver_connection(connection)
-                # No origin: the wake-up reaches this process's workers too, at the commit
-                # (the one the app publishes now comes before the job is visible to them).
-                await driver.execute(self._q["insert_jobs"], *columns, self._wakeup, "")
+                if all(j.unique_key is None for j in jobs):
+                    await pool.execute(
+                        self._q["insert_jobs"], *_columns(jobs), self._wakeup,
+                        self._notifier.origin,
+                    )
+                    return [j.id for j in jobs]
+                async with pool.acquire() as conn, conn.transaction():
+                    return await self._insert_unique(conn, jobs, self._notifier.origin)
+            driver = await external.driver_connection(connection)
+            # No origin: the wake-up reaches this process's workers too, at the commit
+            # (the one the app publishes now comes before the job is visible to them).
+            if all(j.unique_key is None for j in jobs):
+                await driver.execute(self._q["insert_jobs"], *_columns(jobs), self._wakeup, "")
+                return [j.id for j in jobs]
+            # A savepoint, so a failure here leaves the application's transaction usable.
+            async with driver.transaction():
+                return await self._insert_unique(driver, jobs, "")
         except errors.TRANSLATED as exc:
             if errors.is_unique_violation(exc):
                 raise ConfigurationError(f"duplicate job id in {[j.id for j in jobs]}") from exc
             raise
+
+    async def _insert_unique(self, conn: Any, jobs: Sequence[NewJob], origin: str) -> list[str]:
+        """Insert what no live job holds the key of; answer the holders' ids for the rest.
+        A holder may end between our skipped insert and the look-up: then that job is
+        tried again (a few rounds; each round some insert or find a holder)."""
+        keyed = [j for j in jobs if j.unique_key is not None]
+        await conn.execute(
+            self._q["lock_unique_keys"], [j.queue for j in keyed], [j.task for j in keyed],
+            [j.unique_key for j in keyed], self.config.schema,
+        )
+        await conn.execute(
+            self._q["release_lapsed_keys"], [j.queue for j in keyed], [j.task for j in keyed],
+            [j.unique_key for j in keyed],
+        )
+        used: dict[str, str] = {}
+        waiting = list(jobs)
+        for _ in range(_UNIQUE_ROUNDS):
+            rows = await conn.fetch(
+                self._q["insert_unique_jobs"], *_columns(waiting),
+                [j.unique_key for j in waiting], [j.unique_scope.value for j in waiting],
+                [j.unique_for for j in waiting], self._wakeup, origin,
+            )
+            used.update((r["id"], r["id"]) for r in rows)
+            skipped = [j for j in waiting if j.id not in used]
+            if not skipped:
+                break
+            holders = await conn.fetch(
+                self._q["unique_holders"], [j.queue for j in skipped],
+                [j.task for j in skipped], [j.unique_key for j in skipped],
+            )
+            found = {(r["queue"], r["task"], r["unique_key"]): r["id"] for r in holders}
+            waiting = []
+            for j in skipped:
+                holder = found.get((j.queue, j.task, j.unique_key))
+                if holder is None:
+                    waiting.append(j)
+                else:
+                    used[j.id] = holder
+            if not waiting:
+                break
+        else:
+            keys = [j.unique_key for j in waiting]
+            raise ConfigurationError(f"unique keys kept changing hands during the insert: {keys}")
+        return [used[j.id] for j in jobs]
 
     @translated
     async def claim(

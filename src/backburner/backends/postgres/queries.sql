@@ -46,6 +46,81 @@ SELECT pg_notify($11, json_build_object(
 FROM (SELECT DISTINCT queue FROM inserted) AS q
 HAVING count(*) > 0;
 
+-- name: lock_unique_keys
+-- Transaction-level advisory locks on the batch's keys, taken in one global order (sorted
+-- hashes) before anything else: concurrent batches sharing keys in different orders would
+-- otherwise wait on each other's index entries (ON CONFLICT) and row locks
+-- (release_lapsed_keys) in a cycle, and PostgreSQL would abort one as a deadlock. A hash
+-- collision only makes two unrelated keys wait for each other.
+SELECT count(pg_advisory_xact_lock(h)) FROM (
+    SELECT DISTINCT hashtextextended(concat_ws('/', 'backburner.unique', $4::text, queue,
+                                               task, unique_key), 0) AS h
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS k(queue, task, unique_key)
+    ORDER BY h
+) AS sorted;
+
+-- name: release_lapsed_keys
+-- The period scope ends by the clock, which the unique index cannot see: holders whose
+-- period is over let go of their keys here, right before insert_unique_jobs. A concurrent
+-- release of the same row waits for this one's lock, then finds nothing left to do.
+UPDATE {schema}.jobs SET unique_until = NULL
+WHERE (queue, task, unique_key) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+  AND unique_scope = 'period' AND unique_until <= statement_timestamp();
+
+-- name: insert_unique_jobs
+-- insert_jobs for jobs with unique keys: a job whose key a live job holds is skipped
+-- (ON CONFLICT on jobs_unique, whose predicate this repeats so PostgreSQL infers that
+-- index). A concurrent insert of the same key makes this one wait for it to commit or roll
+-- back, then skip or insert: exactly one holder. Returns the ids inserted; the caller looks
+-- up the holders of the others (unique_holders) in a statement of its own, whose snapshot
+-- sees a holder that committed while this one waited.
+WITH new AS (
+    SELECT n.*,
+           greatest(coalesce(to_timestamp(n.at), statement_timestamp()),
+                    statement_timestamp() + make_interval(secs => n.delay)) AS run_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                $7::int[], $8::float8[], $9::float8[], $10::float8[], $11::text[],
+                $12::text[], $13::float8[]) WITH ORDINALITY
+         AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at,
+              unique_key, unique_scope, unique_for, ord)
+),
+inserted AS (
+    INSERT INTO {schema}.jobs
+        (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
+         created_at, updated_at, run_at, unique_key, unique_scope, unique_until)
+    SELECT id, task, queue, priority,
+           CASE WHEN run_at > statement_timestamp() THEN 'scheduled' ELSE 'pending' END,
+           args, kwargs, max_attempts, timeout, statement_timestamp(), statement_timestamp(),
+           run_at, unique_key, unique_scope,
+           statement_timestamp() + make_interval(secs => unique_for)
+    FROM new
+    ORDER BY ord
+    ON CONFLICT (queue, task, unique_key) WHERE unique_key IS NOT NULL AND (
+        (unique_scope = 'active' AND state IN ('pending', 'scheduled', 'running'))
+        OR (unique_scope = 'queued' AND state IN ('pending', 'scheduled') AND attempt = 0)
+        OR (unique_scope = 'period' AND unique_until IS NOT NULL))
+    DO NOTHING
+    RETURNING id, queue
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify($14, json_build_object(
+               'o', $15::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+    FROM (SELECT DISTINCT queue FROM inserted) AS q
+    HAVING count(*) > 0
+)
+SELECT id, (SELECT count(*) FROM woken) AS woken FROM inserted;
+
+-- name: unique_holders
+-- The live holder of each (queue, task, key) asked for, if any.
+SELECT k.queue, k.task, k.unique_key, j.id
+FROM unnest($1::text[], $2::text[], $3::text[]) AS k(queue, task, unique_key)
+JOIN {schema}.jobs AS j
+  ON j.queue = k.queue AND j.task = k.task AND j.unique_key = k.unique_key
+ AND j.unique_key IS NOT NULL AND (
+        (j.unique_scope = 'active' AND j.state IN ('pending', 'scheduled', 'running'))
+        OR (j.unique_scope = 'queued' AND j.state IN ('pending', 'scheduled') AND j.attempt = 0)
+        OR (j.unique_scope = 'period' AND j.unique_until IS NOT NULL));
+
 -- name: claim
 -- Up to $3 ready jobs from the queues $2, taken in the order given, and within a queue
 -- higher priority first, then oldest. One statement for the whole batch.
@@ -266,7 +341,18 @@ WITH revived AS (
     UPDATE {schema}.jobs
     SET state = 'pending', failures = 0, lost = 0, reason = NULL, result = NULL,
         finished_at = NULL, cancel_requested = false, run_at = now(), updated_at = now(),
-        worker_id = NULL
+        worker_id = NULL,
+        -- Back in its scope, the job holds its unique key again, unless another live job
+        -- took it meanwhile (then it runs without one: jobs_unique allows one holder).
+        unique_key = CASE WHEN unique_scope = 'active' AND EXISTS (
+            SELECT 1 FROM {schema}.jobs AS o
+            WHERE o.queue = jobs.queue AND o.task = jobs.task
+              AND o.unique_key = jobs.unique_key AND o.id <> jobs.id
+              AND o.unique_key IS NOT NULL AND (
+                  (o.unique_scope = 'active' AND o.state IN ('pending', 'scheduled', 'running'))
+                  OR (o.unique_scope = 'queued' AND o.state IN ('pending', 'scheduled') AND o.attempt = 0)
+                  OR (o.unique_scope = 'period' AND o.unique_until IS NOT NULL)))
+            THEN NULL ELSE unique_key END
     WHERE id = $1 AND state IN ('failed', 'cancelled')
     RETURNING state, queue
 ),

@@ -30,7 +30,10 @@ CREATE TABLE {schema}.jobs (
     updated_at       timestamptz NOT NULL,
     run_at           timestamptz NOT NULL,
     started_at       timestamptz,
-    finished_at      timestamptz
+    finished_at      timestamptz,
+    unique_key       text,          -- backburner.unique (migration 2): the key, its scope,
+    unique_scope     text,          -- and for the period scope when the key lapses
+    unique_until     timestamptz
 )
 -- Heartbeats and progress rewrite a running job's row often without touching an indexed
 -- column; free room on the page lets them be HOT updates (no index writes, no bloat).
@@ -49,6 +52,17 @@ CREATE INDEX jobs_scheduled ON {schema}.jobs (run_at) WHERE state = 'scheduled';
 -- by the workers' total concurrency). lease_until is not indexed, so a heartbeat or a
 -- progress write can be a HOT update.
 CREATE INDEX jobs_running ON {schema}.jobs (worker_id) WHERE state = 'running';
+
+-- At most one live holder per (queue, task, key); insert_unique_jobs names this predicate
+-- in ON CONFLICT. A state change moves a job in or out of the index by itself, so no
+-- transition has to release a key: a holder that completes, fails or is cancelled (active),
+-- is claimed (queued: attempt > 0 from then on, and attempt never decreases), or is deleted
+-- stops holding it. The index cannot judge a clock: insert clears a lapsed unique_until.
+CREATE UNIQUE INDEX jobs_unique ON {schema}.jobs (queue, task, unique_key)
+    WHERE unique_key IS NOT NULL AND (
+        (unique_scope = 'active' AND state IN ('pending', 'scheduled', 'running'))
+        OR (unique_scope = 'queued' AND state IN ('pending', 'scheduled') AND attempt = 0)
+        OR (unique_scope = 'period' AND unique_until IS NOT NULL));
 
 CREATE TABLE {schema}.workers (
     id           text        PRIMARY KEY,

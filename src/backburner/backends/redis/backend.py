@@ -246,13 +246,13 @@ class RedisBackend:
 
     # -- transitions -----------------------------------------------------------------------
     @translated
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
         if connection is not None:
             raise ConfigurationError(
                 "enqueueing inside the application's transaction needs the PostgreSQL backend"
             )
         if not jobs:
-            return
+            return []
         client = await self._connected()
         # One round trip: the directory entries (where ids are unique across queues, all or
         # none) and one script per queue (each all or none), pipelined. Ids are random
@@ -274,8 +274,20 @@ class RedisBackend:
         if clash is not None:
             await self._unwind(client, by_queue, results, clash, reserved=status[0] == 0)
             raise ConfigurationError(f"duplicate job id {clash}")
+        # Each queue script answers the id used per job: a job whose unique key a live job
+        # holds was not stored, and its reserved directory entry goes.
+        used = {
+            job.id: str(job_id)
+            for (_, batch), reply in zip(by_queue.items(), results, strict=True)
+            for job, job_id in zip(batch, reply[1:], strict=True)
+        }
+        unused = [j.id for j in jobs if used[j.id] != j.id]
+        if unused:
+            await client.hdel(self.keys.directory, *unused)
         for job in jobs:
-            self._remember(job.id, job.queue)
+            if used[job.id] == job.id:
+                self._remember(job.id, job.queue)
+        return [used[j.id] for j in jobs]
 
     async def _unwind(
         self, client: Redis, by_queue: dict[str, list[NewJob]], results: list[Any], clash: str,

@@ -22,6 +22,10 @@ queue, and touches only these keys:
     <prefix>:{<prefix>/<queue>}:state:<state> zset  id -> seq, one per JobState: listing by
                                                     state newest first, and counts (ZCARD)
     <prefix>:{<prefix>/<queue>}:held:<worker> set   ids of the jobs a worker holds (heartbeat)
+    <prefix>:{<prefix>/<queue>}:unique:<digest> str id of the job that took a unique key
+                                                    last (digest: unique_digest(task, key));
+                                                    whether it still holds it is read from
+                                                    its record; period keys expire (PX)
 
 Across queues, tag `{<prefix>}`: what must be found without knowing a job's queue.
 
@@ -45,6 +49,7 @@ waiters, live streams).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -98,6 +103,14 @@ class QueueKeys:
 
     def state(self, state: JobState) -> str:
         return f"{self.base}state:{state.value}"
+
+    def unique(self, task: str, key: str) -> str:
+        return f"{self.base}unique:{unique_digest(task, key)}"
+
+
+def unique_digest(task: str, key: str) -> str:
+    """Names a (task, unique key) pair in a key of bounded length, whatever the key holds."""
+    return hashlib.sha256(f"{task}\0{key}".encode()).hexdigest()
 
 
 class Keys:

@@ -12,6 +12,7 @@ from typing import Any
 from backburner import codec
 from backburner.backends.protocol import ClaimedJob, Failure, NewJob, WorkerInfo
 from backburner.backends.records import error_entry, record_from_row
+from backburner.backends.redis.keys import unique_digest
 from backburner.job import FailureReason, JobRecord
 
 CLAIMED_FIELDS = 12
@@ -21,7 +22,7 @@ _INTS = ("priority", "attempt", "max_attempts", "failures", "lost", "cancel_requ
 _FLOATS = ("timeout", "created_at", "updated_at", "run_at", "started_at", "finished_at",
            "lease_until")
 _STRINGS = ("id", "task", "queue", "state", "args", "kwargs", "errors", "result", "reason",
-            "progress", "worker_id")
+            "progress", "worker_id", "unique_key")
 
 
 def record_from_hash(h: Mapping[str, str]) -> JobRecord:
@@ -58,8 +59,19 @@ def insert_args(jobs: Sequence[NewJob]) -> list[str | int | float]:
             j.id, j.task, j.priority, j.args, j.kwargs, j.max_attempts,
             "" if j.timeout is None else repr(float(j.timeout)), repr(float(j.delay)),
             "" if j.run_at is None else repr(float(j.run_at)),
+            *unique_args(j),
         ]
     return args
+
+
+def unique_args(job: NewJob) -> list[str]:
+    """Key, digest (names the key's Redis key, see keys.unique_digest), scope, unique_for."""
+    if job.unique_key is None:
+        return ["", "", "", ""]
+    return [
+        job.unique_key, unique_digest(job.task, job.unique_key), job.unique_scope.value,
+        "" if job.unique_for is None else repr(float(job.unique_for)),
+    ]
 
 
 def fail_args(items: Sequence[Failure]) -> list[str | int | float]:

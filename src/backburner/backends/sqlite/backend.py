@@ -93,12 +93,12 @@ class SQLiteBackend:
         return await self._db.run(schema.migrate)
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> None:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
         if connection is not None:
             raise ConfigurationError(
                 "enqueueing inside the application's transaction needs the PostgreSQL backend"
             )
-        await self._db.run(_insert, jobs)
+        return await self._db.run(_insert, jobs)
 
     async def claim(
         self,
@@ -176,7 +176,7 @@ class SQLiteBackend:
 # The functions below run on the connection's thread.
 
 
-def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> None:
+def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[str]:
     now = time.time()
     rows = [
         {
@@ -190,11 +190,30 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> None:
             "timeout": j.timeout,
             "now": now,
             "run_at": max(j.run_at or 0.0, now + j.delay) if j.delay > 0 else (j.run_at or now),
+            "unique_key": j.unique_key,
+            "unique_scope": j.unique_scope.value,
+            "unique_until": now + j.unique_for if j.unique_for is not None else None,
         }
         for j in jobs
     ]
+    if all(j.unique_key is None for j in jobs):
+        with WriteTransaction(conn):
+            conn.executemany(Q["insert_job"], rows)
+        return [j.id for j in jobs]
+    used = []
+    # BEGIN IMMEDIATE: no other writer between the look-up and the insert; the unique
+    # index would refuse a second holder anyway.
     with WriteTransaction(conn):
-        conn.executemany(Q["insert_job"], rows)
+        for j, row in zip(jobs, rows, strict=True):
+            if j.unique_key is not None:
+                conn.execute(Q["release_lapsed_key"], row)
+                holder = conn.execute(Q["unique_holder"], row).fetchone()
+                if holder is not None:
+                    used.append(str(holder[0]))
+                    continue
+            conn.execute(Q["insert_unique_job"], row)
+            used.append(j.id)
+    return used
 
 
 def _claim(

@@ -9,6 +9,32 @@ VALUES
      CASE WHEN :run_at > :now THEN 'scheduled' ELSE 'pending' END,
      :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now));
 
+-- name: insert_unique_job
+INSERT INTO backburner_jobs
+    (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
+     created_at, updated_at, run_at, unique_key, unique_scope, unique_until)
+VALUES
+    (:id, :task, :queue, :priority,
+     CASE WHEN :run_at > :now THEN 'scheduled' ELSE 'pending' END,
+     :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now),
+     :unique_key, :unique_scope, :unique_until);
+
+-- name: release_lapsed_key
+-- The period scope ends by the clock, which the unique index cannot see: its holder lets go
+-- here, in the insert's transaction, right before the key is looked up.
+UPDATE backburner_jobs SET unique_until = NULL
+WHERE queue = :queue AND task = :task AND unique_key = :unique_key
+  AND unique_scope = 'period' AND unique_until <= :now;
+
+-- name: unique_holder
+-- The predicate is the unique index's, word for word, so SQLite can use that index.
+SELECT id FROM backburner_jobs
+WHERE queue = :queue AND task = :task AND unique_key = :unique_key
+  AND unique_key IS NOT NULL AND (
+        (unique_scope = 'active' AND state IN ('pending', 'scheduled', 'running'))
+        OR (unique_scope = 'queued' AND state IN ('pending', 'scheduled') AND attempt = 0)
+        OR (unique_scope = 'period' AND unique_until IS NOT NULL));
+
 -- name: stage_due
 -- Scheduled jobs whose time has come become claimable. Walks the scheduled index only.
 UPDATE backburner_jobs SET state = 'pending', updated_at = :now
@@ -105,7 +131,19 @@ SELECT state FROM backburner_jobs WHERE id = :id;
 UPDATE backburner_jobs
 SET state = 'pending', failures = 0, lost = 0, reason = NULL, result = NULL,
     finished_at = NULL, cancel_requested = 0, run_at = :now, updated_at = :now,
-    worker_id = NULL
+    worker_id = NULL,
+    -- Back in its scope, the job holds its unique key again, unless another live job took
+    -- it meanwhile (then it runs without one; the unique index allows one holder).
+    unique_key = CASE WHEN unique_scope = 'active' AND EXISTS (
+        SELECT 1 FROM backburner_jobs AS o
+        WHERE o.queue = backburner_jobs.queue AND o.task = backburner_jobs.task
+          AND o.unique_key = backburner_jobs.unique_key AND o.id != backburner_jobs.id
+          AND o.unique_key IS NOT NULL AND (
+                (o.unique_scope = 'active' AND o.state IN ('pending', 'scheduled', 'running'))
+                OR (o.unique_scope = 'queued' AND o.state IN ('pending', 'scheduled')
+                    AND o.attempt = 0)
+                OR (o.unique_scope = 'period' AND o.unique_until IS NOT NULL)))
+        THEN NULL ELSE unique_key END
 WHERE id = :id AND state IN ('failed', 'cancelled')
 RETURNING task, queue, attempt;
 

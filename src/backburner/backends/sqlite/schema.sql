@@ -1,6 +1,8 @@
 -- The current schema in full, for readers. tests/unit/test_sqlite_schema.py checks that
 -- applying every migration gives exactly this schema: change both together.
--- Jobs: one row per job for its whole life. Times are epoch seconds (REAL) by the clock of
+-- Jobs: one row per job for its whole life. The last three columns (added by migration 2,
+-- which is why they sit on one line: SQLite appends added columns so) are a job's unique
+-- key, its scope and, for the period scope, when the key lapses (backburner.unique). Times are epoch seconds (REAL) by the clock of
 -- the machine that holds the file, which every process sharing the file also reads.
 CREATE TABLE backburner_jobs (
     seq              INTEGER PRIMARY KEY,          -- rowid: insertion order, FIFO tiebreak
@@ -29,7 +31,7 @@ CREATE TABLE backburner_jobs (
     run_at           REAL    NOT NULL,
     started_at       REAL,
     finished_at      REAL
-);
+, unique_key TEXT, unique_scope TEXT, unique_until REAL);
 
 -- Every index is written on every state change, so there are few, and partial where they
 -- can be. The claim walks this one in order and stops after LIMIT rows: no sort, no scan.
@@ -44,6 +46,17 @@ CREATE INDEX backburner_jobs_scheduled
 -- by the workers' total concurrency) instead of needing one of its own.
 CREATE INDEX backburner_jobs_running
     ON backburner_jobs (worker_id) WHERE state = 'running';
+
+-- At most one live holder per (queue, task, key). A state change moves a job in or out of
+-- this index by itself, so no transition has to release a key: a holder that completes,
+-- fails or is cancelled (active), or is claimed (queued: attempt > 0 from then on, and
+-- attempt never decreases), or is deleted, stops holding it. The period scope cannot be
+-- judged by the clock in an index; insert clears unique_until once it has passed.
+CREATE UNIQUE INDEX backburner_jobs_unique ON backburner_jobs (queue, task, unique_key)
+    WHERE unique_key IS NOT NULL AND (
+        (unique_scope = 'active' AND state IN ('pending', 'scheduled', 'running'))
+        OR (unique_scope = 'queued' AND state IN ('pending', 'scheduled') AND attempt = 0)
+        OR (unique_scope = 'period' AND unique_until IS NOT NULL));
 
 CREATE TABLE backburner_workers (
     id           TEXT PRIMARY KEY,

@@ -1,9 +1,30 @@
 -- insert: store new jobs of one queue, `pending` or `scheduled`, all or none.
--- ARGV[3..]: groups of 9: id, task, priority, args, kwargs, max_attempts, timeout ('' = none),
--- delay (seconds), run_at ('' = none; epoch seconds).
--- Returns {0} or {1, id} for an id that already exists (then nothing was written).
+-- ARGV[3..]: groups of 13: id, task, priority, args, kwargs, max_attempts, timeout ('' =
+-- none), delay (seconds), run_at ('' = none; epoch seconds), unique key ('' = none), its
+-- digest (names the key's Redis key), unique scope, unique_for (seconds, '' = none).
+-- Returns {1, id} for an id that already exists (then nothing was written), or {0, id...}:
+-- per job the id used, its own or, when a live job holds its unique key, the holder's
+-- (then that job is not stored).
 local now, now_s, now_us = clock()
-local N = 9
+local N = 13
+
+-- Whether the job `id` still holds its unique key (backburner/unique.py): a queued holder
+-- until it is first claimed, an active one until it ends, a period one until its time.
+local function holds_key(id)
+  local f = redis.call('HMGET', job_key(id), 'state', 'unique_scope', 'unique_until', 'attempt')
+  local state, scope = f[1], f[2]
+  if not state then
+    return false
+  end
+  if scope == 'period' then
+    return f[3] ~= false and tonumber(f[3]) > now
+  end
+  local waiting = state == 'pending' or state == 'scheduled'
+  if scope == 'queued' then
+    return waiting and f[4] == '0'
+  end
+  return waiting or state == 'running'
+end
 
 -- All checks before any write: a script that fails half-way would leave its writes behind.
 local seen = {}
@@ -21,38 +42,69 @@ if now_us > seq then
   seq = now_us - 1
 end
 
+local used = {0}
 for i = 3, #ARGV, N do
   local id, priority, delay, given_run_at = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 7]), ARGV[i + 8]
-  seq = seq + 1
-  local seq_s = string.format('%0' .. SEQ_WIDTH .. '.0f', seq)
-  -- Same rule as the memory backend: the later of run_at and now + delay.
-  local run_at = now + delay
-  if given_run_at ~= '' and tonumber(given_run_at) > run_at then
-    run_at = tonumber(given_run_at)
+  local unique, digest, scope, unique_for = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11], ARGV[i + 12]
+  local holder = false
+  if unique ~= '' then
+    -- The key's own Redis key says who took it last; whether that job still holds it is
+    -- judged now, from its record, so no transition has to release keys.
+    local ukey = BASE .. 'unique:' .. digest
+    holder = redis.call('GET', ukey)
+    if holder and not holds_key(holder) then
+      holder = false
+    end
+    if not holder then
+      if unique_for ~= '' then
+        -- A period key also expires by itself (the server's clock), so none is left behind.
+        redis.call('SET', ukey, id, 'PX', math.ceil(tonumber(unique_for) * 1000))
+      else
+        redis.call('SET', ukey, id)
+      end
+    end
   end
-  local scheduled = run_at > now
-  local run_at_s = now_s
-  if scheduled then
-    run_at_s = fmt(run_at)
-  end
-  local key = job_key(id)
-  redis.call('HSET', key,
-    'id', id, 'task', ARGV[i + 1], 'queue', QUEUE, 'priority', priority,
-    'state', scheduled and 'scheduled' or 'pending',
-    'args', ARGV[i + 3], 'kwargs', ARGV[i + 4], 'max_attempts', ARGV[i + 5],
-    'created_at', now_s, 'updated_at', now_s, 'run_at', run_at_s,
-    'attempt', 0, 'failures', 0, 'lost', 0, 'errors', '[]', 'cancel_requested', 0,
-    'seq', seq_s)
-  if ARGV[i + 6] ~= '' then
-    redis.call('HSET', key, 'timeout', ARGV[i + 6])
-  end
-  if scheduled then
-    redis.call('ZADD', SCHEDULED, run_at_s, id)
-    move(id, seq_s, nil, 'scheduled')
+  if holder then
+    table.insert(used, holder)
   else
-    make_ready(id, seq_s, priority, 0)
-    move(id, seq_s, nil, 'pending')
+    table.insert(used, id)
+    seq = seq + 1
+    local seq_s = string.format('%0' .. SEQ_WIDTH .. '.0f', seq)
+    -- Same rule as the memory backend: the later of run_at and now + delay.
+    local run_at = now + delay
+    if given_run_at ~= '' and tonumber(given_run_at) > run_at then
+      run_at = tonumber(given_run_at)
+    end
+    local scheduled = run_at > now
+    local run_at_s = now_s
+    if scheduled then
+      run_at_s = fmt(run_at)
+    end
+    local key = job_key(id)
+    redis.call('HSET', key,
+      'id', id, 'task', ARGV[i + 1], 'queue', QUEUE, 'priority', priority,
+      'state', scheduled and 'scheduled' or 'pending',
+      'args', ARGV[i + 3], 'kwargs', ARGV[i + 4], 'max_attempts', ARGV[i + 5],
+      'created_at', now_s, 'updated_at', now_s, 'run_at', run_at_s,
+      'attempt', 0, 'failures', 0, 'lost', 0, 'errors', '[]', 'cancel_requested', 0,
+      'seq', seq_s)
+    if ARGV[i + 6] ~= '' then
+      redis.call('HSET', key, 'timeout', ARGV[i + 6])
+    end
+    if unique ~= '' then
+      redis.call('HSET', key, 'unique_key', unique, 'unique_scope', scope)
+      if unique_for ~= '' then
+        redis.call('HSET', key, 'unique_until', fmt(now + tonumber(unique_for)))
+      end
+    end
+    if scheduled then
+      redis.call('ZADD', SCHEDULED, run_at_s, id)
+      move(id, seq_s, nil, 'scheduled')
+    else
+      make_ready(id, seq_s, priority, 0)
+      move(id, seq_s, nil, 'pending')
+    end
   end
 end
 redis.call('SET', SEQ, string.format('%.0f', seq))
-return {0}
+return used
