@@ -15,7 +15,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import HTTPException, Request
 from python_multipart.exceptions import MultipartParseError
@@ -47,8 +47,7 @@ def display_name(raw: str) -> str:
 class _Receiver:
     """Callbacks for the streaming parser: collects part headers, writes the `file` part."""
 
-    def __init__(self, directory: Path, limit: int) -> None:
-        self.directory = directory
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.header_field = b""
         self.header_value = b""
@@ -120,8 +119,8 @@ async def receive_csv(request: Request, directory: Path, limit: int) -> StoredUp
     if declared is not None and declared.isdigit() and int(declared) > limit + _MULTIPART_OVERHEAD:
         raise _too_large(limit)  # refused before reading a byte of it
 
-    receiver = _Receiver(directory, limit)
-    parser = MultipartParser(options[b"boundary"], receiver.callbacks())
+    receiver = _Receiver(limit)
+    parser = MultipartParser(options[b"boundary"], cast(Any, receiver.callbacks()))
     stored_name = f"{uuid.uuid4().hex}.csv"
     path = directory / stored_name
     received = 0

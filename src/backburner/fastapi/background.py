@@ -50,7 +50,11 @@ class BackgroundJobs:
         self.jobs: list[Job[Any]] = []
         """Handles of the jobs stored for this request (filled once they are stored)."""
 
-    def add_task(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+    def add_task(
+        self, func: Task[Any, Any] | Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> None:
+        """Add `func(*args, **kwargs)`: an `@app.task`, or a module-level function. The
+        arguments are checked against its signature now (InvalidArgumentsError)."""
         task = task_for(self.app, func)
         self._pending.append((task, task._new_job(_DEFAULTS, args, kwargs)))
 
@@ -65,7 +69,9 @@ class BackgroundJobs:
         return self.jobs
 
 
-def register_background(app: Backburner, *functions: Callable[..., Any]) -> None:
+def register_background(
+    app: Backburner, *functions: Task[Any, Any] | Callable[..., Any]
+) -> None:
     """Register the chain runner and these plain functions on `app`, so that every process
     loading the app (web and worker alike) can run what `add_task` stores. Idempotent."""
     chain_task(app)
@@ -73,7 +79,7 @@ def register_background(app: Backburner, *functions: Callable[..., Any]) -> None
         task_for(app, func)
 
 
-def task_for(app: Backburner, func: Callable[..., Any]) -> Task[Any, Any]:
+def task_for(app: Backburner, func: Task[Any, Any] | Callable[..., Any]) -> Task[Any, Any]:
     """The registered task for `func`, registering a module-level function on first use.
 
     Refused: lambdas, closures and bound methods, whose code a worker could not find again
