@@ -196,10 +196,10 @@ class Worker:
                 continue
             # Cleared before the claim, so a wake-up that arrives during it is not lost.
             self._wake.clear()
+            wanted = min(free, self.batch_size)
             try:
                 claim = await self.backend.claim(
-                    self.id, self.queues, min(free, self.batch_size), self.lease,
-                    alone=not self._running,
+                    self.id, self.queues, wanted, self.lease, alone=not self._running,
                 )
             except BackendUnavailableError as exc:
                 await self._pause_after(exc)
@@ -209,7 +209,11 @@ class Worker:
                 quiet_rounds = 0
                 paused_since = None
                 self._start(claim.jobs)
-                continue
+                if len(claim.jobs) >= wanted or self.burst or suspects_waiting:
+                    continue
+                # A short claim emptied the queues: the next job announces itself with a
+                # wake-up, so claiming again at once would only cost an empty round trip
+                # per job (the hot path of an idle worker's latency).
             if self.burst:
                 if self._running:
                     await self._wait_for_slot(None)
