@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
-from examples.demo.settings import Settings
+from examples.demo.settings import Settings, SettingsError
 from examples.demo.smtp_sink import SmtpSink
 from examples.demo.web import create_app
 
@@ -60,7 +60,10 @@ async def _announce(
 
 
 def run_demo(host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None) -> None:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if data_dir is not None:
         settings = dataclasses.replace(
             settings, data_dir=data_dir.resolve(),
