@@ -28,10 +28,11 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 @asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run an ASGI app under uvicorn on 127.0.0.1, a free port; yields its base URL."""
+async def serve(app: Any, **tls: Any) -> AsyncIterator[str]:
+    """Run an ASGI app under uvicorn on 127.0.0.1, a free port; yields its base URL.
+    `tls`: uvicorn's ssl_certfile/ssl_keyfile, for HTTPS."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", **tls))
     # The test runner owns the signals, not this in-process server.
     server.capture_signals = _no_signals  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
@@ -42,7 +43,7 @@ async def serve(app: Any) -> AsyncIterator[str]:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task

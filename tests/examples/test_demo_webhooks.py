@@ -5,10 +5,13 @@ connect time on every hop."""
 from __future__ import annotations
 
 import itertools
+import ssl
 from datetime import datetime
+from pathlib import Path
 
 import httpx2
 import pytest
+import trustme
 from demo_harness import Demo, Target, serve, target_app
 
 from examples.demo.ssrf import (
@@ -141,3 +144,23 @@ async def test_r23_the_guard_checks_every_connection_itself() -> None:
                 await client.get(f"http://localhost:{hidden_port}/internal")
     assert hidden.hits == []
     assert [h[0] for h in allowed.hits].count("/redirect") == 1
+
+
+async def test_r23_https_still_verifies_the_host_name(tmp_path: Path) -> None:
+    """The guard connects to the address it checked, not the name; TLS must still check the
+    certificate against the name in the URL."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    tls = ssl.create_default_context()
+    ca.configure_trust(tls)
+    secure = Target()
+    async with serve(target_app(secure), ssl_certfile=str(tmp_path / "server.pem")) as url:
+        port = url.rsplit(":", 1)[1]
+        policy = AddressPolicy(parse_allow_list(f"127.0.0.1/32:{port}"))
+        async with guarded_client(policy, tls=tls) as client:
+            response = await client.get(f"https://localhost:{port}/ok")
+            assert response.status_code == 200
+            with pytest.raises(httpx2.ConnectError, match=r"certificate|hostname|IP"):
+                await client.get(f"https://127.0.0.1:{port}/ok")  # not the certificate's name
+    assert [h[0] for h in secure.hits] == ["/ok"]
