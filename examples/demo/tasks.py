@@ -13,6 +13,7 @@ import asyncio
 import csv
 import logging
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -134,11 +135,10 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
     # -- S16: print after a delay, with an argument -------------------------------------------
     @jobs.task(name="demo.print_msg")
     def print_msg(name: str) -> str:
-        import time
-
         time.sleep(settings.slow_seconds)  # a sync task runs in a thread: fine to block
         text = f"Hello {name}~"
         print(text, flush=True)
+        log.info("print_msg: %s", text)
         write_log(activity, text)
         return text
 
@@ -165,6 +165,8 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
     @jobs.task(name="demo.risky_task", retries=0)
     def risky_task(data: str) -> str:
         if data == "error":
+            # Not caught here (the seed logs and swallows it): the worker records type,
+            # message and traceback on the job and logs the failure.
             raise ValueError("processing failed")
         write_log(activity, f"processed {data}")
         return f"processed {data}"
@@ -175,7 +177,6 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
             write_log(activity, f"task {letter}: {data}")
             return f"{letter}:{data}"
 
-        step.__qualname__ = f"task_{letter.lower()}"
         return jobs.task(name=f"demo.task_{letter.lower()}")(step)
 
     # -- S7: async fetch ----------------------------------------------------------------------
