@@ -234,3 +234,27 @@ def test_accepted_helper_for_own_endpoints(tmp_path: Path) -> None:
         job = wait_state(c, response.json()["id"], "completed")
         assert job["result"] == "2026-11"
         assert response.headers["Location"].endswith(f"/jobs/{job['id']}")
+
+
+def test_an_idempotency_key_makes_a_repeat_return_the_same_job(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "order-42/attempt"}
+    first = client.post("/tasks/count_to", json={"n": 2, "pause": 0.01}, headers=headers)
+    assert first.status_code == 202 and "Idempotent-Replayed" not in first.headers
+    job_id = first.json()["id"]
+    wait_state(client, job_id, "completed")
+    # After the job ended too (a client retrying after a lost response): the same job.
+    again = client.post("/tasks/count_to", json={"n": 2, "pause": 0.01}, headers=headers)
+    assert again.status_code == 202 and again.json()["id"] == job_id
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Location"] == first.headers["Location"]
+    other = client.post("/tasks/count_to", json={"n": 2},
+                        headers={"Idempotency-Key": "another"})
+    assert other.json()["id"] != job_id
+    assert client.post("/tasks/count_to", json={"n": 2}).json()["id"] != job_id
+    for bad in ("", "x" * 201, "with space", "caf\u00e9"):
+        response = client.post("/tasks/count_to", json={"n": 1},
+                               headers={"Idempotency-Key": bad.encode()})
+        assert response.status_code == 400, bad
+    schema = client.get("/openapi.json").json()
+    (param,) = schema["paths"]["/tasks/count_to"]["post"]["parameters"]
+    assert param["name"] == "Idempotency-Key" and param["in"] == "header"

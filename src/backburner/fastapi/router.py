@@ -5,6 +5,7 @@ Server-Sent Events and WebSocket."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
@@ -25,9 +26,10 @@ from backburner.fastapi.schemas import JobAccepted, JobOut, JobPageOut, Problem
 from backburner.fastapi.streams import job_updates
 from backburner.handle import Job
 from backburner.job import JobState
-from backburner.task import Task
+from backburner.task import BoundTask, Task
 
 RETRY_AFTER_SECONDS = 1
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 _Responses = dict[int | str, dict[str, Any]]
 _NOT_FOUND: _Responses = {404: {"model": Problem, "description": "no job with this id"}}
 _UNAVAILABLE: _Responses = {
@@ -42,10 +44,13 @@ def job_router(
     expose: Sequence[Task[Any, Any]] = (),
     name: str = "backburner",
     keepalive: float = 15.0,
+    idempotency_ttl: float = 24 * 3600,
 ) -> APIRouter:
     """Routes for `app`'s jobs. `dependencies` (e.g. your auth) apply to every route, the
-    streams included. `expose`: tasks that may be enqueued over HTTP at `POST /tasks/{name}`.
-    `name` prefixes route names and operation ids, so two routers can live in one app."""
+    streams included. `expose`: tasks that may be enqueued over HTTP at `POST /tasks/{name}`,
+    where an `Idempotency-Key` header makes a repeated request answer the same job for
+    `idempotency_ttl` seconds. `name` prefixes route names and operation ids, so two
+    routers can live in one app."""
     router = APIRouter(dependencies=list(dependencies), tags=["jobs"])
     status_route = f"{name}_get_job"
 
@@ -183,12 +188,12 @@ def job_router(
             await websocket.close(code=1000)
 
     for task in expose:
-        _add_enqueue_route(router, app, task, status_route, name)
+        _add_enqueue_route(router, task, status_route, name, idempotency_ttl)
     return router
 
 
 def _add_enqueue_route(
-    router: APIRouter, app: Backburner, task: Task[Any, Any], status_route: str, name: str
+    router: APIRouter, task: Task[Any, Any], status_route: str, name: str, ttl: float
 ) -> None:
     schema = task.signature.json_schema()
 
@@ -201,12 +206,23 @@ def _add_enqueue_route(
             ) from None
         if not isinstance(body, dict):
             raise HTTPException(422, "the body must be a JSON object of the task's arguments")
+        target: Task[Any, Any] | BoundTask[Any, Any] = task
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            if not _IDEMPOTENCY_KEY.fullmatch(key):
+                raise HTTPException(400, "Idempotency-Key must be 1-200 visible ASCII characters")
+            # The store keeps one job per key for `ttl` seconds, whatever its state, so a
+            # client retrying after a lost response gets the job it already started.
+            target = task.options(unique_key=f"idempotency-key:{key}", unique_for=ttl)
         async with _store():
             try:
-                job = await task.enqueue(**body)
+                job = await target.enqueue(**body)
             except InvalidArgumentsError as exc:
                 raise HTTPException(422, str(exc)) from None
-        return accepted(job, request, status_route=status_route)
+        response = accepted(job, request, status_route=status_route)
+        if job.duplicate:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
 
     safe = "".join(c if c.isalnum() else "_" for c in task.name)
     router.add_api_route(
@@ -214,9 +230,18 @@ def _add_enqueue_route(
         name=f"{name}_enqueue_{safe}", operation_id=f"{name}_enqueue_{safe}",
         response_model=JobAccepted, summary=f"Enqueue {task.name}",
         description=(task.__doc__ or "").strip() or None,
-        responses={422: {"model": Problem}, **_UNAVAILABLE},
-        openapi_extra={"requestBody": {"required": True,
-                                       "content": {"application/json": {"schema": schema}}}},
+        responses={400: {"model": Problem, "description": "not JSON, or a bad Idempotency-Key"},
+                   422: {"model": Problem}, **_UNAVAILABLE},
+        openapi_extra={
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}},
+            "parameters": [{
+                "name": "Idempotency-Key", "in": "header", "required": False,
+                "description": "repeat it to get the same job instead of a second one",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200,
+                           "pattern": f"^{_IDEMPOTENCY_KEY.pattern}$"},
+            }],
+        },
     )
 
 
