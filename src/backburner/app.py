@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from backburner.backends import open_backend
@@ -15,6 +17,7 @@ from backburner.handle import Job
 from backburner.instrument import Change, Instrumentation
 from backburner.job import JobRecord, JobState
 from backburner.retry import Backoff
+from backburner.schedule import DEFAULT_CATCH_UP, Schedule, make_schedule
 from backburner.task import UNSET, Task, make_options
 
 if TYPE_CHECKING:
@@ -39,6 +42,22 @@ class TaskDecorator:
         return self._app._register(func, self._options)
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleInfo:
+    """A periodic schedule as `app.schedules()` reports it."""
+
+    name: str
+    task: str
+    description: str
+    """In words: "At 09:00 every day (Europe/Paris)", "every 1 second"."""
+    cron: str | None
+    every: float | None
+    tz: str
+    paused: bool
+    next_runs: list[datetime]
+    """The next ticks by the store's clock, in the schedule's time zone (even when paused)."""
+
+
 class Backburner:
     def __init__(
         self,
@@ -58,6 +77,7 @@ class Backburner:
             raise ConfigurationError("poll_interval must be > 0")
         self.poll_interval = poll_interval
         self.tasks: dict[str, Task[Any, Any]] = {}
+        self.periodic_schedules: dict[str, Schedule] = {}
         self.instrumentation = Instrumentation(self.backend.notifier)
         self._open_lock: asyncio.Lock | None = None
         self._opened = False
@@ -113,6 +133,87 @@ class Backburner:
         task: Task[Any, Any] = Task(self, func, task_options)
         self.tasks[task.name] = task
         return task
+
+    def periodic(
+        self,
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        catch_up: float | timedelta = DEFAULT_CATCH_UP,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Callable[[Task[P, R]], Task[P, R]]:
+        """Run a task on a schedule, on top of `@app.task`:
+
+            @app.periodic(cron="0 9 * * *", tz="Europe/Paris")
+            @app.task
+            async def report() -> None: ...
+
+        `cron` (5 fields, in `tz`) or `every` (seconds or timedelta; ticks at multiples of it
+        since the Unix epoch). Each tick is enqueued exactly once by the workers' schedulers
+        (see `backburner.scheduler`); after downtime, at most the latest missed tick runs,
+        if it is within `catch_up` (15 minutes by default). `name` (default: the task's)
+        names the schedule for pause/resume/trigger; `args`/`kwargs` are passed to each run.
+        """
+
+        def register(task: Task[P, R]) -> Task[P, R]:
+            if not isinstance(task, Task) or task.app is not self:
+                raise ConfigurationError("@app.periodic goes on top of @app.task of this app")
+            schedule = make_schedule(
+                task, cron=cron, every=every, tz=tz, name=name, catch_up=catch_up,
+                args=args, kwargs=kwargs or {},
+            )
+            if schedule.name in self.periodic_schedules:
+                raise ConfigurationError(f"a schedule named {schedule.name!r} already exists")
+            self.periodic_schedules[schedule.name] = schedule
+            return task
+
+        return register
+
+    def get_schedule(self, name: str) -> Schedule:
+        try:
+            return self.periodic_schedules[name]
+        except KeyError:
+            raise ConfigurationError(f"no schedule named {name!r}") from None
+
+    async def schedules(self, runs: int = 5) -> list[ScheduleInfo]:
+        """Every periodic schedule: description, paused or not, the next `runs` ticks."""
+        if not self._opened:
+            await self.open()
+        states = await self.backend.schedule_states()
+        now = await self.backend.now()
+        found = []
+        for s in self.periodic_schedules.values():
+            state = states.get(s.name)
+            found.append(
+                ScheduleInfo(
+                    name=s.name, task=s.task.name, description=s.describe(), cron=s.cron,
+                    every=s.every, tz=s.tz.key, paused=bool(state and state.paused),
+                    next_runs=s.next_runs(now, runs),
+                )
+            )
+        return found
+
+    async def pause_schedule(self, name: str) -> None:
+        """No tick of this schedule is enqueued until it is resumed (every scheduler)."""
+        self.get_schedule(name)
+        if not self._opened:
+            await self.open()
+        await self.backend.set_schedule_paused(name, True)
+
+    async def resume_schedule(self, name: str) -> None:
+        """Ticks run again from now on; none that fell while paused is caught up."""
+        self.get_schedule(name)
+        if not self._opened:
+            await self.open()
+        await self.backend.set_schedule_paused(name, False)
+
+    async def trigger_schedule(self, name: str) -> Job[Any]:
+        """Run the schedule's task now, once, outside its ticks (paused or not)."""
+        schedule = self.get_schedule(name)
+        return await schedule.task.enqueue(*schedule.args, **schedule.kwargs)
 
     def get_task(self, name: str) -> Task[Any, Any]:
         try:

@@ -5,7 +5,9 @@ Side tasks, each supervised (one that dies stops the worker loudly):
 - `heartbeat`: renews the lease of every held job; learns of cancel requests and of leases
   lost to another worker (whose attempts are then abandoned, never written);
 - `rescue`: takes back jobs whose worker died (lease expired);
-- `acks`: writes finished attempts to the store in batches.
+- `acks`: writes finished attempts to the store in batches;
+- `scheduler`: enqueues the ticks of the app's periodic schedules (backburner.scheduler),
+  on every worker that is not in burst mode: the store takes each tick once.
 Wake-ups come from the backend's notifier; the poll interval is only a safety net.
 """
 
@@ -37,6 +39,7 @@ from backburner.errors import BackburnerError, BackendUnavailableError, Configur
 from backburner.execution import Outcome, run_attempt
 from backburner.instrument import Change
 from backburner.job import FailureReason, JobState, Progress
+from backburner.scheduler import Scheduler
 from backburner.threads import DaemonThreads
 
 if TYPE_CHECKING:
@@ -76,6 +79,7 @@ class Worker:
         batch_size: int = 100,
         handle_signals: bool | None = None,
         name: str | None = None,
+        scheduler: bool = True,
     ) -> None:
         """
         concurrency: jobs run at once. queues: served in this order (default: the queues of
@@ -85,7 +89,8 @@ class Worker:
         shutdown before they are released. max_lost: a job whose worker died this many times
         fails with `worker_lost`. batch_size: most jobs claimed in one round trip.
         handle_signals: stop gracefully on SIGTERM/SIGINT (default: when run in the main
-        thread and not embedded).
+        thread and not embedded). scheduler: enqueue the ticks of the app's periodic
+        schedules (never in burst mode).
         """
         if concurrency < 1:
             raise ConfigurationError("concurrency must be >= 1")
@@ -109,6 +114,7 @@ class Worker:
         self.max_lost = max_lost
         self.batch_size = batch_size
         self.handle_signals = handle_signals
+        self.scheduler = scheduler and not burst
         self.id = name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._running: dict[tuple[str, int], _Running] = {}
         self._threads = DaemonThreads()
@@ -162,6 +168,9 @@ class Worker:
             self._supervise("acks", self._ack_loop),
             self._supervise("listener", self._listen),
         ]
+        if self.scheduler and self.app.periodic_schedules:
+            periodic = Scheduler(self.app, list(self.app.periodic_schedules.values()))
+            self._side_tasks.append(self._supervise("scheduler", periodic.run))
         try:
             await self._claim_loop()
         finally:

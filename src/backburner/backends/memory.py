@@ -24,6 +24,7 @@ from backburner.backends.protocol import (
     JobPage,
     NewJob,
     Release,
+    ScheduleState,
     Transition,
     WorkerInfo,
 )
@@ -96,6 +97,7 @@ class MemoryBackend:
         # (queue, task, unique key) -> id of the job that took it last; whether that job
         # still holds it is judged when the key is next asked for (holds_key).
         self._unique: dict[tuple[str, str, str], str] = {}
+        self._schedules: dict[str, ScheduleState] = {}
 
     @property
     def notifier(self) -> Notifier:
@@ -453,6 +455,16 @@ class MemoryBackend:
     async def resign(self, worker_id: str) -> None:
         if self._leader is not None and self._leader[0] == worker_id:
             self._leader = None
+
+    # -- periodic schedules ----------------------------------------------------------------
+    async def now(self) -> float:
+        return self.clock()
+
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        return dict(self._schedules)
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> None:
+        self._schedules[name] = ScheduleState(paused, self.clock())
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:

@@ -140,6 +140,16 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store keeps of a periodic schedule (its definition lives in code)."""
+
+    paused: bool
+    changed_at: float
+    """When it was last paused or resumed, by the store's clock: no tick before a resume is
+    caught up."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobFilter:
     states: tuple[JobState, ...] = ()
     task: str | None = None
@@ -239,6 +249,16 @@ class Backend(Protocol):
 
     async def resign(self, worker_id: str) -> None:
         """Give up leadership now (graceful shutdown), so another worker takes over at once."""
+
+    # -- periodic schedules ----------------------------------------------------------------
+    async def now(self) -> float:
+        """The store's clock (epoch seconds): what schedulers compare ticks with."""
+
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        """Every schedule that was ever paused or resumed, by name."""
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> None:
+        """Pause or resume a schedule for every scheduler (`changed_at` = now)."""
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None: ...

@@ -30,6 +30,7 @@ from backburner.backends.protocol import (
     JobPage,
     NewJob,
     Release,
+    ScheduleState,
     Transition,
     WorkerInfo,
 )
@@ -412,6 +413,23 @@ class PostgresBackend:
     async def resign(self, worker_id: str) -> None:
         pool = await self._connected()
         await pool.execute(self._q["resign"], worker_id)
+
+    # -- periodic schedules ----------------------------------------------------------------
+    @translated
+    async def now(self) -> float:
+        pool = await self._connected()
+        return float(await pool.fetchval(self._q["now"]))
+
+    @translated
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        pool = await self._connected()
+        rows = await pool.fetch(self._q["schedule_states"])
+        return {r["name"]: ScheduleState(bool(r["paused"]), float(r["changed_at"])) for r in rows}
+
+    @translated
+    async def set_schedule_paused(self, name: str, paused: bool) -> None:
+        pool = await self._connected()
+        await pool.execute(self._q["set_schedule_paused"], name, paused)
 
     # -- workers ---------------------------------------------------------------------------
     @translated

@@ -435,6 +435,16 @@ LIMIT $5;
 -- name: counts
 SELECT queue, state, count(*) AS n FROM {schema}.jobs GROUP BY queue, state;
 
+-- name: now
+SELECT clock_timestamp() AS now;
+
+-- name: schedule_states
+SELECT name, paused, changed_at FROM {schema}.schedules;
+
+-- name: set_schedule_paused
+INSERT INTO {schema}.schedules (name, paused, changed_at) VALUES ($1, $2, clock_timestamp())
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;
+
 -- name: register_worker
 INSERT INTO {schema}.workers
     (id, hostname, pid, queues, concurrency, started_at, heartbeat_at, extra)

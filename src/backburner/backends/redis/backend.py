@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from backburner import codec
 from backburner.backends.protocol import (
     Claim,
     ClaimedJob,
@@ -29,6 +30,7 @@ from backburner.backends.protocol import (
     JobPage,
     NewJob,
     Release,
+    ScheduleState,
     Transition,
     WorkerInfo,
 )
@@ -504,6 +506,33 @@ class RedisBackend:
     async def resign(self, worker_id: str) -> None:
         client = await self._connected()
         await SCRIPTS.run(client, self._global(SCRIPTS["resign"], worker_id))
+
+    # -- periodic schedules ----------------------------------------------------------------
+    @translated
+    async def now(self) -> float:
+        client = await self._connected()
+        seconds, micros = await client.time()
+        return float(seconds) + float(micros) / 1e6
+
+    @translated
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        client = await self._connected()
+        found = await client.hgetall(self.keys.schedules)
+        states: dict[str, ScheduleState] = {}
+        for name, raw in found.items():
+            data = codec.loads(raw)
+            states[str(name)] = ScheduleState(bool(data["paused"]), float(data["changed_at"]))
+        return states
+
+    @translated
+    async def set_schedule_paused(self, name: str, paused: bool) -> None:
+        # One writer's view wins (last write); changed_at is the server's clock.
+        changed_at = await self.now()
+        client = await self._connected()
+        await client.hset(
+            self.keys.schedules, name,
+            codec.dumps({"paused": paused, "changed_at": changed_at}),
+        )
 
     # -- workers ---------------------------------------------------------------------------
     @translated

@@ -37,6 +37,8 @@ Across queues, tag `{<prefix>}`: what must be found without knowing a job's queu
     <prefix>:{<prefix>}:leader     str   id of the worker that runs housekeeping; expires
                                          (PX, the server's clock) unless renewed
     <prefix>:{<prefix>}:layout     str   version of this layout
+    <prefix>:{<prefix>}:schedules  hash  schedule name -> JSON {paused, changed_at} (what
+                                         every scheduler shares; definitions live in code)
 
 Sequence numbers are the server's clock in microseconds, made strictly increasing per queue:
 they order jobs across queues for listing (ties between queues are broken by id) and within a
@@ -123,6 +125,7 @@ class Keys:
         self.beats = f"{g}beats"
         self.leader = f"{g}leader"
         self.layout = f"{g}layout"
+        self.schedules = f"{g}schedules"
         self.signals_channel = f"{prefix}:signals"
         self.events_channel = f"{prefix}:events"
         self._queues: dict[str, QueueKeys] = {}

@@ -20,6 +20,7 @@ from backburner.backends.protocol import (
     JobPage,
     NewJob,
     Release,
+    ScheduleState,
     Transition,
     WorkerInfo,
 )
@@ -155,6 +156,17 @@ class SQLiteBackend:
 
     async def resign(self, worker_id: str) -> None:
         await self._db.run(_resign, worker_id)
+
+    # -- periodic schedules ----------------------------------------------------------------
+    async def now(self) -> float:
+        # Every process sharing the file runs on the machine that holds it: one clock.
+        return time.time()
+
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        return await self._db.run(_schedule_states)
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> None:
+        await self._db.run(_set_schedule_paused, name, paused)
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:
@@ -417,6 +429,16 @@ def _lead(conn: sqlite3.Connection, worker_id: str, ttl: float) -> bool:
 def _resign(conn: sqlite3.Connection, worker_id: str) -> None:
     with WriteTransaction(conn):
         conn.execute(Q["resign"], {"worker_id": worker_id})
+
+
+def _schedule_states(conn: sqlite3.Connection) -> dict[str, ScheduleState]:
+    return {r[0]: ScheduleState(bool(r[1]), r[2]) for r in conn.execute(Q["schedule_states"])}
+
+
+def _set_schedule_paused(conn: sqlite3.Connection, name: str, paused: bool) -> None:
+    params = {"name": name, "paused": int(paused), "now": time.time()}
+    with WriteTransaction(conn):
+        conn.execute(Q["set_schedule_paused"], params)
 
 
 def _register_worker(conn: sqlite3.Connection, info: WorkerInfo) -> None:

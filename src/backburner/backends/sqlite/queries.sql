@@ -205,3 +205,10 @@ SELECT holder FROM backburner_leader WHERE name = 'housekeeping';
 
 -- name: resign
 DELETE FROM backburner_leader WHERE name = 'housekeeping' AND holder = :worker_id;
+
+-- name: schedule_states
+SELECT name, paused, changed_at FROM backburner_schedules;
+
+-- name: set_schedule_paused
+INSERT INTO backburner_schedules (name, paused, changed_at) VALUES (:name, :paused, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;
