@@ -30,6 +30,10 @@ cli = typer.Typer(
 )
 jobs_cli = typer.Typer(help="List, show, retry and cancel jobs.", no_args_is_help=True)
 cli.add_typer(jobs_cli, name="jobs")
+schedules_cli = typer.Typer(
+    help="List, pause, resume and trigger periodic schedules.", no_args_is_help=True
+)
+cli.add_typer(schedules_cli, name="schedules")
 
 AppOption = Annotated[
     str | None,
@@ -283,6 +287,87 @@ def jobs_cancel(job_id: str, app: AppOption = None, url: UrlOption = None) -> No
         typer.secho(f"error: job {job_id} is already {state.value}", fg=typer.colors.RED,
                     err=True)
         raise typer.Exit(1)
+
+
+@schedules_cli.command("list")
+def schedules_list(app: AppOption = None, runs: int = 3, as_json: JsonOption = False) -> None:
+    """Every periodic schedule of the app: what, when next, paused or not (needs --app:
+    schedules are defined in code)."""
+    the_app = _app_with_schedules(app)
+
+    async def go() -> Any:
+        try:
+            return await the_app.schedules(runs=runs)
+        finally:
+            await the_app.close()
+
+    found = _run(go)
+    if as_json:
+        typer.echo(json.dumps([
+            {"name": s.name, "task": s.task, "description": s.description, "cron": s.cron,
+             "every": s.every, "tz": s.tz, "paused": s.paused,
+             "next_runs": [d.isoformat() for d in s.next_runs]}
+            for s in found
+        ], indent=2))
+        return
+    for s in found:
+        state = "paused" if s.paused else "active"
+        runs_text = ", ".join(d.isoformat() for d in s.next_runs)
+        typer.echo(f"{s.name}  [{state}]  {s.description}  task={s.task}  next: {runs_text}")
+
+
+def _app_with_schedules(app: str | None) -> Backburner:
+    if not app:
+        typer.secho("error: give --app module:attribute (or BACKBURNER_APP): schedules are "
+                    "defined in the app's code", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    return _app(app, None)
+
+
+def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> None:
+    the_app = _app(app, url)
+    if app and name not in the_app.periodic_schedules:
+        typer.secho(f"error: no schedule named {name!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+    async def go() -> None:
+        try:
+            await the_app.open()
+            await the_app.backend.set_schedule_paused(name, paused)
+        finally:
+            await the_app.close()
+
+    _run(go)
+    typer.echo(f"{name} {'paused' if paused else 'resumed'}")
+
+
+@schedules_cli.command("pause")
+def schedules_pause(name: str, app: AppOption = None, url: UrlOption = None) -> None:
+    """Stop enqueueing a schedule's ticks, on every worker."""
+    _set_paused(name, app, url, True)
+
+
+@schedules_cli.command("resume")
+def schedules_resume(name: str, app: AppOption = None, url: UrlOption = None) -> None:
+    """Enqueue a schedule's ticks again from now on (none from the pause is caught up)."""
+    _set_paused(name, app, url, False)
+
+
+@schedules_cli.command("trigger")
+def schedules_trigger(name: str, app: AppOption = None) -> None:
+    """Run a schedule's task once now, outside its ticks (needs --app)."""
+    the_app = _app_with_schedules(app)
+    if name not in the_app.periodic_schedules:
+        typer.secho(f"error: no schedule named {name!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+    async def go() -> str:
+        try:
+            return (await the_app.trigger_schedule(name)).id
+        finally:
+            await the_app.close()
+
+    typer.echo(f"{name} triggered: job {_run(go)}")
 
 
 @cli.command()
