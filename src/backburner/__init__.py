@@ -1,7 +1,7 @@
 """Backburner: durable background jobs for FastAPI and asyncio."""
 
 from backburner._version import __version__
-from backburner.app import Backburner
+from backburner.app import Backburner, ScheduleInfo
 from backburner.backends.protocol import Backend
 from backburner.context import JobContext
 from backburner.errors import (
@@ -22,6 +22,7 @@ from backburner.handle import Job
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress
 from backburner.retry import Backoff
 from backburner.task import BoundTask, Call, Task
+from backburner.unique import UniqueScope
 from backburner.worker import Worker, WorkerCrashedError
 
 __all__ = [
@@ -48,8 +49,10 @@ __all__ = [
     "LeaseLostError",
     "Progress",
     "RetryLater",
+    "ScheduleInfo",
     "Task",
     "TaskNotFoundError",
+    "UniqueScope",
     "Worker",
     "WorkerCrashedError",
     "__version__",

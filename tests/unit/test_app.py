@@ -16,8 +16,8 @@ def test_public_surface_is_curated() -> None:
             "Backoff", "BackburnerError", "BoundTask", "Call", "ConfigurationError",
             "FailureReason", "InvalidArgumentsError", "Job", "JobCancelledError", "JobContext",
             "JobFailedError", "JobNotFoundError", "JobRecord", "JobState", "JobStateError",
-            "LeaseLostError", "Progress", "RetryLater", "Task", "TaskNotFoundError", "Worker",
-            "WorkerCrashedError", "__version__",
+            "LeaseLostError", "Progress", "RetryLater", "ScheduleInfo", "Task",
+            "TaskNotFoundError", "UniqueScope", "Worker", "WorkerCrashedError", "__version__",
         ]
     )
     for name in backburner.__all__:
