@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
 from backburner.app import Backburner
@@ -35,24 +36,52 @@ _NOT_FOUND: _Responses = {404: {"model": Problem, "description": "no job with th
 _UNAVAILABLE: _Responses = {
     503: {"model": Problem, "description": "the job store is unreachable"}
 }
+_FORBIDDEN: _Responses = {
+    403: {"model": Problem, "description": "not allowed to change jobs, or a foreign origin"}
+}
 
 
 def job_router(
     app: Backburner,
     *,
     dependencies: Sequence[DependsParam] = (),
+    write_dependencies: Sequence[DependsParam] = (),
     expose: Sequence[Task[Any, Any]] = (),
     name: str = "backburner",
     keepalive: float = 15.0,
     idempotency_ttl: float = 24 * 3600,
+    allowed_origins: Sequence[str] | None = None,
+    max_body_bytes: int = 1024 * 1024,
 ) -> APIRouter:
-    """Routes for `app`'s jobs. `dependencies` (e.g. your auth) apply to every route, the
-    streams included. `expose`: tasks that may be enqueued over HTTP at `POST /tasks/{name}`,
-    where an `Idempotency-Key` header makes a repeated request answer the same job for
-    `idempotency_ttl` seconds. `name` prefixes route names and operation ids, so two
-    routers can live in one app."""
+    """Routes for `app`'s jobs.
+
+    - `dependencies` (e.g. your auth, raising 401) apply to every route, the SSE and
+      WebSocket streams included.
+    - `write_dependencies` apply, after those, only to the routes that change something:
+      `POST /jobs/{id}/cancel`, `POST /jobs/{id}/retry`, `DELETE /jobs/{id}` and
+      `POST /tasks/{name}`. Give them the check of a write role (raising 403), so a
+      read-only caller can watch jobs but not touch them.
+    - `allowed_origins`: the browser origins (`"https://app.example.com"`) that may open the
+      WebSocket and call the mutating routes. None (the default) allows the same origin
+      only: a request whose `Origin` header names another host than its `Host` header is
+      refused with 403 (the WebSocket before its handshake completes), which stops
+      cross-site WebSocket hijacking and cross-site form posts riding on the user's
+      cookies. `["*"]` allows any origin. Requests without `Origin` (not browsers) pass.
+    - `expose`: tasks that may be enqueued over HTTP at `POST /tasks/{name}`, where an
+      `Idempotency-Key` header makes a repeated request answer the same job for
+      `idempotency_ttl` seconds; a body past `max_body_bytes` (1 MiB) is a 413.
+    - `name` prefixes route names and operation ids, so two routers can live in one app.
+    """
     router = APIRouter(dependencies=list(dependencies), tags=["jobs"])
     status_route = f"{name}_get_job"
+    origins = None if allowed_origins is None else frozenset(
+        o.rstrip("/").lower() for o in allowed_origins)
+
+    async def same_origin(request: Request) -> None:
+        if not _origin_allowed(request, origins):
+            raise HTTPException(403, "cross-origin request refused")
+
+    writes: list[DependsParam] = [*write_dependencies, Depends(same_origin)]
 
     @router.get("/jobs/{job_id}", response_model=JobOut, name=status_route,
                 operation_id=status_route, responses={**_NOT_FOUND, **_UNAVAILABLE})
@@ -71,7 +100,8 @@ def job_router(
         task: Annotated[str | None, Query(max_length=500)] = None,
         queue: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        cursor: Annotated[str | None, Query(max_length=64, pattern=r"^\d+$")] = None,
+        # At most 18 digits: every cursor fits a signed 64-bit integer in every store.
+        cursor: Annotated[str | None, Query(max_length=18, pattern=r"^\d{1,18}$")] = None,
     ) -> JobPageOut:
         """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
         async with _store():
@@ -84,8 +114,8 @@ def job_router(
         return JobPageOut(jobs=[JobOut.of(r) for r in page.jobs], next_cursor=page.next_cursor)
 
     @router.post("/jobs/{job_id}/cancel", response_model=JobOut, name=f"{name}_cancel_job",
-                 operation_id=f"{name}_cancel_job",
-                 responses={**_NOT_FOUND, **_UNAVAILABLE,
+                 operation_id=f"{name}_cancel_job", dependencies=writes,
+                 responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN,
                             409: {"model": Problem, "description": "already finished"}})
     async def cancel_job(job_id: str) -> JobOut:
         """Cancel a waiting job now, or ask the worker of a running one to stop it."""
@@ -100,8 +130,8 @@ def job_router(
         return JobOut.of(record)
 
     @router.post("/jobs/{job_id}/retry", response_model=JobOut, name=f"{name}_retry_job",
-                 operation_id=f"{name}_retry_job",
-                 responses={**_NOT_FOUND, **_UNAVAILABLE,
+                 operation_id=f"{name}_retry_job", dependencies=writes,
+                 responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN,
                             409: {"model": Problem, "description": "not failed or cancelled"}})
     async def retry_job(job_id: str) -> JobOut:
         """Run a failed or cancelled job again, with a fresh set of attempts."""
@@ -119,7 +149,8 @@ def job_router(
 
     @router.delete("/jobs/{job_id}", status_code=204, name=f"{name}_delete_job",
                    operation_id=f"{name}_delete_job", response_class=Response,
-                   responses={**_NOT_FOUND, **_UNAVAILABLE,
+                   dependencies=writes,
+                   responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN,
                               409: {"model": Problem, "description": "the job is running"}})
     async def delete_job(job_id: str) -> Response:
         """Forget a job that is not running (cancel it first)."""
@@ -168,7 +199,15 @@ def job_router(
     @router.websocket("/jobs/{job_id}/ws", name=f"{name}_job_ws")
     async def job_ws(websocket: WebSocket, job_id: str) -> None:
         """The same messages as the event stream, as JSON text frames; closes after the
-        terminal state (code 1000), or 4404 for an unknown job."""
+        terminal state (code 1000), or 4404 for an unknown job. A foreign `Origin` is refused
+        before the handshake completes: HTTP 403."""
+        if not _origin_allowed(websocket, origins):
+            if "websocket.http.response" in websocket.scope.get("extensions", {}):
+                await websocket.send_denial_response(
+                    JSONResponse({"detail": "cross-origin WebSocket refused"}, 403))
+            else:  # a server without the denial extension answers a close with 403
+                await websocket.close(code=1008, reason="cross-origin WebSocket refused")
+            return
         await websocket.accept()
         try:
             async for item in job_updates(app, job_id, keepalive=keepalive):
@@ -188,19 +227,36 @@ def job_router(
             await websocket.close(code=1000)
 
     for task in expose:
-        _add_enqueue_route(router, task, status_route, name, idempotency_ttl)
+        _add_enqueue_route(router, task, status_route, name, idempotency_ttl, writes,
+                           max_body_bytes)
     return router
 
 
+def _origin_allowed(connection: HTTPConnection, origins: frozenset[str] | None) -> bool:
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: nothing rides on the user's cookies
+    origin = origin.rstrip("/").lower()
+    if origins is not None:
+        return "*" in origins or origin in origins
+    scheme, _, netloc = origin.partition("://")
+    host = connection.headers.get("host", "").lower()
+    return bool(host) and netloc == host and scheme in ("http", "https")
+
+
 def _add_enqueue_route(
-    router: APIRouter, task: Task[Any, Any], status_route: str, name: str, ttl: float
+    router: APIRouter, task: Task[Any, Any], status_route: str, name: str, ttl: float,
+    dependencies: list[DependsParam], max_body_bytes: int,
 ) -> None:
     schema = task.signature.json_schema()
 
     async def enqueue(request: Request) -> JSONResponse:
+        raw = await _read_body(request, max_body_bytes)
         try:
-            body = await request.json()
-        except ValueError:
+            # orjson, not json: nesting past its depth limit is a decode error here, never a
+            # RecursionError, and what it accepts it can store (no NaN, no integer past 64 bits).
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             raise HTTPException(
                 400, "the body must be a JSON object of the task's arguments"
             ) from None
@@ -229,8 +285,10 @@ def _add_enqueue_route(
         f"/tasks/{task.name}", enqueue, methods=["POST"], status_code=202,
         name=f"{name}_enqueue_{safe}", operation_id=f"{name}_enqueue_{safe}",
         response_model=JobAccepted, summary=f"Enqueue {task.name}",
-        description=(task.__doc__ or "").strip() or None,
+        description=(task.__doc__ or "").strip() or None, dependencies=dependencies,
         responses={400: {"model": Problem, "description": "not JSON, or a bad Idempotency-Key"},
+                   403: {"model": Problem, "description": "not allowed to enqueue"},
+                   413: {"model": Problem, "description": "the body is too large"},
                    422: {"model": Problem}, **_UNAVAILABLE},
         openapi_extra={
             "requestBody": {"required": True,
@@ -243,6 +301,20 @@ def _add_enqueue_route(
             }],
         },
     )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to pass `limit` bytes."""
+    too_large = HTTPException(413, f"the body is larger than the limit of {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
 def accepted(
