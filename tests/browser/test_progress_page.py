@@ -90,6 +90,16 @@ async def test_s18_both_bars_reach_100_percent_in_chromium(settings: Settings) -
 
             await page.goto(f"{demo.base}/progress")
             await expect(page.locator("#state-ws")).to_have_text("idle")
+            # Every text the two percentages show, in order (Playwright's evaluate is not
+            # subject to the page's CSP).
+            await page.evaluate("""() => {
+                window.seen = {ws: [], sse: []};
+                for (const kind of ["ws", "sse"]) {
+                    const node = document.getElementById("pct-" + kind);
+                    new MutationObserver(() => window.seen[kind].push(node.textContent))
+                        .observe(node, {childList: true, characterData: true, subtree: true});
+                }
+            }""")
             await page.fill("#steps", str(STEPS))
             await page.click("#start")
 
@@ -102,9 +112,15 @@ async def test_s18_both_bars_reach_100_percent_in_chromium(settings: Settings) -
                 bar = await page.eval_on_selector(f"#bar-{channel}", "e => e.value")
                 assert bar == 100, (channel, bar)
             await expect(page.locator("#error")).to_have_text("")
+            seen = await page.evaluate("() => window.seen")
+            for channel in ("ws", "sse"):
+                # Reset to 0 by the click, then only up, ending at 100.
+                percents = [int(p.rstrip("%")) for p in seen[channel]]
+                rest = percents[1:] if percents[:1] == [0] else percents
+                assert rest == sorted(rest) and rest[-1:] == [100], (channel, percents)
 
             await page.screenshot(path=str(SCREENSHOT), full_page=True)
-            print(f"\nscreenshot of the progress page: {SCREENSHOT}")
+            print(f"\nscreenshot of the progress page: {SCREENSHOT}\npercentages seen: {seen}")
         finally:
             await browser.close()
         assert failed == [], failed
