@@ -49,7 +49,10 @@ def require_service(url: str) -> None:
         reason = f"{parts.scheme} server at {host}:{port} is not reachable ({exc})"
     if IN_CI:
         pytest.fail(f"{reason}: CI must run these tests (.ci/run starts the services)")
-    warnings.warn(f"SKIPPING: {reason}", stacklevel=2)
+    with warnings.catch_warnings():
+        # Into pytest's warnings summary: filterwarnings=error would make the skip an error.
+        warnings.simplefilter("always")
+        warnings.warn(f"SKIPPING: {reason}", stacklevel=2)
     pytest.skip(f"SKIPPED LOUDLY: {reason}")
 
 
