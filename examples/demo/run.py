@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 from pathlib import Path
 
 import uvicorn
@@ -15,7 +16,23 @@ from examples.demo.smtp_sink import SmtpSink
 from examples.demo.web import create_app
 
 
+def exposure_warning(host: str) -> str | None:
+    """The demo has no authentication, so it listens on loopback unless told otherwise;
+    a warning when told otherwise."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None
+    return (f"warning: the demo has no authentication and listens on {host}: anyone who "
+            "can reach this address can start jobs and read every job and mail")
+
+
 async def serve(host: str, port: int, settings: Settings) -> None:
+    warning = exposure_warning(host)
+    if warning is not None:
+        print(warning, flush=True)
     sink: SmtpSink | None = None
     if not settings.smtp.configured:
         sink = await SmtpSink(host="127.0.0.1", fail_rate=settings.smtp_fail_rate).start()

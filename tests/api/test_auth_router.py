@@ -324,3 +324,13 @@ def test_the_running_demo_listens_on_loopback_only(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             demo.kill()
             demo.wait()
+
+
+def test_the_demo_warns_when_told_to_listen_beyond_loopback() -> None:
+    from examples.demo.run import exposure_warning
+
+    for loopback in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):
+        assert exposure_warning(loopback) is None, loopback
+    for exposed in ("0.0.0.0", "::", "", "192.0.2.10", "example.com"):
+        warning = exposure_warning(exposed)
+        assert warning is not None and "no authentication" in warning, exposed
