@@ -27,6 +27,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+
 class TaskDecorator:
     """What `app.task(...)` with options returns."""
 
@@ -268,18 +269,12 @@ class Backburner:
             used = await self.backend.insert(sent)
         else:
             used = await self.backend.insert(sent, connection)
-        actual = {job.id: job_id for job, job_id in zip(sent, used, strict=True)}
+        actual = {job.id: done.id for job, done in zip(sent, used, strict=True)}
+        # A holder's state as the store saw it (it may be uncommitted, with `connection=`).
+        held = {done.id: done.holder_state for done in used if done.holder_state is not None}
         now = time.time()
         handles = []
         changes = []
-        stored = {job_id for job_id, i in actual.items() if i == job_id}
-        holders = list({i for i in actual.values() if i not in stored})
-        records = await asyncio.gather(*(self.backend.get(i) for i in holders))
-        # A holder not visible yet was enqueued in a transaction still open.
-        held = {
-            i: r.state if r is not None else JobState.PENDING
-            for i, r in zip(holders, records, strict=True)
-        }
         for job in jobs:
             job_id = actual[same_as.get(job.id, job.id)]
             state = (

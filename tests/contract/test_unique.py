@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from backburner import Backburner, ConfigurationError, JobState
-from backburner.backends.protocol import Backend, Completion, Failure, NewJob
+from backburner.backends.protocol import Backend, Completion, Failure, Inserted, NewJob
 from backburner.job import FailureReason
 from backburner.unique import UniqueScope
 
@@ -151,8 +151,10 @@ async def test_insert_answers_the_ids_used(backend: Backend) -> None:
     )
     a, b, plain = (dataclasses.replace(base, id=i) for i in ("u-a", "u-b", "u-c"))
     plain = dataclasses.replace(plain, unique_key=None)
-    assert await backend.insert([a]) == ["u-a"]
-    assert await backend.insert([b, plain]) == ["u-a", "u-c"]
+    assert await backend.insert([a]) == [Inserted("u-a")]
+    assert await backend.insert([b, plain]) == [
+        Inserted("u-a", JobState.PENDING), Inserted("u-c"),
+    ]
     assert await backend.get("u-b") is None
 
 
@@ -183,3 +185,20 @@ def test_options_are_checked(app: Backburner) -> None:
     ):
         with pytest.raises(ConfigurationError):
             t.options(**bad)  # type: ignore[arg-type]
+
+
+async def test_a_retried_holder_takes_its_free_key_back(app: Backburner) -> None:
+    @app.task
+    async def export() -> None: ...
+
+    bound = export.options(unique_key="nightly")
+    first = await bound.enqueue()
+    [(job_id, attempt)] = await claim_all(app.backend)
+    await app.backend.fail([Failure(job_id, attempt, ERR, FailureReason.ERROR)])
+    second = await bound.enqueue()
+    [(second_id, second_attempt)] = await claim_all(app.backend)
+    assert second_id == second.id
+    await app.backend.complete([Completion(second_id, second_attempt, "null")])
+    assert await app.retry(first.id) is JobState.PENDING
+    again = await bound.enqueue()
+    assert again.duplicate and again.id == first.id

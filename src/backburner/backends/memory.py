@@ -20,6 +20,7 @@ from backburner.backends.protocol import (
     Completion,
     Failure,
     Heartbeat,
+    Inserted,
     JobFilter,
     JobPage,
     NewJob,
@@ -156,7 +157,7 @@ class MemoryBackend:
         return None
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
         if connection is not None:
             raise ConfigurationError(
                 "enqueueing inside the application's transaction needs the PostgreSQL backend"
@@ -165,13 +166,13 @@ class MemoryBackend:
         for j in jobs:
             if j.id in self._rows:
                 raise ConfigurationError(f"duplicate job id {j.id}")
-        used = []
+        used: list[Inserted] = []
         for j in jobs:
             if j.unique_key is not None:
                 slot = (j.queue, j.task, j.unique_key)
                 holder = self._rows.get(self._unique.get(slot, ""))
                 if holder is not None and holds_key(holder, now):
-                    used.append(holder.id)
+                    used.append(Inserted(holder.id, holder.state))
                     continue
                 self._unique[slot] = j.id
             run_at = max(j.run_at or now, now + j.delay)
@@ -184,7 +185,7 @@ class MemoryBackend:
                 unique_until=now + j.unique_for if j.unique_for is not None else None,
             )
             self._rows[j.id] = row
-            used.append(j.id)
+            used.append(Inserted(j.id))
             if run_at > now:
                 self._schedule(row, run_at)
             else:

@@ -46,6 +46,17 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True)
+class Inserted:
+    """What `Backend.insert` did with one job."""
+
+    id: str
+    """The id used: the job's own, or, when a live job holds its unique key, the holder's
+    (then nothing was stored for this one)."""
+    holder_state: JobState | None = None
+    """The holder's state, when `id` is the holder's."""
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedJob:
     """A job a worker now holds a lease on. `attempt` is the fencing token of this claim."""
 
@@ -178,12 +189,12 @@ class Backend(Protocol):
         """Apply pending schema migrations; return the versions applied."""
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
         """Store new jobs, `pending` or `scheduled`, all or none; return, per job in order,
         the id actually used: its own, or for a job whose `unique_key` a live job holds, the
-        holder's (nothing is stored for that one). The check and the insert are one atomic
-        step, so concurrent inserts of one key store exactly one job. The core never sends
-        one key twice in a batch.
+        holder's, with its state (nothing is stored for that one). The check and the insert
+        are one atomic step, so concurrent inserts of one key store exactly one job. The
+        core never sends one key twice in a batch.
 
         `connection`: the application's own open transaction (a driver connection or an
         SQLAlchemy async session) to insert in, so the jobs exist only if it commits. Backends

@@ -26,6 +26,7 @@ from backburner.backends.protocol import (
     Completion,
     Failure,
     Heartbeat,
+    Inserted,
     JobFilter,
     JobPage,
     NewJob,
@@ -160,7 +161,7 @@ class PostgresBackend:
 
     # -- transitions -----------------------------------------------------------------------
     @translated
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
         if not jobs:
             return []
         try:
@@ -171,7 +172,7 @@ class PostgresBackend:
                         self._q["insert_jobs"], *_columns(jobs), self._wakeup,
                         self._notifier.origin,
                     )
-                    return [j.id for j in jobs]
+                    return [Inserted(j.id) for j in jobs]
                 async with pool.acquire() as conn, conn.transaction():
                     return await self._insert_unique(conn, jobs, self._notifier.origin)
             driver = await external.driver_connection(connection)
@@ -179,7 +180,7 @@ class PostgresBackend:
             # (the one the app publishes now comes before the job is visible to them).
             if all(j.unique_key is None for j in jobs):
                 await driver.execute(self._q["insert_jobs"], *_columns(jobs), self._wakeup, "")
-                return [j.id for j in jobs]
+                return [Inserted(j.id) for j in jobs]
             # A savepoint, so a failure here leaves the application's transaction usable.
             async with driver.transaction():
                 return await self._insert_unique(driver, jobs, "")
@@ -188,7 +189,9 @@ class PostgresBackend:
                 raise ConfigurationError(f"duplicate job id in {[j.id for j in jobs]}") from exc
             raise
 
-    async def _insert_unique(self, conn: Any, jobs: Sequence[NewJob], origin: str) -> list[str]:
+    async def _insert_unique(
+        self, conn: Any, jobs: Sequence[NewJob], origin: str
+    ) -> list[Inserted]:
         """Insert what no live job holds the key of; answer the holders' ids for the rest.
         A holder may end between our skipped insert and the look-up: then that job is
         tried again (a few rounds; each round some insert or find a holder)."""
@@ -201,7 +204,7 @@ class PostgresBackend:
             self._q["release_lapsed_keys"], [j.queue for j in keyed], [j.task for j in keyed],
             [j.unique_key for j in keyed],
         )
-        used: dict[str, str] = {}
+        used: dict[str, Inserted] = {}
         waiting = list(jobs)
         for _ in range(_UNIQUE_ROUNDS):
             rows = await conn.fetch(
@@ -209,7 +212,7 @@ class PostgresBackend:
                 [j.unique_key for j in waiting], [j.unique_scope.value for j in waiting],
                 [j.unique_for for j in waiting], self._wakeup, origin,
             )
-            used.update((r["id"], r["id"]) for r in rows)
+            used.update((r["id"], Inserted(r["id"])) for r in rows)
             skipped = [j for j in waiting if j.id not in used]
             if not skipped:
                 break
@@ -217,7 +220,10 @@ class PostgresBackend:
                 self._q["unique_holders"], [j.queue for j in skipped],
                 [j.task for j in skipped], [j.unique_key for j in skipped],
             )
-            found = {(r["queue"], r["task"], r["unique_key"]): r["id"] for r in holders}
+            found = {
+                (r["queue"], r["task"], r["unique_key"]): Inserted(r["id"], JobState(r["state"]))
+                for r in holders
+            }
             waiting = []
             for j in skipped:
                 holder = found.get((j.queue, j.task, j.unique_key))

@@ -112,7 +112,7 @@ SELECT id, (SELECT count(*) FROM woken) AS woken FROM inserted;
 
 -- name: unique_holders
 -- The live holder of each (queue, task, key) asked for, if any.
-SELECT k.queue, k.task, k.unique_key, j.id
+SELECT k.queue, k.task, k.unique_key, j.id, j.state
 FROM unnest($1::text[], $2::text[], $3::text[]) AS k(queue, task, unique_key)
 JOIN {schema}.jobs AS j
   ON j.queue = k.queue AND j.task = k.task AND j.unique_key = k.unique_key

@@ -26,6 +26,7 @@ from backburner.backends.protocol import (
     Completion,
     Failure,
     Heartbeat,
+    Inserted,
     JobFilter,
     JobPage,
     NewJob,
@@ -248,7 +249,7 @@ class RedisBackend:
 
     # -- transitions -----------------------------------------------------------------------
     @translated
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
         if connection is not None:
             raise ConfigurationError(
                 "enqueueing inside the application's transaction needs the PostgreSQL backend"
@@ -278,16 +279,16 @@ class RedisBackend:
             raise ConfigurationError(f"duplicate job id {clash}")
         # Each queue script answers the id used per job: a job whose unique key a live job
         # holds was not stored, and its reserved directory entry goes.
-        used = {
-            job.id: str(job_id)
-            for (_, batch), reply in zip(by_queue.items(), results, strict=True)
-            for job, job_id in zip(batch, reply[1:], strict=True)
-        }
-        unused = [j.id for j in jobs if used[j.id] != j.id]
+        used: dict[str, Inserted] = {}
+        for (_, batch), reply in zip(by_queue.items(), results, strict=True):
+            for n, job in enumerate(batch):
+                job_id, state = str(reply[1 + 2 * n]), reply[2 + 2 * n]
+                used[job.id] = Inserted(job_id, JobState(state) if state else None)
+        unused = [j.id for j in jobs if used[j.id].id != j.id]
         if unused:
             await client.hdel(self.keys.directory, *unused)
         for job in jobs:
-            if used[job.id] == job.id:
+            if used[job.id].id == job.id:
                 self._remember(job.id, job.queue)
         return [used[j.id] for j in jobs]
 

@@ -16,6 +16,7 @@ from backburner.backends.protocol import (
     Completion,
     Failure,
     Heartbeat,
+    Inserted,
     JobFilter,
     JobPage,
     NewJob,
@@ -94,7 +95,7 @@ class SQLiteBackend:
         return await self._db.run(schema.migrate)
 
     # -- transitions -----------------------------------------------------------------------
-    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[str]:
+    async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
         if connection is not None:
             raise ConfigurationError(
                 "enqueueing inside the application's transaction needs the PostgreSQL backend"
@@ -188,7 +189,7 @@ class SQLiteBackend:
 # The functions below run on the connection's thread.
 
 
-def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[str]:
+def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[Inserted]:
     now = time.time()
     rows = [
         {
@@ -211,8 +212,8 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[str]:
     if all(j.unique_key is None for j in jobs):
         with WriteTransaction(conn):
             conn.executemany(Q["insert_job"], rows)
-        return [j.id for j in jobs]
-    used = []
+        return [Inserted(j.id) for j in jobs]
+    used: list[Inserted] = []
     # BEGIN IMMEDIATE: no other writer between the look-up and the insert; the unique
     # index would refuse a second holder anyway.
     with WriteTransaction(conn):
@@ -221,10 +222,10 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[str]:
                 conn.execute(Q["release_lapsed_key"], row)
                 holder = conn.execute(Q["unique_holder"], row).fetchone()
                 if holder is not None:
-                    used.append(str(holder[0]))
+                    used.append(Inserted(str(holder[0]), JobState(holder[1])))
                     continue
             conn.execute(Q["insert_unique_job"], row)
-            used.append(j.id)
+            used.append(Inserted(j.id))
     return used
 
 

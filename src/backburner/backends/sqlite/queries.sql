@@ -28,7 +28,7 @@ WHERE queue = :queue AND task = :task AND unique_key = :unique_key
 
 -- name: unique_holder
 -- The predicate is the unique index's, word for word, so SQLite can use that index.
-SELECT id FROM backburner_jobs
+SELECT id, state FROM backburner_jobs
 WHERE queue = :queue AND task = :task AND unique_key = :unique_key
   AND unique_key IS NOT NULL AND (
         (unique_scope = 'active' AND state IN ('pending', 'scheduled', 'running'))

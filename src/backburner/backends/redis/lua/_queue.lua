@@ -93,3 +93,27 @@ local function unlease(id, worker)
     redis.call('SREM', held_key(worker), id)
   end
 end
+
+-- Unique keys (backburner/unique.py): the key of a (task, key) pair names the job that took
+-- it last; whether that job still holds it is judged from its record, when asked.
+local function unique_key(digest)
+  return BASE .. 'unique:' .. digest
+end
+
+-- A queued holder holds until it is first claimed, an active one until it ends, a period
+-- one until its time (by the server's clock, `now`); a deleted one holds nothing.
+local function holds_key(id, now)
+  local f = redis.call('HMGET', job_key(id), 'state', 'unique_scope', 'unique_until', 'attempt')
+  local state, scope = f[1], f[2]
+  if not state then
+    return false
+  end
+  if scope == 'period' then
+    return f[3] ~= false and tonumber(f[3]) > now
+  end
+  local waiting = state == 'pending' or state == 'scheduled'
+  if scope == 'queued' then
+    return waiting and f[4] == '0'
+  end
+  return waiting or state == 'running'
+end

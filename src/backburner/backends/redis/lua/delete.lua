@@ -2,10 +2,13 @@
 -- ARGV[3] id. Returns 1 if deleted, 0 if unknown or running.
 local id = ARGV[3]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'seq')
+local f = redis.call('HMGET', key, 'state', 'seq', 'unique_digest')
 local state = f[1]
 if not state or state == 'running' then
   return 0
+end
+if f[3] and redis.call('GET', unique_key(f[3])) == id then
+  redis.call('DEL', unique_key(f[3]))
 end
 unready(id, f[2])
 redis.call('ZREM', SCHEDULED, id)

@@ -2,29 +2,11 @@
 -- ARGV[3..]: groups of 13: id, task, priority, args, kwargs, max_attempts, timeout ('' =
 -- none), delay (seconds), run_at ('' = none; epoch seconds), unique key ('' = none), its
 -- digest (names the key's Redis key), unique scope, unique_for (seconds, '' = none).
--- Returns {1, id} for an id that already exists (then nothing was written), or {0, id...}:
--- per job the id used, its own or, when a live job holds its unique key, the holder's
--- (then that job is not stored).
+-- Returns {1, id} for an id that already exists (then nothing was written), or
+-- {0, id, state, ...}: per job the id used and '' or, when a live job holds its unique key,
+-- the holder's id and state (then that job is not stored).
 local now, now_s, now_us = clock()
 local N = 13
-
--- Whether the job `id` still holds its unique key (backburner/unique.py): a queued holder
--- until it is first claimed, an active one until it ends, a period one until its time.
-local function holds_key(id)
-  local f = redis.call('HMGET', job_key(id), 'state', 'unique_scope', 'unique_until', 'attempt')
-  local state, scope = f[1], f[2]
-  if not state then
-    return false
-  end
-  if scope == 'period' then
-    return f[3] ~= false and tonumber(f[3]) > now
-  end
-  local waiting = state == 'pending' or state == 'scheduled'
-  if scope == 'queued' then
-    return waiting and f[4] == '0'
-  end
-  return waiting or state == 'running'
-end
 
 -- All checks before any write: a script that fails half-way would leave its writes behind.
 local seen = {}
@@ -50,9 +32,9 @@ for i = 3, #ARGV, N do
   if unique ~= '' then
     -- The key's own Redis key says who took it last; whether that job still holds it is
     -- judged now, from its record, so no transition has to release keys.
-    local ukey = BASE .. 'unique:' .. digest
+    local ukey = unique_key(digest)
     holder = redis.call('GET', ukey)
-    if holder and not holds_key(holder) then
+    if holder and not holds_key(holder, now) then
       holder = false
     end
     if not holder then
@@ -66,8 +48,10 @@ for i = 3, #ARGV, N do
   end
   if holder then
     table.insert(used, holder)
+    table.insert(used, redis.call('HGET', job_key(holder), 'state'))
   else
     table.insert(used, id)
+    table.insert(used, '')
     seq = seq + 1
     local seq_s = string.format('%0' .. SEQ_WIDTH .. '.0f', seq)
     -- Same rule as the memory backend: the later of run_at and now + delay.
@@ -92,7 +76,7 @@ for i = 3, #ARGV, N do
       redis.call('HSET', key, 'timeout', ARGV[i + 6])
     end
     if unique ~= '' then
-      redis.call('HSET', key, 'unique_key', unique, 'unique_scope', scope)
+      redis.call('HSET', key, 'unique_key', unique, 'unique_scope', scope, 'unique_digest', digest)
       if unique_for ~= '' then
         redis.call('HSET', key, 'unique_until', fmt(now + tonumber(unique_for)))
       end

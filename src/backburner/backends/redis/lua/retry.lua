@@ -1,10 +1,10 @@
 -- retry: put a failed or cancelled job back to pending with a fresh set of attempts (its
 -- error history and attempt counter are kept: attempt numbers stay unique fencing tokens).
 -- ARGV[3] id. Returns the state after the call, or false for an unknown id.
-local _, now_s = clock()
+local now, now_s = clock()
 local id = ARGV[3]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'seq', 'priority')
+local f = redis.call('HMGET', key, 'state', 'seq', 'priority', 'unique_scope', 'unique_digest')
 local state = f[1]
 if not state then
   return false
@@ -15,6 +15,13 @@ if state == 'failed' or state == 'cancelled' then
   redis.call('HDEL', key, 'reason', 'result', 'finished_at', 'worker_id')
   make_ready(id, f[2], f[3], 0)
   move(id, f[2], state, 'pending')
+  if f[4] == 'active' and f[5] then
+    -- Back in its scope, it holds its key again unless another live job took it meanwhile.
+    local holder = redis.call('GET', unique_key(f[5]))
+    if not holder or (holder ~= id and not holds_key(holder, now)) then
+      redis.call('SET', unique_key(f[5]), id)
+    end
+  end
   return 'pending'
 end
 return state
