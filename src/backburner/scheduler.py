@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -77,13 +78,16 @@ class Scheduler:
         backend = self.app.backend
         states = await backend.schedule_states()
         now = await backend.now()
+        started = time.monotonic()
         for schedule in self.schedules:
             state = states.get(schedule.name)
             ticks = due_ticks(schedule, now, self._cursors.get(schedule.name), state)
             if ticks:
                 await self.enqueue_ticks(schedule, ticks)
             self._cursors[schedule.name] = now
-        after = await backend.now()
+        # The store's clock now, without asking again: the monotonic clock measured the
+        # round, and a skew of the wall clock cannot change that.
+        after = now + (time.monotonic() - started)
         return min(s.next_after(after) for s in self.schedules) - after
 
     async def enqueue_ticks(self, schedule: Schedule, ticks: Sequence[float]) -> None:
