@@ -25,7 +25,8 @@ queue, and touches only these keys:
     <prefix>:{<prefix>/<queue>}:unique:<digest> str id of the job that took a unique key
                                                     last (digest: unique_digest(task, key));
                                                     whether it still holds it is read from
-                                                    its record; period keys expire (PX)
+                                                    its record; removed when it ends or is
+                                                    deleted; period keys expire (PX)
 
 Across queues, tag `{<prefix>}`: what must be found without knowing a job's queue.
 

@@ -117,3 +117,12 @@ local function holds_key(id, now)
   end
   return waiting or state == 'running'
 end
+
+-- A job that ends stops holding its key (queued and active scopes): the key's own Redis key
+-- goes, so keys of finished jobs do not pile up (period keys expire by themselves).
+local function release_key(id)
+  local f = redis.call('HMGET', job_key(id), 'unique_digest', 'unique_scope')
+  if f[1] and f[2] ~= 'period' and redis.call('GET', unique_key(f[1])) == id then
+    redis.call('DEL', unique_key(f[1]))
+  end
+end

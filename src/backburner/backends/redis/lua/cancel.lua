@@ -15,6 +15,7 @@ if state == 'pending' or state == 'scheduled' then
   redis.call('HSET', key, 'state', 'cancelled', 'reason', 'cancelled',
     'finished_at', now_s, 'updated_at', now_s)
   move(id, f[2], state, 'cancelled')
+  release_key(id)
   return 'cancelled'
 end
 if state == 'running' then

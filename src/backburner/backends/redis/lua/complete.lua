@@ -12,6 +12,7 @@ for i = 3, #ARGV, 3 do
     redis.call('HDEL', key, 'lease_until')
     unlease(id, f[3])
     move(id, f[4], 'running', 'completed')
+    release_key(id)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

@@ -26,6 +26,7 @@ for i = 3, #ARGV, 7 do
       local final = ARGV[i + 3]
       redis.call('HSET', key, 'state', final, 'reason', ARGV[i + 4], 'finished_at', now_s)
       move(id, f[4], 'running', final)
+      release_key(id)
     end
     out[#out + 1] = 1
   else

@@ -33,6 +33,7 @@ for _, id in ipairs(expired) do
       make_ready(id, f[6], f[7], lost)
     else
       redis.call('HSET', key, 'state', state, 'reason', reason, 'finished_at', now_s)
+      release_key(id)
     end
     move(id, f[6], 'running', state)
     local n = #out
