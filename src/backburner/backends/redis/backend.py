@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -53,6 +53,8 @@ RESCUE_BATCH = 1000
 DEAD_WORKER_AGE = 3600.0
 """Seconds without a heartbeat after which a worker is dropped from the registry."""
 QUEUE_CACHE_SIZE = 100_000
+POOL_WAIT = 10.0
+"""Seconds a call waits for a free connection (`max_connections` in the URL, default 50)."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -108,8 +110,12 @@ class RedisBackend:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = Redis.from_url(
+        # A blocking pool: a burst of concurrent calls (a busy web process, many result
+        # waiters) queues for a connection instead of failing with "Too many connections";
+        # past POOL_WAIT seconds the call fails as unavailable (HTTP 503, a worker's back-off).
+        pool = BlockingConnectionPool.from_url(
             self.options.connection_url,
+            timeout=POOL_WAIT,
             decode_responses=True,
             # Payloads not written by Backburner are shown, not trusted (R20): never crash on
             # bytes that are not UTF-8.
@@ -120,6 +126,7 @@ class RedisBackend:
             retry=Retry(NoBackoff(), 0),
             socket_keepalive=True,
         )
+        client = Redis.from_pool(pool)
         try:
             where = self.options.display
             await checks.check_version(client, where)
