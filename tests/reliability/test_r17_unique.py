@@ -72,6 +72,9 @@ def test_one_job_per_key_under_100_concurrent_clients(
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+            # Reap it and close its pipe: a pipe left to the garbage collector would surface
+            # in a later test as an unraisable ResourceWarning.
+            proc.communicate()
     handed: dict[int, set[str]] = defaultdict(set)
     first_claims: dict[int, int] = defaultdict(int)
     for p in range(PROCESSES):
