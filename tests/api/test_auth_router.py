@@ -113,8 +113,15 @@ def http_routes(client: TestClient) -> set[tuple[str, str]]:
 
 
 MUTATING = [("POST", "/jobs/{job_id}/cancel"), ("POST", "/jobs/{job_id}/retry"),
-            ("DELETE", "/jobs/{job_id}"), ("POST", "/tasks/hello"), ("POST", "/tasks/boom")]
-READING = [("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/events")]
+            ("DELETE", "/jobs/{job_id}"), ("POST", "/tasks/hello"), ("POST", "/tasks/boom"),
+            *[("POST", f"/schedules/{{schedule}}/{verb}") for verb in
+              ("pause", "resume", "trigger")]]
+READING = [("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/events"),
+           ("GET", "/schedules"), ("GET", "/schedules/{schedule}")]
+
+
+def url(path: str, job_id: str) -> str:
+    return path.format(job_id=job_id, schedule="nightly")
 
 
 def test_every_route_is_a_401_without_credentials(client: TestClient) -> None:
@@ -124,7 +131,7 @@ def test_every_route_is_a_401_without_credentials(client: TestClient) -> None:
     assert http_routes(client) == {*MUTATING, *READING, ("WS", "/jobs/{job_id}/ws")}
     for credentials in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
         for method, path in [*MUTATING, *READING]:
-            response = client.request(method, path.format(job_id=job_id), headers=credentials,
+            response = client.request(method, url(path, job_id), headers=credentials,
                                       json={"name": "x"} if path.startswith("/tasks") else None)
             assert response.status_code == 401, (method, path, credentials, response.text)
             assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -158,7 +165,7 @@ def test_a_read_only_role_watches_but_cannot_change_anything(client: TestClient)
         client.cookies.clear()
 
     for method, path in MUTATING:
-        response = client.request(method, path.format(job_id=failed), headers=READER,
+        response = client.request(method, url(path, failed), headers=READER,
                                   json={"name": "x"} if path.startswith("/tasks") else None)
         assert response.status_code == 403, (method, path, response.text)
     after = client.get(f"/jobs/{failed}", headers=READER).json()
@@ -183,7 +190,7 @@ def test_foreign_origins_are_refused_on_the_websocket_and_mutations(client: Test
             pass
         assert denied.value.status_code == 403, foreign
         for method, path in MUTATING:
-            response = client.request(method, path.format(job_id=job_id), headers=headers,
+            response = client.request(method, url(path, job_id), headers=headers,
                                       json={"name": "x"} if path.startswith("/tasks") else None)
             assert response.status_code == 403, (foreign, method, path, response.text)
         # Reading stays possible: without CORS a foreign page cannot read the answer anyway.

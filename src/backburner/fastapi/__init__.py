@@ -19,6 +19,12 @@ from backburner.fastapi.background import (
 )
 from backburner.fastapi.lifespan import backburner_lifespan
 from backburner.fastapi.router import accepted, job_router
+from backburner.fastapi.schedules import (
+    ScheduleListOut,
+    ScheduleOut,
+    ScheduleRunOut,
+    schedule_router,
+)
 from backburner.fastapi.schemas import JobAccepted, JobOut, JobPageOut
 
 __all__ = [
@@ -27,8 +33,12 @@ __all__ = [
     "JobAccepted",
     "JobOut",
     "JobPageOut",
+    "ScheduleListOut",
+    "ScheduleOut",
+    "ScheduleRunOut",
     "accepted",
     "backburner_lifespan",
     "job_router",
     "register_background",
+    "schedule_router",
 ]

@@ -229,6 +229,10 @@ def job_router(
     for task in expose:
         _add_enqueue_route(router, task, status_route, name, idempotency_ttl, writes,
                            max_body_bytes)
+    # The schedule routes, under this router's dependencies; writes guard pause/resume/trigger.
+    from backburner.fastapi.schedules import add_schedule_routes  # it imports `accepted`
+
+    add_schedule_routes(router, app, write_dependencies=writes, name=name)
     return router
 
 

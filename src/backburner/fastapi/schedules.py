@@ -1,0 +1,199 @@
+"""The HTTP API for periodic schedules, part of every `job_router` (so its `dependencies` and
+`write_dependencies` apply here too): list them with their next ticks and last run, pause,
+resume, and trigger one run now (202 + Location, like `accepted`).
+
+Schedules are defined in code (`@app.periodic`); the store only keeps whether each is
+paused, so every process sharing the store sees the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from backburner.app import Backburner, ScheduleInfo
+from backburner.fastapi.router import _store, accepted
+from backburner.fastapi.schemas import JobAccepted, Problem
+from backburner.job import JobRecord, JobState
+
+LAST_RUN_LOOKBACK = 50
+"""How many of the task's newest jobs are searched for the schedule's last tick."""
+_Responses = dict[int | str, dict[str, Any]]
+_NOT_FOUND: _Responses = {404: {"model": Problem, "description": "no schedule of this name"}}
+_UNAVAILABLE: _Responses = {
+    503: {"model": Problem, "description": "the job store is unreachable"}
+}
+_FORBIDDEN: _Responses = {
+    403: {"model": Problem, "description": "not allowed to change schedules, or a foreign origin"}
+}
+ScheduleName = Annotated[str, Path(min_length=1, max_length=200,
+                                   description="the schedule's name (`@app.periodic(name=)`)")]
+
+
+class ScheduleRunOut(BaseModel):
+    """The job of a schedule's latest tick."""
+
+    job_id: str
+    tick: datetime | None = Field(None, description="the tick's instant (UTC)")
+    state: JobState
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class ScheduleOut(BaseModel):
+    """One periodic schedule: what it runs, when, and whether it is paused."""
+
+    name: str
+    task: str
+    description: str = Field(description='in words: "At 09:00 every day (Europe/Paris)"')
+    cron: str | None = Field(None, description="the cron expression, in `tz`")
+    every: float | None = Field(None, description="seconds between ticks (interval schedules)")
+    tz: str
+    paused: bool
+    next_runs: list[datetime] = Field(
+        description="the next ticks by the store's clock, in `tz` (also when paused)")
+    last_run: ScheduleRunOut | None = Field(
+        None, description="the job of the latest tick, if one is among the task's "
+                          f"{LAST_RUN_LOOKBACK} newest jobs (a triggered run is not a tick)")
+
+
+class ScheduleListOut(BaseModel):
+    schedules: list[ScheduleOut]
+
+
+def schedule_router(
+    app: Backburner,
+    *,
+    dependencies: Sequence[DependsParam] = (),
+    write_dependencies: Sequence[DependsParam] = (),
+    name: str = "backburner",
+) -> APIRouter:
+    """The schedule routes on a router of their own; `job_router` adds them to itself (see
+    `add_schedule_routes`). Mounted apart, put them next to a `job_router` of the same
+    `name`: the trigger's `Location` is that router's job status route."""
+    router = APIRouter(dependencies=list(dependencies))
+    add_schedule_routes(router, app, write_dependencies=write_dependencies, name=name)
+    return router
+
+
+def add_schedule_routes(
+    router: APIRouter,
+    app: Backburner,
+    *,
+    write_dependencies: Sequence[DependsParam] = (),
+    name: str = "backburner",
+) -> None:
+    """Add `app`'s schedule routes to `router`, under the router's own dependencies;
+    `write_dependencies` apply on top of them to pause, resume and trigger."""
+    status_route = f"{name}_get_job"
+    writes = list(write_dependencies)
+    tags: list[str | Enum] = ["schedules"]
+
+    async def one(schedule: str, runs: int = 5) -> ScheduleOut:
+        for info in await app.schedules(runs=runs):
+            if info.name == schedule:
+                return await _out(app, info)
+        raise _unknown(schedule)  # pragma: no cover - checked by the caller first
+
+    def known(schedule: str) -> None:
+        if schedule not in app.periodic_schedules:
+            raise _unknown(schedule)
+
+    @router.get("/schedules", response_model=ScheduleListOut, name=f"{name}_list_schedules",
+                operation_id=f"{name}_list_schedules", responses=_UNAVAILABLE, tags=tags)
+    async def list_schedules(
+        runs: Annotated[int, Query(ge=1, le=100, description="next ticks to list")] = 5,
+    ) -> ScheduleListOut:
+        """Every periodic schedule: cron or interval, time zone, description, paused or
+        not, the next ticks and the job of the latest one."""
+        async with _store():
+            infos = await app.schedules(runs=runs)
+            return ScheduleListOut(schedules=[await _out(app, info) for info in infos])
+
+    @router.get("/schedules/{schedule}", response_model=ScheduleOut,
+                name=f"{name}_get_schedule", operation_id=f"{name}_get_schedule",
+                responses={**_NOT_FOUND, **_UNAVAILABLE}, tags=tags)
+    async def get_schedule(
+        schedule: ScheduleName,
+        runs: Annotated[int, Query(ge=1, le=100, description="next ticks to list")] = 5,
+    ) -> ScheduleOut:
+        """One periodic schedule (as in the listing)."""
+        known(schedule)
+        async with _store():
+            return await one(schedule, runs)
+
+    @router.post("/schedules/{schedule}/pause", response_model=ScheduleOut,
+                 name=f"{name}_pause_schedule", operation_id=f"{name}_pause_schedule",
+                 dependencies=writes, tags=tags,
+                 responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN})
+    async def pause_schedule(schedule: ScheduleName) -> ScheduleOut:
+        """Enqueue no tick of this schedule, on any worker, until it is resumed."""
+        known(schedule)
+        async with _store():
+            await app.pause_schedule(schedule)
+            return await one(schedule)
+
+    @router.post("/schedules/{schedule}/resume", response_model=ScheduleOut,
+                 name=f"{name}_resume_schedule", operation_id=f"{name}_resume_schedule",
+                 dependencies=writes, tags=tags,
+                 responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN})
+    async def resume_schedule(schedule: ScheduleName) -> ScheduleOut:
+        """Enqueue its ticks again from now on; none that fell while paused is caught up."""
+        known(schedule)
+        async with _store():
+            await app.resume_schedule(schedule)
+            return await one(schedule)
+
+    @router.post("/schedules/{schedule}/trigger", status_code=202, response_model=JobAccepted,
+                 name=f"{name}_trigger_schedule", operation_id=f"{name}_trigger_schedule",
+                 dependencies=writes, tags=tags,
+                 responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN})
+    async def trigger_schedule(schedule: ScheduleName, request: Request) -> JSONResponse:
+        """Run the schedule's task once now, outside its ticks (paused or not): 202, with
+        the job's status resource as `Location`."""
+        known(schedule)
+        async with _store():
+            job = await app.trigger_schedule(schedule)
+        return accepted(job, request, status_route=status_route)
+
+
+def _unknown(schedule: str) -> HTTPException:
+    return HTTPException(404, f"no schedule named {schedule!r}")
+
+
+async def _out(app: Backburner, info: ScheduleInfo) -> ScheduleOut:
+    last = await _last_tick(app, info)
+    return ScheduleOut(
+        name=info.name, task=info.task, description=info.description, cron=info.cron,
+        every=info.every, tz=info.tz, paused=info.paused, next_runs=info.next_runs,
+        last_run=None if last is None else ScheduleRunOut(
+            job_id=last.id, tick=_tick_of(last.unique_key), state=last.state,
+            created_at=last.created_at, finished_at=last.finished_at),
+    )
+
+
+async def _last_tick(app: Backburner, info: ScheduleInfo) -> JobRecord | None:
+    """The newest job among the task's newest that carries one of this schedule's tick keys
+    (`periodic:<name>@<tick>`, see `Schedule.tick_key`)."""
+    prefix = f"periodic:{info.name}@"
+    page = await app.list_jobs(task=info.task, limit=LAST_RUN_LOOKBACK)
+    for record in page.jobs:
+        if record.unique_key is not None and record.unique_key.startswith(prefix):
+            return record
+    return None
+
+
+def _tick_of(key: str | None) -> datetime | None:
+    if key is None:
+        return None
+    try:
+        return datetime.fromisoformat(key.rpartition("@")[2])
+    except ValueError:
+        return None
