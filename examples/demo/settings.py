@@ -17,7 +17,9 @@ The demo:
   the exponential backoff of webhooks and mail), DEMO_SMTP_FAIL_RATE (share of mails the
   local sink refuses with a temporary error: "sending fails sometimes", 0.1),
   DEMO_EMBEDDED_WORKER (1: run a worker in the web process; 0: separate workers only),
-  DEMO_WORKER_LEASE (30 s: how soon the jobs of a web process that died run again).
+  DEMO_WORKER_LEASE (30 s: how soon the jobs of a web process that died run again),
+  DEMO_REPORT_TZ (the time zone of the daily report's 09:00, Europe/Paris),
+  DEMO_HEARTBEAT_SECONDS (the interval of the heartbeat report, 30 s; 0: no heartbeat).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from examples.demo.ssrf import AllowRule, parse_allow_list
 
@@ -70,6 +73,10 @@ class Settings:
     """Run a worker inside the web process (DEMO_EMBEDDED_WORKER=0: only enqueue and read)."""
     worker_lease: float = 30.0
     """The embedded worker's lease: if the web process dies, its jobs run again after this."""
+    report_tz: str = "Europe/Paris"
+    """S3: the daily report runs at 09:00 in this zone."""
+    heartbeat_seconds: float = 30.0
+    """S3: the interval schedule, so ticks show in the demo (0: none)."""
 
     @property
     def upload_dir(self) -> Path:
@@ -121,6 +128,8 @@ class Settings:
             smtp_fail_rate=_number(env, "DEMO_SMTP_FAIL_RATE", 0.1, float),
             embedded_worker=env.get("DEMO_EMBEDDED_WORKER", "1") not in ("0", "false", "no"),
             worker_lease=_number(env, "DEMO_WORKER_LEASE", 30.0, float) or 30.0,
+            report_tz=_zone(env),
+            heartbeat_seconds=_heartbeat(env),
         )
 
 
@@ -145,3 +154,19 @@ def _allow(env: Mapping[str, str]) -> tuple[AllowRule, ...]:
         return parse_allow_list(env.get("DEMO_WEBHOOK_ALLOW", ""))
     except ValueError as exc:
         raise SettingsError(f"DEMO_WEBHOOK_ALLOW: {exc}") from None
+
+
+def _zone(env: Mapping[str, str]) -> str:
+    name = env.get("DEMO_REPORT_TZ") or "Europe/Paris"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"DEMO_REPORT_TZ: unknown time zone {name!r}") from None
+    return name
+
+
+def _heartbeat(env: Mapping[str, str]) -> float:
+    seconds = _number(env, "DEMO_HEARTBEAT_SECONDS", 30.0, float)
+    if not (seconds == 0 or 1 <= seconds < 366 * 86400):
+        raise SettingsError("DEMO_HEARTBEAT_SECONDS must be 0 (off) or 1 s to a year")
+    return seconds

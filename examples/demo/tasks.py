@@ -16,12 +16,15 @@ import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2
 
 from backburner import Backburner, Backoff, JobContext, Task
 from backburner.fastapi import register_background
+from examples.demo import reports
 from examples.demo.mail import (
     Mailer,
     PermanentMailError,
@@ -83,6 +86,9 @@ class DemoTasks:
     mail_one: Task[..., str]
     mail_bulk: Task[..., dict[str, int]]
     count_rows: Task[..., dict[str, Any]]
+    daily_report: Task[..., dict[str, Any]]
+    heartbeat: Task[..., dict[str, Any]] | None
+    """None when DEMO_HEARTBEAT_SECONDS is 0."""
 
 
 class WebhookStatusError(Exception):
@@ -285,6 +291,38 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
         return {"filename": filename, "stored_name": stored_name, "rows": max(rows, 0),
                 "columns": columns, "bytes": size}
 
+    # -- S3: periodic jobs (Celery beat) --------------------------------------------------------
+    async def tick_of(ctx: JobContext) -> str | None:
+        """The tick this run belongs to, from its unique key `periodic:<name>@<tick>` (None
+        for a run started by hand)."""
+        record = await jobs.get_job(ctx.job_id)
+        key = record.unique_key if record is not None else None
+        return key.rpartition("@")[2] if key and key.startswith("periodic:") else None
+
+    @jobs.periodic(cron="0 9 * * *", tz=settings.report_tz, name="daily-report")
+    @jobs.task(name="demo.daily_report", retries=2)
+    async def daily_report(ctx: JobContext) -> dict[str, Any]:
+        """Every morning at 09:00 (DEMO_REPORT_TZ): yesterday's jobs, registrations and
+        failures, stored as the job's result."""
+        report = await reports.daily_report(jobs, ZoneInfo(settings.report_tz),
+                                            datetime.now(UTC))
+        return {"tick": await tick_of(ctx), **report}
+
+    heartbeat: Task[..., dict[str, Any]] | None = None
+    if settings.heartbeat_seconds:
+        every = settings.heartbeat_seconds
+
+        @jobs.periodic(every=every, name="heartbeat")
+        @jobs.task(name="demo.heartbeat", retries=0)
+        async def beat(ctx: JobContext) -> dict[str, Any]:
+            """Every DEMO_HEARTBEAT_SECONDS: the jobs created since the previous beat."""
+            now = datetime.now(UTC)
+            summary = await reports.summarize(jobs, now - timedelta(seconds=every), now)
+            return {"tick": await tick_of(ctx), "at": now.isoformat(timespec="seconds"),
+                    "jobs": summary["jobs"], "by_state": summary["by_state"]}
+
+        heartbeat = beat
+
     return DemoTasks(
         services=services, send_email=send_email, send_welcome=send_welcome,
         print_msg=print_msg, long_task=long_task, process_data=process_data,
@@ -292,6 +330,7 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
         task_c=make_step("C"), fetch_url=fetch_url, send_webhook=send_webhook,
         send_order_email=send_order_email, send_notification=send_notification,
         mail_one=mail_one, mail_bulk=mail_bulk, count_rows=count_rows,
+        daily_report=daily_report, heartbeat=heartbeat,
     )
 
 
