@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.testclient import TestClient
 
 from backburner import Backburner, BackendUnavailableError
-from backburner.fastapi import backburner_lifespan, job_router
+from backburner.fastapi import backburner_lifespan, job_router, schedule_router
 
 TOKENS = {"reader": "read", "writer": "write"}
 WRITE_ROUTES = ["/schedules/{}/pause", "/schedules/{}/resume", "/schedules/{}/trigger"]
@@ -235,3 +235,28 @@ def test_openapi_has_typed_models_and_stable_operation_ids(client: TestClient) -
     fields = schema["components"]["schemas"]["ScheduleOut"]["properties"]
     assert {"name", "task", "cron", "every", "tz", "description", "paused", "next_runs",
             "last_run"} <= set(fields)
+
+
+def test_schedule_router_on_its_own_under_a_prefix(tmp_path: Path) -> None:
+    jobs = Backburner(f"sqlite:///{tmp_path}/own.db", poll_interval=0.2)
+
+    @jobs.periodic(cron="*/5 * * * *", name="tidy")
+    @jobs.task(name="tidy")
+    async def tidy() -> str:
+        return "tidied"
+
+    api = FastAPI(lifespan=backburner_lifespan(jobs, concurrency=2))
+    api.include_router(job_router(jobs))
+    api.include_router(schedule_router(jobs, dependencies=[Depends(role)],
+                                       write_dependencies=[Depends(writer)]), prefix="/admin")
+    with TestClient(api) as c:
+        assert c.get("/admin/schedules").status_code == 401
+        assert c.post("/admin/schedules/tidy/trigger",
+                      headers={"Authorization": "Bearer reader"}).status_code == 403
+        listed = c.get("/admin/schedules", headers={"Authorization": "Bearer reader"}).json()
+        assert listed["schedules"][0]["description"] == "Every fifth minute of every hour (UTC)"
+        response = c.post("/admin/schedules/tidy/trigger",
+                          headers={"Authorization": "Bearer writer"})
+        assert response.status_code == 202
+        assert response.headers["Location"].endswith(f"/jobs/{response.json()['id']}")
+        assert wait_job(c, response.json()["id"])["result"] == "tidied"
