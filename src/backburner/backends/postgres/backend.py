@@ -11,10 +11,9 @@ exception leaves the backend: see errors.py.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from backburner import codec
 from backburner.backends.postgres import connections, errors, external, schema
@@ -37,6 +36,7 @@ from backburner.backends.protocol import (
 )
 from backburner.backends.records import error_entry, record_from_row
 from backburner.backends.sql_files import load_queries
+from backburner.backends.translation import translating
 from backburner.errors import ConfigurationError
 from backburner.job import FailureReason, JobRecord, JobState
 from backburner.notify import Notifier
@@ -45,24 +45,8 @@ QUERIES = load_queries("backburner.backends.postgres")
 CLOSE_TIMEOUT = 5.0
 """Seconds `close()` waits for statements in flight before it drops the connections."""
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def translated(
-    method: Callable[Concatenate[PostgresBackend, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[PostgresBackend, P], Coroutine[Any, Any, T]]:
-    """No asyncpg exception leaves the backend: see errors.py."""
-
-    @functools.wraps(method)
-    async def wrapper(backend: PostgresBackend, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await method(backend, *args, **kwargs)
-        except errors.TRANSLATED as exc:
-            raise errors.translate(exc) from exc
-
-    return wrapper
-
+translated = translating(errors.TRANSLATED, errors.translate)
+"""No asyncpg exception leaves the backend: see errors.py."""
 
 _UNIQUE_ROUNDS = 10
 

@@ -9,11 +9,9 @@ one script per queue, all in one pipeline). Every timestamp comes from the serve
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -41,6 +39,7 @@ from backburner.backends.redis.keys import LAYOUT_VERSION, Keys
 from backburner.backends.redis.notifier import RedisNotifier
 from backburner.backends.redis.scripts import Call, Script, Scripts
 from backburner.backends.redis.url import parse_url
+from backburner.backends.translation import translating
 from backburner.errors import BackendError, ConfigurationError
 from backburner.job import FailureReason, JobRecord, JobState
 from backburner.notify import Notifier
@@ -56,36 +55,8 @@ QUEUE_CACHE_SIZE = 100_000
 POOL_WAIT = 10.0
 """Seconds a call waits for a free connection (`max_connections` in the URL, default 50)."""
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def translated(
-    method: Callable[Concatenate[RedisBackend, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[RedisBackend, P], Coroutine[Any, Any, T]]:
-    """No redis-py exception leaves the backend: see errors.py."""
-
-    @functools.wraps(method)
-    async def wrapper(backend: RedisBackend, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            result = await method(backend, *args, **kwargs)
-        except TRANSLATED as exc:
-            _raise_if_cancelling(exc)
-            raise translate(exc) from exc
-        _raise_if_cancelling(None)
-        return result
-
-    return wrapper
-
-
-def _raise_if_cancelling(cause: BaseException | None) -> None:
-    """redis-py can swallow a cancellation that lands mid-command (it disconnects and then
-    returns, or raises a connection error). A caller that was asked to stop must see
-    CancelledError, not a result or an outage to back off from: a worker's side task would
-    otherwise keep running after `cancel()` and its shutdown would hang."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from cause
+translated = translating(TRANSLATED, translate)
+"""No redis-py exception leaves the backend: see errors.py."""
 
 
 class RedisBackend:
