@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from backburner.errors import BackendUnavailableError, InvalidArgumentsError
-from backburner.fastapi import backburner_lifespan, job_router
+from backburner.fastapi import backburner_lifespan, job_router, metrics_router
 from examples.demo.routes import basics, deps, email, pages, tracking, upload, webhooks
 from examples.demo.settings import Settings
 from examples.demo.smtp_sink import SmtpSink
@@ -47,6 +47,7 @@ def create_app(
     )
     api.state.demo_tasks = tasks
     api.include_router(job_router(jobs, expose=[tasks.long_task]))
+    api.include_router(metrics_router(jobs))  # S4: Prometheus scrapes /metrics
     api.include_router(basics.router(tasks))
     api.include_router(tracking.router(tasks))
     api.include_router(deps.router())

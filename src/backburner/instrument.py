@@ -7,7 +7,7 @@ the events that feed live streams, and (later) metrics and traces all come from 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +27,14 @@ class Change:
     progress: dict[str, Any] | None = None
 
 
+Observer = Callable[[list[Change]], None]
+"""Told of every batch of accepted changes (metrics); must be quick and must not raise."""
+
+
 class Instrumentation:
     def __init__(self, notifier: Notifier) -> None:
         self.notifier = notifier
+        self.observers: list[Observer] = []
 
     def changed(self, changes: Iterable[Change]) -> None:
         changes = list(changes)
@@ -48,6 +53,8 @@ class Instrumentation:
                     "".join(f" {k}={v}" for k, v in (c.detail or {}).items()),
                     extra={"backburner": fields},
                 )
+        for observe in self.observers:
+            observe(changes)
         self.notifier.publish(
             [
                 Event("job", c.queue, c.job_id, c.task, c.state, c.attempt, c.progress)

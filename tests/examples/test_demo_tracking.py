@@ -82,6 +82,10 @@ async def test_s10_a_failing_task_is_recorded_and_the_response_does_not_care(
     page = await demo.client.get("/dashboard")
     assert "unsafe-inline" not in page.headers["content-security-policy"]
     assert "demo.risky_task" in page.text and "processing failed" in page.text
+    metrics = (await demo.client.get("/metrics")).text
+    assert 'backburner_jobs{queue="default",state="failed"} 1.0' in metrics
+    assert ('backburner_job_transitions_total{queue="default",state="failed",'
+            'task="demo.risky_task"} 1.0') in metrics
 
 
 async def test_s4_the_dashboard_escapes_what_jobs_carry(demo: Demo, target: Target) -> None:

@@ -18,7 +18,7 @@ from tcp_proxy import TCPProxy
 from test_r07_outage import _through
 
 from backburner import Backburner
-from backburner.fastapi import backburner_lifespan, job_router
+from backburner.fastapi import backburner_lifespan, job_router, metrics_router
 
 pytestmark = pytest.mark.reliability
 
@@ -37,6 +37,7 @@ def test_the_api_answers_503_while_the_store_is_down(kind: str, tmp_path: Path) 
 
         api = FastAPI(lifespan=backburner_lifespan(jobs, concurrency=2))
         api.include_router(job_router(jobs, expose=[ping]))
+        api.include_router(metrics_router(jobs))
         with TestClient(api, raise_server_exceptions=False) as client:
             first = client.post("/tasks/ping", json={})
             assert first.status_code == 202, first.text
@@ -46,6 +47,7 @@ def test_the_api_answers_503_while_the_store_is_down(kind: str, tmp_path: Path) 
                 lambda: client.get(f"/jobs/{first.json()['id']}"),
                 lambda: client.get("/jobs"),
                 lambda: client.post("/tasks/ping", json={}),
+                lambda: client.get("/metrics"),
             ):
                 started = time.monotonic()
                 response = request()

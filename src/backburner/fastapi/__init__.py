@@ -18,6 +18,7 @@ from backburner.fastapi.background import (
     register_background,
 )
 from backburner.fastapi.lifespan import backburner_lifespan
+from backburner.fastapi.metrics import metrics_router
 from backburner.fastapi.router import accepted, job_router
 from backburner.fastapi.schedules import (
     ScheduleListOut,
@@ -39,6 +40,7 @@ __all__ = [
     "accepted",
     "backburner_lifespan",
     "job_router",
+    "metrics_router",
     "register_background",
     "schedule_router",
 ]
