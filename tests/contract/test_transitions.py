@@ -17,6 +17,7 @@ from backburner.backends.protocol import (
     Release,
     WorkerInfo,
 )
+from backburner.errors import ConfigurationError
 from backburner.ids import new_job_id
 from backburner.job import FailureReason, JobState
 
@@ -340,3 +341,10 @@ async def test_one_housekeeping_leader_at_a_time(backend: Backend) -> None:
     assert await backend.lead("w1", 0.3)  # at once after a resignation
     await backend.resign("w2")  # not the holder: nothing happens
     assert not await backend.lead("w3", 0.3)
+
+
+@pytest.mark.parametrize("cursor", ["abc", "-1", "9" * 26, "1.5", ""])
+async def test_a_bad_cursor_is_a_configuration_error(backend: Backend, cursor: str) -> None:
+    # Found by R19 through the router: a 26-digit cursor overflowed SQLite's integers.
+    with pytest.raises(ConfigurationError, match="invalid cursor"):
+        await backend.list_jobs(JobFilter(), cursor=cursor)

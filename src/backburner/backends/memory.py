@@ -29,7 +29,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import error_entry, stored_json
+from backburner.backends.records import error_entry, seq_cursor, stored_json
 from backburner.errors import ConfigurationError
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
 from backburner.notify import LocalNotifier, Notifier
@@ -415,10 +415,7 @@ class MemoryBackend:
     async def list_jobs(
         self, filter: JobFilter, limit: int = 50, cursor: str | None = None
     ) -> JobPage:
-        try:
-            below = int(cursor) if cursor is not None else None
-        except ValueError:
-            raise ConfigurationError(f"invalid cursor {cursor!r}") from None
+        below = seq_cursor(cursor)
         found: list[_Row] = []
         for row in sorted(self._rows.values(), key=lambda r: -r.seq):
             if below is not None and row.seq >= below:

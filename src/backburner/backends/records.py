@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backburner import codec
+from backburner.errors import ConfigurationError
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
 
 
@@ -80,3 +81,21 @@ def error_entry(
         "reason": reason.value,
         "at": now,
     }
+
+
+_MAX_SEQ = 2**63 - 1
+
+
+def seq_cursor(cursor: str | None) -> int | None:
+    """The position a listing cursor names, for the stores whose cursor is a sequence number.
+    Anything else (not a number, or past a signed 64-bit integer, which no store can compare
+    with) is refused as a bad argument, never left to the store to fail on."""
+    if cursor is None:
+        return None
+    try:
+        value = int(cursor)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= _MAX_SEQ:
+        raise ConfigurationError(f"invalid cursor {cursor!r}")
+    return value

@@ -34,7 +34,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import error_entry, record_from_row
+from backburner.backends.records import error_entry, record_from_row, seq_cursor
 from backburner.backends.sql_files import load_queries
 from backburner.backends.translation import translating
 from backburner.errors import ConfigurationError
@@ -371,10 +371,7 @@ class PostgresBackend:
     async def list_jobs(
         self, filter: JobFilter, limit: int = 50, cursor: str | None = None
     ) -> JobPage:
-        try:
-            below = int(cursor) if cursor is not None else None
-        except ValueError:
-            raise ConfigurationError(f"invalid cursor {cursor!r}") from None
+        below = seq_cursor(cursor)
         pool = await self._connected()
         states = [s.value for s in filter.states] if filter.states else None
         rows = await pool.fetch(

@@ -25,7 +25,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import error_entry, record_from_row
+from backburner.backends.records import error_entry, record_from_row, seq_cursor
 from backburner.backends.sql_files import load_queries
 from backburner.backends.sqlite import schema
 from backburner.backends.sqlite.connection import SQLiteConnection, WriteTransaction
@@ -397,11 +397,9 @@ def _list_jobs(
     if filter.queue is not None:
         clauses.append("queue = :queue")
         params["queue"] = filter.queue
-    if cursor is not None:
-        try:
-            params["cursor"] = int(cursor)
-        except ValueError:
-            raise ConfigurationError(f"invalid cursor {cursor!r}") from None
+    below = seq_cursor(cursor)
+    if below is not None:
+        params["cursor"] = below
         clauses.append("seq < :cursor")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = conn.execute(
