@@ -106,7 +106,12 @@ def test_poison_jobs_are_stopped_and_others_keep_flowing(
                     died=dict.fromkeys(poison_pids, 0.0))
     assert verdict.lost == [] and verdict.never_ran == [], verdict.summary()
     assert verdict.stale_writes == [] and verdict.double_claims == [], verdict.summary()
-    assert verdict.unexplained_reruns == [] and verdict.duplicates == 0, verdict.summary()
+    # A job that finished just before its worker claimed a poison job can run again: the
+    # poison may kill the process before that completion is written (acknowledgements are
+    # asynchronous). At-least-once allows it; a rerun nothing explains is not allowed.
+    assert verdict.unexplained_reruns == [] and verdict.unexplained_duplicates == [], (
+        verdict.summary()
+    )
     flowed = _flowed(run)
     assert flowed > 0, "no ordinary job completed while the poison cycled"
     assert run.deaths == len(MODES) * MAX_LOST
