@@ -8,18 +8,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from child_process import Proc, processes
 from demo_harness import Demo, running_demo
 
 from examples.demo.settings import Settings, SettingsError
@@ -109,44 +106,6 @@ async def test_other_zone_and_no_heartbeat(settings: Settings, sink: SmtpSink) -
         assert listed["daily-report"]["description"] == "At 09:00 every day (America/New_York)"
 
 
-class Proc:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._out = log.open("wb")
-        self.popen = subprocess.Popen(args, cwd=REPO, env=env, stdout=self._out,
-                                      stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def wait_for(self, needle: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.text():
-            if self.popen.poll() is not None:
-                raise AssertionError(f"exited {self.popen.returncode}:\n{self.text()}")
-            assert time.monotonic() < deadline, f"no {needle!r} in:\n{self.text()}"
-            await asyncio.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._out.close()
-        return self.popen.returncode
-
-
-@contextmanager
-def processes() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    try:
-        yield started
-    finally:
-        for proc in started:
-            proc.stop()
 
 
 async def test_three_workers_enqueue_each_tick_exactly_once(
