@@ -56,3 +56,20 @@ async def app(backend: Backend) -> Backburner:
 @pytest.fixture
 def in_ci() -> bool:
     return IN_CI
+
+
+# pytest rewrites the asserts of every module of every installed plugin distribution (anyio,
+# hypothesis, schemathesis, ...), with ast.parse at import time. Several of them import
+# submodules lazily, and CPython 3.11 keeps the AST constructor's recursion depth in
+# interpreter-wide state, so two threads importing at once (a test's thread and a uvicorn or
+# worker thread) can raise "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905; a CI run failed on it). Our tests never assert inside those
+# packages, so leave their modules as they are; our own test modules are still rewritten.
+THIRD_PARTY_PLUGIN_PACKAGES = {"anyio", "hypothesis", "_hypothesis_pytestplugin",
+                               "schemathesis", "pytest_asyncio", "pytest_timeout"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    marked = getattr(config.pluginmanager.rewrite_hook, "_must_rewrite", None)
+    if isinstance(marked, set):
+        marked.difference_update(THIRD_PARTY_PLUGIN_PACKAGES)
