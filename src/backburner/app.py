@@ -4,11 +4,12 @@ so two apps in one process never see each other's tasks or jobs."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from backburner.backends import open_backend
 from backburner.backends.protocol import Backend, JobFilter, JobPage, NewJob
@@ -21,11 +22,24 @@ from backburner.schedule import DEFAULT_CATCH_UP, Schedule, make_schedule
 from backburner.task import UNSET, Task, make_options
 
 if TYPE_CHECKING:
+    from backburner.bulk import BulkResult
     from backburner.worker import Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
+
+def _epoch(value: float | datetime | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ConfigurationError(f"{name} must be an aware datetime (with a time zone)")
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be epoch seconds, got {value!r}")
+    return float(value)
 
 
 class TaskDecorator:
@@ -301,24 +315,68 @@ class Backburner:
             await self.open()
         return await self.backend.get(job_id)
 
+    def job_filter(
+        self,
+        *,
+        states: Sequence[JobState | str] = (),
+        task: str | None = None,
+        queue: str | None = None,
+        search: str | None = None,
+        created_after: float | datetime | None = None,
+        created_before: float | datetime | None = None,
+    ) -> JobFilter:
+        """A checked `JobFilter` (ConfigurationError naming a bad value): states by name,
+        times as epoch seconds or aware datetimes."""
+        try:
+            wanted = tuple(JobState(s) for s in states)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        return JobFilter(
+            wanted, task, queue, search or None,
+            _epoch(created_after, "created_after"), _epoch(created_before, "created_before"),
+        )
+
     async def list_jobs(
         self,
         *,
         states: Sequence[JobState | str] = (),
         task: str | None = None,
         queue: str | None = None,
+        search: str | None = None,
+        created_after: float | datetime | None = None,
+        created_before: float | datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        filter: JobFilter | None = None,
     ) -> JobPage:
+        """One page of jobs, newest first (see `JobFilter` for the filters and `JobPage` for
+        paging: go on with `cursor=page.next_cursor` until it is None). `filter` replaces
+        the keyword filters."""
         if not self._opened:
             await self.open()
         if not 1 <= limit <= 1000:
             raise ConfigurationError("limit must be between 1 and 1000")
-        try:
-            wanted = tuple(JobState(s) for s in states)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        return await self.backend.list_jobs(JobFilter(wanted, task, queue), limit, cursor)
+        if filter is None:
+            filter = self.job_filter(
+                states=states, task=task, queue=queue, search=search,
+                created_after=created_after, created_before=created_before,
+            )
+        return await self.backend.list_jobs(filter, limit, cursor)
+
+    async def count_jobs(self, filter: JobFilter | None = None, **filters: Any) -> int:
+        """How many jobs match `filter` (or the keyword filters of `job_filter`) now."""
+        if not self._opened:
+            await self.open()
+        return await self.backend.count_jobs(filter or self.job_filter(**filters))
+
+    async def bulk(
+        self, filter: JobFilter, action: Literal["retry", "cancel", "delete"], *,
+        limit: int | None = None,
+    ) -> BulkResult:
+        """`backburner.bulk.apply(self, ...)`: one action on every job matching `filter`."""
+        from backburner import bulk
+
+        return await bulk.apply(self, filter, action, limit=limit)
 
     async def cancel(self, job_id: str) -> JobState:
         """Cancel a waiting job at once; ask the worker of a running one to stop it.

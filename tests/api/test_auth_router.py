@@ -113,15 +113,17 @@ def http_routes(client: TestClient) -> set[tuple[str, str]]:
 
 
 MUTATING = [("POST", "/jobs/{job_id}/cancel"), ("POST", "/jobs/{job_id}/retry"),
-            ("DELETE", "/jobs/{job_id}"), ("POST", "/tasks/hello"), ("POST", "/tasks/boom"),
+            ("DELETE", "/jobs/{job_id}"), ("POST", "/jobs/bulk/{action}"),
+            ("POST", "/tasks/hello"), ("POST", "/tasks/boom"),
             *[("POST", f"/schedules/{{schedule}}/{verb}") for verb in
               ("pause", "resume", "trigger")]]
-READING = [("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/events"),
+READING = [("GET", "/jobs"), ("GET", "/jobs/count"), ("GET", "/jobs/{job_id}"),
+           ("GET", "/jobs/{job_id}/events"),
            ("GET", "/schedules"), ("GET", "/schedules/{schedule}")]
 
 
 def url(path: str, job_id: str) -> str:
-    return path.format(job_id=job_id, schedule="nightly")
+    return path.format(job_id=job_id, schedule="nightly", action="retry")
 
 
 def test_every_route_is_a_401_without_credentials(client: TestClient) -> None:

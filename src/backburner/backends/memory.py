@@ -10,10 +10,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from backburner.backends import records
 from backburner.backends.protocol import (
     Claim,
     ClaimedJob,
@@ -416,7 +417,30 @@ class MemoryBackend:
         self, filter: JobFilter, limit: int = 50, cursor: str | None = None
     ) -> JobPage:
         below = seq_cursor(cursor)
+        window = records.SCAN_WINDOW if filter.scans else None
         found: list[_Row] = []
+        last_read: _Row | None = None
+        for row in self._walk(filter, below):
+            if window is not None:
+                if window == 0:
+                    # Read as much as a page may: go on from the last job read.
+                    return JobPage([self._record(r) for r in found], str(last_read.seq)
+                                   if last_read else None)
+                window -= 1
+                last_read = row
+                if not self._scanned_match(filter, row):
+                    continue
+            found.append(row)
+            if len(found) > limit:
+                break
+        more = len(found) > limit
+        found = found[:limit]
+        return JobPage(
+            [self._record(r) for r in found], str(found[-1].seq) if more and found else None
+        )
+
+    def _walk(self, filter: JobFilter, below: int | None) -> Iterator[_Row]:
+        """Rows matching the filter's states, task and queue, newest first."""
         for row in sorted(self._rows.values(), key=lambda r: -r.seq):
             if below is not None and row.seq >= below:
                 continue
@@ -426,13 +450,18 @@ class MemoryBackend:
                 continue
             if filter.queue is not None and row.queue != filter.queue:
                 continue
-            found.append(row)
-            if len(found) > limit:
-                break
-        more = len(found) > limit
-        found = found[:limit]
-        return JobPage(
-            [self._record(r) for r in found], str(found[-1].seq) if more and found else None
+            yield row
+
+    @staticmethod
+    def _scanned_match(filter: JobFilter, row: _Row) -> bool:
+        return records.scanned_match(
+            filter, row.created_at, (row.args, row.kwargs, row.result), row.errors
+        )
+
+    async def count_jobs(self, filter: JobFilter) -> int:
+        return sum(
+            1 for row in self._walk(filter, None)
+            if not filter.scans or self._scanned_match(filter, row)
         )
 
     async def counts(self) -> dict[tuple[str, JobState], int]:

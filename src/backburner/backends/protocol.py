@@ -162,15 +162,42 @@ class ScheduleState:
 
 @dataclass(frozen=True, slots=True)
 class JobFilter:
+    """Which jobs a listing, a count or a bulk action covers; every field set must match.
+
+    `states`, `task` and `queue` select what the store walks. `search`, `created_after` and
+    `created_before` are checked on each job walked, and a page walks at most
+    `records.SCAN_WINDOW` jobs for them: a page may then come back short, even empty, with
+    a `next_cursor` to go on from (see `JobPage`)."""
+
     states: tuple[JobState, ...] = ()
     task: str | None = None
     queue: str | None = None
+    search: str | None = None
+    """Case-insensitive substring of the job's arguments (args and kwargs as stored JSON),
+    its result (JSON) or one of its errors' type or message. None or "": no search."""
+    created_after: float | None = None
+    """Epoch seconds: only jobs created at or after this time."""
+    created_before: float | None = None
+    """Epoch seconds: only jobs created strictly before this time."""
+
+    @property
+    def scans(self) -> bool:
+        """Whether a predicate must be checked job by job (see the class docstring)."""
+        return (
+            bool(self.search)
+            or self.created_after is not None
+            or self.created_before is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
     jobs: list[JobRecord]
+    """Newest first."""
     next_cursor: str | None
+    """Where the next page starts; None at the end. A page may hold fewer jobs than asked
+    (even none) and still have a next cursor (a filter that `scans`; a task filter on
+    Redis, which no set indexes): keep going until it is None."""
 
 
 @runtime_checkable
@@ -247,7 +274,13 @@ class Backend(Protocol):
 
     async def list_jobs(
         self, filter: JobFilter, limit: int = 50, cursor: str | None = None
-    ) -> JobPage: ...
+    ) -> JobPage:
+        """Jobs matching `filter`, newest first, `limit` at most, from `cursor` (the
+        `next_cursor` of the previous page) on. Jobs inserted meanwhile never make a page
+        skip or repeat a job."""
+
+    async def count_jobs(self, filter: JobFilter) -> int:
+        """How many jobs match `filter` now (exact; a filter that `scans` reads them all)."""
 
     async def counts(self) -> dict[tuple[str, JobState], int]:
         """Number of jobs per (queue, state)."""

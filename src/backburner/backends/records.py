@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from backburner import codec
@@ -99,3 +99,47 @@ def seq_cursor(cursor: str | None) -> int | None:
     if not 0 <= value <= _MAX_SEQ:
         raise ConfigurationError(f"invalid cursor {cursor!r}")
     return value
+
+
+SCAN_WINDOW = 5_000
+"""How many jobs (matching the filter's states, task and queue) one listing page reads at
+most to check the predicates of a filter that `scans` (search, creation time): a page of a
+rare search over a million jobs then costs a bounded read, and the caller goes on from its
+cursor."""
+
+
+def fold(text: object) -> str | None:
+    """Case folding for search, the same on every store (SQLite's lower() is ASCII only, so
+    the SQLite backend registers this function)."""
+    return None if text is None else str(text).lower()
+
+
+def search_hit(
+    needle: str, texts: Iterable[str | None], errors: Iterable[Mapping[str, Any]]
+) -> bool:
+    """Whether the folded `needle` is in one of `texts` (stored JSON: args, kwargs, result)
+    or in an error's type or message, ignoring case. The stores that filter in Python
+    (memory, Redis) use this; the SQL stores say the same in SQL."""
+    for text in texts:
+        if text is not None and needle in text.lower():
+            return True
+    for error in errors:
+        for name in ("type", "message"):
+            value = error.get(name)
+            if isinstance(value, str) and needle in value.lower():
+                return True
+    return False
+
+
+def scanned_match(
+    filter: Any, created_at: float, texts: Iterable[str | None],
+    errors: Iterable[Mapping[str, Any]],
+) -> bool:
+    """The predicates of a `JobFilter` that are checked job by job."""
+    if filter.created_after is not None and created_at < filter.created_after:
+        return False
+    if filter.created_before is not None and created_at >= filter.created_before:
+        return False
+    if filter.search:
+        return search_hit(filter.search.lower(), texts, errors)
+    return True

@@ -16,14 +16,25 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
+from backburner import bulk
 from backburner.app import Backburner
+from backburner.backends.protocol import JobFilter
+from backburner.bulk import Action
 from backburner.errors import (
     BackendUnavailableError,
     ConfigurationError,
     InvalidArgumentsError,
     JobNotFoundError,
 )
-from backburner.fastapi.schemas import JobAccepted, JobOut, JobPageOut, Problem
+from backburner.fastapi.schemas import (
+    BulkIn,
+    BulkOut,
+    JobAccepted,
+    JobCountOut,
+    JobOut,
+    JobPageOut,
+    Problem,
+)
 from backburner.fastapi.streams import job_updates
 from backburner.handle import Job
 from backburner.job import JobState
@@ -31,6 +42,7 @@ from backburner.task import BoundTask, Task
 
 RETRY_AFTER_SECONDS = 1
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+_CURSOR = r"^\d{1,18}(:[!-~]{1,200})?$"
 _Responses = dict[int | str, dict[str, Any]]
 _NOT_FOUND: _Responses = {404: {"model": Problem, "description": "no job with this id"}}
 _UNAVAILABLE: _Responses = {
@@ -58,9 +70,9 @@ def job_router(
     - `dependencies` (e.g. your auth, raising 401) apply to every route, the SSE and
       WebSocket streams included.
     - `write_dependencies` apply, after those, only to the routes that change something:
-      `POST /jobs/{id}/cancel`, `POST /jobs/{id}/retry`, `DELETE /jobs/{id}` and
-      `POST /tasks/{name}`. Give them the check of a write role (raising 403), so a
-      read-only caller can watch jobs but not touch them.
+      `POST /jobs/{id}/cancel`, `POST /jobs/{id}/retry`, `DELETE /jobs/{id}`,
+      `POST /jobs/bulk/{action}` and `POST /tasks/{name}`. Give them the check of a write
+      role (raising 403), so a read-only caller can watch jobs but not touch them.
     - `allowed_origins`: the browser origins (`"https://app.example.com"`) that may open the
       WebSocket and call the mutating routes. None (the default) allows the same origin
       only: a request whose `Origin` header names another host than its `Host` header is
@@ -83,6 +95,56 @@ def job_router(
 
     writes: list[DependsParam] = [*write_dependencies, Depends(same_origin)]
 
+    # Before the /jobs/{job_id} routes, which would otherwise take "count" and "bulk" as ids.
+    @router.get("/jobs/count", response_model=JobCountOut, name=f"{name}_count_jobs",
+                operation_id=f"{name}_count_jobs", responses=_UNAVAILABLE)
+    async def count_jobs(
+        state: Annotated[list[JobState] | None, Query()] = None,
+        task: Annotated[str | None, Query(max_length=500)] = None,
+        queue: Annotated[str | None, Query(max_length=200)] = None,
+        search: Annotated[str | None, Query(max_length=200)] = None,
+        created_after: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+        created_before: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+        action: Annotated[Action | None, Query()] = None,
+    ) -> JobCountOut:
+        """How many jobs match the filters of `GET /jobs` (exact). With `action`, only
+        those the bulk action would touch (narrowed to its states)."""
+        filter: JobFilter | None = app.job_filter(
+            states=state or (), task=task, queue=queue, search=search,
+            created_after=created_after, created_before=created_before,
+        )
+        if action is not None and filter is not None:
+            filter = bulk.narrowed(filter, action)
+        async with _store():
+            return JobCountOut(count=0 if filter is None else await app.count_jobs(filter))
+
+    @router.post("/jobs/bulk/{action}", response_model=BulkOut, name=f"{name}_bulk_jobs",
+                 operation_id=f"{name}_bulk_jobs", dependencies=writes,
+                 responses={**_UNAVAILABLE, **_FORBIDDEN,
+                            400: {"model": Problem, "description": "the body is not JSON"},
+                            409: {"model": Problem,
+                                  "description": "the count is not expected_count any more"}})
+    async def bulk_jobs(action: Action, body: BulkIn) -> BulkOut:
+        """Retry, cancel or delete every job matching the filter, in the states where the
+        action applies (retry: failed, cancelled; cancel: pending, scheduled, running;
+        delete: completed, failed, cancelled). Needs `confirm: true`; with
+        `expected_count`, refused (409) when the count changed since the user saw it."""
+        filter = app.job_filter(
+            states=body.states, task=body.task, queue=body.queue, search=body.search,
+            created_after=body.created_after, created_before=body.created_before,
+        )
+        async with _store():
+            if body.expected_count is not None:
+                target = bulk.narrowed(filter, action)
+                count = 0 if target is None else await app.count_jobs(target)
+                if count != body.expected_count:
+                    raise HTTPException(
+                        409, f"{count} jobs match now, not {body.expected_count}: count again"
+                    )
+            result = await bulk.apply(app, filter, action, limit=body.limit)
+        return BulkOut(action=action, matched=result.matched, changed=result.changed,
+                       skipped=result.skipped)
+
     @router.get("/jobs/{job_id}", response_model=JobOut, name=status_route,
                 operation_id=status_route, responses={**_NOT_FOUND, **_UNAVAILABLE})
     async def get_job(job_id: str) -> JobOut:
@@ -94,20 +156,31 @@ def job_router(
         return JobOut.of(record)
 
     @router.get("/jobs", response_model=JobPageOut, name=f"{name}_list_jobs",
-                operation_id=f"{name}_list_jobs", responses=_UNAVAILABLE)
+                operation_id=f"{name}_list_jobs",
+                responses={**_UNAVAILABLE, 400: {"model": Problem,
+                                                 "description": "a cursor of another store"}})
     async def list_jobs(
         state: Annotated[list[JobState] | None, Query()] = None,
         task: Annotated[str | None, Query(max_length=500)] = None,
         queue: Annotated[str | None, Query(max_length=200)] = None,
+        search: Annotated[str | None, Query(max_length=200)] = None,
+        created_after: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+        created_before: Annotated[float | None, Query(allow_inf_nan=False)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        # At most 18 digits: every cursor fits a signed 64-bit integer in every store.
-        cursor: Annotated[str | None, Query(max_length=18, pattern=r"^\d{1,18}$")] = None,
+        # At most 18 digits: every cursor fits a signed 64-bit integer in every store (a
+        # Redis cursor adds ":<job id>").
+        cursor: Annotated[str | None, Query(max_length=219, pattern=_CURSOR)] = None,
     ) -> JobPageOut:
-        """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+        """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page (a
+        page may be short, even empty, with a next cursor: `search` and the creation times
+        are checked on a bounded number of jobs per page). `search`: case-insensitive, in
+        arguments, results and errors; `created_after`/`created_before`: epoch seconds."""
         async with _store():
             try:
                 page = await app.list_jobs(
-                    states=state or (), task=task, queue=queue, limit=limit, cursor=cursor
+                    states=state or (), task=task, queue=queue, search=search,
+                    created_after=created_after, created_before=created_before,
+                    limit=limit, cursor=cursor,
                 )
             except ConfigurationError as exc:
                 raise HTTPException(400, str(exc)) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -94,3 +94,35 @@ class JobAccepted(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class JobCountOut(BaseModel):
+    count: int
+
+
+class BulkIn(BaseModel):
+    """The filter of a bulk action (as the query of `GET /jobs`) and its confirmation."""
+
+    model_config = {"extra": "forbid"}
+
+    states: list[JobState] = Field(default_factory=list, max_length=6)
+    task: str | None = Field(None, max_length=500)
+    queue: str | None = Field(None, max_length=200)
+    search: str | None = Field(None, max_length=200)
+    created_after: float | None = Field(None, allow_inf_nan=False,
+                                        description="epoch seconds")
+    created_before: float | None = Field(None, allow_inf_nan=False,
+                                         description="epoch seconds")
+    limit: int | None = Field(None, ge=1, description="act on at most this many jobs")
+    confirm: Literal[True] = Field(description="must be true: the action is not undoable")
+    expected_count: int | None = Field(
+        None, ge=0, description="the count the user saw (GET /jobs/count with ?action=); "
+        "a different count now is a 409",
+    )
+
+
+class BulkOut(BaseModel):
+    action: str
+    matched: int
+    changed: int
+    skipped: int

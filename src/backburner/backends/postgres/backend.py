@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from backburner import codec
+from backburner.backends import records
 from backburner.backends.postgres import connections, errors, external, schema
 from backburner.backends.postgres.config import PostgresConfig, parse_url
 from backburner.backends.postgres.notifier import PostgresNotifier
@@ -374,14 +375,36 @@ class PostgresBackend:
         below = seq_cursor(cursor)
         pool = await self._connected()
         states = [s.value for s in filter.states] if filter.states else None
-        rows = await pool.fetch(
-            self._q["list_jobs"], states, filter.task, filter.queue, below, limit + 1
-        )
+        walked = (states, filter.task, filter.queue, below)
+        if not filter.scans:
+            rows = await pool.fetch(self._q["list_jobs"], *walked, limit + 1)
+        else:
+            window = records.SCAN_WINDOW
+            rows = await pool.fetch(
+                self._q["list_jobs_scan"], *walked, limit + 1, window,
+                filter.search.lower() if filter.search else None,
+                filter.created_after, filter.created_before,
+            )
+            if len(rows) <= limit:
+                read = await pool.fetchrow(self._q["list_jobs_window"], *walked, window)
+                if read is not None and read["n"] == window:  # full: more may lie below
+                    return JobPage([record_from_row(r) for r in rows], str(read["last"]))
         more = len(rows) > limit
         rows = rows[:limit]
         return JobPage(
             [record_from_row(r) for r in rows], str(rows[-1]["seq"]) if more and rows else None
         )
+
+    @translated
+    async def count_jobs(self, filter: JobFilter) -> int:
+        pool = await self._connected()
+        states = [s.value for s in filter.states] if filter.states else None
+        count: int = await pool.fetchval(
+            self._q["count_jobs"], states, filter.task, filter.queue,
+            filter.search.lower() if filter.search else None,
+            filter.created_after, filter.created_before,
+        )
+        return count
 
     @translated
     async def counts(self) -> dict[tuple[str, JobState], int]:

@@ -432,6 +432,63 @@ WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))
 ORDER BY seq DESC
 LIMIT $5;
 
+-- name: list_jobs_scan
+-- A listing whose filter `scans` (records.SCAN_WINDOW): the search and creation-time
+-- predicates ($7 needle, already lowercased; $8, $9 epoch seconds; NULL: any) are checked on
+-- a window of at most $6 rows that match the walked ones ($1-$4, as in list_jobs).
+SELECT * FROM (
+    SELECT * FROM {schema}.jobs
+    WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))
+      AND ($2::text IS NULL OR task = $2::text)
+      AND ($3::text IS NULL OR queue = $3::text)
+      AND ($4::bigint IS NULL OR seq < $4::bigint)
+    ORDER BY seq DESC
+    LIMIT $6
+) AS w
+WHERE ($8::float8 IS NULL OR created_at >= to_timestamp($8::float8))
+  AND ($9::float8 IS NULL OR created_at < to_timestamp($9::float8))
+  AND ($7::text IS NULL
+       OR strpos(lower(args), $7::text) > 0
+       OR strpos(lower(kwargs), $7::text) > 0
+       OR strpos(lower(coalesce(result, '')), $7::text) > 0
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(
+                      CASE WHEN jsonb_typeof(w.errors) = 'array' THEN w.errors
+                           ELSE '[]'::jsonb END) AS e
+                  WHERE strpos(lower(coalesce(e->>'type', '')), $7::text) > 0
+                     OR strpos(lower(coalesce(e->>'message', '')), $7::text) > 0))
+ORDER BY seq DESC
+LIMIT $5;
+
+-- name: list_jobs_window
+-- How many rows the window of list_jobs_scan read, and where it ended.
+SELECT count(*) AS n, min(seq) AS last FROM (
+    SELECT seq FROM {schema}.jobs
+    WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))
+      AND ($2::text IS NULL OR task = $2::text)
+      AND ($3::text IS NULL OR queue = $3::text)
+      AND ($4::bigint IS NULL OR seq < $4::bigint)
+    ORDER BY seq DESC
+    LIMIT $5
+) AS w;
+
+-- name: count_jobs
+-- Parameters as list_jobs_scan ($1-$3, $7-$9 there are $1-$6 here), over every row.
+SELECT count(*) FROM {schema}.jobs AS w
+WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))
+  AND ($2::text IS NULL OR task = $2::text)
+  AND ($3::text IS NULL OR queue = $3::text)
+  AND ($5::float8 IS NULL OR created_at >= to_timestamp($5::float8))
+  AND ($6::float8 IS NULL OR created_at < to_timestamp($6::float8))
+  AND ($4::text IS NULL
+       OR strpos(lower(args), $4::text) > 0
+       OR strpos(lower(kwargs), $4::text) > 0
+       OR strpos(lower(coalesce(result, '')), $4::text) > 0
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(
+                      CASE WHEN jsonb_typeof(w.errors) = 'array' THEN w.errors
+                           ELSE '[]'::jsonb END) AS e
+                  WHERE strpos(lower(coalesce(e->>'type', '')), $4::text) > 0
+                     OR strpos(lower(coalesce(e->>'message', '')), $4::text) > 0));
+
 -- name: counts
 SELECT queue, state, count(*) AS n FROM {schema}.jobs GROUP BY queue, state;
 

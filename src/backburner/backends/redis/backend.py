@@ -470,6 +470,15 @@ class RedisBackend:
         return await listing.list_jobs(client, self.keys, queues, filter, limit, cursor)
 
     @translated
+    async def count_jobs(self, filter: JobFilter) -> int:
+        client = await self._connected()
+        if filter.queue is not None:
+            queues = [filter.queue]
+        else:
+            queues = await self._known_queues(client)
+        return await listing.count_jobs(client, self.keys, queues, filter)
+
+    @translated
     async def counts(self) -> dict[tuple[str, JobState], int]:
         client = await self._connected()
         return await listing.counts(client, self.keys, await self._known_queues(client))

@@ -2,19 +2,22 @@
 
 Each queue keeps one sorted set per state (id -> seq). A listing merges the sets the filter
 selects (every state of every queue by default) by (seq, id) descending, reading each set a
-page at a time, then reads the job hashes of the candidates in one pipeline. A task filter is
-applied to the records, reading further pages until the page is full. Cursors are "<seq>:<id>"
+page at a time, then reads the job hashes of the candidates in one pipeline. A task filter, a
+search and creation times are checked on the records (no set indexes them), on at most
+`records.SCAN_WINDOW` candidates per page: a page may then end short, with a cursor at the
+last job read. Cursors are "<seq>:<id>"
 of the last job returned: (seq, id) is unique and only grows, so pages neither skip nor repeat
 jobs while others are inserted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from backburner.backends import records
 from backburner.backends.protocol import JobFilter, JobPage
 from backburner.backends.redis.keys import STATES, Keys
 from backburner.backends.redis.rows import record_from_hash
@@ -55,17 +58,27 @@ async def list_jobs(
         _Source(keys.queue(q).state(s), q, start) for q in queues for s in states
     ]
     page = limit + 1  # one more than asked tells whether there is a next page
+    window = records.SCAN_WINDOW if filter.task is not None or filter.scans else None
+    read = 0
+    last_read: Position | None = None
     found: list[tuple[Position, JobRecord]] = []
     while len(found) < page:
+        if window is not None and read >= window:
+            # Read as much as a page may: the next one goes on from the last job read.
+            assert last_read is not None
+            return JobPage([r for _, r in found], f"{last_read[0]}:{last_read[1]}")
         await _refill(client, [s for s in sources if not s.buffer and not s.done], page)
-        candidates = _merge(sources, page - len(found))
+        wanted = page - len(found) if window is None else min(page - len(found), window - read)
+        candidates = _merge(sources, wanted)
         if not candidates:
             break
         async with client.pipeline(transaction=False) as pipe:
             for queue, position in candidates:
                 pipe.hgetall(keys.queue(queue).job(position[1]))
             hashes = await pipe.execute()
+        read += len(candidates)
         for (_, position), h in zip(candidates, hashes, strict=True):
+            last_read = position
             if not h:
                 continue  # deleted meanwhile
             record = record_from_hash(h)
@@ -73,6 +86,8 @@ async def list_jobs(
             if filter.states and record.state not in filter.states:
                 continue
             if filter.task is not None and record.task != filter.task:
+                continue
+            if filter.scans and not _scanned_match(filter, h, record):
                 continue
             found.append((position, record))
     more = len(found) > limit
@@ -82,6 +97,35 @@ async def list_jobs(
         seq, job_id = found[-1][0]
         next_cursor = f"{seq}:{job_id}"
     return JobPage([r for _, r in found], next_cursor)
+
+
+def _scanned_match(filter: JobFilter, h: Mapping[str, str], record: JobRecord) -> bool:
+    return records.scanned_match(
+        filter, record.created_at.timestamp(), (h.get("args"), h.get("kwargs"), h.get("result")),
+        [{"type": e.type, "message": e.message} for e in record.errors],
+    )
+
+
+async def count_jobs(
+    client: Redis, keys: Keys, queues: Sequence[str], filter: JobFilter
+) -> int:
+    """From the per-state sets (ZCARD) when only states and queues are asked for; otherwise
+    by reading every candidate, a page at a time."""
+    if filter.task is None and not filter.scans:
+        pairs = [(q, s) for q in queues for s in (filter.states or STATES)]
+        async with client.pipeline(transaction=False) as pipe:
+            for q, s in pairs:
+                pipe.zcard(keys.queue(q).state(s))
+            sizes = await pipe.execute()
+        return sum(int(n) for n in sizes)
+    total = 0
+    cursor: str | None = None
+    while True:
+        page = await list_jobs(client, keys, queues, filter, 1000, cursor)
+        total += len(page.jobs)
+        if page.next_cursor is None:
+            return total
+        cursor = page.next_cursor
 
 
 async def _refill(client: Redis, sources: list[_Source], count: int) -> None:

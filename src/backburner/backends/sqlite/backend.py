@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from backburner import codec
+from backburner.backends import records
 from backburner.backends.protocol import (
     Claim,
     ClaimedJob,
@@ -147,6 +148,9 @@ class SQLiteBackend:
         self, filter: JobFilter, limit: int = 50, cursor: str | None = None
     ) -> JobPage:
         return await self._db.run_in_thread(_list_jobs, filter, limit, cursor)
+
+    async def count_jobs(self, filter: JobFilter) -> int:
+        return await self._db.run_in_thread(_count_jobs, filter)
 
     async def counts(self) -> dict[tuple[str, JobState], int]:
         return await self._db.run_in_thread(_counts)
@@ -383,8 +387,53 @@ def _get(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
 def _list_jobs(
     conn: sqlite3.Connection, filter: JobFilter, limit: int, cursor: str | None
 ) -> JobPage:
+    walked, params = _walked(filter)
+    below = seq_cursor(cursor)
+    if below is not None:
+        params["cursor"] = below
+        walked.append("seq < :cursor")
+    where = f"WHERE {' AND '.join(walked)}" if walked else ""
+    params["limit"] = limit + 1
+    if not filter.scans:
+        rows = conn.execute(
+            f"SELECT * FROM backburner_jobs {where} ORDER BY seq DESC LIMIT :limit", params
+        ).fetchall()
+    else:
+        # The scanned predicates are checked on a bounded window of the walked rows.
+        params["window"] = records.SCAN_WINDOW
+        scanned = _scanned(filter, params)
+        window = f"SELECT * FROM backburner_jobs {where} ORDER BY seq DESC LIMIT :window"
+        rows = conn.execute(
+            f"SELECT * FROM ({window}) WHERE {scanned} ORDER BY seq DESC LIMIT :limit", params
+        ).fetchall()
+        if len(rows) <= limit:
+            read, last = conn.execute(
+                f"SELECT count(*), min(seq) FROM (SELECT seq FROM backburner_jobs {where} "
+                "ORDER BY seq DESC LIMIT :window)", params,
+            ).fetchone()
+            if read == records.SCAN_WINDOW:  # the window was full: more may lie below
+                return JobPage([record_from_row(r) for r in rows], str(last))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JobPage(
+        [record_from_row(r) for r in rows],
+        str(rows[-1]["seq"]) if more and rows else None,
+    )
+
+
+def _count_jobs(conn: sqlite3.Connection, filter: JobFilter) -> int:
+    walked, params = _walked(filter)
+    if filter.scans:
+        walked.append(_scanned(filter, params))
+    where = f"WHERE {' AND '.join(walked)}" if walked else ""
+    count: int = conn.execute(f"SELECT count(*) FROM backburner_jobs {where}", params).fetchone()[0]
+    return count
+
+
+def _walked(filter: JobFilter) -> tuple[list[str], dict[str, Any]]:
+    """The filter's states, task and queue as SQL (what a listing walks)."""
     clauses: list[str] = []
-    params: dict[str, Any] = {"limit": limit + 1}
+    params: dict[str, Any] = {}
     if filter.states:
         names = []
         for n, state in enumerate(filter.states):
@@ -397,20 +446,22 @@ def _list_jobs(
     if filter.queue is not None:
         clauses.append("queue = :queue")
         params["queue"] = filter.queue
-    below = seq_cursor(cursor)
-    if below is not None:
-        params["cursor"] = below
-        clauses.append("seq < :cursor")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = conn.execute(
-        f"SELECT * FROM backburner_jobs {where} ORDER BY seq DESC LIMIT :limit", params
-    ).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return JobPage(
-        [record_from_row(r) for r in rows],
-        str(rows[-1]["seq"]) if more and rows else None,
-    )
+    return clauses, params
+
+
+def _scanned(filter: JobFilter, params: dict[str, Any]) -> str:
+    """The filter's job-by-job predicates (search, creation time) as one SQL condition."""
+    clauses = ["1"]
+    if filter.created_after is not None:
+        clauses.append("created_at >= :created_after")
+        params["created_after"] = filter.created_after
+    if filter.created_before is not None:
+        clauses.append("created_at < :created_before")
+        params["created_before"] = filter.created_before
+    if filter.search:
+        params["search"] = filter.search.lower()
+        clauses.append(Q["search"])
+    return " AND ".join(clauses)
 
 
 def _counts(conn: sqlite3.Connection) -> dict[tuple[str, JobState], int]:

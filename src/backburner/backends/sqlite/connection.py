@@ -31,6 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from backburner.backends.records import fold
 from backburner.errors import BackendError, BackendUnavailableError, ConfigurationError
 
 log = logging.getLogger("backburner.sqlite")
@@ -212,6 +213,8 @@ class SQLiteConnection:
             ) from exc
         try:
             conn.row_factory = sqlite3.Row
+            # Job search folds case the same way on every store (see records.fold).
+            conn.create_function("backburner_fold", 1, fold, deterministic=True)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise ConfigurationError(

@@ -212,3 +212,15 @@ SELECT name, paused, changed_at FROM backburner_schedules;
 -- name: set_schedule_paused
 INSERT INTO backburner_schedules (name, paused, changed_at) VALUES (:name, :paused, :now)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;
+
+-- name: search
+-- The search condition of a listing or count (a fragment): the folded needle :search in
+-- the stored JSON of args, kwargs or result, or in an error's type or message.
+-- backburner_fold is Python's str.lower (registered on every connection): SQLite's lower()
+-- folds ASCII only, and every store must find the same jobs.
+(instr(backburner_fold(args), :search) > 0
+ OR instr(backburner_fold(kwargs), :search) > 0
+ OR instr(backburner_fold(coalesce(result, '')), :search) > 0
+ OR (json_valid(errors) AND EXISTS (SELECT 1 FROM json_each(errors) AS e
+            WHERE instr(backburner_fold(coalesce(json_extract(e.value, '$.type'), '')), :search) > 0
+               OR instr(backburner_fold(coalesce(json_extract(e.value, '$.message'), '')), :search) > 0)))
