@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from backburner.dashboard import mount_dashboard
 from backburner.errors import BackendUnavailableError, InvalidArgumentsError
 from backburner.fastapi import backburner_lifespan, job_router, metrics_router
 from examples.demo.routes import basics, deps, email, pages, tracking, upload, webhooks
@@ -48,6 +49,9 @@ def create_app(
     api.state.demo_tasks = tasks
     api.include_router(job_router(jobs, expose=[tasks.long_task]))
     api.include_router(metrics_router(jobs))  # S4: Prometheus scrapes /metrics
+    # S4 for people. The demo has no auth (it listens on loopback), so everyone is admin;
+    # an app with users passes `auth=` (see the README's Dashboard section).
+    mount_dashboard(api, jobs, prefix="/dashboard", title="Backburner demo")
     api.include_router(basics.router(tasks))
     api.include_router(tracking.router(tasks))
     api.include_router(deps.router())

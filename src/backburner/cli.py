@@ -406,5 +406,10 @@ def _load_demo() -> Callable[..., None]:
     return cast(Callable[..., None], module.run_demo)
 
 
+from backburner.cli_dashboard import register as register_dashboard  # noqa: E402
+
+register_dashboard(cli)
+
+
 def main() -> None:
     cli()

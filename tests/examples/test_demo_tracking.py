@@ -79,7 +79,7 @@ async def test_s10_a_failing_task_is_recorded_and_the_response_does_not_care(
     assert recent["errors"][0]["message"] == "processing failed"
     listed = (await demo.client.get("/jobs", params={"state": "failed"})).json()["jobs"]
     assert [j["id"] for j in listed] == [failed["id"]]
-    page = await demo.client.get("/dashboard")
+    page = await demo.client.get("/dashboard/")
     assert "unsafe-inline" not in page.headers["content-security-policy"]
     assert "demo.risky_task" in page.text and "processing failed" in page.text
     metrics = (await demo.client.get("/metrics")).text
@@ -94,7 +94,7 @@ async def test_s4_the_dashboard_escapes_what_jobs_carry(demo: Demo, target: Targ
                                       json={"x": evil})
     failed = await demo.wait(response.json()["task_id"])
     assert failed["state"] == "failed" and evil in failed["errors"][-1]["message"]
-    page = (await demo.client.get("/dashboard")).text
+    page = (await demo.client.get("/dashboard/")).text
     assert failed["id"] in page and "<script>alert" not in page
     assert '"onmouseover' not in page
 

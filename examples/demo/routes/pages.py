@@ -1,5 +1,6 @@
 """The demo's own pages: the live progress page (S18), the mailbox of the local SMTP sink,
-a landing page, and `/dashboard` with `/monitor` (S4: queues, states, workers, failures).
+a landing page, and `/monitor` (S4: queues, states, workers, failures, as JSON; the web
+dashboard, `backburner.dashboard`, is mounted at `/dashboard` by `web.py`).
 
 HTML is static or built with every value escaped; scripts come from /static only, so the
 pages work under a Content-Security-Policy without 'unsafe-inline'.
@@ -53,7 +54,7 @@ def router(tasks: DemoTasks, sink: SmtpSink | None) -> APIRouter:
     @api.get("/demo", response_class=HTMLResponse, include_in_schema=False)
     async def landing() -> HTMLResponse:
         links = [("/progress", "live progress bar (WebSocket and SSE)"),
-                 ("/dashboard", "queues, states, workers, latest failures"),
+                 ("/dashboard/", "the dashboard: jobs, failures, queues, workers, schedules"),
                  ("/mails", "mails received by the local SMTP server"),
                  ("/docs", "every endpoint, to try out"), ("/jobs", "all jobs (JSON)"),
                  ("/monitor", "queues, states, workers, failures (JSON)"),
@@ -90,36 +91,6 @@ def router(tasks: DemoTasks, sink: SmtpSink | None) -> APIRouter:
              "received_at": m.received_at}
             for m in sink.mails
         ]
-
-    @api.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-    async def dashboard() -> HTMLResponse:
-        """S4 for people: what `/monitor` says, as a page (every value escaped)."""
-        data = await monitor()
-        states = [s.value for s in JobState]
-        head = "".join(f"<th>{html.escape(s)}</th>" for s in states)
-        queues = "".join(
-            f"<tr><td>{html.escape(q)}</td>"
-            + "".join(f"<td>{counts.get(s, 0)}</td>" for s in states) + "</tr>"
-            for q, counts in sorted(data["queues"].items())
-        )
-        workers = "".join(
-            f"<li>{html.escape(str(w['id']))} (concurrency {w['concurrency']})</li>"
-            for w in data["workers"]
-        ) or "<li>none</li>"
-        failures = "".join(
-            f'<tr><td><a href="/jobs/{html.escape(f["id"], quote=True)}">'
-            f"{html.escape(f['id'])}</a></td><td>{html.escape(f['task'])}</td>"
-            f"<td>{html.escape(str(f['reason']))}</td><td>{f['attempts']}</td>"
-            f"<td>{html.escape(f['errors'][-1]['message'] if f['errors'] else '')}</td></tr>"
-            for f in data["recent_failures"]
-        )
-        return _page("Backburner dashboard", (
-            "<h1>Jobs</h1><p><a href=\"/dashboard\">reload</a> · "
-            "<a href=\"/monitor\">as JSON</a></p>"
-            f"<table><thead><tr><th>queue</th>{head}</tr></thead><tbody>{queues}</tbody>"
-            f"</table><h2>Workers</h2><ul>{workers}</ul><h2>Latest failures</h2>"
-            "<table><thead><tr><th>job</th><th>task</th><th>reason</th><th>attempts</th>"
-            f"<th>last error</th></tr></thead><tbody>{failures}</tbody></table>"))
 
     @api.get("/monitor", tags=["monitoring"])
     async def monitor() -> dict[str, Any]:

@@ -1,0 +1,408 @@
+"""The dashboard over HTTP (httpx on the ASGI app, in the test's event loop):
+
+- every page renders on every backend, with jobs in every state (completed, failed with a
+  traceback, cancelled, pending, with progress), under the CSP;
+- R21: 401 without credentials on every route, 403 for the read role on every mutation,
+  403 for a missing or wrong CSRF token;
+- R22: `<script>`, `"><img onerror>` in task names, arguments, errors and progress
+  messages come out escaped on every page; CSV cells that start like a formula are
+  neutralised; the redaction hook hides what it is told to;
+- the actions (retry, cancel, delete one or a selection; schedules; the enqueue form with
+  server-side validation), redirects that stay inside the dashboard, any mount prefix."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.routing import APIRoute
+
+from backburner import Backburner, JobContext
+from backburner.backends.protocol import Backend
+from backburner.dashboard import basic_auth, dashboard_router, mount_dashboard
+from backburner.dashboard.samples import QueueSample, Sample, Sampler
+from backburner.dashboard.security import csv_cell, safe_next
+from backburner.job import JobRecord
+
+EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+EVIL_MARKERS = ("<script>alert", "<img src=x", "onerror=alert(2)>")
+ADMIN = {"X-Role": "admin"}
+READER = {"X-Role": "read"}
+
+
+def role(request: Request) -> str:
+    """The host app's auth: a header naming the role (a stand-in for a session lookup)."""
+    value = request.headers.get("x-role")
+    if value is None:
+        raise HTTPException(401, "credentials required")
+    return value
+
+
+def build(app: Backburner) -> dict[str, Any]:
+    @app.task(name=f"evil.{EVIL}", retries=0)
+    async def evil(ctx: JobContext, note: str) -> dict[str, str]:
+        await ctx.progress(1, 3, f"step {EVIL}")
+        raise ValueError(f"boom {note}")
+
+    @app.task(name="shop.add", retries=0)
+    async def add(a: int, b: int = 2, label: str = "sum") -> int:
+        return a + b
+
+    @app.task(name="shop.slow", retries=0)
+    async def slow(ctx: JobContext, steps: int) -> str:
+        await ctx.progress(1, steps, f"first of {EVIL}")
+        return "never"
+
+    @app.periodic(every=3600, name="hourly")
+    @app.task(name="shop.report")
+    async def report() -> str:
+        return f"report {EVIL}"
+
+    return {"evil": evil, "add": add, "slow": slow, "report": report}
+
+
+def make_api(app: Backburner, **options: Any) -> FastAPI:
+    api = FastAPI()
+    mount_dashboard(api, app, auth=role, **options)
+    return api
+
+
+@pytest.fixture
+async def seeded(app: Backburner) -> tuple[Backburner, dict[str, str]]:
+    tasks = build(app)
+    failed = await tasks["evil"].enqueue(note=EVIL)
+    done = await tasks["add"].enqueue(1, b=3)
+    await app.run_worker(burst=True, concurrency=2, handle_signals=False)
+    cancelled = await tasks["add"].enqueue(5)
+    await app.cancel(cancelled.id)
+    waiting = await tasks["slow"].enqueue(steps=4)
+    return app, {"failed": failed.id, "completed": done.id, "cancelled": cancelled.id,
+                "pending": waiting.id}
+
+
+@pytest.fixture
+async def sqlite_app(tmp_path: Path) -> AsyncIterator[Backburner]:
+    app = Backburner(f"sqlite:///{tmp_path}/jobs.db", poll_interval=0.2)
+    await app.open()
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+def client(api: FastAPI, headers: dict[str, str] | None = None,
+           root_path: str = "") -> httpx2.AsyncClient:
+    transport = httpx2.ASGITransport(app=api, root_path=root_path)
+    return httpx2.AsyncClient(transport=transport, base_url="http://testserver",
+                              headers=headers or {})
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, as the browser would parse them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def assert_safe(response: httpx2.Response) -> None:
+    csp = response.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "script-src 'self'" in csp
+    body = response.text
+    for marker in EVIL_MARKERS:
+        assert marker not in body, (response.url, marker)
+    parser = Tags()
+    parser.feed(body)
+    for tag, attrs in parser.tags:
+        # No element the evil strings could have made, no inline script, style or handler.
+        assert tag not in ("img", "style"), (response.url, tag)
+        assert tag != "script" or attrs.get("src"), (response.url, attrs)
+        assert not [a for a in attrs if a.startswith("on") or a == "style"], (tag, attrs)
+
+
+async def csrf_of(http: httpx2.AsyncClient, path: str = "/dashboard/") -> str:
+    page = await http.get(path)
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert match, page.text[:500]
+    return match.group(1)
+
+
+async def test_every_page_renders_escaped_on_every_backend(
+    seeded: tuple[Backburner, dict[str, str]], backend: Backend,
+) -> None:
+    app, ids = seeded
+    async with client(make_api(app), ADMIN) as http:
+        pages = ["/dashboard/", "/dashboard/jobs", "/dashboard/jobs?state=failed",
+                 "/dashboard/jobs?state=pending&state=cancelled&queue=default",
+                 f"/dashboard/jobs?task=evil.{EVIL}", "/dashboard/queues",
+                 "/dashboard/workers", "/dashboard/schedules", "/dashboard/enqueue",
+                 "/dashboard/enqueue/shop.add", "/dashboard/jobs?limit=1",
+                 *(f"/dashboard/jobs/{i}" for i in ids.values())]
+        for path in pages:
+            response = await http.get(path)
+            assert response.status_code == 200, (path, response.text[:300])
+            assert_safe(response)
+        overview = (await http.get("/dashboard/")).text
+        assert "Latest failures" in overview and "ValueError" in overview
+        assert "&lt;script&gt;" in overview  # the evil task's name, shown escaped
+        assert "Queue <b>default</b>" in overview  # a backlog and no live worker: warned
+        listing = (await http.get("/dashboard/jobs?state=failed")).text
+        assert ids["failed"] in listing and ids["completed"] not in listing
+        detail = (await http.get(f"/dashboard/jobs/{ids['failed']}")).text
+        assert "Traceback" in detail and "boom" in detail and "attempt 1 error" in detail
+        assert "step &lt;script&gt;" in detail  # the progress message
+        done = (await http.get(f"/dashboard/jobs/{ids['completed']}")).text
+        assert 'id="job-result">4<' in done and "completed" in done
+        paged = (await http.get("/dashboard/jobs?limit=1")).text
+        next_url = re.search(r'href="([^"]+)" id="next-page"', paged)
+        assert next_url is not None
+        second = await http.get(next_url.group(1).replace("&amp;", "&"))
+        assert second.status_code == 200 and 'id="first-page"' in second.text
+        schedules = (await http.get("/dashboard/schedules")).text
+        assert "hourly" in schedules and "every 1 hour" in schedules.lower()
+
+
+async def test_r21_auth_read_only_and_csrf_on_every_route(sqlite_app: Backburner) -> None:
+    app = sqlite_app
+    tasks = build(app)
+    job = await tasks["add"].enqueue(1)
+    api = FastAPI()
+    router = mount_dashboard(api, app, auth=role)
+    routes = [r for r in router.routes if isinstance(r, APIRoute)]
+    params = {"job_id": job.id, "action": "retry", "schedule": "hourly", "task": "shop.add",
+              "file": "dashboard.css"}
+    calls = [(method, re.sub(r"\{(\w+)(:\w+)?\}", lambda m: params[m.group(1)], r.path))
+             for r in routes for method in r.methods]
+    calls = [(m, p.replace("hourly/retry", "hourly/pause")) for m, p in calls]
+    posts = [(m, p) for m, p in calls if m == "POST"]
+    assert len(posts) >= 4, calls
+    async with client(api) as anonymous:
+        for method, path in calls:
+            response = await anonymous.request(method, path)
+            expected = 200 if path.endswith("dashboard.css") else 401
+            assert response.status_code == expected, (method, path, response.status_code)
+    async with client(api, READER) as reader:
+        token = await csrf_of(reader)
+        for method, path in posts:
+            response = await reader.request(method, path, data={"csrf": token})
+            assert response.status_code == 403, (path, response.text)
+        page = (await reader.get(f"/dashboard/jobs/{job.id}")).text
+        assert "read-only" in page and 'id="actions"' not in page
+    async with client(api, ADMIN) as admin:
+        token = await csrf_of(admin)
+        for method, path in posts:
+            missing = await admin.request(method, path, data={})
+            assert missing.status_code == 403 and "CSRF" in missing.text, path
+            wrong = await admin.request(method, path, data={"csrf": token[:-2] + "xx"})
+            assert wrong.status_code == 403, path
+        # The cookie alone is not enough, and a token without its cookie neither.
+        fresh = client(api, ADMIN)
+        async with fresh:
+            no_cookie = await fresh.post(f"/dashboard/jobs/{job.id}/cancel",
+                                         data={"csrf": token})
+            assert no_cookie.status_code == 403
+        ok = await admin.post(f"/dashboard/jobs/{job.id}/cancel", data={"csrf": token})
+        assert ok.status_code == 303
+        header = await admin.post(f"/dashboard/jobs/{job.id}/retry",
+                                  headers={"X-CSRF-Token": token})
+        assert header.status_code == 303
+    assert (await app.get_job(job.id)).state.value == "pending"  # type: ignore[union-attr]
+
+
+async def test_basic_auth_roles(sqlite_app: Backburner) -> None:
+    api = FastAPI()
+    mount_dashboard(api, sqlite_app, auth=basic_auth(
+        {"ann": ("s3cret", "admin"), "rob": ("pw", "read")}))
+    async with client(api) as http:
+        challenge = await http.get("/dashboard/")
+        assert challenge.status_code == 401
+        assert challenge.headers["www-authenticate"].startswith("Basic")
+        assert (await http.get("/dashboard/", auth=("ann", "wrong"))).status_code == 401
+        assert (await http.get("/dashboard/", auth=("eve", "pw"))).status_code == 401
+        assert (await http.get("/dashboard/", auth=("rob", "pw"))).status_code == 200
+        page = await http.get("/dashboard/", auth=("ann", "s3cret"))
+        assert page.status_code == 200 and 'id="role">admin' in page.text
+    with pytest.raises(ValueError, match="role"):
+        basic_auth({"x": ("y", "root")})  # type: ignore[dict-item]
+
+
+async def test_actions_one_selection_schedules(sqlite_app: Backburner) -> None:
+    app = sqlite_app
+    tasks = build(app)
+    failed = await tasks["evil"].enqueue(note="x")
+    await app.run_worker(burst=True, handle_signals=False)
+    a, b = await tasks["add"].enqueue(1), await tasks["add"].enqueue(2)
+    async with client(make_api(app), ADMIN) as http:
+        token = await csrf_of(http)
+        retried = await http.post(f"/dashboard/jobs/{failed.id}/retry",
+                                  data={"csrf": token, "next": "/dashboard/jobs?state=failed"})
+        assert retried.status_code == 303
+        assert retried.headers["location"].startswith("/dashboard/jobs?state=failed&notice=")
+        assert (await app.get_job(failed.id)).state.value == "pending"  # type: ignore[union-attr]
+        shown = await http.get(retried.headers["location"])
+        assert "1 retried" in shown.text
+        # A second retry of a pending job changes nothing, and says so.
+        again = await http.post(f"/dashboard/jobs/{failed.id}/retry", data={"csrf": token})
+        assert "skipped=1" in again.headers["location"]
+        # Selection: cancel two, then delete them.
+        sel = await http.post("/dashboard/selection", data={
+            "csrf": token, "action": "cancel", "ids": [a.id, b.id], "next": "/dashboard/jobs"})
+        assert sel.status_code == 303 and "done=2" in sel.headers["location"]
+        sel = await http.post("/dashboard/selection", data={
+            "csrf": token, "action": "delete", "ids": [a.id, b.id, "nope"]})
+        assert "done=2" in sel.headers["location"] and "skipped=1" in sel.headers["location"]
+        assert await app.get_job(a.id) is None
+        bad = await http.post("/dashboard/selection", data={"csrf": token, "action": "nuke"})
+        assert bad.status_code == 400
+        # Redirects never leave the dashboard.
+        away = await http.post(f"/dashboard/jobs/{failed.id}/cancel",
+                               data={"csrf": token, "next": "https://evil.example/x"})
+        assert away.headers["location"].startswith(f"/dashboard/jobs/{failed.id}?")
+        # Schedules: pause, resume, trigger now.
+        paused = await http.post("/dashboard/schedules/hourly/pause", data={"csrf": token})
+        assert paused.status_code == 303
+        assert [s.paused for s in await app.schedules()] == [True]
+        page = (await http.get("/dashboard/schedules")).text
+        assert "paused" in page and "Resume" in page
+        await http.post("/dashboard/schedules/hourly/resume", data={"csrf": token})
+        assert [s.paused for s in await app.schedules()] == [False]
+        triggered = await http.post("/dashboard/schedules/hourly/trigger", data={"csrf": token})
+        job_path = triggered.headers["location"].split("?")[0]
+        job_id = job_path.rsplit("/", 1)[1]
+        assert (await app.get_job(job_id)).task == "shop.report"  # type: ignore[union-attr]
+        assert (await http.post("/dashboard/schedules/nope/pause",
+                                data={"csrf": token})).status_code == 404
+
+
+async def test_enqueue_form_validated_on_the_server(sqlite_app: Backburner) -> None:
+    app = sqlite_app
+    build(app)
+    async with client(make_api(app), ADMIN) as http:
+        form = (await http.get("/dashboard/enqueue/shop.add")).text
+        assert 'name="a"' in form and 'name="b"' in form and 'value="2"' in form
+        token = await csrf_of(http)
+        wrong = await http.post("/dashboard/enqueue/shop.add",
+                                data={"csrf": token, "a": "one", "b": "2"})
+        assert wrong.status_code == 422 and "not an integer" in wrong.text
+        assert 'value="one"' in wrong.text  # the form keeps what was typed
+        missing = await http.post("/dashboard/enqueue/shop.add", data={"csrf": token, "b": ""})
+        assert missing.status_code == 422 and "required" in missing.text
+        evil = await http.post("/dashboard/enqueue/shop.add",
+                               data={"csrf": token, "a": EVIL})
+        assert evil.status_code == 422
+        assert_safe(evil)
+        ok = await http.post("/dashboard/enqueue/shop.add",
+                             data={"csrf": token, "a": "40", "label": "x"})
+        assert ok.status_code == 303
+        job_id = ok.headers["location"].split("?")[0].rsplit("/", 1)[1]
+        record = await app.get_job(job_id)
+        assert record is not None and record.kwargs == {"a": 40, "label": "x"}
+        assert (await http.get("/dashboard/enqueue/nope")).status_code == 404
+
+
+async def test_csv_export_neutralises_formulas_and_redaction_applies(
+    sqlite_app: Backburner,
+) -> None:
+    app = sqlite_app
+    tasks = build(app)
+    await tasks["add"].enqueue(1, label="=HYPERLINK(\"http://x\")")
+    await tasks["add"].enqueue(2, label="+1", b=3)
+    await tasks["add"].enqueue(3, label="@SUM(A1)")
+    await tasks["add"].enqueue(4, label="secret-password")
+
+    def redact(record: JobRecord) -> JobRecord:
+        kwargs = {k: ("***" if v == "secret-password" else v) for k, v in record.kwargs.items()}
+        return replace(record, kwargs=kwargs)
+
+    async with client(make_api(app, redact=redact), ADMIN) as http:
+        response = await http.get("/dashboard/jobs.csv?task=shop.add")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(response.text)))
+        assert rows[0][:4] == ["id", "task", "queue", "state"] and len(rows) == 5
+        for row in rows[1:]:
+            for cell in row:
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+        assert "secret-password" not in response.text and "***" in response.text
+        page = (await http.get("/dashboard/jobs")).text
+        listing = await app.list_jobs(task="shop.add")
+        secret = [j for j in listing.jobs if j.kwargs.get("label") == "secret-password"][0]
+        detail = (await http.get(f"/dashboard/jobs/{secret.id}")).text
+        assert "secret-password" not in detail and "***" in detail and secret.id in page
+    assert csv_cell("-2") == "'-2" and csv_cell("\tx") == "'\tx" and csv_cell("ok") == "ok"
+
+
+async def test_served_under_any_prefix_and_root_path(sqlite_app: Backburner) -> None:
+    app = sqlite_app
+    tasks = build(app)
+    job = await tasks["add"].enqueue(1)
+    api = FastAPI()
+    api.include_router(dashboard_router(app, auth=role, prefix="/ops/jobs-ui"))
+    async with client(api, ADMIN, root_path="/proxy") as http:
+        page = await http.get("/proxy/ops/jobs-ui/jobs")
+        assert page.status_code == 200
+        assert 'href="/proxy/ops/jobs-ui/static/dashboard.css"' in page.text
+        assert f'href="/proxy/ops/jobs-ui/jobs/{job.id}"' in page.text
+        css = await http.get("/proxy/ops/jobs-ui/static/dashboard.css")
+        assert css.status_code == 200 and "text/css" in css.headers["content-type"]
+        js = await http.get("/proxy/ops/jobs-ui/static/dashboard.js")
+        assert "visibilitychange" in js.text
+        assert (await http.get("/proxy/ops/jobs-ui/static/..%2Fsecurity.py")).status_code \
+            == 404
+        bare = await http.get("/proxy/ops/jobs-ui")
+        assert bare.status_code == 307
+        assert bare.headers["location"] == "/proxy/ops/jobs-ui/"
+        cookie = page.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        assert "Path=/proxy/ops/jobs-ui/" in cookie
+
+
+async def test_job_events_stream_state_and_progress(sqlite_app: Backburner) -> None:
+    app = sqlite_app
+    tasks = build(app)
+    job = await tasks["add"].enqueue(1)
+    await app.run_worker(burst=True, handle_signals=False)
+    async with client(make_api(app), ADMIN) as http:
+        response = await http.get(f"/dashboard/jobs/{job.id}/events")
+        assert response.status_code == 200
+        assert "event: job" in response.text and '"state":"completed"' in response.text
+        assert '"result"' not in response.text  # only state and progress go out here
+        gone = await http.get("/dashboard/jobs/nope/events")
+        assert "event: gone" in gone.text
+        missing = await http.get("/dashboard/jobs/nope")
+        assert missing.status_code == 404 and "no job with id" in missing.text
+
+
+def test_redirect_targets_stay_inside_the_dashboard() -> None:
+    root = "/dashboard/"
+    assert safe_next("/dashboard/jobs?state=failed", root) == "/dashboard/jobs?state=failed"
+    assert safe_next("/dashboard", root) == "/dashboard"
+    for bad in ("https://evil.example/dashboard/", "//evil.example/dashboard/",
+                "/\\evil.example", "/dashboardx/jobs", "/other", "", None,
+                "javascript:alert(1)"):
+        assert safe_next(bad, root) is None, bad
+
+
+def test_sampler_charts_rates_and_backlog() -> None:
+    sampler = Sampler(Backburner("memory://"), interval=1)
+    for at, pending, completed, failed in ((0, 1, 0, 0), (60, 3, 10, 0), (120, 6, 14, 4)):
+        sampler.samples.append(Sample(at, {"default": QueueSample(
+            pending=pending, completed=completed, failed=failed, wait=0.5, run=1.0)}, []))
+    charts = {c.title: c for c in sampler.charts("default")}
+    assert charts["throughput /min"].last == "8.0" and charts["throughput /min"].peak == "10.0"
+    assert charts["failure %"].last == "50%"
+    assert charts["depth"].last == "6" and len(charts["depth"].points.split()) == 3
+    assert sampler.backlog_growing("default") and not sampler.backlog_growing("other")
+    assert sampler.charts("other")[4].points == ""
