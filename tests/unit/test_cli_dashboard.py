@@ -4,7 +4,6 @@ process on a free loopback port)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -69,23 +68,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_the_command_serves_on_loopback(tmp_path: Path) -> None:
+def test_the_command_serves_on_loopback(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "BACKBURNER_URL": f"sqlite:///{tmp_path}/jobs.db"}
     proc = subprocess.Popen([str(BIN / "backburner"), "dashboard", "--port", str(port),
                              "--prefix", "/ui"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:
-        async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}") as http:
             deadline = time.monotonic() + 20
             while True:
                 try:
-                    page = await http.get("/ui/")
+                    page = http.get("/ui/")
                     break
                 except httpx2.TransportError:
                     assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
                     assert time.monotonic() < deadline, "the dashboard did not start"
-                    await asyncio.sleep(0.1)
+                    time.sleep(0.1)
             assert page.status_code == 200 and "Overview" in page.text
             assert "unsafe-inline" not in page.headers["content-security-policy"]
     finally:
