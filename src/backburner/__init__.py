@@ -18,6 +18,7 @@ from backburner.errors import (
     RetryLater,
     TaskNotFoundError,
 )
+from backburner.flows import Flow, FlowState, FlowStatus
 from backburner.handle import Job
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress
 from backburner.retry import Backoff
@@ -37,6 +38,9 @@ __all__ = [
     "Call",
     "ConfigurationError",
     "FailureReason",
+    "Flow",
+    "FlowState",
+    "FlowStatus",
     "InvalidArgumentsError",
     "Job",
     "JobCancelledError",

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 from backburner.backends import open_backend
 from backburner.backends.protocol import Backend, JobFilter, JobPage, NewJob
 from backburner.errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
+from backburner.flows import Flow, chain_jobs, group_jobs, insert_flow
 from backburner.handle import Job
 from backburner.instrument import Change, Instrumentation
 from backburner.job import JobRecord, JobState
 from backburner.retry import Backoff
 from backburner.schedule import DEFAULT_CATCH_UP, Schedule, make_schedule
-from backburner.task import UNSET, Task, make_options
+from backburner.task import UNSET, Call, Task, make_options
 
 if TYPE_CHECKING:
     from backburner.bulk import BulkResult
@@ -304,6 +305,52 @@ class Backburner:
             changes.append(Change(job.id, job.task, job.queue, state.value, 0))
         if changes:
             self.instrumentation.enqueued((c.queue for c in changes), changes)
+        return handles
+
+    async def chain(
+        self, *steps: Call, queue: str | None = None, connection: Any = None
+    ) -> Flow:
+        """Store a chain: each step runs once the one before it completed; a step that fails
+        for good (after its retries) or is cancelled cancels the steps after it (reason
+        `dependency_failed`). A step made with `task.pipe(...)` receives the previous step's
+        result as its first positional argument. Every job is stored at once (all or none)
+        and returned in the handle, so every id is known now. All steps run in one queue
+        (`queue`, or the tasks' own, which must then agree). See `backburner.flows`."""
+        jobs = chain_jobs(self, steps, queue)
+        return await insert_flow(self, "chain", jobs, True, connection)
+
+    async def group(
+        self,
+        members: Sequence[Call],
+        *,
+        then: Call | None = None,
+        queue: str | None = None,
+        connection: Any = None,
+    ) -> Flow:
+        """Store a group: the members run in parallel; `then` (a callback) runs once after
+        all of them completed, and, made with `task.pipe(...)`, receives the list of their
+        results in member order as its first positional argument. A member that fails for
+        good or is cancelled cancels the callback (reason `dependency_failed`); the other
+        members still run. All jobs are stored at once, in one queue. See `backburner.flows`."""
+        jobs = group_jobs(self, list(members), then, queue)
+        return await insert_flow(self, "group", jobs, then is not None, connection)
+
+    async def _insert_flow(self, jobs: list[NewJob], connection: Any) -> list[Job[Any]]:
+        if not self._opened:
+            await self.open()
+        if connection is None:
+            await self.backend.insert(jobs)
+        else:
+            await self.backend.insert(jobs, connection)
+        handles = []
+        changes = []
+        for job in jobs:
+            state = JobState.SCHEDULED if job.depends_on or job.delay > 0 or (
+                job.run_at is not None and job.run_at > time.time()
+            ) else JobState.PENDING
+            handles.append(Job(self, job.id, self.tasks.get(job.task), state))
+            changes.append(Change(job.id, job.task, job.queue, state.value, 0))
+        self.instrumentation.enqueued({j.queue for j in jobs}, changes)
         return handles
 
     def job(self, job_id: str) -> Job[Any]:

@@ -192,6 +192,10 @@ def _full(record: JobRecord) -> dict[str, Any]:
         "run_at": record.run_at.isoformat(),
         "started_at": record.started_at.isoformat() if record.started_at else None,
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "flow_id": record.flow_id,
+        "depends_on": list(record.depends_on),
+        "dependents": list(record.dependents),
+        "waiting_on": record.waiting_on,
     }
 
 

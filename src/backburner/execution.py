@@ -114,7 +114,7 @@ async def run_attempt(
         result = codec.dumps(task.signature.encode_result(value))
     except (TypeError, ValueError) as exc:
         return _end(job, describe(exc, False), FailureReason.ERROR)
-    return Outcome("complete", job, Completion(job.id, job.attempt, result))
+    return Outcome("complete", job, Completion(job.id, job.attempt, result, job.has_dependents))
 
 
 async def _cancelled(
@@ -171,10 +171,12 @@ def _failed(
         return _end(job, error, reason)
     if delay is None:
         delay = task.defaults.backoff.delay(failures)
-    return Outcome("fail", job, Failure(job.id, job.attempt, error, reason, max(0.0, delay)))
+    return Outcome("fail", job, Failure(job.id, job.attempt, error, reason, max(0.0, delay),
+                                         has_dependents=job.has_dependents))
 
 
 def _end(
     job: ClaimedJob, error: dict[str, Any], reason: FailureReason, *, counts: bool = True
 ) -> Outcome:
-    return Outcome("fail", job, Failure(job.id, job.attempt, error, reason, None, counts))
+    return Outcome("fail", job, Failure(job.id, job.attempt, error, reason, None, counts,
+                                         job.has_dependents))

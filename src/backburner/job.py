@@ -44,6 +44,15 @@ class FailureReason(StrEnum):
     INVALID_PAYLOAD = "invalid_payload"
     """The stored arguments are not JSON or do not fit the task's signature."""
     CANCELLED = "cancelled"
+    DEPENDENCY_FAILED = "dependency_failed"
+    """A job this one waited for (in a chain or group) failed or was cancelled, so this one
+    never ran (`backburner.flows`)."""
+
+
+WAITING_RUN_AT = 253402300799.0
+"""`run_at` of a job of a chain or group that waits for other jobs (9999-12-31T23:59:59Z):
+it is `scheduled` for a time that never comes, so no claim or staging ever takes it; the
+transition that completes its last dependency makes it `pending` (`backburner.flows`)."""
 
 
 def timestamp(value: float | None) -> datetime | None:
@@ -142,6 +151,18 @@ class JobRecord:
     lease_until: datetime | None = field(default=None)
     unique_key: str | None = None
     """The key this job was enqueued with (`options(unique_key=...)` / `unique=True`)."""
+    flow_id: str | None = None
+    """For a job of a chain or group (`app.chain`, `app.group`): the flow's id, which is the
+    id of its first job (a chain's first step, a group's first member). None otherwise."""
+    depends_on: tuple[str, ...] = ()
+    """Ids of the jobs this one waits for, in order: a chain step's previous step, or a
+    group callback's members. It runs once all of them completed, and is cancelled with
+    reason `dependency_failed` if one of them fails or is cancelled."""
+    dependents: tuple[str, ...] = ()
+    """Ids of the jobs that wait for this one (the next chain step, a group's callback)."""
+    waiting_on: int = 0
+    """How many of `depends_on` have not completed yet; while > 0 the job is `scheduled`
+    with `run_at` 9999-12-31 (`WAITING_RUN_AT`) and no worker takes it."""
 
     @property
     def is_terminal(self) -> bool:

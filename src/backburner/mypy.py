@@ -1,4 +1,4 @@
-"""mypy plugin: leave `JobContext` parameters out of `enqueue` and `call`.
+"""mypy plugin: leave `JobContext` parameters out of `enqueue`, `call` and `pipe`.
 
 A task's `JobContext` parameter is injected by the worker, so `Task[P, R].enqueue` must not
 ask for it. ParamSpec cannot drop a parameter that is not first, so this plugin removes it
@@ -18,6 +18,9 @@ _METHODS = frozenset(
         "backburner.task.Task.enqueue",
         "backburner.task.Task.call",
         "backburner.task.BoundTask.enqueue",
+        "backburner.task.BoundTask.call",
+        "backburner.task.Task.pipe",
+        "backburner.task.BoundTask.pipe",
     }
 )
 

@@ -91,10 +91,17 @@ class TaskSignature:
 
     # -- enqueue side ----------------------------------------------------------------------
     def encode(
-        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], *, leave_first: bool = False
     ) -> tuple[list[Any], dict[str, Any]]:
         """Validate and convert to JSON-ready values: positional-only and *args stay
-        positional; everything else is stored by name, so equal calls store equal payloads."""
+        positional; everything else is stored by name, so equal calls store equal payloads.
+
+        `leave_first`: the arguments of every parameter but the first, which is filled in
+        later by position (`task.pipe`: the result of what the job follows)."""
+        first: str | None = None
+        if leave_first:
+            first = self._first_positional()
+            args = (None, *args)
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -102,6 +109,8 @@ class TaskSignature:
         out_args: list[Any] = []
         out_kwargs: dict[str, Any] = {}
         for name, value in bound.arguments.items():
+            if name == first:
+                continue
             param = self._params[name]
             if param.kind is inspect.Parameter.VAR_POSITIONAL:
                 out_args.extend(
@@ -115,6 +124,16 @@ class TaskSignature:
             else:
                 out_kwargs[name] = self._to_json(param, name, value)
         return out_args, out_kwargs
+
+    def _first_positional(self) -> str:
+        for p in self._signature.parameters.values():
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                return p.name
+            break
+        raise InvalidArgumentsError(
+            self.task_name, None,
+            "a piped task needs a first positional parameter to receive the result",
+        )
 
     def _to_json(self, param: _Parameter, label: str, value: Any) -> Any:
         if param.json_native is not None and type(value) is param.json_native:

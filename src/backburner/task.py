@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from backburner import codec
 from backburner.backends.protocol import NewJob
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from backburner.handle import Job
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
 
 
@@ -82,10 +83,18 @@ def _check_options(
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One set of arguments for `enqueue_many`, made by `task.call(...)` (type-checked)."""
+    """One set of arguments for a task, made by `task.call(...)` (type-checked): an item of
+    `enqueue_many`, or a step of `app.chain` / `app.group`. `task.pipe(...)` makes one whose
+    first positional argument is filled in when it runs (see `backburner.flows`)."""
 
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
+    task: Task[Any, Any] | None = None
+    """The task to call (set by `task.call`/`task.pipe`; `enqueue_many` knows it anyway)."""
+    receives: bool = False
+    """Made by `task.pipe`: the first positional argument is what the job follows gives."""
+    options: EnqueueOptions | None = None
+    """Per-call options (`task.options(...).call(...)`); None: the task's defaults."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +211,19 @@ class Task(Generic[P, R]):
         return await self._bound_enqueue_many(_DEFAULT, calls)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
-        """Arguments for `enqueue_many`, checked by mypy like `enqueue`."""
-        return Call(args, kwargs)
+        """Arguments for `enqueue_many`, `app.chain` and `app.group`, checked by mypy like
+        `enqueue`."""
+        return Call(args, kwargs, self)
+
+    def pipe(
+        self: Task[Concatenate[Any, P2], R], *args: P2.args, **kwargs: P2.kwargs
+    ) -> Call:
+        """A step of `app.chain` (or a group's `then=`) whose first positional parameter
+        receives, when it runs, what it follows produced: the previous step's result in a
+        chain, the list of the members' results (in member order) for a group's callback.
+        Give the other arguments here; mypy checks them against the rest of the signature."""
+        self.signature.encode(args, kwargs, leave_first=True)  # fail now, not when it runs
+        return Call(args, kwargs, self, receives=True)
 
     # -- internals -------------------------------------------------------------------------
     async def _bound_enqueue_many(
@@ -229,9 +249,14 @@ class Task(Generic[P, R]):
         return await self.app._insert(self, new_jobs, options.connection)
 
     def _new_job(
-        self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+        self,
+        options: EnqueueOptions,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        *,
+        leave_first: bool = False,
     ) -> NewJob:
-        json_args, json_kwargs = self.signature.encode(args, kwargs)
+        json_args, json_kwargs = self.signature.encode(args, kwargs, leave_first=leave_first)
         defaults = self.defaults
         retries = options.retries if options.retries is not None else defaults.retries
         timeout = defaults.timeout if options.timeout is UNSET else options.timeout
@@ -274,6 +299,17 @@ class BoundTask(Generic[P, R]):
         self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
     ) -> list[Job[R]]:
         return await self.task._bound_enqueue_many(self._options, calls)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        """`task.call` with these options (a step of a chain or group)."""
+        return Call(args, kwargs, self.task, options=self._options)
+
+    def pipe(
+        self: BoundTask[Concatenate[Any, P2], R], *args: P2.args, **kwargs: P2.kwargs
+    ) -> Call:
+        """`task.pipe` with these options."""
+        self.task.signature.encode(args, kwargs, leave_first=True)
+        return Call(args, kwargs, self.task, receives=True, options=self._options)
 
     def options(self, **changes: Any) -> BoundTask[P, R]:
         merged = self.task.options(

@@ -318,7 +318,9 @@ class Worker:
                 if ok:
                     change = _change_for(outcome)
                     changes.append(change)
-                    if change.state in ("pending", "scheduled"):
+                    # A completion that released the next step of a chain or a group's
+                    # callback (backburner.flows; same queue) made work ready.
+                    if change.state in ("pending", "scheduled") or outcome.job.has_dependents:
                         wake.append(outcome.job.queue)
                 else:
                     log.warning(

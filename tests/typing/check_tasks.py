@@ -15,6 +15,11 @@ async def resize(path: str, width: int, ctx: JobContext) -> dict[str, bool]:
 def send_email(to: str) -> None: ...
 
 
+@app.task
+async def summarize(results: list[int], title: str, ctx: JobContext) -> str:
+    return title
+
+
 async def use() -> None:
     job = await resize.enqueue("a.png", width=200)
     result: dict[str, bool] = await job.result(timeout=1)
@@ -25,4 +30,8 @@ async def use() -> None:
     await send_email.enqueue(to=1)  # E: arg-type
     await send_email.enqueue()  # E: call-arg
     bad: int = await job.result()  # E: assignment
+    await app.chain(send_email.call("a@x.io"), summarize.pipe(title="t"))
+    await app.group([send_email.call("a@x.io")], then=summarize.pipe("t"))
+    await app.chain(summarize.pipe(title=1))  # E: arg-type
+    await app.chain(summarize.pipe())  # E: call-arg
     print(result, bad)

@@ -14,7 +14,8 @@ def test_public_surface_is_curated() -> None:
         [
             "AttemptError", "Backburner", "Backend", "BackendError", "BackendUnavailableError",
             "Backoff", "BackburnerError", "BoundTask", "Call", "ConfigurationError",
-            "FailureReason", "InvalidArgumentsError", "Job", "JobCancelledError", "JobContext",
+            "FailureReason", "Flow", "FlowState", "FlowStatus", "InvalidArgumentsError", "Job",
+            "JobCancelledError", "JobContext",
             "JobFailedError", "JobNotFoundError", "JobRecord", "JobState", "JobStateError",
             "LeaseLostError", "Progress", "RetryLater", "ScheduleInfo", "Task",
             "TaskNotFoundError", "UniqueScope", "Worker", "WorkerCrashedError", "__version__",

@@ -30,9 +30,23 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import error_entry, seq_cursor, stored_json
+from backburner.backends.records import (
+    dependency_error,
+    error_entry,
+    released_args,
+    seq_cursor,
+    stored_json,
+)
 from backburner.errors import ConfigurationError
-from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
+from backburner.job import (
+    WAITING_RUN_AT,
+    AttemptError,
+    FailureReason,
+    JobRecord,
+    JobState,
+    Progress,
+    timestamp,
+)
 from backburner.notify import LocalNotifier, Notifier
 from backburner.unique import UniqueScope
 
@@ -67,6 +81,11 @@ class _Row:
     unique_key: str | None = None
     unique_scope: UniqueScope = UniqueScope.ACTIVE
     unique_until: float | None = None
+    flow_id: str | None = None
+    depends_on: tuple[str, ...] = ()
+    dependents: tuple[str, ...] = ()
+    waiting_on: int = 0
+    receives: str | None = None
 
 
 _WAITING = (JobState.PENDING, JobState.SCHEDULED)
@@ -184,10 +203,15 @@ class MemoryBackend:
                 updated_at=now, run_at=run_at, unique_key=j.unique_key,
                 unique_scope=j.unique_scope,
                 unique_until=now + j.unique_for if j.unique_for is not None else None,
+                flow_id=j.flow_id, depends_on=j.depends_on, dependents=j.dependents,
+                waiting_on=len(j.depends_on), receives=j.receives,
             )
             self._rows[j.id] = row
             used.append(Inserted(j.id))
-            if run_at > now:
+            if j.depends_on:
+                # Waits for its dependencies: in no heap, so nothing stages or claims it.
+                row.state, row.run_at = JobState.SCHEDULED, WAITING_RUN_AT
+            elif run_at > now:
                 self._schedule(row, run_at)
             else:
                 self._make_ready(row)
@@ -231,7 +255,7 @@ class MemoryBackend:
             args=row.args, kwargs=row.kwargs, attempt=row.attempt,
             max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
             timeout=row.timeout, created_at=row.created_at, run_at=row.run_at,
-            started_at=now,
+            started_at=now, has_dependents=bool(row.dependents),
         )
 
     def next_run_at(self) -> float | None:
@@ -277,6 +301,8 @@ class MemoryBackend:
                 row.result = item.result
                 row.finished_at = row.updated_at = now
                 row.lease_until = None
+                if row.dependents:
+                    self._release_dependents(row, now)
             accepted.append(row is not None)
         return accepted
 
@@ -300,6 +326,7 @@ class MemoryBackend:
                     row.state = JobState.CANCELLED if cancelled else JobState.FAILED
                     row.reason = item.reason.value
                     row.finished_at = now
+                    self._cancel_dependents(row, now)
             accepted.append(row is not None)
         return accepted
 
@@ -325,6 +352,7 @@ class MemoryBackend:
             row.state = JobState.CANCELLED
             row.reason = FailureReason.CANCELLED.value
             row.finished_at = row.updated_at = now
+            self._cancel_dependents(row, now)
         elif row.state is JobState.RUNNING:
             row.cancel_requested = True
             row.updated_at = now
@@ -334,7 +362,7 @@ class MemoryBackend:
         row = self._rows.get(job_id)
         if row is None:
             return None
-        if row.state in (JobState.FAILED, JobState.CANCELLED):
+        if row.state in (JobState.FAILED, JobState.CANCELLED) and not row.waiting_on:
             now = self.clock()
             row.failures = row.lost = 0
             row.reason = row.result = row.finished_at = row.worker_id = None
@@ -347,6 +375,7 @@ class MemoryBackend:
                 holder = self._rows.get(self._unique.get(slot, ""))
                 if holder is None or not holds_key(holder, now):
                     self._unique[slot] = row.id
+            self._rearm_dependents(row, now)
         return row.state
 
     async def delete(self, job_id: str) -> bool:
@@ -385,9 +414,67 @@ class MemoryBackend:
                 row.state, row.reason, row.finished_at = JobState.FAILED, "worker_lost", now
             else:
                 self._make_ready(row)
+            if row.state.is_terminal:
+                self._cancel_dependents(row, now)
             reason = FailureReason(row.reason) if row.reason else None
             moved.append(Transition(row.id, row.task, row.queue, row.state, row.attempt, reason))
         return moved
+
+    # -- chains and groups (backburner.flows) ----------------------------------------------
+    def _release_dependents(self, row: _Row, now: float) -> None:
+        """`row` completed: each dependent waits for one job less; at none it is ready."""
+        for dep_id in row.dependents:
+            dep = self._rows.get(dep_id)
+            if dep is None or dep.state is not JobState.SCHEDULED or dep.waiting_on <= 0:
+                continue  # cancelled or deleted meanwhile
+            dep.waiting_on -= 1
+            dep.updated_at = now
+            if dep.waiting_on == 0:
+                results = [self._result_of(d) for d in dep.depends_on]
+                dep.args = released_args(dep.args, dep.receives, results)
+                dep.run_at = now
+                self._make_ready(dep)
+
+    def _result_of(self, job_id: str) -> str | None:
+        row = self._rows.get(job_id)
+        return row.result if row is not None else None
+
+    def _cancel_dependents(self, row: _Row, now: float) -> None:
+        """`row` ended without completing: what waits for it (and on) never runs."""
+        todo = [row]
+        while todo:
+            ended = todo.pop()
+            for dep_id in ended.dependents:
+                dep = self._rows.get(dep_id)
+                if dep is None or dep.state is not JobState.SCHEDULED or dep.waiting_on <= 0:
+                    continue
+                dep.state = JobState.CANCELLED
+                dep.reason = FailureReason.DEPENDENCY_FAILED.value
+                dep.errors.append(dependency_error(ended.id, ended.state.value, now))
+                dep.finished_at = dep.updated_at = now
+                todo.append(dep)
+
+    def _rearm_dependents(self, row: _Row, now: float) -> None:
+        """`row` is retried: what it cancelled (and on) waits for it again, unless another
+        job it waits for failed or was cancelled too."""
+        todo = [row]
+        while todo:
+            live = todo.pop()
+            for dep_id in live.dependents:
+                dep = self._rows.get(dep_id)
+                if dep is None or dep.state is not JobState.CANCELLED or (
+                    dep.reason != FailureReason.DEPENDENCY_FAILED.value
+                ):
+                    continue
+                states = [self._rows[d].state if d in self._rows else None
+                          for d in dep.depends_on]
+                if any(s is None or s in (JobState.FAILED, JobState.CANCELLED) for s in states):
+                    continue
+                dep.state, dep.run_at = JobState.SCHEDULED, WAITING_RUN_AT
+                dep.waiting_on = sum(1 for s in states if s is not JobState.COMPLETED)
+                dep.reason = dep.finished_at = None
+                dep.updated_at = now
+                todo.append(dep)
 
     # -- reads -----------------------------------------------------------------------------
     def _record(self, row: _Row) -> JobRecord:
@@ -407,6 +494,8 @@ class MemoryBackend:
             run_at=timestamp(row.run_at),  # type: ignore[arg-type]
             started_at=timestamp(row.started_at), finished_at=timestamp(row.finished_at),
             lease_until=timestamp(row.lease_until), unique_key=row.unique_key,
+            flow_id=row.flow_id, depends_on=row.depends_on, dependents=row.dependents,
+            waiting_on=row.waiting_on,
         )
 
     async def get(self, job_id: str) -> JobRecord | None:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from backburner.job import FailureReason, JobRecord, JobState
 from backburner.notify import Notifier
 from backburner.unique import UniqueScope
+
+Receives = Literal["result", "results"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,19 @@ class NewJob:
     unique_scope: UniqueScope = UniqueScope.ACTIVE
     unique_for: float | None = None
     """`PERIOD` scope: seconds after the insert, by the backend's clock, the key is held."""
+    flow_id: str | None = None
+    """Chains and groups (`backburner.flows`): the id of the flow's first job."""
+    depends_on: tuple[str, ...] = ()
+    """Jobs (of the same insert batch and queue) this one waits for. Non-empty: stored
+    `scheduled` at `WAITING_RUN_AT` with `waiting_on = len(depends_on)`, never claimable
+    until `complete` of its last dependency makes it `pending`."""
+    dependents: tuple[str, ...] = ()
+    """Jobs that wait for this one: `complete` releases them, a final `fail`, a `cancel` or
+    a rescue that ends this job cancels them (`dependency_failed`), in the same transaction."""
+    receives: Receives | None = None
+    """What the job gets, as its first positional argument, when it is released: the result
+    of its one dependency (`"result"`) or the list of its dependencies' results in
+    `depends_on` order (`"results"`). None: nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +89,9 @@ class ClaimedJob:
     created_at: float
     run_at: float
     started_at: float
+    has_dependents: bool = False
+    """Jobs wait for this one (chains, groups): its outcome goes through the backend's flow
+    path (ordinary jobs never pay for it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +112,8 @@ class Completion:
     attempt: int
     result: str
     """JSON."""
+    has_dependents: bool = False
+    """From `ClaimedJob.has_dependents`: this completion releases waiting jobs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +129,8 @@ class Failure:
     retry_in: float | None = None
     counts: bool = True
     """Whether this attempt counts against `max_attempts` (unknown tasks etc. end it anyway)."""
+    has_dependents: bool = False
+    """From `ClaimedJob.has_dependents`: ending this job cancels waiting jobs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,10 +271,15 @@ class Backend(Protocol):
 
     async def update_progress(self, job_id: str, attempt: int, progress: str) -> bool: ...
 
-    async def complete(self, items: Sequence[Completion]) -> list[bool]: ...
+    async def complete(self, items: Sequence[Completion]) -> list[bool]:
+        """Record results. A completed job with dependents releases them in the same atomic
+        step: each one's `waiting_on` drops by one, and at zero it becomes `pending` with
+        what it `receives` put first in its positional arguments."""
 
     async def fail(self, items: Sequence[Failure]) -> list[bool]:
-        """Record failed attempts: retried after `retry_in`, or ended."""
+        """Record failed attempts: retried after `retry_in`, or ended. A job that ends
+        (failed or cancelled) cancels its waiting dependents, and theirs, with reason
+        `dependency_failed`, in the same atomic step (so do `cancel` and `rescue_expired`)."""
 
     async def release(self, items: Sequence[Release]) -> list[bool]: ...
 
@@ -261,7 +288,11 @@ class Backend(Protocol):
         Returns the state after the call (`running` means: requested), None if unknown."""
 
     async def retry(self, job_id: str) -> JobState | None:
-        """Put a `failed` or `cancelled` job back to `pending` with a fresh set of attempts."""
+        """Put a `failed` or `cancelled` job back to `pending` with a fresh set of attempts.
+        Its dependents cancelled with `dependency_failed` wait for it again (and theirs), in
+        the same atomic step, unless another of their dependencies failed or was cancelled.
+        A job cancelled while it still waited (`waiting_on > 0`) is not retried (its state
+        is answered): retry the dependency that failed instead."""
 
     async def delete(self, job_id: str) -> bool: ...
 

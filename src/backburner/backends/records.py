@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from backburner import codec
@@ -52,6 +52,10 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
         finished_at=timestamp(row["finished_at"]),
         lease_until=timestamp(row["lease_until"]),
         unique_key=_optional(row, "unique_key"),
+        flow_id=_optional(row, "flow_id"),
+        depends_on=id_list(_optional(row, "depends_on")),
+        dependents=id_list(_optional(row, "dependents")),
+        waiting_on=int(_optional(row, "waiting_on") or 0),
     )
 
 
@@ -143,3 +147,36 @@ def scanned_match(
     if filter.search:
         return search_hit(filter.search.lower(), texts, errors)
     return True
+
+
+def released_args(args: str, receives: str | None, results: Sequence[str | None]) -> str:
+    """The stored positional arguments (a JSON array) of a job of a flow being released:
+    what it `receives` put first (see `NewJob.receives`). `results`: the stored results
+    (JSON) of its dependencies, in `depends_on` order. String surgery, like the Lua side:
+    the stored arguments are kept byte for byte."""
+    if receives is None:
+        return args
+    if receives == "result":
+        given = results[0] if results and results[0] is not None else "null"
+    else:
+        given = "[" + ",".join(r if r is not None else "null" for r in results) + "]"
+    rest = args.strip()[1:-1].strip()
+    return f"[{given},{rest}]" if rest else f"[{given}]"
+
+
+def dependency_error(job_id: str, state: str, now: float) -> dict[str, Any]:
+    """The error entry of a job cancelled because `job_id`, which it waited for, ended so."""
+    return {
+        "attempt": 0,
+        "type": "DependencyFailed",
+        "message": f"job {job_id}, which this job waited for, ended {state}",
+        "traceback": None,
+        "reason": "dependency_failed",
+        "at": now,
+    }
+
+
+def id_list(value: Any) -> tuple[str, ...]:
+    """A stored JSON array of job ids (None: empty)."""
+    loaded = stored_json(value, [])
+    return tuple(str(v) for v in loaded) if isinstance(loaded, list) else ()

@@ -49,6 +49,20 @@ class JobOut(BaseModel):
     run_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    flow_id: str | None = Field(
+        None, description="the chain or group this job belongs to: the id of its first job"
+    )
+    depends_on: list[str] = Field(
+        [], description="ids of the jobs this one waits for (previous chain step, or a "
+        "group's members for its callback), in order"
+    )
+    dependents: list[str] = Field(
+        [], description="ids of the jobs that wait for this one"
+    )
+    waiting_on: int = Field(
+        0, description="how many of depends_on have not completed yet (while > 0 the job "
+        "is scheduled at 9999-12-31 and no worker takes it)"
+    )
 
     @classmethod
     def of(cls, record: JobRecord) -> JobOut:
@@ -73,6 +87,8 @@ class JobOut(BaseModel):
             worker_id=record.worker_id, created_at=record.created_at,
             updated_at=record.updated_at, run_at=record.run_at,
             started_at=record.started_at, finished_at=record.finished_at,
+            flow_id=record.flow_id, depends_on=list(record.depends_on),
+            dependents=list(record.dependents), waiting_on=record.waiting_on,
         )
 
 

@@ -35,11 +35,17 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import error_entry, record_from_row, seq_cursor
+from backburner.backends.records import (
+    dependency_error,
+    error_entry,
+    record_from_row,
+    released_args,
+    seq_cursor,
+)
 from backburner.backends.sql_files import load_queries
 from backburner.backends.translation import translating
 from backburner.errors import ConfigurationError
-from backburner.job import FailureReason, JobRecord, JobState
+from backburner.job import WAITING_RUN_AT, FailureReason, JobRecord, JobState
 from backburner.notify import Notifier
 
 QUERIES = load_queries("backburner.backends.postgres")
@@ -59,6 +65,17 @@ def _columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
         [j.priority for j in jobs], [j.args for j in jobs], [j.kwargs for j in jobs],
         [j.max_attempts for j in jobs], [j.timeout for j in jobs],
         [float(j.delay) for j in jobs], [j.run_at for j in jobs],
+    )
+
+
+def _flow_columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
+    """The link arrays insert_flow_jobs unnests after `_columns`."""
+    return (
+        [j.flow_id for j in jobs],
+        [codec.dumps(list(j.depends_on)) if j.depends_on else None for j in jobs],
+        [codec.dumps(list(j.dependents)) if j.dependents else None for j in jobs],
+        [len(j.depends_on) for j in jobs],
+        [j.receives for j in jobs],
     )
 
 
@@ -150,6 +167,18 @@ class PostgresBackend:
         if not jobs:
             return []
         try:
+            if any(j.flow_id is not None for j in jobs):
+                # A flow's jobs (backburner.flows; never unique ones): one statement.
+                target = (
+                    await self._connected() if connection is None
+                    else await external.driver_connection(connection)
+                )
+                await target.execute(
+                    self._q["insert_flow_jobs"], *_columns(jobs), *_flow_columns(jobs),
+                    WAITING_RUN_AT, self._wakeup,
+                    self._notifier.origin if connection is None else "",
+                )
+                return [Inserted(j.id) for j in jobs]
             if connection is None:
                 pool = await self._connected()
                 if all(j.unique_key is None for j in jobs):
@@ -268,7 +297,7 @@ class PostgresBackend:
                 args=r["args"], kwargs=r["kwargs"], attempt=r["attempt"],
                 max_attempts=r["max_attempts"], failures=r["failures"], lost=r["lost"],
                 timeout=r["timeout"], created_at=r["created_at"], run_at=r["run_at"],
-                started_at=r["started_at"],
+                started_at=r["started_at"], has_dependents=r["has_dependents"],
             )
             for r in claimed
         ]
@@ -293,10 +322,25 @@ class PostgresBackend:
         if not items:
             return []
         pool = await self._connected()
-        rows = await pool.fetch(
-            self._q["complete"], [i.id for i in items], [i.attempt for i in items],
-            [i.result for i in items],
-        )
+        plain = [i for i in items if not i.has_dependents]
+        rows = []
+        if plain:
+            rows = list(await pool.fetch(
+                self._q["complete"], [i.id for i in plain], [i.attempt for i in plain],
+                [i.result for i in plain],
+            ))
+        flow = [i for i in items if i.has_dependents]
+        if flow:
+            # Jobs others wait for: completed and their dependents released in one
+            # transaction (ordinary jobs keep their one-statement path).
+            async with pool.acquire() as conn, conn.transaction():
+                done = await conn.fetch(
+                    self._q["complete"], [i.id for i in flow], [i.attempt for i in flow],
+                    [i.result for i in flow],
+                )
+                for r in done:
+                    await self._release_dependents(conn, r["id"])
+                rows += done
         return _accepted(items, rows)
 
     @translated
@@ -304,7 +348,24 @@ class PostgresBackend:
         if not items:
             return []
         pool = await self._connected()
-        rows = await pool.fetch(
+        plain = [i for i in items if not i.has_dependents]
+        rows = list(await self._fail(pool, plain)) if plain else []
+        flow = [i for i in items if i.has_dependents]
+        if flow:
+            # Ended for good: the job and what waits for it, in one transaction.
+            async with pool.acquire() as conn, conn.transaction():
+                done = await self._fail(conn, flow)
+                ended = {i.id: i for i in flow if i.retry_in is None}
+                for r in done:
+                    item = ended.get(r["id"])
+                    if item is not None:
+                        final = "cancelled" if item.reason is FailureReason.CANCELLED else "failed"
+                        await self._cancel_dependents(conn, item.id, final, None)
+                rows += done
+        return _accepted(items, rows)
+
+    async def _fail(self, conn: Any, items: Sequence[Failure]) -> Any:
+        return await conn.fetch(
             self._q["fail"],
             [i.id for i in items],
             [i.attempt for i in items],
@@ -317,7 +378,6 @@ class PostgresBackend:
             self._wakeup,
             self._notifier.origin,
         )
-        return _accepted(items, rows)
 
     @translated
     async def release(self, items: Sequence[Release]) -> list[bool]:
@@ -333,13 +393,21 @@ class PostgresBackend:
     @translated
     async def cancel(self, job_id: str) -> JobState | None:
         pool = await self._connected()
-        state = await pool.fetchval(self._q["cancel"], job_id)
-        return JobState(state) if state else None
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(self._q["cancel"], job_id)
+            if row["dependents"] is not None:
+                await self._cancel_dependents(conn, job_id, "cancelled", row["dependents"])
+        return JobState(row["state"]) if row["state"] else None
 
     @translated
     async def retry(self, job_id: str) -> JobState | None:
         pool = await self._connected()
-        row = await pool.fetchrow(self._q["retry"], job_id, self._wakeup, self._notifier.origin)
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                self._q["retry"], job_id, self._wakeup, self._notifier.origin
+            )
+            if row["dependents"] is not None:
+                await self._rearm_dependents(conn, row["dependents"])
         return JobState(row["state"]) if row["state"] else None
 
     @translated
@@ -350,9 +418,15 @@ class PostgresBackend:
     @translated
     async def rescue_expired(self, max_lost: int) -> list[Transition]:
         pool = await self._connected()
-        rows = await pool.fetch(
-            self._q["rescue_expired"], max_lost, self._wakeup, self._notifier.origin
-        )
+        # Housekeeping, not the hot path: one transaction, so a job the rescue ends cancels
+        # what waits for it (backburner.flows) atomically.
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                self._q["rescue_expired"], max_lost, self._wakeup, self._notifier.origin
+            )
+            for r in rows:
+                if r["dependents"] is not None and r["state"] in ("failed", "cancelled"):
+                    await self._cancel_dependents(conn, r["id"], r["state"], r["dependents"])
         return [
             Transition(
                 r["id"], r["task"], r["queue"], JobState(r["state"]), r["attempt"],
@@ -360,6 +434,60 @@ class PostgresBackend:
             )
             for r in rows
         ]
+
+    # -- chains and groups (backburner.flows): inside the caller's transaction ------------
+    async def _release_dependents(self, conn: Any, job_id: str) -> None:
+        for dep_id in await conn.fetchval(self._q["flow_dependents"], job_id) or ():
+            released = await conn.fetchrow(self._q["flow_release"], dep_id)
+            if released is None or released["waiting_on"] > 0:
+                continue  # cancelled or deleted meanwhile, or still waiting for others
+            args = released["args"]
+            if released["receives"] is not None:
+                depends_on = list(released["depends_on"])
+                stored = {
+                    r["id"]: r["result"]
+                    for r in await conn.fetch(self._q["flow_results"], depends_on)
+                }
+                args = released_args(
+                    args, released["receives"], [stored.get(d) for d in depends_on]
+                )
+            await conn.execute(
+                self._q["flow_ready"], dep_id, args, self._wakeup, self._notifier.origin
+            )
+
+    async def _cancel_dependents(
+        self, conn: Any, job_id: str, state: str, dependents: Sequence[str] | None
+    ) -> None:
+        if dependents is None:
+            dependents = await conn.fetchval(self._q["flow_dependents"], job_id) or ()
+        todo = [(job_id, state, list(dependents))]
+        while todo:
+            ended, ended_state, deps = todo.pop()
+            error = dependency_error(ended, ended_state, 0.0)
+            del error["at"]  # stamped by the statement, with the server's clock
+            for dep_id in deps:
+                cancelled = await conn.fetchrow(self._q["flow_cancel"], dep_id,
+                                                codec.dumps(error))
+                if cancelled is not None:
+                    todo.append((dep_id, "cancelled", list(cancelled["dependents"] or ())))
+
+    async def _rearm_dependents(self, conn: Any, dependents: Sequence[str]) -> None:
+        todo = [list(dependents)]
+        while todo:
+            for dep_id in todo.pop():
+                dep = await conn.fetchrow(self._q["flow_cancelled_dependent"], dep_id)
+                if dep is None:
+                    continue
+                depends_on = list(dep["depends_on"] or ())
+                states = {
+                    r["id"]: r["state"]
+                    for r in await conn.fetch(self._q["flow_results"], depends_on)
+                }
+                if any(states.get(d) in (None, "failed", "cancelled") for d in depends_on):
+                    continue  # another job it waits for ended badly: it stays cancelled
+                waiting = sum(1 for d in depends_on if states[d] != "completed")
+                await conn.execute(self._q["flow_rearm"], dep_id, waiting, WAITING_RUN_AT)
+                todo.append(list(dep["dependents"] or ()))
 
     # -- reads -----------------------------------------------------------------------------
     @translated

@@ -46,6 +46,46 @@ SELECT pg_notify($11, json_build_object(
 FROM (SELECT DISTINCT queue FROM inserted) AS q
 HAVING count(*) > 0;
 
+-- name: insert_flow_jobs
+-- The jobs of a chain or group (backburner.flows), all or none: insert_jobs plus their
+-- links ($11 flow ids; $12, $13 JSON arrays of ids or NULL; $14 waiting_on; $15 receives).
+-- One that waits for others is scheduled at $16 (9999-12-31): past the end of every staging
+-- scan, so only the completion of its last dependency (flow_ready) makes it pending.
+WITH new AS (
+    SELECT n.*,
+           greatest(coalesce(to_timestamp(n.at), statement_timestamp()),
+                    statement_timestamp() + make_interval(secs => n.delay)) AS due
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                $7::int[], $8::float8[], $9::float8[], $10::float8[], $11::text[],
+                $12::text[], $13::text[], $14::int[], $15::text[]) WITH ORDINALITY
+         AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at,
+              flow_id, depends_on, dependents, waiting_on, receives, ord)
+),
+inserted AS (
+    INSERT INTO {schema}.jobs
+        (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
+         created_at, updated_at, run_at, flow_id, depends_on, dependents, waiting_on,
+         receives)
+    SELECT id, task, queue, priority,
+           CASE WHEN waiting_on > 0 OR due > statement_timestamp() THEN 'scheduled'
+                ELSE 'pending' END,
+           args, kwargs, max_attempts, timeout, statement_timestamp(), statement_timestamp(),
+           CASE WHEN waiting_on > 0 THEN to_timestamp($16) ELSE due END,
+           flow_id,
+           CASE WHEN depends_on IS NULL THEN NULL
+                ELSE ARRAY(SELECT jsonb_array_elements_text(depends_on::jsonb)) END,
+           CASE WHEN dependents IS NULL THEN NULL
+                ELSE ARRAY(SELECT jsonb_array_elements_text(dependents::jsonb)) END,
+           waiting_on, receives
+    FROM new
+    ORDER BY ord
+    RETURNING queue
+)
+SELECT pg_notify($17, json_build_object(
+           'o', $18::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+FROM (SELECT DISTINCT queue FROM inserted) AS q
+HAVING count(*) > 0;
+
 -- name: lock_unique_keys
 -- Transaction-level advisory locks on the batch's keys, taken in one global order (sorted
 -- hashes) before anything else: concurrent batches sharing keys in different orders would
@@ -179,7 +219,7 @@ claimed AS (
     WHERE j.id = c.id
     RETURNING c.pos, j.seq, j.id, j.task, j.queue, j.priority, j.args, j.kwargs, j.attempt,
               j.max_attempts, j.failures, j.lost, j.timeout, j.created_at, j.run_at,
-              j.started_at
+              j.started_at, j.dependents IS NOT NULL AS has_dependents
 ),
 meta AS (
     SELECT now() AS now,
@@ -330,10 +370,11 @@ WITH changed AS (
         cancel_requested = cancel_requested OR state = 'running',
         updated_at = now()
     WHERE id = $1 AND state IN ('pending', 'scheduled', 'running')
-    RETURNING state
+    RETURNING state, dependents
 )
 SELECT coalesce((SELECT state FROM changed),
-                (SELECT state FROM {schema}.jobs WHERE id = $1)) AS state;
+                (SELECT state FROM {schema}.jobs WHERE id = $1)) AS state,
+       (SELECT dependents FROM changed WHERE state = 'cancelled') AS dependents;
 
 -- name: retry
 -- A failed or cancelled job, pending again with a fresh set of attempts (its errors stay).
@@ -353,8 +394,9 @@ WITH revived AS (
                   OR (o.unique_scope = 'queued' AND o.state IN ('pending', 'scheduled') AND o.attempt = 0)
                   OR (o.unique_scope = 'period' AND o.unique_until IS NOT NULL)))
             THEN NULL ELSE unique_key END
-    WHERE id = $1 AND state IN ('failed', 'cancelled')
-    RETURNING state, queue
+    -- A job of a flow cancelled while it still waited never got its input: not retried.
+    WHERE id = $1 AND state IN ('failed', 'cancelled') AND waiting_on = 0
+    RETURNING state, queue, dependents
 ),
 woken AS MATERIALIZED (
     SELECT pg_notify($2, json_build_object(
@@ -364,6 +406,7 @@ woken AS MATERIALIZED (
 )
 SELECT coalesce((SELECT state FROM revived),
                 (SELECT state FROM {schema}.jobs WHERE id = $1)) AS state,
+       (SELECT dependents FROM revived) AS dependents,
        (SELECT count(*) FROM woken) AS woken;
 
 -- name: delete
@@ -400,7 +443,7 @@ moved AS (
         worker_id = NULL, lease_until = NULL, updated_at = now()
     FROM expired AS e
     WHERE j.id = e.id
-    RETURNING j.id, j.task, j.queue, j.state, j.attempt, j.reason
+    RETURNING j.id, j.task, j.queue, j.state, j.attempt, j.reason, j.dependents
 ),
 -- Workers that stopped heartbeating an hour ago are gone; keep the table small.
 forgotten AS (
@@ -415,8 +458,57 @@ woken AS MATERIALIZED (
     FROM (SELECT DISTINCT queue FROM moved WHERE state = 'pending') AS q
     HAVING count(*) > 0
 )
-SELECT id, task, queue, state, attempt, reason
+SELECT id, task, queue, state, attempt, reason, dependents
 FROM moved WHERE (SELECT count(*) FROM woken) >= 0;
+
+-- Chains and groups (backburner.flows). These run only for jobs with dependents, in the
+-- transaction of the transition that completed, ended or retried the job they follow. Rows
+-- are changed one statement at a time, so concurrent completions of a group's members
+-- queue on the callback's row lock, and each sees the count the previous one left.
+
+-- name: flow_dependents
+SELECT dependents FROM {schema}.jobs WHERE id = $1;
+
+-- name: flow_release
+-- One of the job's dependencies completed.
+UPDATE {schema}.jobs SET waiting_on = waiting_on - 1, updated_at = now()
+WHERE id = $1 AND state = 'scheduled' AND waiting_on > 0
+RETURNING waiting_on, receives, depends_on, args;
+
+-- name: flow_results
+-- A statement of its own, so (read committed) it sees every member that committed before.
+SELECT id, result, state FROM {schema}.jobs WHERE id = ANY($1::text[]);
+
+-- name: flow_ready
+-- Its last dependency completed: ready now, with what it receives first in its arguments.
+WITH ready AS (
+    UPDATE {schema}.jobs SET state = 'pending', run_at = now(), args = $2, updated_at = now()
+    WHERE id = $1 AND state = 'scheduled' AND waiting_on = 0
+    RETURNING queue
+)
+SELECT pg_notify($3, json_build_object(
+           'o', $4::text, 'e', json_agg(json_build_array('wakeup', queue)))::text)
+FROM ready HAVING count(*) > 0;
+
+-- name: flow_cancel
+-- A job it waits for failed or was cancelled: it never runs.
+UPDATE {schema}.jobs
+SET state = 'cancelled', reason = 'dependency_failed', finished_at = now(), updated_at = now(),
+    errors = errors || jsonb_build_array(
+        $2::jsonb || jsonb_build_object('at', date_part('epoch', now())))
+WHERE id = $1 AND state = 'scheduled' AND waiting_on > 0
+RETURNING dependents;
+
+-- name: flow_cancelled_dependent
+SELECT depends_on, dependents FROM {schema}.jobs
+WHERE id = $1 AND state = 'cancelled' AND reason = 'dependency_failed';
+
+-- name: flow_rearm
+-- The job it waited for is retried: it waits again, for what has not completed.
+UPDATE {schema}.jobs
+SET state = 'scheduled', run_at = to_timestamp($3), waiting_on = $2, reason = NULL,
+    finished_at = NULL, updated_at = now()
+WHERE id = $1 AND state = 'cancelled' AND reason = 'dependency_failed';
 
 -- name: get
 SELECT * FROM {schema}.jobs WHERE id = $1;

@@ -33,7 +33,12 @@ CREATE TABLE {schema}.jobs (
     finished_at      timestamptz,
     unique_key       text,          -- backburner.unique (migration 2): the key, its scope,
     unique_scope     text,          -- and for the period scope when the key lapses
-    unique_until     timestamptz
+    unique_until     timestamptz,
+    flow_id          text,          -- backburner.flows (migration 6): the flow (its first
+    depends_on       text[],        -- job's id), the jobs this one waits for and the jobs
+    dependents       text[],        -- waiting for it, how many of the former have not
+    waiting_on       integer     NOT NULL DEFAULT 0, -- completed, and what it receives
+    receives         text           -- when released ('result' / 'results')
 )
 -- Heartbeats and progress rewrite a running job's row often without touching an indexed
 -- column; free room on the page lets them be HOT updates (no index writes, no bloat).

@@ -15,14 +15,15 @@ from backburner.backends.records import error_entry, record_from_row
 from backburner.backends.redis.keys import unique_digest
 from backburner.job import FailureReason, JobRecord
 
-CLAIMED_FIELDS = 12
+CLAIMED_FIELDS = 13
 """Fields per job in a claim reply (see lua/claim.lua)."""
 
-_INTS = ("priority", "attempt", "max_attempts", "failures", "lost", "cancel_requested")
+_INTS = ("priority", "attempt", "max_attempts", "failures", "lost", "cancel_requested",
+         "waiting_on")
 _FLOATS = ("timeout", "created_at", "updated_at", "run_at", "started_at", "finished_at",
            "lease_until")
 _STRINGS = ("id", "task", "queue", "state", "args", "kwargs", "errors", "result", "reason",
-            "progress", "worker_id", "unique_key")
+            "progress", "worker_id", "unique_key", "flow_id", "depends_on", "dependents")
 
 
 def record_from_hash(h: Mapping[str, str]) -> JobRecord:
@@ -39,7 +40,7 @@ def claimed_jobs(queue: str, started_at: float, flat: Sequence[Any]) -> list[Cla
     jobs = []
     for i in range(0, len(flat), CLAIMED_FIELDS):
         (job_id, task, priority, args, kwargs, attempt, max_attempts, failures, lost,
-         timeout, created_at, run_at) = flat[i : i + CLAIMED_FIELDS]
+         timeout, created_at, run_at, has_dependents) = flat[i : i + CLAIMED_FIELDS]
         jobs.append(
             ClaimedJob(
                 id=job_id, task=task, queue=queue, priority=int(priority), args=args,
@@ -47,6 +48,7 @@ def claimed_jobs(queue: str, started_at: float, flat: Sequence[Any]) -> list[Cla
                 failures=int(failures), lost=int(lost),
                 timeout=float(timeout) if timeout else None, created_at=float(created_at),
                 run_at=float(run_at), started_at=started_at,
+                has_dependents=int(has_dependents) == 1,
             )
         )
     return jobs
@@ -60,6 +62,10 @@ def insert_args(jobs: Sequence[NewJob]) -> list[str | int | float]:
             "" if j.timeout is None else repr(float(j.timeout)), repr(float(j.delay)),
             "" if j.run_at is None else repr(float(j.run_at)),
             *unique_args(j),
+            j.flow_id or "",
+            codec.dumps(list(j.depends_on)) if j.depends_on else "",
+            codec.dumps(list(j.dependents)) if j.dependents else "",
+            j.receives or "",
         ]
     return args
 

@@ -26,13 +26,20 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import error_entry, record_from_row, seq_cursor
+from backburner.backends.records import (
+    dependency_error,
+    error_entry,
+    id_list,
+    record_from_row,
+    released_args,
+    seq_cursor,
+)
 from backburner.backends.sql_files import load_queries
 from backburner.backends.sqlite import schema
 from backburner.backends.sqlite.connection import SQLiteConnection, WriteTransaction
 from backburner.backends.sqlite.datagrams import DatagramNotifier
 from backburner.errors import ConfigurationError
-from backburner.job import FailureReason, JobRecord, JobState
+from backburner.job import WAITING_RUN_AT, FailureReason, JobRecord, JobState
 from backburner.notify import Notifier
 
 Q = load_queries("backburner.backends.sqlite")
@@ -213,6 +220,18 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[Inserted]:
         }
         for j in jobs
     ]
+    if any(j.flow_id is not None for j in jobs):
+        # The core never mixes unique jobs into a flow (backburner.flows).
+        for j, row in zip(jobs, rows, strict=True):
+            row.update(
+                flow_id=j.flow_id, waiting_on=len(j.depends_on), receives=j.receives,
+                depends_on=codec.dumps(list(j.depends_on)) if j.depends_on else None,
+                dependents=codec.dumps(list(j.dependents)) if j.dependents else None,
+                waiting_run_at=WAITING_RUN_AT,
+            )
+        with WriteTransaction(conn):
+            conn.executemany(Q["insert_flow_job"], rows)
+        return [Inserted(j.id) for j in jobs]
     if all(j.unique_key is None for j in jobs):
         with WriteTransaction(conn):
             conn.executemany(Q["insert_job"], rows)
@@ -274,7 +293,7 @@ def _claimed(r: sqlite3.Row) -> ClaimedJob:
     return ClaimedJob(
         id=r[0], task=r[1], queue=r[2], priority=r[3], args=r[4], kwargs=r[5],
         attempt=r[6], max_attempts=r[7], failures=r[8], lost=r[9], timeout=r[10],
-        created_at=r[11], run_at=r[12], started_at=r[13],
+        created_at=r[11], run_at=r[12], started_at=r[13], has_dependents=bool(r[15]),
     )
 
 
@@ -300,13 +319,17 @@ def _complete(conn: sqlite3.Connection, items: Sequence[Completion]) -> list[boo
     now = time.time()
     statement = Q["complete"]
     with WriteTransaction(conn):
-        return [
+        accepted = [
             conn.execute(
                 statement, {"id": i.id, "attempt": i.attempt, "result": i.result, "now": now}
             ).rowcount
             == 1
             for i in items
         ]
+        for i, ok in zip(items, accepted, strict=True):
+            if ok and i.has_dependents:
+                _release_dependents(conn, i.id, now)
+    return accepted
 
 
 def _fail(conn: sqlite3.Connection, items: Sequence[Failure]) -> list[bool]:
@@ -326,7 +349,10 @@ def _fail(conn: sqlite3.Connection, items: Sequence[Failure]) -> list[bool]:
                 "error": codec.dumps(error_entry(i.error, i.attempt, i.reason, now)),
                 "now": now,
             }
-            accepted.append(conn.execute(statement, params).rowcount == 1)
+            ok = conn.execute(statement, params).rowcount == 1
+            accepted.append(ok)
+            if ok and i.has_dependents and i.retry_in is None:
+                _cancel_dependents(conn, i.id, final, now)
     return accepted
 
 
@@ -341,9 +367,13 @@ def _release(conn: sqlite3.Connection, items: Sequence[Release]) -> list[bool]:
 
 
 def _cancel(conn: sqlite3.Connection, job_id: str) -> JobState | None:
-    params = {"id": job_id, "now": time.time()}
+    now = time.time()
+    params = {"id": job_id, "now": now}
     with WriteTransaction(conn):
-        if conn.execute(Q["cancel_waiting"], params).fetchone() is not None:
+        cancelled = conn.execute(Q["cancel_waiting"], params).fetchone()
+        if cancelled is not None:
+            if cancelled[3] is not None:
+                _cancel_dependents(conn, job_id, "cancelled", now)
             return JobState.CANCELLED
         conn.execute(Q["request_cancel"], params)
         row = conn.execute(Q["state_of"], params).fetchone()
@@ -351,9 +381,13 @@ def _cancel(conn: sqlite3.Connection, job_id: str) -> JobState | None:
 
 
 def _retry(conn: sqlite3.Connection, job_id: str) -> JobState | None:
-    params = {"id": job_id, "now": time.time()}
+    now = time.time()
+    params = {"id": job_id, "now": now}
     with WriteTransaction(conn):
-        if conn.execute(Q["retry"], params).fetchone() is not None:
+        retried = conn.execute(Q["retry"], params).fetchone()
+        if retried is not None:
+            if retried[3] is not None:
+                _rearm_dependents(conn, job_id, now)
             return JobState.PENDING
         row = conn.execute(Q["state_of"], params).fetchone()
     return JobState(row[0]) if row else None
@@ -368,6 +402,9 @@ def _rescue_expired(conn: sqlite3.Connection, max_lost: int) -> list[Transition]
     now = time.time()
     with WriteTransaction(conn):
         rows = conn.execute(Q["rescue_expired"], {"now": now, "max_lost": max_lost}).fetchall()
+        for r in rows:
+            if r[6] is not None and r[3] in ("failed", "cancelled"):
+                _cancel_dependents(conn, r[0], r[3], now)
         # Workers that stopped heartbeating long ago are gone; keep the table small.
         conn.execute(Q["forget_dead_workers"], {"before": now - 3600})
     return [
@@ -377,6 +414,64 @@ def _rescue_expired(conn: sqlite3.Connection, max_lost: int) -> list[Transition]
         )
         for r in rows
     ]
+
+
+# Chains and groups (backburner.flows): run inside the transaction of the transition that
+# completed, ended or retried the job the others follow, so no step is lost or run twice.
+
+
+def _release_dependents(conn: sqlite3.Connection, job_id: str, now: float) -> None:
+    found = conn.execute(Q["flow_dependents"], {"id": job_id}).fetchone()
+    for dep_id in id_list(found[0] if found else None):
+        released = conn.execute(Q["flow_release"], {"id": dep_id, "now": now}).fetchone()
+        if released is None or released[0] > 0:
+            continue  # cancelled or deleted meanwhile, or still waiting for others
+        receives, depends_on, args = released[1], id_list(released[2]), released[3]
+        if receives is not None:
+            stored = {
+                r[0]: r[1]
+                for r in conn.execute(Q["flow_results"], {"ids": codec.dumps(list(depends_on))})
+            }
+            args = released_args(args, receives, [stored.get(d) for d in depends_on])
+        conn.execute(Q["flow_ready"], {"id": dep_id, "args": args, "now": now})
+
+
+def _cancel_dependents(conn: sqlite3.Connection, job_id: str, state: str, now: float) -> None:
+    found = conn.execute(Q["flow_dependents"], {"id": job_id}).fetchone()
+    todo = [(job_id, state, id_list(found[0] if found else None))]
+    while todo:
+        ended, ended_state, dependents = todo.pop()
+        error = codec.dumps(dependency_error(ended, ended_state, now))
+        for dep_id in dependents:
+            cancelled = conn.execute(
+                Q["flow_cancel"], {"id": dep_id, "error": error, "now": now}
+            ).fetchone()
+            if cancelled is not None:
+                todo.append((dep_id, "cancelled", id_list(cancelled[0])))
+
+
+def _rearm_dependents(conn: sqlite3.Connection, job_id: str, now: float) -> None:
+    found = conn.execute(Q["flow_dependents"], {"id": job_id}).fetchone()
+    todo = [id_list(found[0] if found else None)]
+    while todo:
+        for dep_id in todo.pop():
+            dep = conn.execute(Q["flow_cancelled_dependent"], {"id": dep_id}).fetchone()
+            if dep is None:
+                continue
+            depends_on = id_list(dep[0])
+            states = {
+                r[0]: r[2]
+                for r in conn.execute(Q["flow_results"], {"ids": codec.dumps(list(depends_on))})
+            }
+            if any(states.get(d) in (None, "failed", "cancelled") for d in depends_on):
+                continue  # another job it waits for ended badly: it stays cancelled
+            waiting = sum(1 for d in depends_on if states[d] != "completed")
+            conn.execute(
+                Q["flow_rearm"],
+                {"id": dep_id, "waiting_on": waiting, "waiting_run_at": WAITING_RUN_AT,
+                 "now": now},
+            )
+            todo.append(id_list(dep[1]))
 
 
 def _get(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:

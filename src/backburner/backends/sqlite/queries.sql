@@ -19,6 +19,20 @@ VALUES
      :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now),
      :unique_key, :unique_scope, :unique_until);
 
+-- name: insert_flow_job
+-- A job of a chain or group (backburner.flows). One that waits for others is stored
+-- scheduled at :waiting_run_at (9999-12-31): past the end of every staging scan, so only
+-- the completion of its last dependency (flow_release) makes it pending.
+INSERT INTO backburner_jobs
+    (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
+     created_at, updated_at, run_at, flow_id, depends_on, dependents, waiting_on, receives)
+VALUES
+    (:id, :task, :queue, :priority,
+     CASE WHEN :waiting_on > 0 OR :run_at > :now THEN 'scheduled' ELSE 'pending' END,
+     :args, :kwargs, :max_attempts, :timeout, :now, :now,
+     CASE WHEN :waiting_on > 0 THEN :waiting_run_at ELSE max(:run_at, :now) END,
+     :flow_id, :depends_on, :dependents, :waiting_on, :receives);
+
 -- name: release_lapsed_key
 -- The period scope ends by the clock, which the unique index cannot see: its holder lets go
 -- here, in the insert's transaction, right before the key is looked up.
@@ -54,7 +68,7 @@ WHERE seq IN (
     LIMIT :limit
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
-          timeout, created_at, run_at, started_at, seq;
+          timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL;
 
 -- name: claim_suspect
 -- One job that lost a worker, for a worker that runs nothing else: if it is a poison job it
@@ -70,7 +84,7 @@ WHERE seq = (
     LIMIT 1
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
-          timeout, created_at, run_at, started_at, seq;
+          timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL;
 
 -- name: suspect_waiting
 SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND queue = :queue LIMIT 1;
@@ -118,7 +132,7 @@ WHERE id = :id AND attempt = :attempt AND state = 'running';
 UPDATE backburner_jobs
 SET state = 'cancelled', reason = 'cancelled', finished_at = :now, updated_at = :now
 WHERE id = :id AND state IN ('pending', 'scheduled')
-RETURNING task, queue, attempt;
+RETURNING task, queue, attempt, dependents;
 
 -- name: request_cancel
 UPDATE backburner_jobs SET cancel_requested = 1, updated_at = :now
@@ -144,8 +158,9 @@ SET state = 'pending', failures = 0, lost = 0, reason = NULL, result = NULL,
                     AND o.attempt = 0)
                 OR (o.unique_scope = 'period' AND o.unique_until IS NOT NULL)))
         THEN NULL ELSE unique_key END
-WHERE id = :id AND state IN ('failed', 'cancelled')
-RETURNING task, queue, attempt;
+-- A job of a flow cancelled while it still waited never got its input: not retried.
+WHERE id = :id AND state IN ('failed', 'cancelled') AND waiting_on = 0
+RETURNING task, queue, attempt, dependents;
 
 -- name: delete
 DELETE FROM backburner_jobs WHERE id = :id AND state != 'running';
@@ -171,7 +186,46 @@ SET state = CASE
         'traceback', NULL, 'reason', 'worker_lost', 'at', :now)),
     worker_id = NULL, lease_until = NULL, updated_at = :now
 WHERE state = 'running' AND lease_until < :now
-RETURNING id, task, queue, state, attempt, reason;
+RETURNING id, task, queue, state, attempt, reason, dependents;
+
+-- Chains and groups (backburner.flows). These run only for jobs with dependents, in the
+-- transaction of the transition that completed, ended or retried the job they follow.
+
+-- name: flow_dependents
+SELECT dependents FROM backburner_jobs WHERE id = :id;
+
+-- name: flow_release
+-- One of the job's dependencies completed.
+UPDATE backburner_jobs SET waiting_on = waiting_on - 1, updated_at = :now
+WHERE id = :id AND state = 'scheduled' AND waiting_on > 0
+RETURNING waiting_on, receives, depends_on, args;
+
+-- name: flow_results
+SELECT id, result, state FROM backburner_jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: flow_ready
+-- Its last dependency completed: ready now, with what it receives first in its arguments.
+UPDATE backburner_jobs SET state = 'pending', run_at = :now, args = :args, updated_at = :now
+WHERE id = :id AND state = 'scheduled' AND waiting_on = 0;
+
+-- name: flow_cancel
+-- A job it waits for failed or was cancelled: it never runs.
+UPDATE backburner_jobs
+SET state = 'cancelled', reason = 'dependency_failed', finished_at = :now, updated_at = :now,
+    errors = json_insert(errors, '$[#]', json(:error))
+WHERE id = :id AND state = 'scheduled' AND waiting_on > 0
+RETURNING dependents;
+
+-- name: flow_cancelled_dependent
+SELECT depends_on, dependents FROM backburner_jobs
+WHERE id = :id AND state = 'cancelled' AND reason = 'dependency_failed';
+
+-- name: flow_rearm
+-- The job it waited for is retried: it waits again, for what has not completed.
+UPDATE backburner_jobs
+SET state = 'scheduled', run_at = :waiting_run_at, waiting_on = :waiting_on, reason = NULL,
+    finished_at = NULL, updated_at = :now
+WHERE id = :id AND state = 'cancelled' AND reason = 'dependency_failed';
 
 -- name: get
 SELECT * FROM backburner_jobs WHERE id = :id;

@@ -1,9 +1,12 @@
 -- The current schema in full, for readers. tests/unit/test_sqlite_schema.py checks that
 -- applying every migration gives exactly this schema: change both together.
--- Jobs: one row per job for its whole life. The last three columns (added by migration 2,
--- which is why they sit on one line: SQLite appends added columns so) are a job's unique
--- key, its scope and, for the period scope, when the key lapses (backburner.unique). Times are epoch seconds (REAL) by the clock of
--- the machine that holds the file, which every process sharing the file also reads.
+-- Jobs: one row per job for its whole life. The last eight columns were added by migrations
+-- (which is why they sit on one line: SQLite appends added columns so). Migration 2: a
+-- job's unique key, its scope and, for the period scope, when the key lapses
+-- (backburner.unique). Migration 6: the links of chains and groups (backburner.flows): the
+-- flow's id, the ids (JSON arrays) a job waits for and that wait for it, how many it still
+-- waits for, and what it receives when released. Times are epoch seconds (REAL) by the
+-- clock of the machine that holds the file, which every process sharing the file reads.
 CREATE TABLE backburner_jobs (
     seq              INTEGER PRIMARY KEY,          -- rowid: insertion order, FIFO tiebreak
     id               TEXT    NOT NULL UNIQUE,
@@ -31,7 +34,7 @@ CREATE TABLE backburner_jobs (
     run_at           REAL    NOT NULL,
     started_at       REAL,
     finished_at      REAL
-, unique_key TEXT, unique_scope TEXT, unique_until REAL);
+, unique_key TEXT, unique_scope TEXT, unique_until REAL, flow_id TEXT, depends_on TEXT, dependents TEXT, waiting_on INTEGER NOT NULL DEFAULT 0, receives TEXT);
 
 -- Every index is written on every state change, so there are few, and partial where they
 -- can be. The claim walks this one in order and stops after LIMIT rows: no sort, no scan.

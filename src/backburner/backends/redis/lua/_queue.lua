@@ -126,3 +126,110 @@ local function release_key(id)
     redis.call('DEL', unique_key(f[1]))
   end
 end
+
+-- Chains and groups (backburner/flows.py). Every job of a flow is in this queue, so the
+-- script that completes, ends or retries one job changes the jobs that wait for it in the
+-- same atomic step. `dependents` / `depends_on` are JSON arrays of ids; a waiting job is
+-- `scheduled` with `waiting_on` > 0 and sits in no ready or scheduled index.
+local WAITING_RUN_AT = '253402300799.000000'
+
+local function ids_of(json)
+  if not json or json == '' then
+    return {}
+  end
+  return cjson.decode(json)
+end
+
+-- `id` completed: each dependent waits for one job less; at none it is ready, with what it
+-- receives put first in its arguments (string surgery: arguments are kept byte for byte).
+-- Returns how many became ready.
+local function release_dependents(id, now_s)
+  local woke = 0
+  for _, dep in ipairs(ids_of(redis.call('HGET', job_key(id), 'dependents'))) do
+    local key = job_key(dep)
+    local f = redis.call('HMGET', key, 'state', 'waiting_on', 'receives', 'depends_on', 'args',
+      'seq', 'priority')
+    local waiting = tonumber(f[2] or '0')
+    if f[1] == 'scheduled' and waiting > 0 then
+      waiting = waiting - 1
+      redis.call('HSET', key, 'waiting_on', waiting, 'updated_at', now_s)
+      if waiting == 0 then
+        local args = f[5]
+        if f[3] then
+          local results = {}
+          for i, d in ipairs(ids_of(f[4])) do
+            results[i] = redis.call('HGET', job_key(d), 'result') or 'null'
+          end
+          local given = results[1] or 'null'
+          if f[3] == 'results' then
+            given = '[' .. table.concat(results, ',') .. ']'
+          end
+          local rest = string.match(args, '^%s*%[(.*)%]%s*$')
+          if rest and string.match(rest, '%S') then
+            args = '[' .. given .. ',' .. rest .. ']'
+          else
+            args = '[' .. given .. ']'
+          end
+        end
+        redis.call('HSET', key, 'state', 'pending', 'run_at', now_s, 'args', args)
+        make_ready(dep, f[6], f[7], 0)
+        move(dep, f[6], 'scheduled', 'pending')
+        woke = woke + 1
+      end
+    end
+  end
+  return woke
+end
+
+-- `id` ended `state` without completing: what waits for it (and on) never runs.
+local function cancel_dependents(id, state, now_s)
+  local todo = {{id, state}}
+  while #todo > 0 do
+    local ended = table.remove(todo)
+    local entry = '{"attempt":0,"type":"DependencyFailed","message":' .. cjson.encode('job '
+      .. ended[1] .. ', which this job waited for, ended ' .. ended[2]) .. ',"traceback":null,'
+      .. '"reason":"dependency_failed","at":' .. now_s .. '}'
+    for _, dep in ipairs(ids_of(redis.call('HGET', job_key(ended[1]), 'dependents'))) do
+      local key = job_key(dep)
+      local f = redis.call('HMGET', key, 'state', 'waiting_on', 'seq')
+      if f[1] == 'scheduled' and tonumber(f[2] or '0') > 0 then
+        append_error(key, entry)
+        redis.call('HSET', key, 'state', 'cancelled', 'reason', 'dependency_failed',
+          'finished_at', now_s, 'updated_at', now_s)
+        move(dep, f[3], 'scheduled', 'cancelled')
+        table.insert(todo, {dep, 'cancelled'})
+      end
+    end
+  end
+end
+
+-- `id` is retried: what it cancelled (and on) waits for it again, unless another job it
+-- waits for failed or was cancelled too.
+local function rearm_dependents(id, now_s)
+  local todo = {id}
+  while #todo > 0 do
+    local live = table.remove(todo)
+    for _, dep in ipairs(ids_of(redis.call('HGET', job_key(live), 'dependents'))) do
+      local key = job_key(dep)
+      local f = redis.call('HMGET', key, 'state', 'reason', 'depends_on', 'seq')
+      if f[1] == 'cancelled' and f[2] == 'dependency_failed' then
+        local waiting, blocked = 0, false
+        for _, d in ipairs(ids_of(f[3])) do
+          local s = redis.call('HGET', job_key(d), 'state')
+          if not s or s == 'failed' or s == 'cancelled' then
+            blocked = true
+          elseif s ~= 'completed' then
+            waiting = waiting + 1
+          end
+        end
+        if not blocked then
+          redis.call('HSET', key, 'state', 'scheduled', 'run_at', WAITING_RUN_AT,
+            'waiting_on', waiting, 'updated_at', now_s)
+          redis.call('HDEL', key, 'reason', 'finished_at')
+          move(dep, f[4], 'cancelled', 'scheduled')
+          table.insert(todo, dep)
+        end
+      end
+    end
+  end
+end

@@ -16,6 +16,7 @@ if state == 'pending' or state == 'scheduled' then
     'finished_at', now_s, 'updated_at', now_s)
   move(id, f[2], state, 'cancelled')
   release_key(id)
+  cancel_dependents(id, 'cancelled', now_s)
   return 'cancelled'
 end
 if state == 'running' then

@@ -4,7 +4,7 @@
 --   'suspect' one job that lost a worker (lost > 0), for a worker that runs nothing else;
 --   'both'    'suspect', then 'normal' when no suspect waits (one queue, idle worker).
 -- Returns {now, next_run_at ('' = none or not asked), suspects_waiting (0/1), job fields...}:
--- 12 fields per job (see rows.claimed_jobs).
+-- 13 fields per job (see rows.claimed_jobs).
 local now, now_s = clock()
 local worker, limit, lease, mode = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local lease_until_s = fmt(now + lease)
@@ -30,7 +30,8 @@ local out = {now_s, '', 0}
 local function take(id)
   local key = job_key(id)
   local f = redis.call('HMGET', key, 'state', 'seq', 'task', 'priority', 'args', 'kwargs',
-    'attempt', 'max_attempts', 'failures', 'lost', 'timeout', 'created_at', 'run_at')
+    'attempt', 'max_attempts', 'failures', 'lost', 'timeout', 'created_at', 'run_at',
+    'dependents')
   if f[1] ~= 'pending' then
     return false -- a stale index entry; the record is the truth
   end
@@ -45,6 +46,7 @@ local function take(id)
   out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, f[3], f[4], f[5]
   out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[6], attempt, f[8], f[9]
   out[n + 9], out[n + 10], out[n + 11], out[n + 12] = f[10], f[11] or '', f[12], f[13]
+  out[n + 13] = f[14] and 1 or 0
   return true
 end
 

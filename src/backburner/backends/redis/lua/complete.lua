@@ -1,10 +1,11 @@
 -- complete: record the results of many attempts at once (one round trip per ack batch).
 -- ARGV[3..]: triples id, attempt, result (JSON). Returns one 1/0 per item: accepted or fenced.
+-- Jobs that waited for a completed one (chains, groups) are released here, atomically.
 local _, now_s = clock()
 local out = {}
 for i = 3, #ARGV, 3 do
   local id = ARGV[i]
-  local f = owned(id, ARGV[i + 1])
+  local f = owned(id, ARGV[i + 1], 'dependents')
   if f then
     local key = job_key(id)
     redis.call('HSET', key, 'state', 'completed', 'result', ARGV[i + 2],
@@ -13,6 +14,9 @@ for i = 3, #ARGV, 3 do
     unlease(id, f[3])
     move(id, f[4], 'running', 'completed')
     release_key(id)
+    if f[5] then
+      release_dependents(id, now_s)
+    end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

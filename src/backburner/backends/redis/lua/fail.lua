@@ -7,7 +7,7 @@ local now, now_s = clock()
 local out = {}
 for i = 3, #ARGV, 7 do
   local id = ARGV[i]
-  local f = owned(id, ARGV[i + 1])
+  local f = owned(id, ARGV[i + 1], 'dependents')
   if f then
     local key = job_key(id)
     local retry_in = ARGV[i + 2]
@@ -27,6 +27,9 @@ for i = 3, #ARGV, 7 do
       redis.call('HSET', key, 'state', final, 'reason', ARGV[i + 4], 'finished_at', now_s)
       move(id, f[4], 'running', final)
       release_key(id)
+      if f[5] then
+        cancel_dependents(id, final, now_s)
+      end
     end
     out[#out + 1] = 1
   else

@@ -1,12 +1,15 @@
 -- insert: store new jobs of one queue, `pending` or `scheduled`, all or none.
 -- ARGV[3..]: groups of 13: id, task, priority, args, kwargs, max_attempts, timeout ('' =
 -- none), delay (seconds), run_at ('' = none; epoch seconds), unique key ('' = none), its
--- digest (names the key's Redis key), unique scope, unique_for (seconds, '' = none).
+-- digest (names the key's Redis key), unique scope, unique_for (seconds, '' = none), then
+-- (chains and groups, '' = none) flow id, depends_on and dependents (JSON arrays of ids),
+-- receives: 17 in all. A job that depends on others is stored scheduled at WAITING_RUN_AT
+-- with waiting_on = their number, in no ready or scheduled index.
 -- Returns {1, id} for an id that already exists (then nothing was written), or
 -- {0, id, state, ...}: per job the id used and '' or, when a live job holds its unique key,
 -- the holder's id and state (then that job is not stored).
 local now, now_s, now_us = clock()
-local N = 13
+local N = 17
 
 -- All checks before any write: a script that fails half-way would leave its writes behind.
 local seen = {}
@@ -64,6 +67,11 @@ for i = 3, #ARGV, N do
     if scheduled then
       run_at_s = fmt(run_at)
     end
+    local depends_on = ARGV[i + 14]
+    local waits = depends_on ~= ''
+    if waits then
+      scheduled, run_at_s = true, WAITING_RUN_AT
+    end
     local key = job_key(id)
     redis.call('HSET', key,
       'id', id, 'task', ARGV[i + 1], 'queue', QUEUE, 'priority', priority,
@@ -81,7 +89,21 @@ for i = 3, #ARGV, N do
         redis.call('HSET', key, 'unique_until', fmt(now + tonumber(unique_for)))
       end
     end
-    if scheduled then
+    if ARGV[i + 13] ~= '' then
+      redis.call('HSET', key, 'flow_id', ARGV[i + 13])
+      if waits then
+        redis.call('HSET', key, 'depends_on', depends_on, 'waiting_on', #cjson.decode(depends_on))
+      end
+      if ARGV[i + 15] ~= '' then
+        redis.call('HSET', key, 'dependents', ARGV[i + 15])
+      end
+      if ARGV[i + 16] ~= '' then
+        redis.call('HSET', key, 'receives', ARGV[i + 16])
+      end
+    end
+    if waits then
+      move(id, seq_s, nil, 'scheduled')
+    elseif scheduled then
       redis.call('ZADD', SCHEDULED, run_at_s, id)
       move(id, seq_s, nil, 'scheduled')
     else

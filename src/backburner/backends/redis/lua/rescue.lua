@@ -36,6 +36,9 @@ for _, id in ipairs(expired) do
       release_key(id)
     end
     move(id, f[6], 'running', state)
+    if state ~= 'pending' then
+      cancel_dependents(id, state, now_s)
+    end
     local n = #out
     out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, f[8], state, f[2], reason
   end

@@ -4,12 +4,14 @@
 local now, now_s = clock()
 local id = ARGV[3]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'seq', 'priority', 'unique_scope', 'unique_digest')
+local f = redis.call('HMGET', key, 'state', 'seq', 'priority', 'unique_scope', 'unique_digest',
+  'waiting_on')
 local state = f[1]
 if not state then
   return false
 end
-if state == 'failed' or state == 'cancelled' then
+-- A job of a flow cancelled while it still waited never got its input: not retried.
+if (state == 'failed' or state == 'cancelled') and tonumber(f[6] or '0') == 0 then
   redis.call('HSET', key, 'state', 'pending', 'failures', 0, 'lost', 0, 'cancel_requested', 0,
     'run_at', now_s, 'updated_at', now_s)
   redis.call('HDEL', key, 'reason', 'result', 'finished_at', 'worker_id')
@@ -22,6 +24,7 @@ if state == 'failed' or state == 'cancelled' then
       redis.call('SET', unique_key(f[5]), id)
     end
   end
+  rearm_dependents(id, now_s)
   return 'pending'
 end
 return state
