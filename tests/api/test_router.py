@@ -258,3 +258,25 @@ def test_an_idempotency_key_makes_a_repeat_return_the_same_job(client: TestClien
     schema = client.get("/openapi.json").json()
     (param,) = schema["paths"]["/tasks/count_to"]["post"]["parameters"]
     assert param["name"] == "Idempotency-Key" and param["in"] == "header"
+
+
+def test_a_chain_shows_its_links(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/flow.db"
+
+    async def seed() -> list[str]:
+        _, jobs = build(url)
+        async with jobs:
+            chain = await jobs.chain(
+                jobs.get_task("count_to").call(1, pause=0.01), jobs.get_task("explode").call()
+            )
+            return [j.id for j in chain.jobs]
+
+    first, second = asyncio.run(seed())
+    api, _ = build(url)
+    with TestClient(api) as client:
+        waiting = client.get(f"/jobs/{second}").json()
+        assert waiting["flow_id"] == first and waiting["depends_on"] == [first]
+        done = wait_state(client, first, "completed")
+        assert done["dependents"] == [second] and done["depends_on"] == []
+        failed = wait_state(client, second, "failed")
+        assert failed["waiting_on"] == 0 and failed["flow_id"] == first

@@ -283,3 +283,38 @@ async def test_flows_refuse_bad_input(app: Backburner) -> None:
     chain = await app.chain(a.call(1), b.pipe(), queue="q1")
     assert {r.queue for r in (await chain.status()).records} == {"q1"}
     await app.cancel(chain.jobs[0].id)
+
+
+async def test_a_rescue_that_ends_a_step_cancels_the_rest(app: Backburner) -> None:
+    @app.task
+    async def step(x: int) -> int:
+        return x
+
+    chain = await app.chain(step.call(1), step.pipe(), step.pipe())
+    backend = app.backend
+    # The first step's worker dies holding it: a short lease, then the rescue ends it
+    # (max_lost=1), like a job that keeps killing its workers.
+    claim = await backend.claim("w-dead", ["default"], 1, 0.05)
+    assert [j.id for j in claim.jobs] == [chain.jobs[0].id] and claim.jobs[0].has_dependents
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        moved = await backend.rescue_expired(max_lost=1)
+        if moved:
+            break
+    assert [(t.id, t.state) for t in moved] == [(chain.jobs[0].id, JobState.FAILED)]
+    status = await chain.status()
+    assert [r.reason for r in status.records] == [
+        FailureReason.WORKER_LOST, FailureReason.DEPENDENCY_FAILED,
+        FailureReason.DEPENDENCY_FAILED]
+    assert status.state is FlowState.FAILED
+
+
+async def test_ordinary_jobs_are_not_flagged(app: Backburner) -> None:
+    @app.task
+    async def plain() -> None: ...
+
+    await plain.enqueue()
+    claim = await app.backend.claim("w", ["default"], 10, 30)
+    assert len(claim.jobs) == 1 and not claim.jobs[0].has_dependents
+    record = await app.get_job(claim.jobs[0].id)
+    assert record is not None and record.flow_id is None and record.depends_on == ()

@@ -132,6 +132,28 @@ def build_app(url: str) -> Backburner:
     async def noop(x: int) -> int:
         return x
 
+    @app.task(name="rel.flow_step", retries=0)
+    async def flow_step(trail: list[str], name: str, first: float, ctx: JobContext) -> list[str]:
+        """A chain step (`pipe`): the trail the previous step returned plus its own name;
+        sleeps `first` seconds on attempt 1 (time to kill its worker), briefly after."""
+        with attempt_scope(ctx):
+            await asyncio.sleep(first if ctx.attempt == 1 else 0.05)
+        return [*trail, name]
+
+    @app.task(name="rel.flow_member", retries=0)
+    async def flow_member(x: int, first: float, ctx: JobContext) -> int:
+        """A group member: `x`, after `first` seconds on attempt 1 (briefly after)."""
+        with attempt_scope(ctx):
+            await asyncio.sleep(first if ctx.attempt == 1 else 0.05)
+        return x
+
+    @app.task(name="rel.flow_gather", retries=0)
+    async def flow_gather(results: list[int], ctx: JobContext) -> list[int]:
+        """A group's callback (`pipe`): the members' results, as received."""
+        with attempt_scope(ctx):
+            pass
+        return results
+
     return app
 
 

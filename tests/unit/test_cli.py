@@ -81,6 +81,23 @@ def test_jobs_list_show_retry_cancel(db: str) -> None:
     assert asyncio.run(state(ids["waiting"])) is JobState.CANCELLED
 
 
+def test_jobs_show_has_the_links_of_a_chain(db: str) -> None:
+    async def go() -> list[str]:
+        async with Backburner(db) as app:
+
+            @app.task
+            async def ok(n: int) -> int:
+                return n
+
+            chain = await app.chain(ok.call(1), ok.pipe())
+            return [j.id for j in chain.jobs]
+
+    first, second = asyncio.run(go())
+    shown = json.loads(runner.invoke(cli, ["jobs", "show", second, "--url", db]).output)
+    assert shown["flow_id"] == first and shown["depends_on"] == [first]
+    assert shown["waiting_on"] == 1 and shown["dependents"] == []
+
+
 def test_errors_are_reported_not_raised(db: str) -> None:
     missing = runner.invoke(cli, ["jobs", "show", "nope", "--url", db])
     assert missing.exit_code == 1 and "no job" in missing.output
