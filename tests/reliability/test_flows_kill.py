@@ -4,6 +4,8 @@ flows, every step completes exactly once, in order, with the results handed on."
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from conftest import ALL_KINDS
 from rel_harness import Scenario
@@ -68,7 +70,7 @@ def test_a_worker_killed_in_the_middle_of_a_chain_and_a_group(scenario: Scenario
         else:
             assert len(attempts) == 1, (job, attempts)
     # Each chain step started only after the one before it had ended.
-    for before, after in zip(chain, chain[1:], strict=False):
+    for before, after in itertools.pairwise(chain):
         done = [a for a in history.of(before) if a.outcome == "ok"][0]
         assert done.end is not None and history.of(after)[0].start >= done.end
     codes = scenario.pool.stop_all()
