@@ -17,7 +17,7 @@ from backburner import logs
 from backburner._version import __version__
 from backburner.app import Backburner
 from backburner.errors import BackburnerError, ConfigurationError
-from backburner.job import JobRecord, JobState
+from backburner.job import JobRecord
 from backburner.loading import load_app
 
 T = TypeVar("T")
@@ -28,7 +28,7 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-jobs_cli = typer.Typer(help="List, show, retry and cancel jobs.", no_args_is_help=True)
+jobs_cli = typer.Typer(help="List, show, retry, cancel and delete jobs.", no_args_is_help=True)
 cli.add_typer(jobs_cli, name="jobs")
 schedules_cli = typer.Typer(
     help="List, pause, resume and trigger periodic schedules.", no_args_is_help=True
@@ -199,52 +199,6 @@ def _full(record: JobRecord) -> dict[str, Any]:
     }
 
 
-@jobs_cli.command("list")
-def jobs_list(
-    app: AppOption = None,
-    url: UrlOption = None,
-    state: Annotated[list[str] | None, typer.Option("--state", "-s")] = None,
-    task: Annotated[str | None, typer.Option("--task", "-t")] = None,
-    queue: Annotated[str | None, typer.Option("--queue", "-q")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    cursor: Annotated[str | None, typer.Option()] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List jobs, newest first."""
-    the_app = _app(app, url)
-    for s in state or []:
-        if s not in {m.value for m in JobState}:
-            raise typer.BadParameter(
-                f"{s!r} is not one of {', '.join(m.value for m in JobState)}",
-                param_hint="--state",
-            )
-
-    async def go() -> Any:
-        try:
-            return await the_app.list_jobs(
-                states=state or (), task=task, queue=queue, limit=limit, cursor=cursor
-            )
-        finally:
-            await the_app.close()
-
-    page = _run(go)
-    if as_json:
-        typer.echo(json.dumps({"jobs": [_summary(j) for j in page.jobs],
-                               "next_cursor": page.next_cursor}))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("id", "task", "queue", "state", "attempt", "progress", "created")
-    for j in page.jobs:
-        pct = f"{j.progress.percent:.0f}%" if j.progress and j.progress.percent is not None else ""
-        table.add_row(j.id, j.task, j.queue, j.state.value, str(j.attempt), pct,
-                      j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
-    Console(width=max(140, Console().width)).print(table)
-    if page.next_cursor:
-        typer.echo(f"more: --cursor {page.next_cursor}")
-
-
 def _one(app: str | None, url: str | None, job_id: str,
          action: Callable[[Backburner], Awaitable[Any]]) -> Any:
     the_app = _app(app, url)
@@ -266,31 +220,6 @@ def jobs_show(job_id: str, app: AppOption = None, url: UrlOption = None) -> None
         typer.secho(f"error: no job with id {job_id!r}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps(_full(record), indent=2))
-
-
-@jobs_cli.command("retry")
-def jobs_retry(job_id: str, app: AppOption = None, url: UrlOption = None) -> None:
-    """Run a failed or cancelled job again."""
-    state = _one(app, url, job_id, lambda a: a.retry(job_id))
-    if state is not JobState.PENDING:
-        typer.secho(f"error: job {job_id} is {state.value}; only failed or cancelled jobs "
-                    "can be retried", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
-    typer.echo(f"{job_id} pending")
-
-
-@jobs_cli.command("cancel")
-def jobs_cancel(job_id: str, app: AppOption = None, url: UrlOption = None) -> None:
-    """Cancel a waiting job, or ask the worker of a running one to stop it."""
-    state = _one(app, url, job_id, lambda a: a.cancel(job_id))
-    if state is JobState.RUNNING:
-        typer.echo(f"{job_id} running: cancellation requested")
-    elif state is JobState.CANCELLED:
-        typer.echo(f"{job_id} cancelled")
-    else:
-        typer.secho(f"error: job {job_id} is already {state.value}", fg=typer.colors.RED,
-                    err=True)
-        raise typer.Exit(1)
 
 
 @schedules_cli.command("list")
@@ -413,6 +342,10 @@ def _load_demo() -> Callable[..., None]:
 from backburner.cli_dashboard import register as register_dashboard  # noqa: E402
 
 register_dashboard(cli)
+
+# The operator commands (info, healthcheck, purge, jobs list/retry/cancel/delete) register
+# themselves on `cli` and `jobs_cli`; imported last, as they use this module's helpers.
+from backburner import cli_ops  # noqa: E402, F401
 
 
 def main() -> None:

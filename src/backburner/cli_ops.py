@@ -1,0 +1,468 @@
+"""Operator commands of the `backburner` CLI: `info`, `healthcheck`, `purge`, and `jobs list /
+retry / cancel / delete` by id or by filter (registered on `backburner.cli`'s Typer apps).
+
+Times on the command line (`--since`, `--until`, `--older-than`) are durations back from now
+(`90s`, `15m`, `6h`, `2d`, `1w`), ISO 8601 datetimes (naive ones are UTC), or epoch seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from backburner import bulk
+from backburner.app import Backburner
+from backburner.backends.protocol import JobFilter, WorkerInfo
+from backburner.cli import AppOption, JsonOption, UrlOption, _app, _run, _summary, cli, jobs_cli
+from backburner.errors import BackburnerError
+from backburner.job import TERMINAL_STATES, JobState
+
+LIVE_WORKER = 60.0
+"""Seconds since its last heartbeat under which a worker counts as alive (as in metrics)."""
+
+AGE_CHECK_CAP = 100_000
+"""`healthcheck --max-age` reads at most this many pending jobs (newest first)."""
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+StateOption = Annotated[list[str] | None, typer.Option("--state", "-s",
+                                                        help="Repeat for several states.")]
+TaskOption = Annotated[str | None, typer.Option("--task", "-t")]
+QueueOption = Annotated[str | None, typer.Option("--queue", "-q")]
+SearchOption = Annotated[str | None, typer.Option(
+    "--search", help="Case-insensitive text in arguments, results and errors.")]
+SinceOption = Annotated[str | None, typer.Option(
+    "--since", help="Created at or after: 2h, 3d, an ISO datetime or epoch seconds.")]
+UntilOption = Annotated[str | None, typer.Option(
+    "--until", help="Created before: 2h, 3d, an ISO datetime or epoch seconds.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every job matching the filters.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+LimitOption = Annotated[int | None, typer.Option("--limit", min=1,
+                                                 help="At most this many jobs.")]
+
+
+def parse_duration(text: str, hint: str) -> float:
+    """`90s`, `15m`, `6h`, `2d`, `1w` (or plain seconds) in seconds."""
+    match = _DURATION.match(text)
+    if match:
+        return float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0 or value != value or value == float("inf"):
+        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 15m, 6h, 2d",
+                                 param_hint=hint)
+    return value
+
+
+def parse_when(text: str, hint: str, now: float | None = None) -> float:
+    """A point in time as epoch seconds (see the module docstring)."""
+    now = time.time() if now is None else now
+    if _DURATION.match(text):
+        return now - parse_duration(text, hint)
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if value == value and abs(value) != float("inf"):
+            return value
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither a duration (2h, 3d), an ISO datetime nor epoch seconds",
+            param_hint=hint,
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _states(values: list[str] | None) -> tuple[JobState, ...]:
+    known = {m.value for m in JobState}
+    for s in values or []:
+        if s not in known:
+            raise typer.BadParameter(f"{s!r} is not one of {', '.join(sorted(known))}",
+                                     param_hint="--state")
+    return tuple(JobState(s) for s in values or [])
+
+
+def _filter(
+    app: Backburner, state: list[str] | None, task: str | None, queue: str | None,
+    search: str | None, since: str | None, until: str | None,
+) -> JobFilter:
+    return app.job_filter(
+        states=_states(state), task=task, queue=queue, search=search,
+        created_after=None if since is None else parse_when(since, "--since"),
+        created_before=None if until is None else parse_when(until, "--until"),
+    )
+
+
+def _session(app: Backburner, work: Callable[[], Awaitable[Any]]) -> Any:
+    async def go() -> Any:
+        try:
+            return await work()
+        finally:
+            await app.close()
+
+    return _run(go)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+# -- jobs ------------------------------------------------------------------------------------
+@jobs_cli.command("list")
+def jobs_list(
+    app: AppOption = None,
+    url: UrlOption = None,
+    state: StateOption = None,
+    task: TaskOption = None,
+    queue: QueueOption = None,
+    search: SearchOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    cursor: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, newest first (up to --limit; --cursor goes on where a list stopped)."""
+    the_app = _app(app, url)
+    filter = _filter(the_app, state, task, queue, search, since, until)
+
+    async def work() -> tuple[list[Any], str | None]:
+        # A search reads a bounded window per page: gather pages until --limit is reached.
+        found: list[Any] = []
+        next_cursor = cursor
+        while True:
+            page = await the_app.list_jobs(filter=filter, limit=limit - len(found),
+                                           cursor=next_cursor)
+            found += page.jobs
+            next_cursor = page.next_cursor
+            if next_cursor is None or len(found) >= limit:
+                return found, next_cursor
+
+    jobs, next_cursor = _session(the_app, work)
+    if as_json:
+        typer.echo(json.dumps({"jobs": [_summary(j) for j in jobs], "next_cursor": next_cursor}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "task", "queue", "state", "attempt", "progress", "created")
+    for j in jobs:
+        pct = f"{j.progress.percent:.0f}%" if j.progress and j.progress.percent is not None else ""
+        table.add_row(j.id, j.task, j.queue, j.state.value, str(j.attempt), pct,
+                      j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    Console(width=max(140, Console().width)).print(table)
+    if next_cursor:
+        typer.echo(f"more: --cursor {next_cursor}")
+
+
+_PAST = {"retry": "retried", "cancel": "cancelled", "delete": "deleted"}
+
+
+def _by_filter(
+    action: bulk.Action, the_app: Backburner, filter: JobFilter, yes: bool,
+    limit: int | None, as_json: bool,
+) -> None:
+    target = bulk.narrowed(filter, action)
+
+    async def work() -> bulk.BulkResult | None:
+        if not yes:
+            matching = 0 if target is None else await the_app.count_jobs(target)
+            shown = matching if limit is None else min(matching, limit)
+            states = ", ".join(s.value for s in bulk.ACTION_STATES[action])
+            typer.echo(f"{shown} job(s) match ({states}).")
+            # Blocking the loop on the prompt is fine: nothing else runs in this process.
+            if shown == 0 or not typer.confirm(f"{action.capitalize()} {shown} job(s)?",
+                                               default=False):
+                return None
+        return await bulk.apply(the_app, filter, action, limit=limit)
+
+    result = _session(the_app, work)
+    if result is None:
+        raise typer.Exit(0 if yes else 1)
+    if as_json:
+        typer.echo(json.dumps({"action": action, "matched": result.matched,
+                               "changed": result.changed, "skipped": result.skipped}))
+    else:
+        typer.echo(f"{_PAST[action]} {result.changed} of {result.matched} job(s)"
+                   + (f" ({result.skipped} changed meanwhile, skipped)" if result.skipped else ""))
+
+
+def _action_command(action: bulk.Action, job_id: str | None, all_: bool, yes: bool,
+                    app: str | None, url: str | None, filters: dict[str, Any],
+                    limit: int | None, as_json: bool) -> Backburner | None:
+    """Checks the id-or-filters choice; returns the app for a by-id action, or does the
+    by-filter one (and returns None)."""
+    given = any(v for v in filters.values())
+    if job_id is not None and (all_ or given):
+        raise _fail("give a job id or filters with --all, not both", 2)
+    if job_id is None and not all_:
+        raise _fail(f"give a job id, or --all (with filters) to {action} every matching job",
+                    2)
+    the_app = _app(app, url)
+    if job_id is None:
+        _by_filter(action, the_app, _filter(the_app, **filters), yes, limit, as_json)
+        return None
+    return the_app
+
+
+@jobs_cli.command("retry")
+def jobs_retry(
+    job_id: Annotated[str | None, typer.Argument()] = None,
+    all_: AllOption = False, yes: YesOption = False,
+    state: StateOption = None, task: TaskOption = None, queue: QueueOption = None,
+    search: SearchOption = None, since: SinceOption = None, until: UntilOption = None,
+    limit: LimitOption = None, app: AppOption = None, url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a failed or cancelled job again; with --all, every matching one."""
+    filters = {"state": state, "task": task, "queue": queue, "search": search,
+               "since": since, "until": until}
+    the_app = _action_command("retry", job_id, all_, yes, app, url, filters, limit, as_json)
+    if the_app is None or job_id is None:
+        return
+    state_after = _session(the_app, lambda: the_app.retry(job_id))
+    if state_after is not JobState.PENDING:
+        raise _fail(f"job {job_id} is {state_after.value}; only failed or cancelled jobs "
+                    "can be retried")
+    typer.echo(f"{job_id} pending")
+
+
+@jobs_cli.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str | None, typer.Argument()] = None,
+    all_: AllOption = False, yes: YesOption = False,
+    state: StateOption = None, task: TaskOption = None, queue: QueueOption = None,
+    search: SearchOption = None, since: SinceOption = None, until: UntilOption = None,
+    limit: LimitOption = None, app: AppOption = None, url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a waiting job, or ask the worker of a running one to stop it; with --all,
+    every matching pending, scheduled or running job."""
+    filters = {"state": state, "task": task, "queue": queue, "search": search,
+               "since": since, "until": until}
+    the_app = _action_command("cancel", job_id, all_, yes, app, url, filters, limit, as_json)
+    if the_app is None or job_id is None:
+        return
+    state_after = _session(the_app, lambda: the_app.cancel(job_id))
+    if state_after is JobState.RUNNING:
+        typer.echo(f"{job_id} running: cancellation requested")
+    elif state_after is JobState.CANCELLED:
+        typer.echo(f"{job_id} cancelled")
+    else:
+        raise _fail(f"job {job_id} is already {state_after.value}")
+
+
+@jobs_cli.command("delete")
+def jobs_delete(
+    job_id: Annotated[str | None, typer.Argument()] = None,
+    all_: AllOption = False, yes: YesOption = False,
+    state: StateOption = None, task: TaskOption = None, queue: QueueOption = None,
+    search: SearchOption = None, since: SinceOption = None, until: UntilOption = None,
+    limit: LimitOption = None, app: AppOption = None, url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Forget a job that is not running; with --all, every matching finished job
+    (completed, failed, cancelled)."""
+    filters = {"state": state, "task": task, "queue": queue, "search": search,
+               "since": since, "until": until}
+    the_app = _action_command("delete", job_id, all_, yes, app, url, filters, limit, as_json)
+    if the_app is None or job_id is None:
+        return
+
+    async def delete() -> str:
+        if await the_app.get_job(job_id) is None:
+            return "missing"
+        return "deleted" if await the_app.delete(job_id) else "running"
+
+    outcome = _session(the_app, delete)
+    if outcome == "missing":
+        raise _fail(f"no job with id {job_id!r}")
+    if outcome == "running":
+        raise _fail(f"job {job_id} is running; cancel it first")
+    typer.echo(f"{job_id} deleted")
+
+
+@cli.command()
+def purge(
+    older_than: Annotated[str, typer.Option(
+        "--older-than", help="Created longer ago than this: 1d, 12h, 30m ...")],
+    state: Annotated[list[str] | None, typer.Option(
+        "--state", "-s", help="Finished states to purge (default: completed).")] = None,
+    task: TaskOption = None, queue: QueueOption = None, yes: YesOption = False,
+    app: AppOption = None, url: UrlOption = None, as_json: JsonOption = False,
+) -> None:
+    """Delete finished jobs created longer ago than --older-than (completed ones unless
+    --state says otherwise)."""
+    states = _states(state or ["completed"])
+    for s in states:
+        if s not in TERMINAL_STATES:
+            raise typer.BadParameter(f"{s.value!r} is not a finished state", param_hint="--state")
+    the_app = _app(app, url)
+    cutoff = time.time() - parse_duration(older_than, "--older-than")
+    filter = the_app.job_filter(states=states, task=task, queue=queue, created_before=cutoff)
+    _by_filter("delete", the_app, filter, yes, None, as_json)
+
+
+# -- info ------------------------------------------------------------------------------------
+_COLUMNS = (JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING, JobState.COMPLETED,
+            JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRow:
+    queue: str
+    counts: dict[JobState, int]
+    workers: int
+
+
+async def queue_rows(app: Backburner) -> list[QueueRow]:
+    """Per queue: jobs per state and live workers serving it (the store's view)."""
+    await app.open()
+    counts = await app.backend.counts()
+    workers = _live(await app.backend.list_workers(), await app.backend.now())
+    queues = {q for q, _ in counts} | {t.defaults.queue for t in app.tasks.values()}
+    queues |= {q for w in workers for q in w.queues}
+    return [
+        QueueRow(q, {s: counts.get((q, s), 0) for s in _COLUMNS},
+                 sum(1 for w in workers if q in w.queues))
+        for q in sorted(queues)
+    ]
+
+
+def _live(workers: list[WorkerInfo], now: float) -> list[WorkerInfo]:
+    return [w for w in workers if now - w.heartbeat_at < LIVE_WORKER]
+
+
+def _table(rows: list[QueueRow]) -> Any:
+    from rich.table import Table
+
+    table = Table("queue", *(s.value for s in _COLUMNS), "workers",
+                  title=datetime.now(UTC).strftime("backburner  %Y-%m-%d %H:%M:%S UTC"))
+    for row in rows:
+        table.add_row(row.queue, *(str(row.counts[s]) for s in _COLUMNS), str(row.workers))
+    return table
+
+
+@cli.command()
+def info(
+    interval: Annotated[float | None, typer.Option(
+        "--interval", "-i", min=0.1, help="Refresh every S seconds until Ctrl-C.")] = None,
+    app: AppOption = None, url: UrlOption = None, as_json: JsonOption = False,
+) -> None:
+    """Jobs per queue and state, and live workers per queue."""
+    the_app = _app(app, url)
+    if as_json:
+        rows = _session(the_app, lambda: queue_rows(the_app))
+        typer.echo(json.dumps([{"queue": r.queue, **{s.value: n for s, n in r.counts.items()},
+                                "workers": r.workers} for r in rows]))
+        return
+    from rich.console import Console
+
+    console = Console()
+    if interval is None:
+        console.print(_table(_session(the_app, lambda: queue_rows(the_app))))
+        return
+    from rich.live import Live
+
+    async def live() -> None:
+        with Live(console=console, auto_refresh=False) as screen:
+            while True:
+                screen.update(_table(await queue_rows(the_app)), refresh=True)
+                await asyncio.sleep(interval)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live table ends
+        _session(the_app, live)
+
+
+# -- healthcheck -----------------------------------------------------------------------------
+async def health(
+    app: Backburner, *, max_backlog: int | None = None, max_age: float | None = None,
+    queue: str | None = None,
+) -> str | None:
+    """None when healthy, else the reason: the store answers, a live worker exists (serving
+    `queue` when given), pending jobs are at most `max_backlog` and none has been ready for
+    longer than `max_age` seconds."""
+    await app.open()
+    now = await app.backend.now()
+    workers = _live(await app.backend.list_workers(), now)
+    if queue is not None:
+        workers = [w for w in workers if queue in w.queues]
+    if not workers:
+        where = f" serving queue {queue!r}" if queue else ""
+        return f"no live worker{where} (no heartbeat in the last {LIVE_WORKER:.0f} s)"
+    pending = JobFilter(states=(JobState.PENDING,), queue=queue)
+    if max_backlog is not None:
+        backlog = await app.count_jobs(pending)
+        if backlog > max_backlog:
+            return f"backlog {backlog} pending jobs > {max_backlog}"
+    if max_age is not None:
+        oldest: float | None = None
+        read = 0
+        cursor: str | None = None
+        while True:
+            page = await app.list_jobs(filter=pending, limit=1000, cursor=cursor)
+            for job in page.jobs:
+                ready = job.run_at.timestamp()
+                oldest = ready if oldest is None else min(oldest, ready)
+            read += len(page.jobs)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            if read >= AGE_CHECK_CAP:
+                if oldest is not None and now - oldest > max_age:
+                    break
+                return f"over {AGE_CHECK_CAP} pending jobs: too many to check their age"
+        if oldest is not None and now - oldest > max_age:
+            return f"a pending job has waited {now - oldest:.0f} s > {max_age:g} s"
+    return None
+
+
+@cli.command()
+def healthcheck(
+    max_backlog: Annotated[int | None, typer.Option(
+        "--max-backlog", min=0, help="Unhealthy above this many pending jobs.")] = None,
+    max_age: Annotated[float | None, typer.Option(
+        "--max-age", min=0, help="Unhealthy when a pending job has waited longer (s).")] = None,
+    queue: QueueOption = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0.1, help="Unhealthy when the store takes longer to answer.")] = 10.0,
+    app: AppOption = None, url: UrlOption = None,
+) -> None:
+    """Exit 0 when the store answers and a live worker exists (and the backlog limits hold);
+    otherwise exit 1 with a one-line reason. For liveness/readiness probes."""
+    the_app = _app(app, url)
+
+    async def check() -> str | None:
+        try:
+            return await asyncio.wait_for(
+                health(the_app, max_backlog=max_backlog, max_age=max_age, queue=queue),
+                timeout,
+            )
+        except TimeoutError:
+            return f"the store did not answer within {timeout:g} s"
+        except BackburnerError as exc:
+            return f"the store is unavailable: {exc}"
+        finally:
+            await the_app.close()
+
+    reason = asyncio.run(check())
+    if reason is not None:
+        typer.echo(f"unhealthy: {reason}", err=True)
+        raise typer.Exit(1)
+    typer.echo("healthy")
