@@ -149,6 +149,9 @@ async def test_every_page_renders_escaped_on_every_backend(
                  f"/dashboard/jobs?task=evil.{EVIL}", "/dashboard/queues",
                  "/dashboard/workers", "/dashboard/schedules", "/dashboard/enqueue",
                  "/dashboard/enqueue/shop.add", "/dashboard/jobs?limit=1",
+                 "/dashboard/failures", "/dashboard/jobs-bulk?action=retry&state=failed",
+                 f"/dashboard/jobs?q={EVIL}", "/dashboard/jobs?q=boom&after=2020-01-01T00:00",
+                 "/dashboard/jobs-bulk?action=delete",
                  *(f"/dashboard/jobs/{i}" for i in ids.values())]
         for path in pages:
             response = await http.get(path)
@@ -170,6 +173,16 @@ async def test_every_page_renders_escaped_on_every_backend(
         assert next_url is not None
         second = await http.get(next_url.group(1).replace("&amp;", "&"))
         assert second.status_code == 200 and 'id="first-page"' in second.text
+        found = (await http.get("/dashboard/jobs", params={"q": "BOOM"})).text
+        assert ids["failed"] in found and ids["completed"] not in found
+        future = (await http.get("/dashboard/jobs", params={"after": "2999-01-01T00:00"})).text
+        assert 'id="no-jobs"' in future
+        bad = await http.get("/dashboard/jobs", params={"before": "yesterday"})
+        assert bad.status_code == 400 and "not a date" in bad.text
+        groups = (await http.get("/dashboard/failures")).text
+        assert "ValueError" in groups and "boom" in groups and "Retry all 1" in groups
+        confirm = (await http.get("/dashboard/jobs-bulk?action=retry")).text
+        assert re.search(r'id="bulk-count"><b>2</b>', confirm), confirm  # failed + cancelled
         schedules = (await http.get("/dashboard/schedules")).text
         assert "hourly" in schedules and "every 1 hour" in schedules.lower()
 
@@ -182,7 +195,7 @@ async def test_r21_auth_read_only_and_csrf_on_every_route(sqlite_app: Backburner
     router = mount_dashboard(api, app, auth=role)
     routes = [r for r in router.routes if isinstance(r, APIRoute)]
     params = {"job_id": job.id, "action": "retry", "schedule": "hourly", "task": "shop.add",
-              "file": "dashboard.css"}
+              "file": "dashboard.css", "group": "0123456789abcdef"}
     calls = [(method, re.sub(r"\{(\w+)(:\w+)?\}", lambda m: params[m.group(1)], r.path))
              for r in routes for method in r.methods]
     calls = [(m, p.replace("hourly/retry", "hourly/pause")) for m, p in calls]
@@ -284,6 +297,45 @@ async def test_actions_one_selection_schedules(sqlite_app: Backburner) -> None:
         assert (await app.get_job(job_id)).task == "shop.report"  # type: ignore[union-attr]
         assert (await http.post("/dashboard/schedules/nope/pause",
                                 data={"csrf": token})).status_code == 404
+
+
+async def test_bulk_by_filter_and_failure_groups(sqlite_app: Backburner) -> None:
+    app = sqlite_app
+    tasks = build(app)
+    for n in range(4):
+        await tasks["evil"].enqueue(note=f"order {n}")
+    keep = await tasks["add"].enqueue(1)
+    await app.run_worker(burst=True, concurrency=4, handle_signals=False)
+    late = await tasks["add"].enqueue(2)
+    async with client(make_api(app), ADMIN) as http:
+        token = await csrf_of(http)
+        groups = (await http.get("/dashboard/failures")).text
+        (fingerprint,) = re.findall(r'data-group="([0-9a-f]+)"', groups)
+        assert "Retry all 4" in groups and "boom order &lt;n&gt;" in groups
+        done = await http.post(f"/dashboard/failures/{fingerprint}/retry",
+                               data={"csrf": token, "next": "/dashboard/failures"})
+        assert done.status_code == 303 and "done=4" in done.headers["location"]
+        assert await app.count_jobs(states=["pending"]) == 5
+        # Cancel everything pending whose arguments mention "order", after confirming.
+        page = await http.get("/dashboard/jobs-bulk", params={"action": "cancel", "q": "order"})
+        assert re.search(r'id="bulk-count"><b>4</b>', page.text)
+        assert 'name="count" value="4"' in page.text and 'name="q" value="order"' in page.text
+        applied = await http.post("/dashboard/jobs-bulk", data={
+            "csrf": token, "action": "cancel", "q": "order", "count": "4",
+            "next": "/dashboard/jobs?q=order"})
+        assert applied.status_code == 303
+        assert applied.headers["location"].startswith("/dashboard/jobs?q=order&notice=cancel")
+        assert "done=4" in applied.headers["location"]
+        assert await app.count_jobs(states=["cancelled"]) == 4
+        assert (await app.get_job(late.id)).state.value == "pending"  # type: ignore[union-attr]
+        # The confirmed count bounds the action: delete at most 2 of the 4 cancelled.
+        await http.post("/dashboard/jobs-bulk", data={
+            "csrf": token, "action": "delete", "state": "cancelled", "count": "2"})
+        assert await app.count_jobs(states=["cancelled"]) == 2
+        refused = await http.post("/dashboard/jobs-bulk", data={
+            "csrf": token, "action": "explode", "count": "2"})
+        assert refused.status_code == 400
+        assert (await app.get_job(keep.id)) is not None
 
 
 async def test_enqueue_form_validated_on_the_server(sqlite_app: Backburner) -> None:

@@ -2,7 +2,8 @@
 app that mounts it (uvicorn on a free loopback port, an embedded worker, jobs in a tmp SQLite
 file, HTTP Basic users `ann` (admin) and `rob` (read)).
 
-As admin: list jobs, filter them (the filter lands in the URL), open a job, watch a job's
+As admin: list jobs, filter them (the filter lands in the URL), see the failures grouped,
+open a job, watch a job's
 progress move live over SSE, retry a failed job and see it complete, pause a schedule; as
 read-only: see no action and have a forged POST refused with 403. Any console error (a CSP
 violation shows as one) fails the test. Each page is saved to docs/screenshots/<page>.png."""
@@ -98,9 +99,16 @@ async def test_the_dashboard_in_chromium(tmp_path: Path) -> None:
             await shot(page, "jobs")
             await page.check("input[name=state][value=failed]")
             await page.click("#apply-filters")
-            await expect(page).to_have_url(f"{base}/dashboard/jobs?state=failed&task=&queue=")
+            await expect(page).to_have_url(f"{base}/dashboard/jobs?state=failed")
             await expect(page.locator("tr.job-row")).to_have_count(3)
-            # Open a failed job: its error with the traceback.
+            # The failures, grouped: three declined cards are one group.
+            await page.goto(f"{base}/dashboard/failures")
+            await expect(page.locator("#failures-table tbody tr")).to_have_count(1)
+            await expect(page.locator("#failures-table")).to_contain_text(
+                "card declined for cust-<n>")
+            await shot(page, "failures")
+            # Back to the filtered list; open a failed job: its error with the traceback.
+            await page.go_back()
             await page.locator("tr.job-row a.job-link").first.click()
             await expect(page.locator("#job-state")).to_have_text("failed")
             await expect(page.locator(".attempt-error summary").first).to_contain_text(
@@ -189,6 +197,7 @@ async def test_the_dashboard_in_chromium(tmp_path: Path) -> None:
     # Only the two refusals the scenario asked for: the invalid form, the forged delete.
     assert [r.split(" ")[0] for r in refused] == ["422", "403"], refused
     assert refused[1].endswith("/delete")
-    for name in ("overview", "jobs", "job", "queues", "workers", "schedules", "enqueue"):
+    for name in ("overview", "jobs", "failures", "job", "queues", "workers", "schedules",
+                 "enqueue"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 0
     print(f"\nbrowser scenario took {time.monotonic() - started:.1f}s")

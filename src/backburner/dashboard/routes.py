@@ -10,7 +10,7 @@ import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode
 
 import jinja2
@@ -18,6 +18,7 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from backburner import bulk
 from backburner.app import Backburner
 from backburner.backends.protocol import JobFilter
 from backburner.dashboard import security
@@ -30,6 +31,7 @@ from backburner.errors import (
     InvalidArgumentsError,
     JobNotFoundError,
 )
+from backburner.failures import failure_groups, retry_failure_group
 from backburner.fastapi.streams import job_updates
 from backburner.job import JobRecord, JobState
 from backburner.task import Task
@@ -68,6 +70,7 @@ def dashboard_router(
     sample_interval: float = 5.0,
     history_minutes: float = 30.0,
     stale_after: float = 60.0,
+    failure_scan: int = 10_000,
 ) -> APIRouter:
     """The dashboard's routes for `app`, under `prefix` (the router's own; the host app's
     mount path and root_path are honoured too).
@@ -81,10 +84,11 @@ def dashboard_router(
     - `tasks`: the tasks the enqueue form offers (default: every task of the app).
     - `refresh`: seconds between live refreshes of a visible page; `sample_interval` and
       `history_minutes`: how often the overview samples the store, and how long it keeps
-      samples; `stale_after`: seconds without a heartbeat after which a worker is not alive.
+      samples; `stale_after`: seconds without a heartbeat after which a worker is not alive;
+      `failure_scan`: how many of the newest failed jobs the Failures page groups.
     """
     board = Dashboard(app, auth=auth, redact=redact, name=name, tasks=tasks, title=title,
-                      refresh=refresh, stale_after=stale_after,
+                      refresh=refresh, stale_after=stale_after, failure_scan=failure_scan,
                       sampler=Sampler(app, interval=sample_interval,
                                       window=history_minutes * 60))
     return board.router(prefix)
@@ -101,7 +105,7 @@ def mount_dashboard(api: FastAPI, app: Backburner, prefix: str = "/dashboard",
 class Dashboard:
     def __init__(self, app: Backburner, *, auth: Auth | None, redact: Redact | None, name: str,
                  tasks: Sequence[Task[Any, Any]] | None, title: str, refresh: float,
-                 stale_after: float, sampler: Sampler) -> None:
+                 stale_after: float, sampler: Sampler, failure_scan: int = 10_000) -> None:
         self.app = app
         self.auth = auth
         self.redact = redact
@@ -111,6 +115,7 @@ class Dashboard:
         self.refresh = refresh
         self.stale_after = stale_after
         self.sampler = sampler
+        self.failure_scan = failure_scan
         self.cookie = f"bb_csrf_{name}"
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("backburner.dashboard", "templates"),
@@ -242,9 +247,9 @@ class Dashboard:
 
         @router.get("/jobs", name=r("jobs"))
         async def jobs(request: Request, role: Role = as_role) -> Response:
-            query = _filters(request)
+            query = _filters(request.query_params)
             try:
-                flt = _job_filter(query)
+                flt = _job_filter(self.app, query)
             except ConfigurationError as exc:
                 return self.page(request, "error.html", role, 400, message=str(exc))
             limit = _limit(request.query_params.get("limit"))
@@ -262,13 +267,15 @@ class Dashboard:
                 query=query, next_url=next_url, first_url=(
                     self.url(request, "jobs", query) if cursor else None),
                 csv_url=self.url(request, "jobs_csv", query), queues=known,
+                bulk_urls={a: self.url(request, "bulk_confirm", {**query, "action": a})
+                           for a in ACTIONS},
                 task_names=sorted(self.app.tasks))
 
         @router.get("/jobs.csv", name=r("jobs_csv"))
         async def jobs_csv(request: Request, role: Role = as_role) -> Response:
-            query = _filters(request)
+            query = _filters(request.query_params)
             try:
-                flt = _job_filter(query)
+                flt = _job_filter(self.app, query)
             except ConfigurationError as exc:
                 raise HTTPException(400, str(exc)) from None
 
@@ -358,6 +365,57 @@ class Dashboard:
                 done = await self._apply(action, ids)
             return self.back(request, form, self.url(request, "jobs"), action, done,
                              len(ids) - done)
+
+        @router.get("/jobs-bulk", name=r("bulk_confirm"))
+        async def bulk_confirm(request: Request, role: Role = as_role) -> Response:
+            """What an action on every job matching the filter would touch: the count, and
+            a button to confirm (nothing changes on a GET)."""
+            query = _filters(request.query_params)
+            action = request.query_params.get("action", "")
+            try:
+                target = bulk.narrowed(_job_filter(self.app, query), action)
+            except ConfigurationError as exc:
+                return self.page(request, "error.html", role, 400, message=str(exc))
+            async with _store():
+                count = 0 if target is None else await self.app.count_jobs(target)
+            return self.page(request, "bulk_confirm.html", role, action=action, query=query,
+                             count=count, applies=[s.value for s in bulk.ACTION_STATES[action]],
+                             back_url=self.url(request, "jobs", query))
+
+        @router.post("/jobs-bulk", name=r("bulk"))
+        async def bulk_apply(request: Request, role: Role = as_role) -> Response:
+            form = await self.form(request, role)
+            query = _filters(form)
+            action = _one(form, "action") or ""
+            try:
+                flt = _job_filter(self.app, query)
+                bulk.narrowed(flt, action)
+            except ConfigurationError as exc:
+                raise HTTPException(400, str(exc)) from None
+            # At most the count the user confirmed: jobs that matched only later are not
+            # touched by a confirmation that never counted them.
+            confirmed = _int(_one(form, "count")) or 0
+            result = bulk.BulkResult(0, 0, 0)
+            if confirmed > 0:
+                async with _store():
+                    result = await self.app.bulk(flt, cast(bulk.Action, action),
+                                                 limit=confirmed)
+            return self.back(request, form, self.url(request, "jobs", query), action,
+                             result.changed, result.skipped)
+
+        @router.get("/failures", name=r("failures"))
+        async def failures(request: Request, role: Role = as_role) -> Response:
+            async with _store():
+                groups = await failure_groups(self.app, scan=self.failure_scan)
+            return self.page(request, "failures.html", role, groups=groups,
+                             scan=self.failure_scan)
+
+        @router.post("/failures/{group}/retry", name=r("failure_retry"))
+        async def failure_retry(request: Request, group: str, role: Role = as_role) -> Response:
+            form = await self.form(request, role)
+            async with _store():
+                done = await retry_failure_group(self.app, group, scan=self.failure_scan)
+            return self.back(request, form, self.url(request, "failures"), "retry", done)
 
         @router.get("/queues", name=r("queues"))
         async def queues(request: Request, role: Role = as_role) -> Response:
@@ -480,22 +538,40 @@ def _fields(task: Task[Any, Any]) -> list[Field]:
 
 
 # -- request helpers -------------------------------------------------------------------------
-FILTER_KEYS = ("state", "task", "queue")
+FILTER_KEYS = ("state", "task", "queue", "q", "after", "before")
 
 
-def _filters(request: Request) -> dict[str, Any]:
-    params = request.query_params
-    return {"state": [s for s in params.getlist("state") if s],
-            "task": (params.get("task") or "").strip()[:500],
-            "queue": (params.get("queue") or "").strip()[:200]}
+def _filters(source: Any) -> dict[str, Any]:
+    """The job filter of a query string or a posted form, as text (what the form shows and
+    links carry): state (repeated), task, queue, q (search), after/before (UTC times)."""
+    def get(key: str, size: int) -> str:
+        if isinstance(source, dict):
+            return (_one(source, key) or "").strip()[:size]
+        return (source.get(key) or "").strip()[:size]
+
+    states = source.get("state", []) if isinstance(source, dict) else source.getlist("state")
+    return {"state": [s for s in states if s][:6], "task": get("task", 500),
+            "queue": get("queue", 200), "q": get("q", 200), "after": get("after", 40),
+            "before": get("before", 40)}
 
 
-def _job_filter(query: dict[str, Any]) -> JobFilter:
+def _job_filter(app: Backburner, query: dict[str, Any]) -> JobFilter:
+    """A checked filter (ConfigurationError naming a bad value)."""
+    return app.job_filter(
+        states=query["state"], task=query["task"] or None, queue=query["queue"] or None,
+        search=query["q"] or None, created_after=_time(query["after"], "after"),
+        created_before=_time(query["before"], "before"))
+
+
+def _time(text: str, label: str) -> datetime | None:
+    """A time from the form (`datetime-local`: no zone, taken as UTC) or an ISO string."""
+    if not text:
+        return None
     try:
-        states = tuple(JobState(s) for s in query["state"])
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
-    return JobFilter(states=states, task=query["task"] or None, queue=query["queue"] or None)
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"{label}: not a date and time: {text!r}") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _limit(raw: str | None) -> int:
@@ -503,6 +579,13 @@ def _limit(raw: str | None) -> int:
         return max(1, min(200, int(raw or 50)))
     except ValueError:
         return 50
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 def _one(form: dict[str, list[str]], key: str) -> str | None:

@@ -65,7 +65,18 @@
     if (!question && button && button.value === "delete" && form.dataset.confirmDelete) {
       question = form.dataset.confirmDelete;
     }
-    if (question && !window.confirm(question)) event.preventDefault();
+    if (question && !window.confirm(question)) { event.preventDefault(); return; }
+    // The filter form leaves its blank fields out of the URL: short, bookmarkable links.
+    if (form.id === "filters") {
+      for (const field of form.querySelectorAll("input, select")) {
+        if (field.type !== "checkbox" && field.value === "") field.disabled = true;
+      }
+    }
+  });
+
+  // Back to a page whose filter form was submitted: its blank fields usable again.
+  window.addEventListener("pageshow", function () {
+    for (const field of document.querySelectorAll("#filters [disabled]")) field.disabled = false;
   });
 
   document.addEventListener("change", function (event) {
