@@ -62,12 +62,16 @@ def build(app: Backburner) -> dict[str, Any]:
         await ctx.progress(1, steps, f"first of {EVIL}")
         return "never"
 
+    @app.task(name="shop.double", retries=0)
+    async def double(x: int) -> int:
+        return 2 * x
+
     @app.periodic(every=3600, name="hourly")
     @app.task(name="shop.report")
     async def report() -> str:
         return f"report {EVIL}"
 
-    return {"evil": evil, "add": add, "slow": slow, "report": report}
+    return {"evil": evil, "add": add, "slow": slow, "report": report, "double": double}
 
 
 def make_api(app: Backburner, **options: Any) -> FastAPI:
@@ -85,8 +89,10 @@ async def seeded(app: Backburner) -> tuple[Backburner, dict[str, str]]:
     cancelled = await tasks["add"].enqueue(5)
     await app.cancel(cancelled.id)
     waiting = await tasks["slow"].enqueue(steps=4)
+    flow = await app.chain(tasks["add"].call(1, b=1), tasks["double"].pipe())
+    first, second = (job.id for job in flow.jobs)
     return app, {"failed": failed.id, "completed": done.id, "cancelled": cancelled.id,
-                "pending": waiting.id}
+                "pending": waiting.id, "chain_first": first, "chain_second": second}
 
 
 @pytest.fixture
@@ -183,6 +189,11 @@ async def test_every_page_renders_escaped_on_every_backend(
         assert "ValueError" in groups and "boom" in groups and "Retry all 1" in groups
         confirm = (await http.get("/dashboard/jobs-bulk?action=retry")).text
         assert re.search(r'id="bulk-count"><b>2</b>', confirm), confirm  # failed + cancelled
+        step = (await http.get(f"/dashboard/jobs/{ids['chain_second']}")).text
+        assert 'id="links"' in step and "waits for" in step and ids["chain_first"] in step
+        assert "waiting for 1 job(s)" in step and "9999" not in step
+        head = (await http.get(f"/dashboard/jobs/{ids['chain_first']}")).text
+        assert "waited for by" in head and ids["chain_second"] in head
         schedules = (await http.get("/dashboard/schedules")).text
         assert "hourly" in schedules and "every 1 hour" in schedules.lower()
 

@@ -33,7 +33,7 @@ from backburner.errors import (
 )
 from backburner.failures import failure_groups, retry_failure_group
 from backburner.fastapi.streams import job_updates
-from backburner.job import JobRecord, JobState
+from backburner.job import WAITING_RUN_AT, JobRecord, JobState
 from backburner.task import Task
 
 Auth = Callable[..., Role | Awaitable[Role]]
@@ -44,6 +44,8 @@ STATIC_FILES = {"dashboard.css": "text/css; charset=utf-8",
 ACTIONS = ("retry", "cancel", "delete")
 MAX_FORM_BYTES = 256 * 1024
 CSV_LIMIT = 10_000
+MAX_LINKS = 50
+"""Linked jobs shown per relation on a job's page (a group callback may wait for many)."""
 NOTICES = {
     "retry": "retried", "cancel": "cancelled", "delete": "deleted", "pause": "paused",
     "resume": "resumed", "trigger": "triggered", "enqueue": "enqueued",
@@ -315,7 +317,9 @@ class Dashboard:
                 return self.page(request, "error.html", role, 404,
                                  message=f"no job with id {job_id!r}")
             shown = self.shown(record)
-            return self.page(request, "job.html", role, job=shown,
+            async with _store():
+                links = await self._links(record)
+            return self.page(request, "job.html", role, job=shown, links=links,
                              timeline=_timeline(shown), result=_pretty(shown.result),
                              events_url=self.url(request, "job_events", job_id=job_id))
 
@@ -508,6 +512,20 @@ class Dashboard:
 
         return router
 
+    async def _links(self, record: JobRecord) -> list[tuple[str, str, JobRecord | None]]:
+        """(relation, id, record or None when gone) of the jobs of its chain or group this
+        one is linked to: the flow's first job, those it waits for, those waiting for it."""
+        wanted: list[tuple[str, str]] = []
+        if record.flow_id and record.flow_id != record.id:
+            wanted.append(("first job of the flow", record.flow_id))
+        wanted += [("waits for", i) for i in record.depends_on[:MAX_LINKS]]
+        wanted += [("waited for by", i) for i in record.dependents[:MAX_LINKS]]
+        found = []
+        for relation, job_id in wanted:
+            linked = await self.app.get_job(job_id)
+            found.append((relation, job_id, None if linked is None else self.shown(linked)))
+        return found
+
     async def _apply(self, action: str, ids: Sequence[str]) -> int:
         """Apply one action to each job; how many it changed (the others were not in a
         state that allows it, or are gone)."""
@@ -638,7 +656,12 @@ class _store:
 # -- presentation ------------------------------------------------------------------------------
 def _timeline(job: JobRecord) -> list[Timeline]:
     events = [Timeline(job.created_at, "created", f"queue {job.queue}")]
-    if job.run_at > job.created_at and (job.started_at is None or job.run_at < job.started_at):
+    if job.waiting_on > 0:
+        events.append(Timeline(job.created_at, "waiting",
+                               f"for {job.waiting_on} job(s) of its flow to complete"))
+    elif job.run_at > job.created_at and (
+            job.started_at is None or job.run_at < job.started_at) and \
+            job.run_at.timestamp() < WAITING_RUN_AT:
         events.append(Timeline(job.run_at, "due", "scheduled to run"))
     for e in job.errors:
         events.append(Timeline(e.at, f"attempt {e.attempt} {e.reason.value}",
