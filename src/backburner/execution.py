@@ -36,6 +36,8 @@ class Outcome:
     job: ClaimedJob
     write: Completion | Failure | Release | None
     """None for `abandon`: this attempt lost its job and must not write anything."""
+    ran: float | None = None
+    """Seconds the attempt ran (the worker's monotonic clock), for metrics and traces."""
 
 
 def describe(exc: BaseException, with_traceback: bool = True) -> dict[str, Any]:

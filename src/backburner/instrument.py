@@ -25,6 +25,11 @@ class Change:
     attempt: int
     detail: dict[str, Any] | None = None
     progress: dict[str, Any] | None = None
+    waited: float | None = None
+    """On a claim (`running`): seconds the job was ready before it started (started_at -
+    run_at, both by the store's clock)."""
+    ran: float | None = None
+    """On an attempt's outcome: seconds it ran, started to finished."""
 
 
 Observer = Callable[[list[Change]], None]

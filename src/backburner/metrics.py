@@ -1,7 +1,8 @@
 """Prometheus metrics of one Backburner app, in a registry of its own (two apps in one
 process never share counters).
 
-Transitions are counted where they are observed, at the single instrumentation point: each
+Transitions, run times (started to finished, per attempt) and wait times (ready to started)
+are counted where they are observed, at the single instrumentation point: each
 process counts what it did (its enqueues, its workers' outcomes), as Prometheus expects of
 per-process counters. Queue depth and workers are the store's view, read at scrape time, so
 every process reports the same totals for them.
@@ -16,7 +17,7 @@ import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from backburner.instrument import Change
 from backburner.job import JobState
@@ -42,6 +43,18 @@ class JobMetrics:
             "backburner_jobs", "Jobs in the store per queue and state",
             ["queue", "state"], registry=self.registry,
         )
+        # Seconds from a fraction of a second to an hour: jobs are short or very long.
+        buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
+                   3600, float("inf"))
+        self.run_seconds = Histogram(
+            "backburner_job_run_seconds", "Time an attempt ran, started to finished",
+            ["task", "queue"], buckets=buckets, registry=self.registry,
+        )
+        self.wait_seconds = Histogram(
+            "backburner_job_wait_seconds",
+            "Time a job was ready (created, or due) before a worker started it",
+            ["task", "queue"], buckets=buckets, registry=self.registry,
+        )
         self.workers = Gauge(
             "backburner_workers", "Workers with a heartbeat in the last minute",
             registry=self.registry,
@@ -52,6 +65,10 @@ class JobMetrics:
         for change in changes:
             if change.progress is None:  # progress updates are not transitions
                 self.transitions.labels(change.task, change.queue, change.state).inc()
+            if change.waited is not None:
+                self.wait_seconds.labels(change.task, change.queue).observe(change.waited)
+            if change.ran is not None:
+                self.run_seconds.labels(change.task, change.queue).observe(change.ran)
 
     async def render(self) -> bytes:
         """The current figures; the store's are read now (BackendUnavailableError if it is

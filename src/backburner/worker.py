@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -256,12 +256,15 @@ class Worker:
             task = loop.create_task(self._run_one(job, ctx))
             self._running[(job.id, job.attempt)] = _Running(job, ctx, task)
             changes.append(Change(job.id, job.task, job.queue, "running", job.attempt,
-                                  {"worker": self.id}))
+                                  {"worker": self.id},
+                                  waited=max(0.0, job.started_at - job.run_at)))
         self.app.instrumentation.changed(changes)
 
     async def _run_one(self, job: ClaimedJob, ctx: JobContext) -> None:
+        began = time.monotonic()
         try:
             outcome = await run_attempt(job, self.app.tasks.get(job.task), ctx, self._threads)
+            outcome = replace(outcome, ran=time.monotonic() - began)
         except asyncio.CancelledError:
             # Cancelled with no reason recorded: the worker is being torn down hard.
             outcome = Outcome("release", job, Release(job.id, job.attempt))
@@ -534,16 +537,17 @@ def _change_for(outcome: Outcome) -> Change:
     job = outcome.job
     write = outcome.write
     if isinstance(write, Completion):
-        return Change(job.id, job.task, job.queue, "completed", job.attempt)
-    if isinstance(write, Release):
+        return Change(job.id, job.task, job.queue, "completed", job.attempt, ran=outcome.ran)
+    if isinstance(write, Release):  # given back unfinished: not a run to measure
         return Change(job.id, job.task, job.queue, "pending", job.attempt, {"released": True})
     assert isinstance(write, Failure)
     if write.retry_in is not None:
         return Change(job.id, job.task, job.queue, "scheduled", job.attempt,
                       {"reason": write.reason.value, "retry_in": round(write.retry_in, 3),
-                       "error": write.error.get("type")})
+                       "error": write.error.get("type")}, ran=outcome.ran)
     state = "cancelled" if write.reason is FailureReason.CANCELLED else "failed"
     return Change(job.id, job.task, job.queue, state, job.attempt,
-                  {"reason": write.reason.value, "error": write.error.get("type")})
+                  {"reason": write.reason.value, "error": write.error.get("type")},
+                  ran=outcome.ran)
 
 

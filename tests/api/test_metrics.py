@@ -76,3 +76,19 @@ def test_two_apps_keep_their_own_counters(tmp_path: Path) -> None:
         wait_terminal(a, a.post("/tasks/ok", json={}).json()["id"])
         got_b = samples(b.get("/metrics").text)
     assert not any(name == "backburner_job_transitions_total" for name, _ in got_b)
+
+
+def test_run_and_wait_histograms_count_every_attempt(tmp_path: Path) -> None:
+    api, _ = build(f"sqlite:///{tmp_path}/h.db")
+    with TestClient(api) as client:
+        for _ in range(3):
+            wait_terminal(client, client.post("/tasks/ok", json={}).json()["id"])
+        wait_terminal(client, client.post("/tasks/boom", json={}).json()["id"])
+        got = samples(client.get("/metrics").text)
+    ok = (("queue", "default"), ("task", "ok"))
+    boom = (("queue", "risky"), ("task", "boom"))
+    for name in ("backburner_job_run_seconds", "backburner_job_wait_seconds"):
+        assert got[(f"{name}_count", ok)] == 3, name
+        assert got[(f"{name}_count", boom)] == 1, name
+        assert got[(f"{name}_bucket", tuple(sorted((*ok, ("le", "+Inf")))))] == 3
+        assert got[(f"{name}_sum", ok)] >= 0
