@@ -66,6 +66,10 @@ def build(app: Backburner) -> dict[str, Any]:
     async def double(x: int) -> int:
         return 2 * x
 
+    @app.task(name="shop.bill", retries=0)
+    async def bill(items: list[int], express: bool = False, note: str | None = None) -> int:
+        return sum(items)
+
     @app.periodic(every=3600, name="hourly")
     @app.task(name="shop.report")
     async def report() -> str:
@@ -373,6 +377,22 @@ async def test_enqueue_form_validated_on_the_server(sqlite_app: Backburner) -> N
         record = await app.get_job(job_id)
         assert record is not None and record.kwargs == {"a": 40, "label": "x"}
         assert (await http.get("/dashboard/enqueue/nope")).status_code == 404
+        # A JSON field, validated by the task's own signature (pydantic) on the server.
+        form = (await http.get("/dashboard/enqueue/shop.bill")).text
+        assert '<textarea id="arg-items"' in form and 'type="checkbox" id="arg-express"' in form
+        shape = await http.post("/dashboard/enqueue/shop.bill",
+                                data={"csrf": token, "items": '["a"]'})
+        assert shape.status_code == 422 and 'id="enqueue-error"' in shape.text
+        assert "items" in shape.text
+        not_json = await http.post("/dashboard/enqueue/shop.bill",
+                                   data={"csrf": token, "items": "[1,"})
+        assert not_json.status_code == 422 and "not valid JSON" in not_json.text
+        billed = await http.post("/dashboard/enqueue/shop.bill",
+                                 data={"csrf": token, "items": "[1, 2]", "express": "on"})
+        assert billed.status_code == 303
+        bill_id = billed.headers["location"].split("?")[0].rsplit("/", 1)[1]
+        bill_job = await app.get_job(bill_id)
+        assert bill_job is not None and bill_job.kwargs == {"items": [1, 2], "express": True}
 
 
 async def test_csv_export_neutralises_formulas_and_redaction_applies(
@@ -446,6 +466,13 @@ async def test_job_events_stream_state_and_progress(sqlite_app: Backburner) -> N
         assert "event: gone" in gone.text
         missing = await http.get("/dashboard/jobs/nope")
         assert missing.status_code == 404 and "no job with id" in missing.text
+
+
+def test_public_surface() -> None:
+    import backburner.dashboard
+
+    assert sorted(backburner.dashboard.__all__) == [
+        "Role", "basic_auth", "dashboard_router", "mount_dashboard"]
 
 
 def test_redirect_targets_stay_inside_the_dashboard() -> None:

@@ -4,7 +4,8 @@ file, HTTP Basic users `ann` (admin) and `rob` (read)).
 
 As admin: list jobs, filter them (the filter lands in the URL), see the failures grouped,
 open a job, watch a job's
-progress move live over SSE, retry a failed job and see it complete, pause a schedule; as
+progress move live over SSE, retry a failed job and see it complete, pause a schedule, see
+the live refresh stop while the tab is hidden; as
 read-only: see no action and have a forged POST refused with 403. Any console error (a CSP
 violation shows as one) fails the test. Each page is saved to docs/screenshots/<page>.png."""
 
@@ -166,6 +167,25 @@ async def test_the_dashboard_in_chromium(tmp_path: Path) -> None:
             await expect(page.locator("#samples")).not_to_have_text("1", timeout=10_000)
             await page.wait_for_timeout(2500)
             await shot(page, "overview")
+            # Live refresh (every second here) stops while the tab is hidden, and comes back
+            # at once when it is shown again.
+            fetched: list[float] = []
+            page.on("request", lambda r: fetched.append(time.monotonic())
+                    if r.url == f"{base}/dashboard/" else None)
+            await page.evaluate("""() => {
+                Object.defineProperty(document, "hidden", {configurable: true, get: () => true});
+                document.dispatchEvent(new Event("visibilitychange"));
+            }""")
+            await expect(page.locator("#live-status")).to_have_text("paused")
+            hidden_at = time.monotonic()
+            await page.wait_for_timeout(2500)
+            assert [t for t in fetched if t > hidden_at + 0.2] == [], "refreshed while hidden"
+            await page.evaluate("""() => {
+                Object.defineProperty(document, "hidden", {configurable: true, get: () => false});
+                document.dispatchEvent(new Event("visibilitychange"));
+            }""")
+            await expect(page.locator("#live-status")).to_have_text("live")
+            assert [t for t in fetched if t > hidden_at + 2.4], "no refresh once visible"
             await expect(page.locator("#workers-alive")).to_have_text("1")
 
             # Read-only: the pages show, the actions do not, a forged POST is refused.
