@@ -318,3 +318,18 @@ async def test_ordinary_jobs_are_not_flagged(app: Backburner) -> None:
     assert len(claim.jobs) == 1 and not claim.jobs[0].has_dependents
     record = await app.get_job(claim.jobs[0].id)
     assert record is not None and record.flow_id is None and record.depends_on == ()
+
+
+async def test_deleting_a_job_that_never_ran_cancels_what_waits_for_it(app: Backburner) -> None:
+    @app.task
+    async def step(x: int) -> int:
+        return x
+
+    chain = await app.chain(step.call(1), step.pipe(), step.pipe())
+    assert await app.delete(chain.jobs[0].id)
+    records = [await app.get_job(j.id) for j in chain.jobs[1:]]
+    assert [r.state if r else None for r in records] == [JobState.CANCELLED] * 2
+    assert records[0] is not None and records[0].last_error is not None
+    assert records[0].last_error.message.endswith("did not complete: deleted")
+    assert records[1] is not None and records[1].last_error is not None
+    assert records[1].last_error.message.endswith("did not complete: cancelled")

@@ -382,6 +382,9 @@ class MemoryBackend:
         row = self._rows.get(job_id)
         if row is None or row.state is JobState.RUNNING:
             return False
+        if row.state in _WAITING:
+            # What waits for a job that never ran would wait for ever.
+            self._cancel_dependents(row, self.clock(), "deleted")
         del self._rows[job_id]
         if row.unique_key is not None:
             slot = (row.queue, row.task, row.unique_key)
@@ -439,20 +442,21 @@ class MemoryBackend:
         row = self._rows.get(job_id)
         return row.result if row is not None else None
 
-    def _cancel_dependents(self, row: _Row, now: float) -> None:
-        """`row` ended without completing: what waits for it (and on) never runs."""
-        todo = [row]
+    def _cancel_dependents(self, row: _Row, now: float, how: str | None = None) -> None:
+        """`row` ended without completing (or is deleted: `how`): what waits for it (and
+        on) never runs."""
+        todo = [(row, how or row.state.value)]
         while todo:
-            ended = todo.pop()
+            ended, ended_how = todo.pop()
             for dep_id in ended.dependents:
                 dep = self._rows.get(dep_id)
                 if dep is None or dep.state is not JobState.SCHEDULED or dep.waiting_on <= 0:
                     continue
                 dep.state = JobState.CANCELLED
                 dep.reason = FailureReason.DEPENDENCY_FAILED.value
-                dep.errors.append(dependency_error(ended.id, ended.state.value, now))
+                dep.errors.append(dependency_error(ended.id, ended_how, now))
                 dep.finished_at = dep.updated_at = now
-                todo.append(dep)
+                todo.append((dep, "cancelled"))
 
     def _rearm_dependents(self, row: _Row, now: float) -> None:
         """`row` is retried: what it cancelled (and on) waits for it again, unless another

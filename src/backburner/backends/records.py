@@ -165,11 +165,12 @@ def released_args(args: str, receives: str | None, results: Sequence[str | None]
 
 
 def dependency_error(job_id: str, state: str, now: float) -> dict[str, Any]:
-    """The error entry of a job cancelled because `job_id`, which it waited for, ended so."""
+    """The error entry of a job cancelled because `job_id`, which it waited for, ended in
+    `state` (failed, cancelled) or was deleted before it ran."""
     return {
         "attempt": 0,
         "type": "DependencyFailed",
-        "message": f"job {job_id}, which this job waited for, ended {state}",
+        "message": f"job {job_id}, which this job waited for, did not complete: {state}",
         "traceback": None,
         "reason": "dependency_failed",
         "at": now,

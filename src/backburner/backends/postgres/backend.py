@@ -413,7 +413,14 @@ class PostgresBackend:
     @translated
     async def delete(self, job_id: str) -> bool:
         pool = await self._connected()
-        return bool(await pool.fetchval(self._q["delete"], job_id))
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(self._q["delete"], job_id)
+            if row is not None and row["dependents"] is not None and row["state"] in (
+                "pending", "scheduled"
+            ):
+                # What waits for a job that never ran would wait for ever.
+                await self._cancel_dependents(conn, job_id, "deleted", row["dependents"])
+        return row is not None
 
     @translated
     async def rescue_expired(self, max_lost: int) -> list[Transition]:

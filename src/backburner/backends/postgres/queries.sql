@@ -410,7 +410,7 @@ SELECT coalesce((SELECT state FROM revived),
        (SELECT count(*) FROM woken) AS woken;
 
 -- name: delete
-DELETE FROM {schema}.jobs WHERE id = $1 AND state <> 'running' RETURNING true;
+DELETE FROM {schema}.jobs WHERE id = $1 AND state <> 'running' RETURNING state, dependents;
 
 -- name: rescue_expired
 -- Jobs whose lease ran out by the server's clock: pending again, or failed `worker_lost`

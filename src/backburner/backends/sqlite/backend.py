@@ -395,7 +395,13 @@ def _retry(conn: sqlite3.Connection, job_id: str) -> JobState | None:
 
 def _delete(conn: sqlite3.Connection, job_id: str) -> bool:
     with WriteTransaction(conn):
-        return conn.execute(Q["delete"], {"id": job_id}).rowcount == 1
+        deleted = conn.execute(Q["delete"], {"id": job_id}).fetchone()
+        if deleted is not None and deleted[1] is not None and deleted[0] in (
+            "pending", "scheduled"
+        ):
+            # What waits for a job that never ran would wait for ever.
+            _cancel_dependents(conn, job_id, "deleted", time.time(), id_list(deleted[1]))
+    return deleted is not None
 
 
 def _rescue_expired(conn: sqlite3.Connection, max_lost: int) -> list[Transition]:
@@ -436,9 +442,14 @@ def _release_dependents(conn: sqlite3.Connection, job_id: str, now: float) -> No
         conn.execute(Q["flow_ready"], {"id": dep_id, "args": args, "now": now})
 
 
-def _cancel_dependents(conn: sqlite3.Connection, job_id: str, state: str, now: float) -> None:
-    found = conn.execute(Q["flow_dependents"], {"id": job_id}).fetchone()
-    todo = [(job_id, state, id_list(found[0] if found else None))]
+def _cancel_dependents(
+    conn: sqlite3.Connection, job_id: str, state: str, now: float,
+    dependents: tuple[str, ...] | None = None,
+) -> None:
+    if dependents is None:
+        found = conn.execute(Q["flow_dependents"], {"id": job_id}).fetchone()
+        dependents = id_list(found[0] if found else None)
+    todo = [(job_id, state, dependents)]
     while todo:
         ended, ended_state, dependents = todo.pop()
         error = codec.dumps(dependency_error(ended, ended_state, now))

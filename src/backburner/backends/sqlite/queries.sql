@@ -163,7 +163,8 @@ WHERE id = :id AND state IN ('failed', 'cancelled') AND waiting_on = 0
 RETURNING task, queue, attempt, dependents;
 
 -- name: delete
-DELETE FROM backburner_jobs WHERE id = :id AND state != 'running';
+DELETE FROM backburner_jobs WHERE id = :id AND state != 'running'
+RETURNING state, dependents;
 
 -- name: rescue_expired
 -- A lost attempt is not the task's fault, so it does not count against max_attempts;

@@ -181,13 +181,14 @@ local function release_dependents(id, now_s)
   return woke
 end
 
--- `id` ended `state` without completing: what waits for it (and on) never runs.
+-- `id` ended `state` without completing (or is being deleted): what waits for it (and on)
+-- never runs.
 local function cancel_dependents(id, state, now_s)
   local todo = {{id, state}}
   while #todo > 0 do
     local ended = table.remove(todo)
     local entry = '{"attempt":0,"type":"DependencyFailed","message":' .. cjson.encode('job '
-      .. ended[1] .. ', which this job waited for, ended ' .. ended[2]) .. ',"traceback":null,'
+      .. ended[1] .. ', which this job waited for, did not complete: ' .. ended[2]) .. ',"traceback":null,'
       .. '"reason":"dependency_failed","at":' .. now_s .. '}'
     for _, dep in ipairs(ids_of(redis.call('HGET', job_key(ended[1]), 'dependents'))) do
       local key = job_key(dep)
