@@ -187,3 +187,27 @@ async def test_other_connection_objects_are_refused(
     app, _ = pair
     with pytest.raises(ConfigurationError, match="asyncpg"):
         await app.get_task("tx.send").options(connection=connection).enqueue("a@x.io")
+
+
+async def test_a_chain_is_stored_in_the_application_transaction(
+    pair: tuple[Backburner, PostgresBackend],
+) -> None:
+    app, theirs = pair
+    send = app.get_task("tx.send")
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        with contextlib.suppress(Rollback):
+            async with conn.transaction():
+                dropped = await app.chain(send.call("a@x.io"), send.call("b@x.io"),
+                                          connection=conn)
+                raise Rollback
+        assert [await theirs.get(j.id) for j in dropped.jobs] == [None, None]
+        async with conn.transaction():
+            kept = await app.chain(send.call("a@x.io"), send.call("b@x.io"), connection=conn)
+            assert await theirs.get(kept.jobs[0].id) is None
+        first, second = [await theirs.get(j.id) for j in kept.jobs]
+        assert first is not None and first.state is JobState.PENDING
+        assert second is not None and second.state is JobState.SCHEDULED
+        assert second.depends_on == (first.id,) and second.waiting_on == 1
+    finally:
+        await conn.close()
