@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 from backburner.backends import open_backend
 from backburner.backends.protocol import Backend, JobFilter, JobPage, NewJob
 from backburner.errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
-from backburner.flows import Flow, chain_jobs, group_jobs, insert_flow
+from backburner.flows import Flow, chain_jobs, find_flow, group_jobs, insert_flow
 from backburner.handle import Job
 from backburner.instrument import Change, Instrumentation
 from backburner.job import JobRecord, JobState
@@ -334,6 +334,11 @@ class Backburner:
         members still run. All jobs are stored at once, in one queue. See `backburner.flows`."""
         jobs = group_jobs(self, list(members), then, queue)
         return await insert_flow(self, "group", jobs, then is not None, connection)
+
+    async def get_flow(self, flow_id: str) -> Flow:
+        """The handle of a stored chain or group (with a callback) by its id, the id of its
+        first job (`Flow.id`, `JobRecord.flow_id`). See `backburner.flows.find_flow`."""
+        return await find_flow(self, flow_id)
 
     async def _insert_flow(self, jobs: list[NewJob], connection: Any) -> list[Job[Any]]:
         if not self._opened:

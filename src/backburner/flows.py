@@ -115,6 +115,33 @@ class Flow:
                 await self._app.cancel(job.id)
 
 
+async def find_flow(app: Backburner, flow_id: str) -> Flow:
+    """The handle of a stored chain, or group with a callback, by its id (its first job's),
+    found by following the jobs' links: a chain's steps one after the other, a group's
+    members from its callback's `depends_on`. The store cannot tell a one-member group with
+    a callback from a two-step chain (found as the chain), and a group without a callback
+    has no links at all (found as its first member alone): keep `Flow.jobs` for those."""
+    first = await app.get_job(flow_id)
+    if first is None:
+        raise JobNotFoundError(flow_id)
+    if first.flow_id != flow_id:
+        raise ConfigurationError(f"job {flow_id} does not start a chain or group")
+    records = [first]
+    kind = "chain"
+    while records[-1].dependents:
+        following = await app.get_job(records[-1].dependents[0])
+        if following is None:
+            break  # deleted
+        if len(following.depends_on) > 1:
+            kind = "group"
+            members = [await app.get_job(m) for m in following.depends_on]
+            records = [r for r in members if r is not None] + [following]
+            break
+        records.append(following)
+    handles = [Job(app, r.id, app.tasks.get(r.task), r.state) for r in records]
+    return Flow(app, kind, handles, handles[-1] if len(handles) > 1 else None)
+
+
 def flow_state(records: Sequence[JobRecord]) -> FlowState:
     states = [r.state for r in records]
     if all(s is JobState.COMPLETED for s in states):

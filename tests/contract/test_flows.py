@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from backburner import Backburner, ConfigurationError, JobState
+from backburner import Backburner, ConfigurationError, JobNotFoundError, JobState
 from backburner.flows import FlowState
 from backburner.job import WAITING_RUN_AT, FailureReason
 
@@ -333,3 +333,29 @@ async def test_deleting_a_job_that_never_ran_cancels_what_waits_for_it(app: Back
     assert records[0].last_error.message.endswith("did not complete: deleted")
     assert records[1] is not None and records[1].last_error is not None
     assert records[1].last_error.message.endswith("did not complete: cancelled")
+
+
+async def test_a_flow_is_found_again_by_its_id(app: Backburner) -> None:
+    @app.task
+    async def one(x: int) -> int:
+        return x
+
+    @app.task
+    async def both(results: list[int]) -> int:
+        return sum(results)
+
+    chain = await app.chain(one.call(1), one.pipe(), one.pipe())
+    group = await app.group([one.call(2), one.call(3)], then=both.pipe())
+    found_chain = await app.get_flow(chain.id)
+    assert found_chain.kind == "chain" and [j.id for j in found_chain.jobs] == [
+        j.id for j in chain.jobs]
+    found_group = await app.get_flow(group.id)
+    assert found_group.kind == "group"
+    assert [j.id for j in found_group.jobs] == [j.id for j in group.jobs]
+    await drain(app)
+    assert await found_group.result(timeout=5) == 5
+    assert await found_chain.result(timeout=5) == 1
+    with pytest.raises(ConfigurationError, match="does not start"):
+        await app.get_flow(chain.jobs[1].id)
+    with pytest.raises(JobNotFoundError):
+        await app.get_flow("nope")
