@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from backburner.backends import open_backend
-from backburner.backends.protocol import Backend, JobFilter, JobPage, NewJob
+from backburner.backends.protocol import Backend, Inserted, JobFilter, JobPage, NewJob
 from backburner.errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
 from backburner.flows import Flow, chain_jobs, find_flow, group_jobs, insert_flow
 from backburner.handle import Job
@@ -24,6 +24,7 @@ from backburner.task import UNSET, Call, Task, make_options
 
 if TYPE_CHECKING:
     from backburner.bulk import BulkResult
+    from backburner.tracing import Tracing
     from backburner.worker import Worker
 
 P = ParamSpec("P")
@@ -81,12 +82,16 @@ class Backburner:
         *,
         backend: Backend | None = None,
         poll_interval: float = 2.0,
+        tracing: Any = False,
     ) -> None:
         """`url` picks the store (`sqlite:///path.db`, `memory://`); or pass a `backend`
         instance (e.g. one `MemoryBackend` shared by several apps in a test).
 
         `poll_interval`: how often idle workers and result waiters look at the store when no
-        notification arrives (a safety net; notifications normally wake them at once)."""
+        notification arrives (a safety net; notifications normally wake them at once).
+
+        `tracing`: True for OpenTelemetry spans around enqueue and execution from the global
+        tracer provider, or a `TracerProvider` to use (needs `backburner[otel]`)."""
         self.backend: Backend = backend if backend is not None else open_backend(url)
         self.url = self.backend.url
         if poll_interval <= 0:
@@ -95,6 +100,12 @@ class Backburner:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.periodic_schedules: dict[str, Schedule] = {}
         self.instrumentation = Instrumentation(self.backend.notifier)
+        self.tracing: Tracing | None = None
+        """OpenTelemetry spans (see `backburner.tracing`), None when off."""
+        if tracing is not False and tracing is not None:
+            from backburner.tracing import Tracing
+
+            self.tracing = Tracing(None if tracing is True else tracing)
         self._open_lock: asyncio.Lock | None = None
         self._opened = False
 
@@ -280,10 +291,11 @@ class Backburner:
                     continue
                 first[slot] = job.id
             sent.append(job)
-        if connection is None:
-            used = await self.backend.insert(sent)
+        if self.tracing is None:
+            used = await self._store(sent, connection)
         else:
-            used = await self.backend.insert(sent, connection)
+            with self.tracing.enqueue(sent) as traced:
+                used = await self._store(traced, connection)
         actual = {job.id: done.id for job, done in zip(sent, used, strict=True)}
         # A holder's state as the store saw it (it may be uncommitted, with `connection=`).
         held = {done.id: done.holder_state for done in used if done.holder_state is not None}
@@ -306,6 +318,11 @@ class Backburner:
         if changes:
             self.instrumentation.enqueued((c.queue for c in changes), changes)
         return handles
+
+    async def _store(self, jobs: list[NewJob], connection: Any) -> list[Inserted]:
+        if connection is None:
+            return await self.backend.insert(jobs)
+        return await self.backend.insert(jobs, connection)
 
     async def chain(
         self, *steps: Call, queue: str | None = None, connection: Any = None

@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from backburner import codec
+from backburner import codec, tracing
 from backburner.backends.protocol import ClaimedJob, Completion, Failure, Release
 from backburner.context import JobContext
 from backburner.errors import InvalidArgumentsError, LeaseLostError, RetryLater
@@ -60,7 +60,9 @@ async def run_attempt(
                  "traceback": None}
         return _end(job, error, FailureReason.UNKNOWN_TASK)
     try:
-        args, kwargs = task.signature.decode(codec.loads(job.args), codec.loads(job.kwargs))
+        args, kwargs = task.signature.decode(
+            codec.loads(job.args), tracing.strip(codec.loads(job.kwargs))
+        )
     except (codec.PayloadError, InvalidArgumentsError) as exc:
         return _end(job, describe(exc, False), FailureReason.INVALID_PAYLOAD)
     if task.signature.context_parameter is not None:

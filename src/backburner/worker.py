@@ -263,7 +263,14 @@ class Worker:
     async def _run_one(self, job: ClaimedJob, ctx: JobContext) -> None:
         began = time.monotonic()
         try:
-            outcome = await run_attempt(job, self.app.tasks.get(job.task), ctx, self._threads)
+            if self.app.tracing is None:
+                outcome = await run_attempt(job, self.app.tasks.get(job.task), ctx,
+                                            self._threads)
+            else:
+                with self.app.tracing.execution(job) as span:
+                    outcome = await run_attempt(job, self.app.tasks.get(job.task), ctx,
+                                                self._threads)
+                    self.app.tracing.finished(span, outcome)
             outcome = replace(outcome, ran=time.monotonic() - began)
         except asyncio.CancelledError:
             # Cancelled with no reason recorded: the worker is being torn down hard.

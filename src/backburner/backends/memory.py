@@ -48,6 +48,7 @@ from backburner.job import (
     timestamp,
 )
 from backburner.notify import LocalNotifier, Notifier
+from backburner.tracing import strip
 from backburner.unique import UniqueScope
 
 
@@ -485,7 +486,8 @@ class MemoryBackend:
         progress = stored_json(row.progress, None)
         return JobRecord(
             id=row.id, task=row.task, queue=row.queue, priority=row.priority, state=row.state,
-            args=stored_json(row.args, []), kwargs=stored_json(row.kwargs, {}), attempt=row.attempt,
+            args=stored_json(row.args, []), kwargs=strip(stored_json(row.kwargs, {})),
+            attempt=row.attempt,
             max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
             timeout=row.timeout,
             errors=tuple(AttemptError.from_json(e) for e in row.errors),

@@ -8,6 +8,7 @@ from typing import Any
 from backburner import codec
 from backburner.errors import ConfigurationError
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
+from backburner.tracing import strip
 
 
 def stored_json(value: Any, default: Any) -> Any:
@@ -33,7 +34,7 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
         priority=int(row["priority"]),
         state=JobState(row["state"]),
         args=stored_json(row["args"], []),
-        kwargs=stored_json(row["kwargs"], {}),
+        kwargs=strip(stored_json(row["kwargs"], {})),
         attempt=int(row["attempt"]),
         max_attempts=int(row["max_attempts"]),
         failures=int(row["failures"]),
