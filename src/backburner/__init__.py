@@ -21,6 +21,8 @@ from backburner.errors import (
 from backburner.flows import Flow, FlowState, FlowStatus
 from backburner.handle import Job
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress
+from backburner.queues import QueueInfo
+from backburner.retention import Retention
 from backburner.retry import Backoff
 from backburner.task import BoundTask, Call, Task
 from backburner.unique import UniqueScope
@@ -52,6 +54,8 @@ __all__ = [
     "JobStateError",
     "LeaseLostError",
     "Progress",
+    "QueueInfo",
+    "Retention",
     "RetryLater",
     "ScheduleInfo",
     "Task",

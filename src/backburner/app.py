@@ -18,6 +18,8 @@ from backburner.flows import Flow, chain_jobs, find_flow, group_jobs, insert_flo
 from backburner.handle import Job
 from backburner.instrument import Change, Instrumentation
 from backburner.job import JobRecord, JobState
+from backburner.queues import QueueInfo, queue_infos, set_paused
+from backburner.retention import Retention
 from backburner.retry import Backoff
 from backburner.schedule import DEFAULT_CATCH_UP, Schedule, make_schedule
 from backburner.task import UNSET, Call, Task, make_options
@@ -83,6 +85,7 @@ class Backburner:
         backend: Backend | None = None,
         poll_interval: float = 2.0,
         tracing: Any = False,
+        retention: Retention | None = None,
     ) -> None:
         """`url` picks the store (`sqlite:///path.db`, `memory://`); or pass a `backend`
         instance (e.g. one `MemoryBackend` shared by several apps in a test).
@@ -91,12 +94,21 @@ class Backburner:
         notification arrives (a safety net; notifications normally wake them at once).
 
         `tracing`: True for OpenTelemetry spans around enqueue and execution from the global
-        tracer provider, or a `TracerProvider` to use (needs `backburner[otel]`)."""
+        tracer provider, or a `TracerProvider` to use (needs `backburner[otel]`).
+
+        `retention`: how long finished jobs are kept before the workers' housekeeping leader
+        prunes them (default `Retention()`: completed 24 h, failed and cancelled 7 days;
+        `Retention.forever()` keeps everything). See `backburner.retention`."""
         self.backend: Backend = backend if backend is not None else open_backend(url)
         self.url = self.backend.url
         if poll_interval <= 0:
             raise ConfigurationError("poll_interval must be > 0")
         self.poll_interval = poll_interval
+        if retention is None:
+            retention = Retention()
+        if not isinstance(retention, Retention):
+            raise ConfigurationError(f"retention must be a Retention, not {retention!r}")
+        self.retention = retention
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.periodic_schedules: dict[str, Schedule] = {}
         self.instrumentation = Instrumentation(self.backend.notifier)
@@ -241,6 +253,25 @@ class Backburner:
         """Run the schedule's task now, once, outside its ticks (paused or not)."""
         schedule = self.get_schedule(name)
         return await schedule.task.enqueue(*schedule.args, **schedule.kwargs)
+
+    # -- queues ----------------------------------------------------------------------------
+    async def pause_queue(self, name: str) -> None:
+        """No worker claims this queue's jobs until it is resumed (running ones finish);
+        enqueueing into it still stores jobs, which wait."""
+        await set_paused(self, name, True)
+
+    async def resume_queue(self, name: str) -> None:
+        """Workers claim this queue's jobs again, woken at once."""
+        await set_paused(self, name, False)
+
+    async def queues(self) -> list[QueueInfo]:
+        """Every queue that holds jobs or was ever paused: paused or not, jobs per state."""
+        return await queue_infos(self)
+
+    async def queue(self, name: str) -> QueueInfo:
+        """One queue (zero counts and not paused if the store knows nothing of it)."""
+        [info] = await queue_infos(self, only=name)
+        return info
 
     def get_task(self, name: str) -> Task[Any, Any]:
         try:

@@ -16,6 +16,7 @@ import typer
 from backburner import logs
 from backburner._version import __version__
 from backburner.app import Backburner
+from backburner.cli_queues import queues_cli
 from backburner.errors import BackburnerError, ConfigurationError
 from backburner.job import JobRecord
 from backburner.loading import load_app
@@ -34,6 +35,7 @@ schedules_cli = typer.Typer(
     help="List, pause, resume and trigger periodic schedules.", no_args_is_help=True
 )
 cli.add_typer(schedules_cli, name="schedules")
+cli.add_typer(queues_cli, name="queues")
 
 AppOption = Annotated[
     str | None,

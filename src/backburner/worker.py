@@ -4,7 +4,9 @@ acknowledges them in batches.
 Side tasks, each supervised (one that dies stops the worker loudly):
 - `heartbeat`: renews the lease of every held job; learns of cancel requests and of leases
   lost to another worker (whose attempts are then abandoned, never written);
-- `rescue`: takes back jobs whose worker died (lease expired);
+- `rescue`: takes back jobs whose worker died (lease expired), on the elected leader;
+- `prune`: deletes finished jobs past the app's retention, on the elected leader
+  (backburner.retention);
 - `acks`: writes finished attempts to the store in batches;
 - `scheduler`: enqueues the ticks of the app's periodic schedules (backburner.scheduler),
   on every worker that is not in burst mode: the store takes each tick once.
@@ -39,6 +41,7 @@ from backburner.errors import BackburnerError, BackendUnavailableError, Configur
 from backburner.execution import Outcome, run_attempt
 from backburner.instrument import Change
 from backburner.job import FailureReason, JobState, Progress
+from backburner.retention import prune_expired
 from backburner.scheduler import Scheduler
 from backburner.threads import DaemonThreads
 
@@ -132,6 +135,8 @@ class Worker:
         self._acks_idle.set()
         self._crash: BaseException | None = None
         self._side_tasks: list[asyncio.Task[None]] = []
+        self._leading = False
+        """Whether this worker is the housekeeping leader (as its last `lead` call said)."""
         self.processed = 0
 
     # -- control ---------------------------------------------------------------------------
@@ -168,6 +173,8 @@ class Worker:
             self._supervise("acks", self._ack_loop),
             self._supervise("listener", self._listen),
         ]
+        if self.app.retention.ages:
+            self._side_tasks.append(self._supervise("prune", self._prune_loop))
         if self.scheduler and self.app.periodic_schedules:
             periodic = Scheduler(self.app, list(self.app.periodic_schedules.values()))
             self._side_tasks.append(self._supervise("scheduler", periodic.run))
@@ -424,16 +431,15 @@ class Worker:
 
     async def _rescue_loop(self) -> None:
         """Housekeeping, on the elected leader only: one worker sweeps, not all of them."""
-        leading = False
         while True:
             moved = []
             try:
                 now_leading = await self.backend.lead(self.id, self.rescue_interval * 2)
-                if now_leading != leading:
+                if now_leading != self._leading:
                     log.info("worker %s %s housekeeping", self.id,
                              "now leads" if now_leading else "no longer leads")
-                    leading = now_leading
-                if leading:
+                    self._leading = now_leading
+                if self._leading:
                     moved = await self.backend.rescue_expired(self.max_lost)
             except BackendUnavailableError as exc:
                 log.warning("housekeeping failed, will retry: %s", exc)
@@ -448,6 +454,19 @@ class Worker:
                     t.queue for t in moved if t.state is JobState.PENDING
                 )
             await asyncio.sleep(self.rescue_interval)
+
+    async def _prune_loop(self) -> None:
+        """Retention, on the leader only (elected by the rescue loop). Its own side task, so
+        a long backlog of finished jobs never delays the rescue of expired leases."""
+        retention = self.app.retention
+        while True:
+            await asyncio.sleep(retention.interval_seconds)
+            if not self._leading:
+                continue
+            try:
+                await prune_expired(self.backend, retention)
+            except BackendUnavailableError as exc:
+                log.warning("pruning failed, will retry: %s", exc)
 
     def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         async def guarded() -> None:

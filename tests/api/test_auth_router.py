@@ -116,14 +116,16 @@ MUTATING = [("POST", "/jobs/{job_id}/cancel"), ("POST", "/jobs/{job_id}/retry"),
             ("DELETE", "/jobs/{job_id}"), ("POST", "/jobs/bulk/{action}"),
             ("POST", "/tasks/hello"), ("POST", "/tasks/boom"),
             *[("POST", f"/schedules/{{schedule}}/{verb}") for verb in
-              ("pause", "resume", "trigger")]]
+              ("pause", "resume", "trigger")],
+            *[("POST", f"/queues/{{queue}}/{verb}") for verb in ("pause", "resume")]]
 READING = [("GET", "/jobs"), ("GET", "/jobs/count"), ("GET", "/jobs/{job_id}"),
            ("GET", "/jobs/{job_id}/events"),
-           ("GET", "/schedules"), ("GET", "/schedules/{schedule}")]
+           ("GET", "/schedules"), ("GET", "/schedules/{schedule}"),
+           ("GET", "/queues"), ("GET", "/queues/{queue}")]
 
 
 def url(path: str, job_id: str) -> str:
-    return path.format(job_id=job_id, schedule="nightly", action="retry")
+    return path.format(job_id=job_id, schedule="nightly", action="retry", queue="mail")
 
 
 def test_every_route_is_a_401_without_credentials(client: TestClient) -> None:

@@ -17,7 +17,8 @@ def test_public_surface_is_curated() -> None:
             "FailureReason", "Flow", "FlowState", "FlowStatus", "InvalidArgumentsError", "Job",
             "JobCancelledError", "JobContext",
             "JobFailedError", "JobNotFoundError", "JobRecord", "JobState", "JobStateError",
-            "LeaseLostError", "Progress", "RetryLater", "ScheduleInfo", "Task",
+            "LeaseLostError", "Progress", "QueueInfo", "Retention", "RetryLater",
+            "ScheduleInfo", "Task",
             "TaskNotFoundError", "UniqueScope", "Worker", "WorkerCrashedError", "__version__",
         ]
     )

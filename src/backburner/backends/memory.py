@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from backburner.backends.protocol import (
     JobFilter,
     JobPage,
     NewJob,
+    QueueState,
     Release,
     ScheduleState,
     Transition,
@@ -120,6 +121,7 @@ class MemoryBackend:
         # still holds it is judged when the key is next asked for (holds_key).
         self._unique: dict[tuple[str, str, str], str] = {}
         self._schedules: dict[str, ScheduleState] = {}
+        self._queues: dict[str, QueueState] = {}
 
     @property
     def notifier(self) -> Notifier:
@@ -148,6 +150,10 @@ class MemoryBackend:
             if row is not None and row.state is JobState.PENDING and bool(row.lost) == suspect:
                 return row
         return None
+
+    def _paused(self, queue: str) -> bool:
+        state = self._queues.get(queue)
+        return state is not None and state.paused
 
     def _has_suspect(self, queue: str) -> bool:
         heap = self._suspects.get(queue)
@@ -228,6 +234,7 @@ class MemoryBackend:
     ) -> Claim:
         now = self.clock()
         self._stage_due(now)
+        queues = [q for q in queues if not self._paused(q)]
         if alone:
             for queue in queues:
                 row = self._pop_ready(self._suspects.get(queue, []), suspect=True)
@@ -386,12 +393,30 @@ class MemoryBackend:
         if row.state in _WAITING:
             # What waits for a job that never ran would wait for ever.
             self._cancel_dependents(row, self.clock(), "deleted")
+        self._forget(row)
+        return True
+
+    def _forget(self, row: _Row) -> None:
+        job_id = row.id
         del self._rows[job_id]
         if row.unique_key is not None:
             slot = (row.queue, row.task, row.unique_key)
             if self._unique.get(slot) == job_id:
                 del self._unique[slot]
-        return True
+
+    async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
+        now = self.clock()
+        doomed = [
+            row for row in self._rows.values()
+            if row.state in older_than and row.finished_at is not None
+            and row.finished_at < now - older_than[row.state]
+            # A period key is held until unique_until whatever the state: keep its job.
+            and not (row.unique_scope is UniqueScope.PERIOD and row.unique_until is not None
+                     and row.unique_until > now)
+        ][:limit]
+        for row in doomed:
+            self._forget(row)
+        return len(doomed)
 
     async def rescue_expired(self, max_lost: int) -> list[Transition]:
         now = self.clock()
@@ -587,6 +612,13 @@ class MemoryBackend:
 
     async def set_schedule_paused(self, name: str, paused: bool) -> None:
         self._schedules[name] = ScheduleState(paused, self.clock())
+
+    # -- queues ----------------------------------------------------------------------------
+    async def set_queue_paused(self, queue: str, paused: bool) -> None:
+        self._queues[queue] = QueueState(paused, self.clock())
+
+    async def queue_states(self) -> dict[str, QueueState]:
+        return dict(self._queues)
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:

@@ -12,7 +12,7 @@ the core only passes durations (delays, leases).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -183,6 +183,20 @@ class ScheduleState:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueState:
+    """What the store keeps of a queue's controls (a queue itself needs no record)."""
+
+    paused: bool
+    """A paused queue's jobs are stored and wait; no worker claims them."""
+    changed_at: float
+    """When it was last paused or resumed, by the store's clock."""
+
+
+TERMINAL_STATES: tuple[JobState, ...] = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+"""The states `Backend.prune` removes jobs from."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobFilter:
     """Which jobs a listing, a count or a bulk action covers; every field set must match.
 
@@ -300,6 +314,14 @@ class Backend(Protocol):
         """Take back jobs whose lease expired: pending again, or failed `worker_lost`
         once they have lost `max_lost` workers."""
 
+    async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
+        """Delete up to `limit` terminal jobs whose `finished_at` is more than
+        `older_than[state]` seconds ago by the store's clock (states absent from the mapping
+        are kept), with everything they own (indexes, unique-key entries); return how many.
+        A job that still holds a unique key of the period scope (a periodic tick: deleting
+        it would free its key, and a late scheduler could enqueue the tick again) is kept
+        until the key lapses."""
+
     # -- reads -----------------------------------------------------------------------------
     async def get(self, job_id: str) -> JobRecord | None: ...
 
@@ -334,6 +356,15 @@ class Backend(Protocol):
 
     async def set_schedule_paused(self, name: str, paused: bool) -> None:
         """Pause or resume a schedule for every scheduler (`changed_at` = now)."""
+
+    # -- queues ----------------------------------------------------------------------------
+    async def set_queue_paused(self, queue: str, paused: bool) -> None:
+        """Pause or resume a queue for every worker (`changed_at` = now). The claim itself
+        skips a paused queue's jobs, so a pause holds from the next claim of any worker;
+        inserts into a paused queue still store jobs (they wait)."""
+
+    async def queue_states(self) -> dict[str, QueueState]:
+        """Every queue that was ever paused or resumed, by name."""
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None: ...

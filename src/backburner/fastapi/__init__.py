@@ -19,6 +19,7 @@ from backburner.fastapi.background import (
 )
 from backburner.fastapi.lifespan import backburner_lifespan
 from backburner.fastapi.metrics import metrics_router
+from backburner.fastapi.queues import QueueListOut, QueueOut, queue_router
 from backburner.fastapi.router import accepted, job_router
 from backburner.fastapi.schedules import (
     ScheduleListOut,
@@ -34,6 +35,8 @@ __all__ = [
     "JobAccepted",
     "JobOut",
     "JobPageOut",
+    "QueueListOut",
+    "QueueOut",
     "ScheduleListOut",
     "ScheduleOut",
     "ScheduleRunOut",
@@ -41,6 +44,7 @@ __all__ = [
     "backburner_lifespan",
     "job_router",
     "metrics_router",
+    "queue_router",
     "register_background",
     "schedule_router",
 ]

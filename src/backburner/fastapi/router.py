@@ -71,8 +71,10 @@ def job_router(
       WebSocket streams included.
     - `write_dependencies` apply, after those, only to the routes that change something:
       `POST /jobs/{id}/cancel`, `POST /jobs/{id}/retry`, `DELETE /jobs/{id}`,
-      `POST /jobs/bulk/{action}` and `POST /tasks/{name}`. Give them the check of a write
-      role (raising 403), so a read-only caller can watch jobs but not touch them.
+      `POST /jobs/bulk/{action}`, `POST /tasks/{name}`, the schedules' pause/resume/trigger
+      and the queues' pause/resume (`POST /queues/{name}/pause`, `.../resume`). Give them
+      the check of a write role (raising 403), so a read-only caller can watch jobs but not
+      touch them.
     - `allowed_origins`: the browser origins (`"https://app.example.com"`) that may open the
       WebSocket and call the mutating routes. None (the default) allows the same origin
       only: a request whose `Origin` header names another host than its `Host` header is
@@ -306,6 +308,10 @@ def job_router(
     from backburner.fastapi.schedules import add_schedule_routes  # it imports `accepted`
 
     add_schedule_routes(router, app, write_dependencies=writes, name=name)
+    # The queue routes likewise; writes guard pause/resume.
+    from backburner.fastapi.queues import add_queue_routes
+
+    add_queue_routes(router, app, write_dependencies=writes, name=name)
     return router
 
 

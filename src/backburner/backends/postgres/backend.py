@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from backburner import codec
@@ -21,6 +21,7 @@ from backburner.backends.postgres import connections, errors, external, schema
 from backburner.backends.postgres.config import PostgresConfig, parse_url
 from backburner.backends.postgres.notifier import PostgresNotifier
 from backburner.backends.protocol import (
+    TERMINAL_STATES,
     Claim,
     ClaimedJob,
     Completion,
@@ -30,6 +31,7 @@ from backburner.backends.protocol import (
     JobFilter,
     JobPage,
     NewJob,
+    QueueState,
     Release,
     ScheduleState,
     Transition,
@@ -496,6 +498,17 @@ class PostgresBackend:
                 await conn.execute(self._q["flow_rearm"], dep_id, waiting, WAITING_RUN_AT)
                 todo.append(list(dep["dependents"] or ()))
 
+    @translated
+    async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
+        states = [s for s in TERMINAL_STATES if s in older_than]
+        if not states or limit < 1:
+            return 0
+        pool = await self._connected()
+        return int(await pool.fetchval(
+            self._q["prune"], [s.value for s in states],
+            [float(older_than[s]) for s in states], limit,
+        ))
+
     # -- reads -----------------------------------------------------------------------------
     @translated
     async def get(self, job_id: str) -> JobRecord | None:
@@ -575,6 +588,18 @@ class PostgresBackend:
     async def set_schedule_paused(self, name: str, paused: bool) -> None:
         pool = await self._connected()
         await pool.execute(self._q["set_schedule_paused"], name, paused)
+
+    # -- queues ----------------------------------------------------------------------------
+    @translated
+    async def set_queue_paused(self, queue: str, paused: bool) -> None:
+        pool = await self._connected()
+        await pool.execute(self._q["set_queue_paused"], queue, paused)
+
+    @translated
+    async def queue_states(self) -> dict[str, QueueState]:
+        pool = await self._connected()
+        rows = await pool.fetch(self._q["queue_states"])
+        return {r["name"]: QueueState(bool(r["paused"]), float(r["changed_at"])) for r in rows}
 
     # -- workers ---------------------------------------------------------------------------
     @translated

@@ -190,6 +190,7 @@ WITH suspect AS MATERIALIZED (
         FOR UPDATE SKIP LOCKED
     ) AS j
     WHERE $5::boolean
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS p WHERE p.name = q.name AND p.paused)
     LIMIT 1
 ),
 ready AS MATERIALIZED (
@@ -203,6 +204,9 @@ ready AS MATERIALIZED (
         FOR UPDATE SKIP LOCKED
     ) AS j
     WHERE NOT EXISTS (SELECT 1 FROM suspect)
+      -- A paused queue gives nothing: one primary-key probe per queue of a table that holds
+      -- only queues ever paused, judged before the queue's jobs are walked or locked.
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS p WHERE p.name = q.name AND p.paused)
     LIMIT $3
 ),
 chosen AS (
@@ -224,8 +228,10 @@ claimed AS (
 meta AS (
     SELECT now() AS now,
            (SELECT min(run_at) FROM {schema}.jobs WHERE state = 'scheduled') AS next_run_at,
-           EXISTS (SELECT 1 FROM {schema}.jobs
-                   WHERE state = 'pending' AND lost > 0 AND queue = ANY($2::text[]))
+           EXISTS (SELECT 1 FROM {schema}.jobs AS s
+                   WHERE state = 'pending' AND lost > 0 AND queue = ANY($2::text[])
+                     AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS p
+                                     WHERE p.name = s.queue AND p.paused))
                AS suspects_waiting
 )
 SELECT m.now, m.next_run_at, m.suspects_waiting, c.*
@@ -411,6 +417,36 @@ SELECT coalesce((SELECT state FROM revived),
 
 -- name: delete
 DELETE FROM {schema}.jobs WHERE id = $1 AND state <> 'running' RETURNING state, dependents;
+
+-- name: prune
+-- One batch of the retention pruner: up to $4 terminal jobs, of the states in $1 each older
+-- than its cutoff ($2: seconds since finished_at, by the server's clock). Per state, the
+-- LATERAL walks jobs_finished oldest first and stops at the limit. A job whose
+-- period-scoped unique key is still held (a periodic tick) stays: deleting it would free
+-- the key for a second enqueue of the same tick. SKIP LOCKED: a job some statement holds
+-- (a retry at that moment) is left for the next batch. Returns how many went.
+WITH doomed AS MATERIALIZED (
+    SELECT j.seq
+    FROM unnest($1::text[], $2::float8[]) AS c(state, age)
+    CROSS JOIN LATERAL (
+        SELECT seq FROM {schema}.jobs
+        WHERE state IN ('completed', 'failed', 'cancelled')
+          AND state = c.state AND finished_at < now() - make_interval(secs => c.age)
+          AND (unique_scope IS DISTINCT FROM 'period' OR unique_until IS NULL
+               OR unique_until <= now())
+        ORDER BY finished_at
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    ) AS j
+    LIMIT $3
+),
+gone AS (
+    DELETE FROM {schema}.jobs AS j USING doomed AS d WHERE j.seq = d.seq
+    -- Re-checked on the locked row: still terminal.
+      AND j.state IN ('completed', 'failed', 'cancelled')
+    RETURNING 1
+)
+SELECT count(*) AS n FROM gone;
 
 -- name: rescue_expired
 -- Jobs whose lease ran out by the server's clock: pending again, or failed `worker_lost`
@@ -629,3 +665,10 @@ RETURNING l.holder;
 
 -- name: resign
 DELETE FROM {schema}.leader WHERE name = 'housekeeping' AND holder = $1;
+
+-- name: queue_states
+SELECT name, paused, changed_at FROM {schema}.queues;
+
+-- name: set_queue_paused
+INSERT INTO {schema}.queues (name, paused, changed_at) VALUES ($1, $2, clock_timestamp())
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;

@@ -10,7 +10,7 @@ one script per queue, all in one pipeline). Every timestamp comes from the serve
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 
 from backburner import codec
 from backburner.backends.protocol import (
+    TERMINAL_STATES,
     Claim,
     ClaimedJob,
     Completion,
@@ -28,6 +29,7 @@ from backburner.backends.protocol import (
     JobFilter,
     JobPage,
     NewJob,
+    QueueState,
     Release,
     ScheduleState,
     Transition,
@@ -334,8 +336,12 @@ class RedisBackend:
         if not suspects and visited < len(queues):
             async with client.pipeline(transaction=False) as pipe:
                 for queue in queues[visited:]:
-                    pipe.exists(self.keys.queue(queue).script_keys[1])
-                suspects = any(await pipe.execute())
+                    pipe.exists(self.keys.queue(queue).suspects)
+                    pipe.hget(self.keys.queue(queue).control, "paused")
+                found = await pipe.execute()
+            # Suspects of a paused queue wait for its resume, not for an idle worker.
+            suspects = any(n and paused != "1" for n, paused in zip(found[::2], found[1::2],
+                                                                     strict=True))
         assert first_now is not None
         next_due = min(due) if due and len(claimed) < limit else None
         return Claim(claimed, first_now, next_due, suspects)
@@ -441,6 +447,29 @@ class RedisBackend:
             queues, first = full, False
         return moved
 
+    @translated
+    async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
+        ages = [x for s in TERMINAL_STATES if s in older_than
+                for x in (s.value, repr(float(older_than[s])))]
+        if not ages or limit < 1:
+            return 0
+        client = await self._connected()
+        pruned = 0
+        for queue in await self._known_queues(client):
+            if pruned >= limit:
+                break
+            ids = await SCRIPTS.run(
+                client, self._call(SCRIPTS["prune"], queue, limit - pruned, *ages)
+            )
+            if ids:
+                # After the jobs themselves, as in delete: a crash in between leaves
+                # directory entries naming no job, which readers treat as unknown.
+                await client.hdel(self.keys.directory, *ids)
+                for job_id in ids:
+                    self._job_queues.pop(job_id, None)
+                pruned += len(ids)
+        return pruned
+
     # -- reads -----------------------------------------------------------------------------
     @translated
     async def get(self, job_id: str) -> JobRecord | None:
@@ -521,6 +550,29 @@ class RedisBackend:
             self.keys.schedules, name,
             codec.dumps({"paused": paused, "changed_at": changed_at}),
         )
+
+    # -- queues ----------------------------------------------------------------------------
+    @translated
+    async def set_queue_paused(self, queue: str, paused: bool) -> None:
+        client = await self._connected()
+        # Registered first, so queue_states finds it (a queue may be paused before its first
+        # job); the control hash itself lives in the queue's slot, where claim.lua reads it.
+        await client.sadd(self.keys.queues, queue)
+        await SCRIPTS.run(client, self._call(SCRIPTS["set_paused"], queue, "1" if paused else "0"))
+
+    @translated
+    async def queue_states(self) -> dict[str, QueueState]:
+        client = await self._connected()
+        queues = await self._known_queues(client)
+        async with client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.hmget(self.keys.queue(queue).control, ["paused", "changed_at"])
+            replies = await pipe.execute()
+        return {
+            queue: QueueState(paused == "1", float(changed_at))
+            for queue, (paused, changed_at) in zip(queues, replies, strict=True)
+            if changed_at is not None
+        }
 
     # -- workers ---------------------------------------------------------------------------
     @translated

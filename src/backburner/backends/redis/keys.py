@@ -22,6 +22,11 @@ queue, and touches only these keys:
     <prefix>:{<prefix>/<queue>}:state:<state> zset  id -> seq, one per JobState: listing by
                                                     state newest first, and counts (ZCARD)
     <prefix>:{<prefix>/<queue>}:held:<worker> set   ids of the jobs a worker holds (heartbeat)
+    <prefix>:{<prefix>/<queue>}:control       hash  the queue's controls: paused ('1'/'0') and
+                                                    changed_at; read by every claim (absent:
+                                                    never paused)
+    <prefix>:{<prefix>/<queue>}:finished:<state> zset id -> finished_at, one per terminal
+                                                    state: what the retention pruner walks
     <prefix>:{<prefix>/<queue>}:unique:<digest> str id of the job that took a unique key
                                                     last (digest: unique_digest(task, key));
                                                     whether it still holds it is read from
@@ -32,7 +37,8 @@ Across queues, tag `{<prefix>}`: what must be found without knowing a job's queu
 
     <prefix>:{<prefix>}:jobs       hash  job id -> queue: the directory (get/cancel/... by id,
                                          and the all-queues duplicate-id check of insert)
-    <prefix>:{<prefix>}:queues     set   every queue name ever used (counts, listing, rescue)
+    <prefix>:{<prefix>}:queues     set   every queue name ever used or paused (counts,
+                                         listing, rescue, queue states)
     <prefix>:{<prefix>}:workers    hash  worker id -> JSON WorkerInfo (started_at included)
     <prefix>:{<prefix>}:beats      zset  worker id -> last heartbeat
     <prefix>:{<prefix>}:leader     str   id of the worker that runs housekeeping; expires
@@ -63,7 +69,9 @@ from backburner.job import JobState
 LAYOUT_VERSION = 1
 
 STATES: tuple[JobState, ...] = tuple(JobState)
-"""Order of the per-state keys in `QueueKeys.script_keys` (lua/_prelude.lua relies on it)."""
+"""Order of the per-state keys in `QueueKeys.script_keys` (lua/_queue.lua relies on it)."""
+FINISHED_STATES: tuple[JobState, ...] = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+"""Order of the finished-index keys in `QueueKeys.script_keys` (lua/_queue.lua relies on it)."""
 
 _GLOB = re.compile(r"([\\*?\[\]])")
 
@@ -94,12 +102,21 @@ class QueueKeys:
 
     @cached_property
     def script_keys(self) -> tuple[str, ...]:
-        """KEYS of every queue script, in the order lua/_prelude.lua names them."""
+        """KEYS of every queue script, in the order lua/_queue.lua names them."""
         b = self.base
         return (
             f"{b}ready", f"{b}suspects", f"{b}scheduled", f"{b}running", f"{b}seq",
-            *(f"{b}state:{s.value}" for s in STATES),
+            *(f"{b}state:{s.value}" for s in STATES), f"{b}control",
+            *(f"{b}finished:{s.value}" for s in FINISHED_STATES),
         )
+
+    @property
+    def control(self) -> str:
+        return self.script_keys[11]
+
+    @property
+    def suspects(self) -> str:
+        return self.script_keys[1]
 
     def job(self, job_id: str) -> str:
         return f"{self.base}job:{job_id}"

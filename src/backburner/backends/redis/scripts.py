@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 QUEUE_SCRIPTS = (
     "insert", "claim", "complete", "fail", "release", "progress", "heartbeat", "cancel",
-    "retry", "delete", "rescue",
+    "retry", "delete", "rescue", "prune", "set_paused",
 )
 GLOBAL_SCRIPTS = (
     "reserve", "register_worker", "beat_worker", "deregister_worker", "forget_workers",

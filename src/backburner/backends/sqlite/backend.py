@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from backburner import codec
 from backburner.backends import records
 from backburner.backends.protocol import (
+    TERMINAL_STATES,
     Claim,
     ClaimedJob,
     Completion,
@@ -21,6 +22,7 @@ from backburner.backends.protocol import (
     JobFilter,
     JobPage,
     NewJob,
+    QueueState,
     Release,
     ScheduleState,
     Transition,
@@ -43,6 +45,8 @@ from backburner.job import WAITING_RUN_AT, FailureReason, JobRecord, JobState
 from backburner.notify import Notifier
 
 Q = load_queries("backburner.backends.sqlite")
+PRUNE_WINDOW = 5000
+"""Most rows one statement of the retention pruner looks at (see `_prune_window`)."""
 
 
 def parse_url(url: str) -> tuple[str, dict[str, str]]:
@@ -80,6 +84,8 @@ class SQLiteBackend:
             raise ConfigurationError(f"{url!r}: {exc}") from exc
         self._notifier = DatagramNotifier(self.path)
         self._opened_in: int | None = None
+        self._prune_from = 0
+        """Where the retention pruner's walk goes on (a rowid; 0: from the oldest job)."""
 
     @property
     def notifier(self) -> Notifier:
@@ -147,6 +153,22 @@ class SQLiteBackend:
     async def rescue_expired(self, max_lost: int) -> list[Transition]:
         return await self._db.run(_rescue_expired, max_lost)
 
+    async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
+        ages = {s: float(older_than[s]) for s in TERMINAL_STATES if s in older_than}
+        pruned = 0
+        # Window after window (each its own short transaction, on the thread: a window may
+        # look at PRUNE_WINDOW rows), from where the previous call stopped, until `limit`
+        # jobs went or the walk reached the jobs created after the cutoff (then the next
+        # call starts over from the oldest).
+        while ages and pruned < limit:
+            deleted, self._prune_from = await self._db.run_in_thread(
+                _prune_window, ages, limit - pruned, self._prune_from
+            )
+            pruned += deleted
+            if self._prune_from == 0:
+                break
+        return pruned
+
     # -- reads -----------------------------------------------------------------------------
     async def get(self, job_id: str) -> JobRecord | None:
         return await self._db.run(_get, job_id)
@@ -179,6 +201,13 @@ class SQLiteBackend:
 
     async def set_schedule_paused(self, name: str, paused: bool) -> None:
         await self._db.run(_set_schedule_paused, name, paused)
+
+    # -- queues ----------------------------------------------------------------------------
+    async def set_queue_paused(self, queue: str, paused: bool) -> None:
+        await self._db.run(_set_queue_paused, queue, paused)
+
+    async def queue_states(self) -> dict[str, QueueState]:
+        return await self._db.run(_queue_states)
 
     # -- workers ---------------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo) -> None:
@@ -485,6 +514,47 @@ def _rearm_dependents(conn: sqlite3.Connection, job_id: str, now: float) -> None
             todo.append(id_list(dep[1]))
 
 
+def _prune_window(
+    conn: sqlite3.Connection, ages: dict[JobState, float], limit: int, start: int
+) -> tuple[int, int]:
+    """One window of the pruner: (jobs deleted, where the next window starts; 0 once the
+    walk reached the jobs created after the cutoff)."""
+    now = time.time()
+    params: dict[str, Any] = {
+        f"before_{s.value}": now - ages[s] if s in ages else None for s in TERMINAL_STATES
+    }
+    # Read before the write transaction: a handful of primary-key probes.
+    upto = _first_created_at_or_after(conn, now - min(ages.values()))
+    with WriteTransaction(conn):
+        end = conn.execute(
+            Q["prune_window_end"], {"start": start, "upto": upto, "window": PRUNE_WINDOW}
+        ).fetchone()[0]
+        if end is None:
+            return 0, 0
+        params.update(start=start, end=end, limit=limit, now=now)
+        deleted = [r[0] for r in conn.execute(Q["prune"], params)]
+    if len(deleted) >= limit:
+        return len(deleted), max(deleted) + 1  # the rest of this window comes next
+    return len(deleted), end + 1 if end + 1 < upto else 0
+
+
+def _first_created_at_or_after(conn: sqlite3.Connection, cutoff: float) -> int:
+    """The rowid of the first job created at or after `cutoff`, by binary search on the
+    rowid: rows are inserted in time order (up to the wait for the write lock, which only
+    leaves a job for a later walk)."""
+    low, high = conn.execute(Q["seq_bounds"]).fetchone()
+    if low is None:
+        return 0
+    high += 1
+    while low < high:
+        row = conn.execute(Q["job_at_or_after"], {"seq": (low + high) // 2}).fetchone()
+        if row is not None and row[1] < cutoff:
+            low = row[0] + 1
+        else:
+            high = (low + high) // 2
+    return int(low)
+
+
 def _get(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
     row = conn.execute(Q["get"], {"id": job_id}).fetchone()
     return record_from_row(row) if row else None
@@ -595,6 +665,16 @@ def _set_schedule_paused(conn: sqlite3.Connection, name: str, paused: bool) -> N
     params = {"name": name, "paused": int(paused), "now": time.time()}
     with WriteTransaction(conn):
         conn.execute(Q["set_schedule_paused"], params)
+
+
+def _queue_states(conn: sqlite3.Connection) -> dict[str, QueueState]:
+    return {r[0]: QueueState(bool(r[1]), r[2]) for r in conn.execute(Q["queue_states"])}
+
+
+def _set_queue_paused(conn: sqlite3.Connection, queue: str, paused: bool) -> None:
+    params = {"name": queue, "paused": int(paused), "now": time.time()}
+    with WriteTransaction(conn):
+        conn.execute(Q["set_queue_paused"], params)
 
 
 def _register_worker(conn: sqlite3.Connection, info: WorkerInfo) -> None:

@@ -64,6 +64,9 @@ SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
 WHERE seq IN (
     SELECT seq FROM backburner_jobs
     WHERE state = 'pending' AND lost = 0 AND queue = :queue
+      -- A paused queue gives nothing. Not correlated with the row: evaluated once, one
+      -- primary-key probe of a table that holds only queues ever paused.
+      AND NOT EXISTS (SELECT 1 FROM backburner_queues WHERE name = :queue AND paused)
     ORDER BY priority DESC, seq
     LIMIT :limit
 )
@@ -80,6 +83,7 @@ SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
 WHERE seq = (
     SELECT seq FROM backburner_jobs
     WHERE state = 'pending' AND lost > 0 AND queue = :queue
+      AND NOT EXISTS (SELECT 1 FROM backburner_queues WHERE name = :queue AND paused)
     ORDER BY priority DESC, seq
     LIMIT 1
 )
@@ -87,7 +91,9 @@ RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failur
           timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL;
 
 -- name: suspect_waiting
-SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND queue = :queue LIMIT 1;
+SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND queue = :queue
+  AND NOT EXISTS (SELECT 1 FROM backburner_queues WHERE name = :queue AND paused)
+LIMIT 1;
 
 -- name: next_run_at
 SELECT min(run_at) FROM backburner_jobs WHERE state = 'scheduled';
@@ -165,6 +171,38 @@ RETURNING task, queue, attempt, dependents;
 -- name: delete
 DELETE FROM backburner_jobs WHERE id = :id AND state != 'running'
 RETURNING state, dependents;
+
+-- name: seq_bounds
+SELECT min(seq), max(seq) FROM backburner_jobs;
+
+-- name: job_at_or_after
+SELECT seq, created_at FROM backburner_jobs WHERE seq >= :seq ORDER BY seq LIMIT 1;
+
+-- name: prune_window_end
+-- The retention pruner's next window: at most :window rows from :start, in rowid order,
+-- below :upto (the first job created after the pruner's cutoff: nothing from there on can
+-- have finished before it). Bounds the rows one prune statement looks at.
+SELECT max(seq) FROM (
+    SELECT seq FROM backburner_jobs WHERE seq >= :start AND seq < :upto
+    ORDER BY seq LIMIT :window
+);
+
+-- name: prune
+-- One window of the retention pruner: finished jobs past their state's cutoff (NULL: kept
+-- forever), oldest first. No index of finished jobs is kept (each completion would write
+-- it): the window walks the rowid. A job whose period-scoped unique key is still held (a
+-- periodic tick) stays: deleting it would free the key for a second enqueue of that tick.
+DELETE FROM backburner_jobs WHERE seq IN (
+    SELECT seq FROM backburner_jobs
+    WHERE seq >= :start AND seq <= :end
+      AND ((state = 'completed' AND finished_at < :before_completed)
+           OR (state = 'failed' AND finished_at < :before_failed)
+           OR (state = 'cancelled' AND finished_at < :before_cancelled))
+      AND (unique_scope IS NOT 'period' OR unique_until IS NULL OR unique_until <= :now)
+    ORDER BY seq
+    LIMIT :limit
+)
+RETURNING seq;
 
 -- name: rescue_expired
 -- A lost attempt is not the task's fault, so it does not count against max_attempts;
@@ -279,3 +317,10 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded
  OR (json_valid(errors) AND EXISTS (SELECT 1 FROM json_each(errors) AS e
             WHERE instr(backburner_fold(coalesce(json_extract(e.value, '$.type'), '')), :search) > 0
                OR instr(backburner_fold(coalesce(json_extract(e.value, '$.message'), '')), :search) > 0)))
+
+-- name: queue_states
+SELECT name, paused, changed_at FROM backburner_queues;
+
+-- name: set_queue_paused
+INSERT INTO backburner_queues (name, paused, changed_at) VALUES (:name, :paused, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;

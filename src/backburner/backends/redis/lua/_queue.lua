@@ -8,6 +8,10 @@ local STATE = {
   pending = KEYS[6], scheduled = KEYS[7], running = KEYS[8],
   completed = KEYS[9], failed = KEYS[10], cancelled = KEYS[11],
 }
+-- The queue's controls (hash: paused '1'/'0', changed_at), and per terminal state the
+-- finished jobs by finished_at (what the retention pruner walks, oldest first).
+local CONTROL = KEYS[12]
+local FINISHED = { completed = KEYS[13], failed = KEYS[14], cancelled = KEYS[15] }
 -- ARGV[1]: the queue's key base (job and held keys are built from it: same tag), ARGV[2]: the
 -- queue's name; a script's own arguments start at ARGV[3].
 local BASE, QUEUE = ARGV[1], ARGV[2]
@@ -57,12 +61,19 @@ local function unready(id, seq)
   redis.call('ZREM', SUSPECTS, member)
 end
 
--- The per-state index follows the record's `state` field in every script that changes it.
-local function move(id, seq, from, to)
+-- The per-state index follows the record's `state` field in every script that changes it;
+-- so does the finished index (`at`: the finished_at of a job that ends here).
+local function move(id, seq, from, to, at)
   if from then
     redis.call('ZREM', STATE[from], id)
+    if FINISHED[from] then
+      redis.call('ZREM', FINISHED[from], id)
+    end
   end
   redis.call('ZADD', STATE[to], seq, id)
+  if FINISHED[to] then
+    redis.call('ZADD', FINISHED[to], at, id)
+  end
 end
 
 -- errors is a JSON array kept as text; appending is string surgery, no decode/encode.
@@ -197,7 +208,7 @@ local function cancel_dependents(id, state, now_s)
         append_error(key, entry)
         redis.call('HSET', key, 'state', 'cancelled', 'reason', 'dependency_failed',
           'finished_at', now_s, 'updated_at', now_s)
-        move(dep, f[3], 'scheduled', 'cancelled')
+        move(dep, f[3], 'scheduled', 'cancelled', now_s)
         table.insert(todo, {dep, 'cancelled'})
       end
     end
@@ -233,4 +244,20 @@ local function rearm_dependents(id, now_s)
       end
     end
   end
+end
+
+-- Remove a job that is not running, with every index entry and unique key that names it
+-- (delete, prune). `state`, `seq`, `digest`: its record's fields. The directory entry (another
+-- slot) is the caller's to remove.
+local function forget(id, state, seq, digest)
+  if digest and redis.call('GET', unique_key(digest)) == id then
+    redis.call('DEL', unique_key(digest))
+  end
+  unready(id, seq)
+  redis.call('ZREM', SCHEDULED, id)
+  redis.call('ZREM', STATE[state], id)
+  if FINISHED[state] then
+    redis.call('ZREM', FINISHED[state], id)
+  end
+  redis.call('DEL', job_key(id))
 end

@@ -14,7 +14,7 @@ if state == 'pending' or state == 'scheduled' then
   redis.call('ZREM', SCHEDULED, id)
   redis.call('HSET', key, 'state', 'cancelled', 'reason', 'cancelled',
     'finished_at', now_s, 'updated_at', now_s)
-  move(id, f[2], state, 'cancelled')
+  move(id, f[2], state, 'cancelled', now_s)
   release_key(id)
   cancel_dependents(id, 'cancelled', now_s)
   return 'cancelled'

@@ -26,6 +26,12 @@ end
 
 local out = {now_s, '', 0}
 
+-- A paused queue gives nothing (its due jobs are staged all the same, and wait). One HGET of
+-- a key in this queue's slot, inside the claim's atomic step: no extra round trip.
+if redis.call('HGET', CONTROL, 'paused') == '1' then
+  return out
+end
+
 -- The attempt number is the fencing token: incremented here, checked by every later write.
 local function take(id)
   local key = job_key(id)

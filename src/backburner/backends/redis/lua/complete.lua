@@ -12,7 +12,7 @@ for i = 3, #ARGV, 3 do
       'finished_at', now_s, 'updated_at', now_s)
     redis.call('HDEL', key, 'lease_until')
     unlease(id, f[3])
-    move(id, f[4], 'running', 'completed')
+    move(id, f[4], 'running', 'completed', now_s)
     release_key(id)
     if f[5] then
       release_dependents(id, now_s)

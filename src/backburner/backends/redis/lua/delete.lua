@@ -10,14 +10,8 @@ local state = f[1]
 if not state or state == 'running' then
   return 0
 end
-if f[3] and redis.call('GET', unique_key(f[3])) == id then
-  redis.call('DEL', unique_key(f[3]))
-end
 if state == 'pending' or state == 'scheduled' then
   cancel_dependents(id, 'deleted', now_s)
 end
-unready(id, f[2])
-redis.call('ZREM', SCHEDULED, id)
-redis.call('ZREM', STATE[state], id)
-redis.call('DEL', key)
+forget(id, state, f[2], f[3])
 return 1

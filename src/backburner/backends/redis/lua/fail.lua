@@ -25,7 +25,7 @@ for i = 3, #ARGV, 7 do
     else
       local final = ARGV[i + 3]
       redis.call('HSET', key, 'state', final, 'reason', ARGV[i + 4], 'finished_at', now_s)
-      move(id, f[4], 'running', final)
+      move(id, f[4], 'running', final, now_s)
       release_key(id)
       if f[5] then
         cancel_dependents(id, final, now_s)

@@ -35,7 +35,7 @@ for _, id in ipairs(expired) do
       redis.call('HSET', key, 'state', state, 'reason', reason, 'finished_at', now_s)
       release_key(id)
     end
-    move(id, f[6], 'running', state)
+    move(id, f[6], 'running', state, now_s)
     if state ~= 'pending' then
       cancel_dependents(id, state, now_s)
     end

@@ -1,0 +1,86 @@
+"""`backburner queues`: list queues with their counts, pause and resume one (every worker)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from backburner.job import JobState
+from backburner.queues import QueueInfo
+
+queues_cli = typer.Typer(help="List, pause and resume queues.", no_args_is_help=True)
+
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", envvar="BACKBURNER_APP", help="The app as module:attribute."),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", envvar="BACKBURNER_URL",
+                 help="Backend URL, e.g. sqlite:///jobs.db (instead of --app)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@queues_cli.command("list")
+def queues_list(app: AppOption = None, url: UrlOption = None,
+                as_json: JsonOption = False) -> None:
+    """Every queue that holds jobs or was ever paused: paused or not, jobs per state."""
+    # Imported here: backburner.cli imports this module to register it.
+    from backburner.cli import _app, _run
+
+    the_app = _app(app, url)
+
+    async def go() -> list[QueueInfo]:
+        try:
+            return await the_app.queues()
+        finally:
+            await the_app.close()
+
+    found = _run(go)
+    if as_json:
+        typer.echo(json.dumps([
+            {"name": q.name, "paused": q.paused,
+             "counts": {s.value: n for s, n in q.counts.items()}, "total": q.total,
+             "changed_at": q.changed_at.isoformat() if q.changed_at else None}
+            for q in found
+        ], indent=2))
+        return
+    if not found:
+        typer.echo("no queues")
+    for q in found:
+        shown = "  ".join(f"{s.value}={q.counts[s]}" for s in JobState if q.counts[s])
+        typer.echo(f"{q.name}  [{'paused' if q.paused else 'active'}]  {shown or 'empty'}")
+
+
+def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> None:
+    from backburner.cli import _app, _run
+
+    the_app = _app(app, url)
+
+    async def go() -> None:
+        try:
+            if paused:
+                await the_app.pause_queue(name)
+            else:
+                await the_app.resume_queue(name)
+        finally:
+            await the_app.close()
+
+    _run(go)
+    typer.echo(f"{name} {'paused' if paused else 'resumed'}")
+
+
+@queues_cli.command("pause")
+def queues_pause(name: str, app: AppOption = None, url: UrlOption = None) -> None:
+    """Stop every worker from claiming this queue's jobs (running ones finish; new ones
+    are stored and wait)."""
+    _set_paused(name, app, url, True)
+
+
+@queues_cli.command("resume")
+def queues_resume(name: str, app: AppOption = None, url: UrlOption = None) -> None:
+    """Let workers claim this queue's jobs again (they are woken at once)."""
+    _set_paused(name, app, url, False)

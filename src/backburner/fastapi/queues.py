@@ -1,0 +1,130 @@
+"""The HTTP API for queue controls, part of every `job_router` (so its `dependencies` and
+`write_dependencies` apply here too): list queues with their counts, pause and resume one.
+
+A queue needs no declaration: any name can be read (an unknown one answers 200 with zero
+counts, not paused, as a worker serving it would see it) and paused ahead of its first job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.params import Depends as DependsParam
+from pydantic import BaseModel, Field
+
+from backburner.app import Backburner
+from backburner.errors import ConfigurationError
+from backburner.fastapi.router import _store
+from backburner.fastapi.schemas import Problem
+from backburner.job import JobState
+from backburner.queues import MAX_QUEUE_NAME, QueueInfo
+
+_Responses = dict[int | str, dict[str, Any]]
+_UNAVAILABLE: _Responses = {
+    503: {"model": Problem, "description": "the job store is unreachable"}
+}
+_BAD_NAME: _Responses = {400: {"model": Problem, "description": "a name no store can hold"}}
+_FORBIDDEN: _Responses = {
+    403: {"model": Problem, "description": "not allowed to change queues, or a foreign origin"}
+}
+QueueName = Annotated[str, Path(min_length=1, max_length=MAX_QUEUE_NAME,
+                                description="the queue's name (`@app.task(queue=)`)")]
+
+
+class QueueOut(BaseModel):
+    """One queue: paused or not, and how many jobs it holds in each state."""
+
+    name: str
+    paused: bool = Field(description="no worker claims its jobs; enqueued jobs wait")
+    counts: dict[JobState, int] = Field(description="jobs per state, every state listed")
+    total: int
+    changed_at: datetime | None = Field(
+        None, description="when it was last paused or resumed (store clock), if ever")
+
+    @classmethod
+    def of(cls, info: QueueInfo) -> QueueOut:
+        return cls(name=info.name, paused=info.paused, counts=info.counts, total=info.total,
+                   changed_at=info.changed_at)
+
+
+class QueueListOut(BaseModel):
+    queues: list[QueueOut] = Field(
+        description="every queue that holds jobs or was ever paused, by name")
+
+
+def queue_router(
+    app: Backburner,
+    *,
+    dependencies: Sequence[DependsParam] = (),
+    write_dependencies: Sequence[DependsParam] = (),
+    name: str = "backburner",
+) -> APIRouter:
+    """The queue routes on a router of their own (`job_router` adds them to itself)."""
+    router = APIRouter(dependencies=list(dependencies))
+    add_queue_routes(router, app, write_dependencies=write_dependencies, name=name)
+    return router
+
+
+def add_queue_routes(
+    router: APIRouter,
+    app: Backburner,
+    *,
+    write_dependencies: Sequence[DependsParam] = (),
+    name: str = "backburner",
+) -> None:
+    """Add `app`'s queue routes to `router`, under the router's own dependencies;
+    `write_dependencies` apply on top of them to pause and resume."""
+    writes = list(write_dependencies)
+    tags: list[str | Enum] = ["queues"]
+
+    async def one(queue: str) -> QueueOut:
+        try:
+            return QueueOut.of(await app.queue(queue))
+        except ConfigurationError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    @router.get("/queues", response_model=QueueListOut, name=f"{name}_list_queues",
+                operation_id=f"{name}_list_queues", responses=_UNAVAILABLE, tags=tags)
+    async def list_queues() -> QueueListOut:
+        """Every queue that holds jobs or was ever paused: paused or not, jobs per state."""
+        async with _store():
+            return QueueListOut(queues=[QueueOut.of(q) for q in await app.queues()])
+
+    @router.get("/queues/{queue}", response_model=QueueOut, name=f"{name}_get_queue",
+                operation_id=f"{name}_get_queue", responses={**_BAD_NAME, **_UNAVAILABLE},
+                tags=tags)
+    async def get_queue(queue: QueueName) -> QueueOut:
+        """One queue. A name the store knows nothing of is a queue with no jobs, not paused
+        (200, zero counts): queues need no declaration."""
+        async with _store():
+            return await one(queue)
+
+    @router.post("/queues/{queue}/pause", response_model=QueueOut, name=f"{name}_pause_queue",
+                 operation_id=f"{name}_pause_queue", dependencies=writes, tags=tags,
+                 responses={**_BAD_NAME, **_UNAVAILABLE, **_FORBIDDEN})
+    async def pause_queue(queue: QueueName) -> QueueOut:
+        """No worker claims this queue's jobs until it is resumed (running ones finish);
+        jobs enqueued meanwhile are stored and wait."""
+        async with _store():
+            try:
+                await app.pause_queue(queue)
+            except ConfigurationError as exc:
+                raise HTTPException(400, str(exc)) from None
+            return await one(queue)
+
+    @router.post("/queues/{queue}/resume", response_model=QueueOut,
+                 name=f"{name}_resume_queue", operation_id=f"{name}_resume_queue",
+                 dependencies=writes, tags=tags,
+                 responses={**_BAD_NAME, **_UNAVAILABLE, **_FORBIDDEN})
+    async def resume_queue(queue: QueueName) -> QueueOut:
+        """Workers claim this queue's jobs again, woken at once."""
+        async with _store():
+            try:
+                await app.resume_queue(queue)
+            except ConfigurationError as exc:
+                raise HTTPException(400, str(exc)) from None
+            return await one(queue)
