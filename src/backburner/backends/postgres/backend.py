@@ -11,8 +11,9 @@ exception leaves the backend: see errors.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from backburner import codec
@@ -521,22 +522,22 @@ class PostgresBackend:
         self, filter: JobFilter, limit: int = 50, cursor: str | None = None
     ) -> JobPage:
         below = seq_cursor(cursor)
-        pool = await self._connected()
         states = [s.value for s in filter.states] if filter.states else None
         walked = (states, filter.task, filter.queue, below)
-        if not filter.scans:
-            rows = await pool.fetch(self._q["list_jobs"], *walked, limit + 1)
-        else:
-            window = records.SCAN_WINDOW
-            rows = await pool.fetch(
-                self._q["list_jobs_scan"], *walked, limit + 1, window,
-                filter.search.lower() if filter.search else None,
-                filter.created_after, filter.created_before,
-            )
-            if len(rows) <= limit:
-                read = await pool.fetchrow(self._q["list_jobs_window"], *walked, window)
-                if read is not None and read["n"] == window:  # full: more may lie below
-                    return JobPage([record_from_row(r) for r in rows], str(read["last"]))
+        async with self._planned() as conn:
+            if not filter.scans:
+                rows = await conn.fetch(self._q["list_jobs"], *walked, limit + 1)
+            else:
+                window = records.SCAN_WINDOW
+                rows = await conn.fetch(
+                    self._q["list_jobs_scan"], *walked, limit + 1, window,
+                    filter.search.lower() if filter.search else None,
+                    filter.created_after, filter.created_before,
+                )
+                if len(rows) <= limit:
+                    read = await conn.fetchrow(self._q["list_jobs_window"], *walked, window)
+                    if read is not None and read["n"] == window:  # full: more may lie below
+                        return JobPage([record_from_row(r) for r in rows], str(read["last"]))
         more = len(rows) > limit
         rows = rows[:limit]
         return JobPage(
@@ -545,14 +546,23 @@ class PostgresBackend:
 
     @translated
     async def count_jobs(self, filter: JobFilter) -> int:
-        pool = await self._connected()
         states = [s.value for s in filter.states] if filter.states else None
-        count: int = await pool.fetchval(
-            self._q["count_jobs"], states, filter.task, filter.queue,
-            filter.search.lower() if filter.search else None,
-            filter.created_after, filter.created_before,
-        )
+        async with self._planned() as conn:
+            count: int = await conn.fetchval(
+                self._q["count_jobs"], states, filter.task, filter.queue,
+                filter.search.lower() if filter.search else None,
+                filter.created_after, filter.created_before,
+            )
         return count
+
+    @contextlib.asynccontextmanager
+    async def _planned(self) -> AsyncIterator[Any]:
+        """A connection in a read transaction whose statements are planned for their
+        parameters (see the custom_plans query): for listings and counts only."""
+        pool = await self._connected()
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            await conn.execute(self._q["custom_plans"])
+            yield conn
 
     @translated
     async def counts(self) -> dict[tuple[str, JobState], int]:

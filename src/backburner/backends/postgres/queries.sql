@@ -560,6 +560,12 @@ WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))
 ORDER BY seq DESC
 LIMIT $5;
 
+-- name: custom_plans
+-- Listings and counts run in a transaction that plans each of their statements for its
+-- actual parameters: a generic plan of "($1 IS NULL OR state = ANY($1))" cannot use the
+-- partial indexes jobs_failed/jobs_cancelled, a custom one simplifies it and can.
+SET LOCAL plan_cache_mode = force_custom_plan;
+
 -- name: list_jobs_scan
 -- A listing whose filter `scans` (records.SCAN_WINDOW): the search and creation-time
 -- predicates ($7 needle, already lowercased; $8, $9 epoch seconds; NULL: any) are checked on

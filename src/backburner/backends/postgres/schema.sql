@@ -57,6 +57,11 @@ CREATE INDEX jobs_scheduled ON {schema}.jobs (run_at) WHERE state = 'scheduled';
 -- by the workers' total concurrency). lease_until is not indexed, so a heartbeat or a
 -- progress write can be a HOT update.
 CREATE INDEX jobs_running ON {schema}.jobs (worker_id) WHERE state = 'running';
+-- Operator listings of failed and cancelled jobs, newest first, paged by seq, without walking
+-- every completed job (migration 7). Partial: a job that never fails costs no index write.
+-- Listings are planned for their actual filter values (plan_cache_mode), so they use these.
+CREATE INDEX jobs_failed ON {schema}.jobs (seq) WHERE state = 'failed';
+CREATE INDEX jobs_cancelled ON {schema}.jobs (seq) WHERE state = 'cancelled';
 
 -- At most one live holder per (queue, task, key); insert_unique_jobs names this predicate
 -- in ON CONFLICT. A state change moves a job in or out of the index by itself, so no

@@ -611,11 +611,14 @@ def _walked(filter: JobFilter) -> tuple[list[str], dict[str, Any]]:
     clauses: list[str] = []
     params: dict[str, Any] = {}
     if filter.states:
-        names = []
-        for n, state in enumerate(filter.states):
-            params[f"s{n}"] = state.value
-            names.append(f":s{n}")
-        clauses.append(f"state IN ({', '.join(names)})")
+        # Literals, not parameters: SQLite uses a partial index (backburner_jobs_failed...)
+        # only when the query names its predicate's value. JobState values are a closed set.
+        values = sorted({JobState(state).value for state in filter.states})
+        if len(values) == 1:
+            clauses.append(f"state = '{values[0]}'")
+        else:
+            quoted = ", ".join("'" + v + "'" for v in values)
+            clauses.append(f"state IN ({quoted})")
     if filter.task is not None:
         clauses.append("task = :task")
         params["task"] = filter.task

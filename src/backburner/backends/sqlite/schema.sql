@@ -49,6 +49,10 @@ CREATE INDEX backburner_jobs_scheduled
 -- by the workers' total concurrency) instead of needing one of its own.
 CREATE INDEX backburner_jobs_running
     ON backburner_jobs (worker_id) WHERE state = 'running';
+-- Operator listings of failed and cancelled jobs, newest first, paged by seq, without walking
+-- every completed job (migration 7). Partial: a job that never fails costs no write in them.
+CREATE INDEX backburner_jobs_failed ON backburner_jobs (seq) WHERE state = 'failed';
+CREATE INDEX backburner_jobs_cancelled ON backburner_jobs (seq) WHERE state = 'cancelled';
 
 -- At most one live holder per (queue, task, key). A state change moves a job in or out of
 -- this index by itself, so no transition has to release a key: a holder that completes,
