@@ -391,10 +391,11 @@ class Backburner:
     async def _insert_flow(self, jobs: list[NewJob], connection: Any) -> list[Job[Any]]:
         if not self._opened:
             await self.open()
-        if connection is None:
-            await self.backend.insert(jobs)
+        if self.tracing is None:
+            await self._store(jobs, connection)
         else:
-            await self.backend.insert(jobs, connection)
+            with self.tracing.enqueue(jobs) as traced:
+                await self._store(traced, connection)
         handles = []
         changes = []
         for job in jobs:

@@ -100,3 +100,22 @@ async def test_no_spans_and_no_carrier_when_tracing_is_off(app: Backburner) -> N
     await app.run_worker(burst=True)
     assert (await job.result(timeout=5)) == 1
     assert seen == [trace.INVALID_SPAN_CONTEXT]
+
+
+async def test_the_steps_of_a_chain_are_traced_too(backend: Backend) -> None:
+    tracer_provider, exporter = provider()
+    app = Backburner(backend=backend, poll_interval=0.2, tracing=tracer_provider)
+    ok, _ = register(app, [])
+
+    @app.task(name="traced.double", retries=0)
+    async def double(n: int) -> int:
+        return n * 2
+
+    flow = await app.chain(ok.call(x=2), double.pipe())
+    await app.run_worker(burst=True)
+    last = await app.get_job(flow.jobs[-1].id)
+    assert last is not None and last.result == 4 and last.kwargs == {}
+    spans = exporter.get_finished_spans()
+    for task in ("traced.ok", "traced.double"):
+        enqueue, process = one(spans, f"enqueue {task}"), one(spans, f"process {task}")
+        assert process.parent is not None and process.parent.span_id == enqueue.context.span_id
