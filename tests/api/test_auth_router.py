@@ -119,13 +119,14 @@ MUTATING = [("POST", "/jobs/{job_id}/cancel"), ("POST", "/jobs/{job_id}/retry"),
               ("pause", "resume", "trigger")],
             *[("POST", f"/queues/{{queue}}/{verb}") for verb in ("pause", "resume")]]
 READING = [("GET", "/jobs"), ("GET", "/jobs/count"), ("GET", "/jobs/{job_id}"),
-           ("GET", "/jobs/{job_id}/events"),
+           ("GET", "/jobs/{job_id}/events"), ("GET", "/flows/{flow_id}"),
            ("GET", "/schedules"), ("GET", "/schedules/{schedule}"),
            ("GET", "/queues"), ("GET", "/queues/{queue}")]
 
 
 def url(path: str, job_id: str) -> str:
-    return path.format(job_id=job_id, schedule="nightly", action="retry", queue="mail")
+    return path.format(job_id=job_id, schedule="nightly", action="retry", queue="mail",
+                       flow_id=job_id)
 
 
 def test_every_route_is_a_401_without_credentials(client: TestClient) -> None:

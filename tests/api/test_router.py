@@ -280,3 +280,8 @@ def test_a_chain_shows_its_links(tmp_path: Path) -> None:
         assert done["dependents"] == [second] and done["depends_on"] == []
         failed = wait_state(client, second, "failed")
         assert failed["waiting_on"] == 0 and failed["flow_id"] == first
+        flow = client.get(f"/flows/{first}").json()
+        assert flow["kind"] == "chain" and flow["state"] == "failed"
+        assert flow["failed"] == second and [j["id"] for j in flow["jobs"]] == [first, second]
+        assert client.get(f"/flows/{second}").status_code == 404
+        assert client.get("/flows/nope").status_code == 404

@@ -359,3 +359,27 @@ async def test_a_flow_is_found_again_by_its_id(app: Backburner) -> None:
         await app.get_flow(chain.jobs[1].id)
     with pytest.raises(JobNotFoundError):
         await app.get_flow("nope")
+
+
+async def test_members_completing_at_once_release_the_callback_once(app: Backburner) -> None:
+    calls: list[list[int]] = []
+
+    @app.task
+    async def member(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return x
+
+    @app.task
+    async def callback(results: list[int]) -> int:
+        calls.append(results)
+        return len(results)
+
+    group = await app.group([member.call(x) for x in range(40)], then=callback.pipe())
+    # Two workers acknowledging in batches at the same time (each in its own transactions).
+    await asyncio.wait_for(asyncio.gather(
+        app.run_worker(burst=True, concurrency=20),
+        app.run_worker(burst=True, concurrency=20),
+    ), 30)
+    await drain(app)
+    assert calls == [list(range(40))]
+    assert await group.result(timeout=5) == 40

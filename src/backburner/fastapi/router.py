@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
@@ -29,6 +29,7 @@ from backburner.errors import (
 from backburner.fastapi.schemas import (
     BulkIn,
     BulkOut,
+    FlowOut,
     JobAccepted,
     JobCountOut,
     JobOut,
@@ -156,6 +157,28 @@ def job_router(
         if record is None:
             raise HTTPException(404, f"no job with id {job_id!r}")
         return JobOut.of(record)
+
+    @router.get("/flows/{flow_id}", response_model=FlowOut, name=f"{name}_get_flow",
+                operation_id=f"{name}_get_flow",
+                responses={404: {"model": Problem, "description": "no chain or group starts "
+                                 "with this job id"}, **_UNAVAILABLE})
+    async def get_flow(flow_id: str) -> FlowOut:
+        """A chain or group (with a callback) by its id, the id of its first job: its state
+        and every job's record, with the links between them (see `app.get_flow`)."""
+        async with _store():
+            try:
+                flow = await app.get_flow(flow_id)
+                status = await flow.status()
+            except (JobNotFoundError, ConfigurationError):
+                raise HTTPException(
+                    404, f"no chain or group starts with job {flow_id!r}"
+                ) from None
+        kind: Literal["chain", "group"] = "group" if flow.kind == "group" else "chain"
+        return FlowOut(
+            id=flow.id, kind=kind, state=status.state,
+            failed=status.failed.id if status.failed else None,
+            jobs=[JobOut.of(r) for r in status.records],
+        )
 
     @router.get("/jobs", response_model=JobPageOut, name=f"{name}_list_jobs",
                 operation_id=f"{name}_list_jobs",

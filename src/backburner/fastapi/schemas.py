@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from backburner.flows import FlowState
 from backburner.job import JobRecord, JobState
 
 
@@ -90,6 +91,20 @@ class JobOut(BaseModel):
             flow_id=record.flow_id, depends_on=list(record.depends_on),
             dependents=list(record.dependents), waiting_on=record.waiting_on,
         )
+
+
+class FlowOut(BaseModel):
+    """A chain or group (`app.chain`, `app.group`) and its jobs."""
+
+    id: str = Field(description="the flow's id: the id of its first job")
+    kind: Literal["chain", "group"]
+    state: FlowState
+    failed: str | None = Field(
+        None, description="id of the job that failed or was cancelled and stopped the flow"
+    )
+    jobs: list[JobOut] = Field(
+        description="a chain's steps in order; a group's members in order, then its callback"
+    )
 
 
 class JobPageOut(BaseModel):
