@@ -147,7 +147,11 @@ def load_history(path: Path) -> History:
     double: list[tuple[str, int]] = []
     if not path.exists():
         return History(attempts, double)
-    for raw in path.read_text().splitlines():
+    text = path.read_text()
+    # A worker may be half-way through appending a line: the page cache lets a reader see the
+    # first bytes of a write (a CI run read '{"'). Only lines ended by their newline count.
+    complete = text[: text.rfind("\n") + 1]
+    for raw in complete.splitlines():
         e = json.loads(raw)
         job, number = e["job"], e["att"]
         per_job = attempts.setdefault(job, {})
