@@ -182,6 +182,16 @@ def _new_job(app: Backburner, call: Call, what: str, queue: str | None) -> NewJo
     return call.task._new_job(options, call.args, call.kwargs, leave_first=call.receives)
 
 
+def _no_delay(call: Call, what: str) -> None:
+    """A job that waits starts when what it follows completes: a delay would be ignored."""
+    options = call.options
+    if options is not None and (options.delay > 0 or options.at is not None):
+        raise ConfigurationError(
+            f"{what} waits for other jobs and starts when they complete: delay= and at= "
+            "apply only to jobs that wait for nothing"
+        )
+
+
 def _one_queue(jobs: list[NewJob], kind: str) -> None:
     queues = sorted({j.queue for j in jobs})
     if len(queues) > 1:
@@ -198,6 +208,8 @@ def chain_jobs(app: Backburner, calls: Sequence[Call], queue: str | None) -> lis
     jobs = [_new_job(app, c, f"chain step {i}", queue) for i, c in enumerate(calls)]
     if calls[0].receives:
         raise ConfigurationError("the first step of a chain follows nothing: use task.call")
+    for i, c in enumerate(calls[1:], 1):
+        _no_delay(c, f"chain step {i}")
     _one_queue(jobs, "chain")
     flow_id = jobs[0].id
     linked = []
@@ -230,6 +242,7 @@ def group_jobs(
         _one_queue(members, "group")
         return [replace(m, flow_id=flow_id) for m in members]
     callback = _new_job(app, then, "the group's callback (then=)", queue)
+    _no_delay(then, "the group's callback (then=)")
     _one_queue([*members, callback], "group")
     receives: Receives | None = "results" if then.receives else None
     return [

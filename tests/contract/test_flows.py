@@ -279,6 +279,12 @@ async def test_flows_refuse_bad_input(app: Backburner) -> None:
         await app.group([])
     with pytest.raises(ConfigurationError, match="unique"):
         await app.chain(a.options(unique=True).call(1))
+    with pytest.raises(ConfigurationError, match="delay= and at="):
+        await app.chain(a.call(1), a.options(delay=5).call(2))
+    with pytest.raises(ConfigurationError, match="delay= and at="):
+        await app.group([a.call(1)], then=a.options(delay=5).pipe())
+    with pytest.raises(ConfigurationError, match=r"task\.call"):
+        await app.chain(a.call(1), (2,))  # type: ignore[arg-type]
     # With queue= every step runs in that queue.
     chain = await app.chain(a.call(1), b.pipe(), queue="q1")
     assert {r.queue for r in (await chain.status()).records} == {"q1"}
