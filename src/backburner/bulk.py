@@ -22,6 +22,7 @@ action is not one transaction (a crash half-way leaves the rest untouched: run i
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -93,6 +94,8 @@ async def apply(
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
+        # A long action must not starve the event loop (the memory store never yields).
+        await asyncio.sleep(0)
     return BulkResult(matched, changed, matched - changed)
 
 

@@ -232,3 +232,35 @@ async def test_bulk_actions_apply_where_they_are_valid(app: Backburner) -> None:
     assert (nothing.matched, nothing.changed, nothing.skipped) == (0, 0, 0)
     with pytest.raises(ConfigurationError, match="unknown bulk action"):
         await apply(app, JobFilter(), "explode")  # type: ignore[arg-type]
+
+
+async def test_bulk_is_safe_while_jobs_change_underneath(
+    app: Backburner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs enqueued while a bulk action walks are never visited; jobs that leave their
+    state meanwhile are skipped, not acted on twice."""
+    import backburner.bulk
+
+    monkeypatch.setattr(backburner.bulk, "_PAGE", 7)
+    before = await insert(app, *(new(task="sync") for _ in range(40)))
+    late: list[str] = []
+    tasks: list[asyncio.Task[Any]] = []
+
+    async def meanwhile() -> None:
+        late.extend(await insert(app, *(new(task="sync") for _ in range(5))))
+        # Another operator cancels the oldest ones first: this walk will find them gone.
+        for job_id in before[:3]:
+            await app.cancel(job_id)
+
+    def on_change(changes: list[Any]) -> None:
+        if not tasks and any(c.state == "cancelled" for c in changes):
+            tasks.append(asyncio.get_running_loop().create_task(meanwhile()))
+
+    app.instrumentation.observers.append(on_change)
+    result = await apply(app, app.job_filter(task="sync"), "cancel")
+    await asyncio.gather(*tasks)
+    states = [(await app.get_job(i)) for i in late]
+    assert len(late) == 5 and all(r is not None and r.state is JobState.PENDING for r in states)
+    # The three cancelled meanwhile had left the walked states when the walk reached them.
+    assert (result.matched, result.changed, result.skipped) == (37, 37, 0)
+    assert await app.count_jobs(task="sync", states=["cancelled"]) == 40
