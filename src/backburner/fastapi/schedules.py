@@ -183,10 +183,20 @@ async def _last_tick(app: Backburner, info: ScheduleInfo) -> JobRecord | None:
     """The newest job among the task's newest that carries one of this schedule's tick keys
     (`periodic:<name>@<tick>`, see `Schedule.tick_key`)."""
     prefix = f"periodic:{info.name}@"
-    page = await app.list_jobs(task=info.task, limit=LAST_RUN_LOOKBACK)
-    for record in page.jobs:
-        if record.unique_key is not None and record.unique_key.startswith(prefix):
-            return record
+    read = 0
+    cursor: str | None = None
+    # A page may come back short with a cursor (a task filter on Redis is checked on a
+    # bounded window per page): go on until LAST_RUN_LOOKBACK jobs were looked at.
+    while read < LAST_RUN_LOOKBACK:
+        page = await app.list_jobs(task=info.task, limit=LAST_RUN_LOOKBACK - read,
+                                   cursor=cursor)
+        for record in page.jobs:
+            if record.unique_key is not None and record.unique_key.startswith(prefix):
+                return record
+        read += len(page.jobs)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
     return None
 
 
