@@ -210,7 +210,8 @@ async def test_r21_auth_read_only_and_csrf_on_every_route(sqlite_app: Backburner
     router = mount_dashboard(api, app, auth=role)
     routes = [r for r in router.routes if isinstance(r, APIRoute)]
     params = {"job_id": job.id, "action": "retry", "schedule": "hourly", "task": "shop.add",
-              "file": "dashboard.css", "group": "0123456789abcdef"}
+              "file": "dashboard.css", "group": "0123456789abcdef",
+              "queue": "default"}
     calls = [(method, re.sub(r"\{(\w+)(:\w+)?\}", lambda m: params[m.group(1)], r.path))
              for r in routes for method in r.methods]
     calls = [(m, p.replace("hourly/retry", "hourly/pause")) for m, p in calls]
@@ -298,6 +299,20 @@ async def test_actions_one_selection_schedules(sqlite_app: Backburner) -> None:
         away = await http.post(f"/dashboard/jobs/{failed.id}/cancel",
                                data={"csrf": token, "next": "https://evil.example/x"})
         assert away.headers["location"].startswith(f"/dashboard/jobs/{failed.id}?")
+        # Queues: pause (the overview says so instead of warning of no worker), resume.
+        paused = await http.post("/dashboard/queues/default/pause",
+                                 data={"csrf": token, "next": "/dashboard/queues"})
+        assert paused.status_code == 303 and "notice=pause" in paused.headers["location"]
+        assert (await app.queue("default")).paused
+        queues = (await http.get("/dashboard/queues")).text
+        assert "Resume" in queues and "state-paused" in queues
+        overview = (await http.get("/dashboard/")).text
+        assert "state-paused" in overview and "no live worker" not in overview
+        await http.post("/dashboard/queues/default/resume", data={"csrf": token})
+        assert not (await app.queue("default")).paused
+        assert "no live worker" in (await http.get("/dashboard/")).text
+        assert (await http.post("/dashboard/queues/default/drain",
+                                data={"csrf": token})).status_code == 404
         # Schedules: pause, resume, trigger now.
         paused = await http.post("/dashboard/schedules/hourly/pause", data={"csrf": token})
         assert paused.status_code == 303

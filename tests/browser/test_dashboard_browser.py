@@ -5,7 +5,8 @@ file (or a Redis prefix or a PostgreSQL schema: the scenario runs on each), HTTP
 
 As admin: list jobs, filter them (the filter lands in the URL), see the failures grouped,
 open a job, watch a job's
-progress move live over SSE, retry a failed job and see it complete, pause a schedule, see
+progress move live over SSE, retry a failed job and see it complete, pause a queue (its new
+job waits until it is resumed), pause a schedule, see
 the live refresh stop while the tab is hidden; as
 read-only: see no action and have a forged POST refused with 403. Any console error (a CSP
 violation shows as one) fails the test. Each page of the SQLite run is saved to
@@ -181,8 +182,19 @@ async def test_the_dashboard_in_chromium(store_url: str) -> None:
             await expect(row).to_contain_text("paused")
             assert [s.paused for s in await jobs.schedules()] == [True]
             await shot(page, "schedules")
+            # Pause a queue: its new job waits; resume it: the job runs.
             await page.goto(f"{base}/dashboard/queues")
+            billing = page.locator("tr[data-queue=billing]")
+            await billing.locator("button:has-text('Pause')").click()
+            await expect(page.locator("#notice")).to_have_text("1 paused")
+            await expect(billing.locator(".queue-status")).to_contain_text("paused")
+            held = await tasks["charge"].enqueue(customer="held", cents=1)
             await shot(page, "queues")
+            await page.wait_for_timeout(800)  # several polls of an idle worker
+            assert (await jobs.get_job(held.id)).state.value == "pending"  # type: ignore[union-attr]
+            await billing.locator("button:has-text('Resume')").click()
+            await expect(page.locator("#notice")).to_have_text("1 resumed")
+            assert (await jobs.wait_for(held.id, timeout=10)).state.value == "completed"
             # Workers: the heartbeat, and the job a worker runs now.
             busy = await tasks["build"].enqueue(steps=5, pause=0.2)
             await page.goto(f"{base}/dashboard/workers")

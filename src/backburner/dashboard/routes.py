@@ -216,6 +216,8 @@ class Dashboard:
                 sample = await self.sampler.latest()
                 failed = await self.app.backend.list_jobs(
                     JobFilter(states=(JobState.FAILED,)), 10)
+                paused = {name for name, state in (await self.app.backend.queue_states()).items()
+                          if state.paused}
             alive = [w for w in sample.workers
                      if sample.at - w.heartbeat_at <= self.stale_after]
             queues = []
@@ -223,8 +225,8 @@ class Dashboard:
                 serving = [w for w in alive if queue in w.queues]
                 queues.append({
                     "name": queue, "sample": q, "charts": self.sampler.charts(queue),
-                    "workers": len(serving),
-                    "stalled": q.pending > 0 and not serving,
+                    "workers": len(serving), "paused": queue in paused,
+                    "stalled": q.pending > 0 and not serving and queue not in paused,
                     "growing": self.sampler.backlog_growing(queue),
                 })
             return self.page(request, "overview.html", role, queues=queues, workers=alive,
@@ -424,11 +426,26 @@ class Dashboard:
         @router.get("/queues", name=r("queues"))
         async def queues(request: Request, role: Role = as_role) -> Response:
             async with _store():
-                counts = await self.app.backend.counts()
-            per: dict[str, dict[str, int]] = {}
-            for (queue, state), n in counts.items():
-                per.setdefault(queue, {})[state.value] = n
-            return self.page(request, "queues.html", role, queues=sorted(per.items()))
+                infos = await self.app.queues()
+            return self.page(request, "queues.html", role,
+                             queues=[(q, {s.value: n for s, n in q.counts.items()})
+                                     for q in infos])
+
+        @router.post("/queues/{queue:path}/{action}", name=r("queue_action"))
+        async def queue_action(request: Request, queue: str, action: str,
+                               role: Role = as_role) -> Response:
+            form = await self.form(request, role)
+            if action not in ("pause", "resume"):
+                raise HTTPException(404, f"no action {action!r}")
+            async with _store():
+                try:
+                    if action == "pause":
+                        await self.app.pause_queue(queue)
+                    else:
+                        await self.app.resume_queue(queue)
+                except ConfigurationError as exc:
+                    raise HTTPException(400, str(exc)) from None
+            return self.back(request, form, self.url(request, "queues"), action, 1)
 
         @router.get("/workers", name=r("workers"))
         async def workers(request: Request, role: Role = as_role) -> Response:
