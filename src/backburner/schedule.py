@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 DEFAULT_CATCH_UP = timedelta(minutes=15)
 KEY_MARGIN = 3600.0
 """Seconds a tick's key is held beyond the catch-up window (see `Schedule.key_for`)."""
+MAX_CRON_STEPS = 100
+"""Bound on the candidates one tick computation looks at (a DST repeat needs a few)."""
 MAX_TICKS_PER_ROUND = 1000
 """Most ticks one scheduler round enqueues for one schedule (a 1 s schedule behind by
 the whole catch-up window is 900)."""
@@ -65,7 +67,14 @@ class Schedule:
         if self.every is not None:
             return (math.floor(t / self.every) + 1) * self.every
         assert self.cron is not None
-        return next(CronSim(self.cron, datetime.fromtimestamp(t, self.tz))).timestamp()
+        # Inside the repeat of a fall-back hour (fold=1) cronsim answers the first pass of
+        # the next matching local time, which is before `t`: skip to the first later one.
+        for _, candidate in zip(range(MAX_CRON_STEPS),
+                                CronSim(self.cron, datetime.fromtimestamp(t, self.tz)),
+                                strict=False):
+            if (stamp := candidate.timestamp()) > t:
+                return stamp
+        raise ConfigurationError(f"{self.name}: cron {self.cron!r} has no tick after {t}")
 
     def latest_at(self, t: float) -> float:
         """The last tick at or before `t`."""
@@ -75,7 +84,15 @@ class Schedule:
         # Add in UTC, then convert: aware arithmetic in the local zone would reset `fold`
         # and, inside a fall-back hour, land an hour off.
         start = (datetime.fromtimestamp(t, UTC) + timedelta(microseconds=1)).astimezone(self.tz)
-        return next(CronSim(self.cron, start, reverse=True)).timestamp()
+        tick = next(CronSim(self.cron, start, reverse=True)).timestamp()
+        # From inside a fall-back hour's repeat, cronsim reads local times as their first
+        # pass, so its answer can be an earlier tick than the latest: walk forward to it.
+        for _ in range(MAX_CRON_STEPS):
+            later = self.next_after(tick)
+            if later > t:
+                return tick
+            tick = later
+        raise ConfigurationError(f"{self.name}: cron {self.cron!r}: no latest tick at {t}")
 
     def ticks(self, after: float, until: float) -> Iterator[float]:
         """Ticks in (after, until], in order."""
