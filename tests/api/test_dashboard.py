@@ -282,6 +282,8 @@ async def test_actions_one_selection_schedules(sqlite_app: Backburner) -> None:
         assert (await app.get_job(failed.id)).state.value == "pending"  # type: ignore[union-attr]
         shown = await http.get(retried.headers["location"])
         assert "1 retried" in shown.text
+        # The page's forms go back to it without the old notice.
+        assert 'name="next" value="/dashboard/jobs?state=failed"' in shown.text
         # A second retry of a pending job changes nothing, and says so.
         again = await http.post(f"/dashboard/jobs/{failed.id}/retry", data={"csrf": token})
         assert "skipped=1" in again.headers["location"]

@@ -62,6 +62,23 @@ async def test_standalone_app_with_users(tmp_path: Path) -> None:
         assert (await http.get("/docs")).status_code == 404
 
 
+async def test_standalone_app_from_module_shows_its_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "bb_dashboard_standalone_app.py").write_text(
+        "from backburner import Backburner\n"
+        f"jobs = Backburner('sqlite:///{tmp_path}/jobs.db')\n"
+        "@jobs.task(name='mail.send')\n"
+        "async def send(to: str) -> None: ...\n")
+    monkeypatch.chdir(tmp_path)
+    api = build(None, "bb_dashboard_standalone_app:jobs", {})
+    transport = httpx2.ASGITransport(app=api)
+    async with api.router.lifespan_context(api), httpx2.AsyncClient(
+            transport=transport, base_url="http://testserver") as http:
+        form = await http.get("/enqueue/mail.send")
+        assert form.status_code == 200 and 'name="to"' in form.text
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -159,7 +159,7 @@ class Dashboard:
         html = self.env.get_template(template).render(
             url=url, csrf=token, csrf_field=security.CSRF_FIELD, role=role,
             admin=role == "admin", title=self.title, refresh=self.refresh, notice=notice,
-            here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            here=_here(request),
             states=[s.value for s in JobState], actions=ACTIONS, **context)
         response = HTMLResponse(html, status_code=status, headers=dict(security.SECURITY_HEADERS))
         if request.cookies.get(self.cookie) != token:
@@ -626,6 +626,13 @@ def _int(text: str | None) -> int | None:
 def _one(form: dict[str, list[str]], key: str) -> str | None:
     values = form.get(key)
     return values[0] if values else None
+
+
+def _here(request: Request) -> str:
+    """This page's path and query without a previous notice: where an action goes back to."""
+    kept = [(k, v) for k, v in request.query_params.multi_items()
+            if k not in ("notice", "done", "skipped")]
+    return request.url.path + (f"?{urlencode(kept)}" if kept else "")
 
 
 def _notice(request: Request) -> str | None:
