@@ -1,20 +1,21 @@
 """The dashboard in a real browser: Playwright drives Debian's chromium headless against an
 app that mounts it (uvicorn on a free loopback port, an embedded worker, jobs in a tmp SQLite
-file (or a Redis prefix or a PostgreSQL schema: the scenario runs on each), HTTP Basic users
-`ann` (admin) and `rob` (read).
+file, a Redis prefix or a PostgreSQL schema: the scenario runs on each; HTTP Basic users
+`ann` (admin) and `rob` (read)).
 
 As admin: list jobs, filter them (the filter lands in the URL), see the failures grouped,
-open a job, watch a job's
-progress move live over SSE, retry a failed job and see it complete, pause a queue (its new
-job waits until it is resumed), pause a schedule, see
-the live refresh stop while the tab is hidden; as
-read-only: see no action and have a forged POST refused with 403. Any console error (a CSP
-violation shows as one) fails the test. Each page of the SQLite run is saved to
-docs/screenshots/<page>.png."""
+open a job, retry a failed job and see it complete, enqueue from the generated form and
+watch its progress move live over SSE, pause a queue (its new job waits until it is
+resumed), pause a schedule, see the live refresh stop while the tab is hidden. As read-only:
+no action shows, and a forged POST is refused with 403. Any console error (a CSP violation
+shows as one) fails the test. The SQLite run saves each page to
+tests/browser/artifacts/dashboard/<page>.png, or with BACKBURNER_DASHBOARD_SCREENSHOTS=docs
+to docs/screenshots/<page>.png (the README's pictures)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,7 +32,13 @@ from backburner.backends import open_backend
 from backburner.dashboard import basic_auth, mount_dashboard
 from backburner.fastapi import backburner_lifespan
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Test runs keep their pictures as artefacts (ignored by git), so running the suite never
+# leaves the work tree dirty; BACKBURNER_DASHBOARD_SCREENSHOTS=docs refreshes the README's.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("BACKBURNER_DASHBOARD_SCREENSHOTS") == "docs"
+    else Path(__file__).resolve().parent / "artifacts" / "dashboard"
+)
 USERS = {"ann": ("admin-pw", "admin"), "rob": ("read-pw", "read")}
 
 
