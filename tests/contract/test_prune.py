@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from backburner import Backburner, ConfigurationError, JobState, Retention
+from backburner import Backburner, ConfigurationError, JobState, Retention, codec
 from backburner.backends.protocol import Backend, Completion, Failure, JobFilter, NewJob
 from backburner.job import FailureReason
 from backburner.retention import prune_expired
@@ -170,3 +170,38 @@ def test_retention_defaults_and_forever() -> None:
     assert Backburner("memory://").retention == Retention()
     with pytest.raises(ConfigurationError, match="retention"):
         Backburner("memory://", retention={"completed": 1})  # type: ignore[arg-type]
+
+
+async def test_a_job_a_flow_still_waits_for_is_kept(app: Backburner) -> None:
+    """A group's callback reads its members' results when the last one completes: a member
+    that completed long before must not be pruned while the callback waits."""
+
+    @app.task
+    async def member(n: int) -> int:
+        return n
+
+    @app.task
+    async def collect(results: list[int]) -> list[int]:
+        return results
+
+    backend = app.backend
+    await app.group([member.call(1), member.call(2)], then=collect.pipe())
+
+    async def complete_next() -> str:
+        [job] = (await backend.claim("w1", ["default"], 1, 30.0)).jobs
+        given = [*codec.loads(job.args), *codec.loads(job.kwargs).values()]
+        result = codec.dumps(given[0])
+        done = Completion(job.id, job.attempt, result, has_dependents=job.has_dependents)
+        assert await backend.complete([done]) == [True]
+        return job.id
+
+    first = await complete_next()
+    await asyncio.sleep(0.05)
+    assert await backend.prune(ALL_NOW, 10) == 0  # the callback waits for the second member
+    assert await exists(backend, first)
+    second = await complete_next()
+    await asyncio.sleep(0.05)
+    assert await backend.prune(ALL_NOW, 10) == 2  # the callback is ready: nothing waits
+    assert not await exists(backend, first) and not await exists(backend, second)
+    [callback] = (await backend.claim("w1", ["default"], 1, 30.0)).jobs
+    assert callback.task == collect.name and codec.loads(callback.args) == [[1, 2]]

@@ -404,6 +404,15 @@ class MemoryBackend:
             if self._unique.get(slot) == job_id:
                 del self._unique[slot]
 
+    def _awaited(self, row: _Row) -> bool:
+        """Whether a job of a chain or group still waits for `row` (it will read its result,
+        or re-arm on its retry): then `row` is kept."""
+        for dep_id in row.dependents:
+            dep = self._rows.get(dep_id)
+            if dep is not None and dep.state is JobState.SCHEDULED and dep.waiting_on > 0:
+                return True
+        return False
+
     async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
         now = self.clock()
         doomed = [
@@ -413,6 +422,7 @@ class MemoryBackend:
             # A period key is held until unique_until whatever the state: keep its job.
             and not (row.unique_scope is UniqueScope.PERIOD and row.unique_until is not None
                      and row.unique_until > now)
+            and not self._awaited(row)
         ][:limit]
         for row in doomed:
             self._forget(row)

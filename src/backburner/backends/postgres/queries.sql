@@ -429,12 +429,17 @@ WITH doomed AS MATERIALIZED (
     SELECT j.seq
     FROM unnest($1::text[], $2::float8[]) AS c(state, age)
     CROSS JOIN LATERAL (
-        SELECT seq FROM {schema}.jobs
-        WHERE state IN ('completed', 'failed', 'cancelled')
-          AND state = c.state AND finished_at < now() - make_interval(secs => c.age)
-          AND (unique_scope IS DISTINCT FROM 'period' OR unique_until IS NULL
-               OR unique_until <= now())
-        ORDER BY finished_at
+        SELECT f.seq FROM {schema}.jobs AS f
+        WHERE f.state IN ('completed', 'failed', 'cancelled')
+          AND f.state = c.state AND f.finished_at < now() - make_interval(secs => c.age)
+          AND (f.unique_scope IS DISTINCT FROM 'period' OR f.unique_until IS NULL
+               OR f.unique_until <= now())
+          -- A job of a chain or group that still waits for this one will read its result
+          -- (or re-arm on its retry): kept until nothing waits for it.
+          AND (f.dependents IS NULL OR NOT EXISTS (
+                SELECT 1 FROM {schema}.jobs AS w
+                WHERE w.id = ANY(f.dependents) AND w.state = 'scheduled' AND w.waiting_on > 0))
+        ORDER BY f.finished_at
         LIMIT $3
         FOR UPDATE SKIP LOCKED
     ) AS j

@@ -199,6 +199,12 @@ DELETE FROM backburner_jobs WHERE seq IN (
            OR (state = 'failed' AND finished_at < :before_failed)
            OR (state = 'cancelled' AND finished_at < :before_cancelled))
       AND (unique_scope IS NOT 'period' OR unique_until IS NULL OR unique_until <= :now)
+      -- A job of a chain or group that still waits for this one will read its result (or
+      -- re-arm on its retry): kept until nothing waits for it.
+      AND (dependents IS NULL OR NOT EXISTS (
+            SELECT 1 FROM json_each(backburner_jobs.dependents) AS d
+            JOIN backburner_jobs AS w ON w.id = d.value
+            WHERE w.state = 'scheduled' AND w.waiting_on > 0))
     ORDER BY seq
     LIMIT :limit
 )
