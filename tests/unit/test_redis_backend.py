@@ -184,3 +184,36 @@ async def test_durable_profile_accepts_aof_and_noeviction(tmp_path: Path) -> Non
                      "--maxmemory-policy", "noeviction") as server:
         async with Backburner(f"{server.url}?profile=durable") as app:
             assert await app.get_job("nothing") is None
+
+
+async def test_jobs_finished_before_the_finished_index_existed_are_pruned_too(
+    redis_backend: RedisBackend,
+) -> None:
+    """A store written by an earlier Backburner has no finished indexes: the first open files
+    its finished jobs, once (a marker says so), and retention prunes them."""
+    from backburner.backends.protocol import Completion
+    from backburner.job import JobState
+
+    b = redis_backend
+    again = RedisBackend(b.url)
+    try:
+        jobs = [_job() for _ in range(3)]
+        await b.insert(jobs)
+        claim = await b.claim("w", ["default"], 3, 30.0)
+        await b.complete([Completion(j.id, j.attempt, "1") for j in claim.jobs])
+        client = Redis.from_url(REDIS_URL, decode_responses=True)
+        try:
+            finished = b.keys.queue("default").finished(JobState.COMPLETED)
+            assert await client.zcard(finished) == 3
+            await client.delete(finished, b.keys.finished_indexed)  # as an earlier version left it
+            await again.open()
+            assert await client.zcard(finished) == 3
+            assert await client.exists(b.keys.finished_indexed)
+        finally:
+            await client.aclose()
+        assert await again.prune({JobState.COMPLETED: 0.0}, 10) == 3
+        assert await again.counts() == {}
+    finally:
+        await again.close()
+        await b.destroy()
+        await b.close()

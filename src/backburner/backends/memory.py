@@ -415,7 +415,9 @@ class MemoryBackend:
 
     async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
         now = self.clock()
-        doomed = [
+        # Rows are kept in insertion order, roughly the order jobs finish in: the scan
+        # stops at `limit`.
+        doomed = list(itertools.islice((
             row for row in self._rows.values()
             if row.state in older_than and row.finished_at is not None
             and row.finished_at < now - older_than[row.state]
@@ -423,7 +425,7 @@ class MemoryBackend:
             and not (row.unique_scope is UniqueScope.PERIOD and row.unique_until is not None
                      and row.unique_until > now)
             and not self._awaited(row)
-        ][:limit]
+        ), limit))
         for row in doomed:
             self._forget(row)
         return len(doomed)

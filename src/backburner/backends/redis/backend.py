@@ -37,7 +37,7 @@ from backburner.backends.protocol import (
 )
 from backburner.backends.redis import checks, listing, rows
 from backburner.backends.redis.errors import TRANSLATED, translate
-from backburner.backends.redis.keys import LAYOUT_VERSION, Keys
+from backburner.backends.redis.keys import FINISHED_STATES, LAYOUT_VERSION, Keys, QueueKeys
 from backburner.backends.redis.notifier import RedisNotifier
 from backburner.backends.redis.scripts import Call, Script, Scripts
 from backburner.backends.redis.url import parse_url
@@ -105,6 +105,7 @@ class RedisBackend:
             await checks.check_version(client, where)
             await checks.check_durability(client, self.options.profile, where)
             await self._check_layout(client)
+            await self._index_finished(client)
             await SCRIPTS.load(client)
         except BaseException:
             await client.aclose()
@@ -121,6 +122,38 @@ class RedisBackend:
                 f"{self.options.display} prefix {self.keys.prefix!r} holds layout version "
                 f"{version}, newer than this Backburner understands ({LAYOUT_VERSION})"
             )
+
+    async def _index_finished(self, client: Redis) -> None:
+        """File jobs that finished before the per-state finished indexes existed (stores
+        written by an earlier Backburner), so retention prunes them too. Once per store: a
+        marker says it is done. Idempotent (NX), so processes opening at once may all run
+        it; an entry for a job deleted meanwhile is dropped by the pruner."""
+        if await client.exists(self.keys.finished_indexed):
+            return
+        for queue in await self._known_queues(client):
+            q = self.keys.queue(queue)
+            for state in FINISHED_STATES:
+                batch: list[str] = []
+                async for job_id, _ in client.zscan_iter(q.state(state), count=1000):
+                    batch.append(job_id)
+                    if len(batch) >= 1000:
+                        await self._file_finished(client, q, state, batch)
+                        batch = []
+                await self._file_finished(client, q, state, batch)
+        await client.set(self.keys.finished_indexed, 1)
+
+    async def _file_finished(
+        self, client: Redis, q: QueueKeys, state: JobState, ids: list[str]
+    ) -> None:
+        if not ids:
+            return
+        async with client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(q.job(job_id), "finished_at")
+            found = await pipe.execute()
+        scores = {i: float(f) for i, f in zip(ids, found, strict=True) if f is not None}
+        if scores:
+            await client.zadd(q.finished(state), scores, nx=True)
 
     async def close(self) -> None:
         await self._notifier.close()

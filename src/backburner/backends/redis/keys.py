@@ -44,6 +44,9 @@ Across queues, tag `{<prefix>}`: what must be found without knowing a job's queu
     <prefix>:{<prefix>}:leader     str   id of the worker that runs housekeeping; expires
                                          (PX, the server's clock) unless renewed
     <prefix>:{<prefix>}:layout     str   version of this layout
+    <prefix>:{<prefix>}:finished-indexed str  set once the finished indexes hold every
+                                         finished job (jobs that ended before they existed
+                                         are filed by the first open, see backend.py)
     <prefix>:{<prefix>}:schedules  hash  schedule name -> JSON {paused, changed_at} (what
                                          every scheduler shares; definitions live in code)
 
@@ -114,6 +117,9 @@ class QueueKeys:
     def control(self) -> str:
         return self.script_keys[11]
 
+    def finished(self, state: JobState) -> str:
+        return self.script_keys[12 + FINISHED_STATES.index(state)]
+
     @property
     def suspects(self) -> str:
         return self.script_keys[1]
@@ -144,6 +150,7 @@ class Keys:
         self.leader = f"{g}leader"
         self.layout = f"{g}layout"
         self.schedules = f"{g}schedules"
+        self.finished_indexed = f"{g}finished-indexed"
         self.signals_channel = f"{prefix}:signals"
         self.events_channel = f"{prefix}:events"
         self._queues: dict[str, QueueKeys] = {}
