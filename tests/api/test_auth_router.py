@@ -114,11 +114,13 @@ def http_routes(client: TestClient) -> set[tuple[str, str]]:
 
 MUTATING = [("POST", "/jobs/{job_id}/cancel"), ("POST", "/jobs/{job_id}/retry"),
             ("DELETE", "/jobs/{job_id}"), ("POST", "/jobs/bulk/{action}"),
+            ("POST", "/failures/{fingerprint}/retry"),
             ("POST", "/tasks/hello"), ("POST", "/tasks/boom"),
             *[("POST", f"/schedules/{{schedule}}/{verb}") for verb in
               ("pause", "resume", "trigger")],
             *[("POST", f"/queues/{{queue}}/{verb}") for verb in ("pause", "resume")]]
-READING = [("GET", "/jobs"), ("GET", "/jobs/count"), ("GET", "/jobs/{job_id}"),
+READING = [("GET", "/jobs"), ("GET", "/jobs/count"), ("GET", "/failures"),
+           ("GET", "/jobs/{job_id}"),
            ("GET", "/jobs/{job_id}/events"), ("GET", "/flows/{flow_id}"),
            ("GET", "/schedules"), ("GET", "/schedules/{schedule}"),
            ("GET", "/queues"), ("GET", "/queues/{queue}")]
@@ -126,7 +128,7 @@ READING = [("GET", "/jobs"), ("GET", "/jobs/count"), ("GET", "/jobs/{job_id}"),
 
 def url(path: str, job_id: str) -> str:
     return path.format(job_id=job_id, schedule="nightly", action="retry", queue="mail",
-                       flow_id=job_id)
+                       flow_id=job_id, fingerprint="0123456789abcdef")
 
 
 def test_every_route_is_a_401_without_credentials(client: TestClient) -> None:

@@ -100,3 +100,15 @@ def test_bulk_needs_confirmation_and_applies_where_valid(client: TestClient) -> 
     # Pending jobs are not deletable in bulk: only the completed one goes.
     assert deleted.json() == {"action": "delete", "matched": 1, "changed": 1, "skipped": 0}
     assert client.get("/jobs/count").json() == {"count": 4}
+
+
+def test_failure_groups_and_retrying_one(client: TestClient) -> None:
+    groups = client.get("/failures").json()
+    assert sorted(g["sample_message"] for g in groups) == [
+        "card of bad-ada declined", "card of bad-bob declined"]
+    assert all(g["count"] == 1 and g["error_type"] == "ValueError" for g in groups)
+    assert client.get("/failures", params={"scan": 0}).status_code == 422
+    assert client.post("/failures/not-a-fingerprint/retry").status_code == 422
+    retried = client.post(f"/failures/{groups[0]['fingerprint']}/retry")
+    assert retried.status_code == 200 and retried.json() == {"retried": 1}
+    assert len(client.get("/failures").json()) == 1

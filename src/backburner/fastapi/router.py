@@ -5,18 +5,19 @@ Server-Sent Events and WebSocket."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, WebSocket
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-from backburner import bulk
+from backburner import bulk, failures
 from backburner.app import Backburner
 from backburner.backends.protocol import JobFilter
 from backburner.bulk import Action
@@ -29,12 +30,14 @@ from backburner.errors import (
 from backburner.fastapi.schemas import (
     BulkIn,
     BulkOut,
+    FailureGroupOut,
     FlowOut,
     JobAccepted,
     JobCountOut,
     JobOut,
     JobPageOut,
     Problem,
+    RetriedOut,
 )
 from backburner.fastapi.streams import job_updates
 from backburner.handle import Job
@@ -72,7 +75,8 @@ def job_router(
       WebSocket streams included.
     - `write_dependencies` apply, after those, only to the routes that change something:
       `POST /jobs/{id}/cancel`, `POST /jobs/{id}/retry`, `DELETE /jobs/{id}`,
-      `POST /jobs/bulk/{action}`, `POST /tasks/{name}`, the schedules' pause/resume/trigger
+      `POST /jobs/bulk/{action}`, `POST /failures/{fingerprint}/retry`,
+      `POST /tasks/{name}`, the schedules' pause/resume/trigger
       and the queues' pause/resume (`POST /queues/{name}/pause`, `.../resume`). Give them
       the check of a write role (raising 403), so a read-only caller can watch jobs but not
       touch them.
@@ -147,6 +151,30 @@ def job_router(
             result = await bulk.apply(app, filter, action, limit=body.limit)
         return BulkOut(action=action, matched=result.matched, changed=result.changed,
                        skipped=result.skipped)
+
+    @router.get("/failures", response_model=list[FailureGroupOut], name=f"{name}_failures",
+                operation_id=f"{name}_failures", responses=_UNAVAILABLE)
+    async def list_failures(
+        scan: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    ) -> list[FailureGroupOut]:
+        """Failed jobs grouped by fingerprint (task, exception type, message template),
+        over the most recent `scan` failed jobs, the largest group first."""
+        async with _store():
+            groups = await failures.failure_groups(app, scan=scan)
+        return [FailureGroupOut(**{**dataclasses.asdict(g), "job_ids": list(g.job_ids),
+                                   "queues": list(g.queues)}) for g in groups]
+
+    @router.post("/failures/{fingerprint}/retry", response_model=RetriedOut,
+                 name=f"{name}_retry_failures", operation_id=f"{name}_retry_failures",
+                 dependencies=writes, responses={**_UNAVAILABLE, **_FORBIDDEN})
+    async def retry_failures(
+        fingerprint: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")],
+        scan: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    ) -> RetriedOut:
+        """Retry every job of the group among the most recent `scan` failed jobs."""
+        async with _store():
+            retried = await failures.retry_failure_group(app, fingerprint, scan=scan)
+        return RetriedOut(retried=retried)
 
     @router.get("/jobs/{job_id}", response_model=JobOut, name=status_route,
                 operation_id=status_route, responses={**_NOT_FOUND, **_UNAVAILABLE})

@@ -157,3 +157,23 @@ class BulkOut(BaseModel):
     matched: int
     changed: int
     skipped: int
+
+
+class FailureGroupOut(BaseModel):
+    """Failed jobs with one fingerprint (task, exception type, message template)."""
+
+    fingerprint: str
+    task: str
+    error_type: str
+    message_template: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    sample_job_id: str
+    sample_message: str
+    job_ids: list[str] = Field(description="the newest of the group (at most 100)")
+    queues: list[str]
+
+
+class RetriedOut(BaseModel):
+    retried: int
