@@ -27,8 +27,12 @@ if TYPE_CHECKING:
 DEFAULT_CATCH_UP = timedelta(minutes=15)
 KEY_MARGIN = 3600.0
 """Seconds a tick's key is held beyond the catch-up window (see `Schedule.key_for`)."""
-MAX_CRON_STEPS = 100
-"""Bound on the candidates one tick computation looks at (a DST repeat needs a few)."""
+DAY = 86400.0
+SHIFT = timedelta(hours=3)
+"""More than any change of a zone's UTC offset: how far around a wall time to look."""
+MAX_CRON_STEPS = 2000
+"""Bound on the wall times one tick computation looks at (near an offset change a
+per-minute schedule needs about 2 x 180)."""
 MAX_TICKS_PER_ROUND = 1000
 """Most ticks one scheduler round enqueues for one schedule (a 1 s schedule behind by
 the whole catch-up window is 900)."""
@@ -67,32 +71,76 @@ class Schedule:
         if self.every is not None:
             return (math.floor(t / self.every) + 1) * self.every
         assert self.cron is not None
-        # Inside the repeat of a fall-back hour (fold=1) cronsim answers the first pass of
-        # the next matching local time, which is before `t`: skip to the first later one.
-        for _, candidate in zip(range(MAX_CRON_STEPS),
-                                CronSim(self.cron, datetime.fromtimestamp(t, self.tz)),
-                                strict=False):
-            if (stamp := candidate.timestamp()) > t:
-                return stamp
-        raise ConfigurationError(f"{self.name}: cron {self.cron!r} has no tick after {t}")
+        # cronsim walks local wall time, which it gets wrong across a change of UTC offset
+        # (from Lord Howe's 00:55, before a half-hour jump, it answered 00:30 of the next day,
+        # not 00:00). So it walks naive wall time here, where it is exact, and `_instants`
+        # maps each matching wall time to real instants by our DST rule.
+        wall = _wall(self.tz, t)
+        for candidate in _take(CronSim(self.cron, wall)):
+            later = [x for x in self._instants(candidate) if x > t]
+            if later:
+                # Exact unless the offset changed on the way (then wall time jumped).
+                if _last_offset_change(self.tz, t, later[0]) is None:
+                    return later[0]
+                break
+        # Around an offset change: every wall time within SHIFT of t's may have an instant
+        # after t; take the earliest such instant.
+        best: float | None = None
+        for candidate in _take(CronSim(self.cron, wall - SHIFT)):
+            if best is not None and candidate > _wall(self.tz, best) + SHIFT:
+                return best
+            for x in self._instants(candidate):
+                if x > t and (best is None or x < best):
+                    best = x
+        raise ConfigurationError(f"{self.name}: cron {self.cron!r}: no tick after {t}")
 
     def latest_at(self, t: float) -> float:
         """The last tick at or before `t`."""
         if self.every is not None:
             return math.floor(t / self.every) * self.every
         assert self.cron is not None
-        # Add in UTC, then convert: aware arithmetic in the local zone would reset `fold`
-        # and, inside a fall-back hour, land an hour off.
-        start = (datetime.fromtimestamp(t, UTC) + timedelta(microseconds=1)).astimezone(self.tz)
-        tick = next(CronSim(self.cron, start, reverse=True)).timestamp()
-        # From inside a fall-back hour's repeat, cronsim reads local times as their first
-        # pass, so its answer can be an earlier tick than the latest: walk forward to it.
-        for _ in range(MAX_CRON_STEPS):
-            later = self.next_after(tick)
-            if later > t:
-                return tick
-            tick = later
-        raise ConfigurationError(f"{self.name}: cron {self.cron!r}: no latest tick at {t}")
+        # As next_after, backwards. A microsecond makes cronsim include `wall` itself.
+        wall = _wall(self.tz, t)
+        for candidate in _take(CronSim(self.cron, wall + timedelta(microseconds=1),
+                                       reverse=True)):
+            earlier = [x for x in self._instants(candidate) if x <= t]
+            if earlier:
+                if _last_offset_change(self.tz, earlier[-1], t) is None:
+                    return earlier[-1]
+                break
+        best: float | None = None
+        for candidate in _take(CronSim(self.cron, wall + SHIFT, reverse=True)):
+            if best is not None and candidate < _wall(self.tz, best) - SHIFT:
+                return best
+            for x in self._instants(candidate):
+                if x <= t and (best is None or x > best):
+                    best = x
+        raise ConfigurationError(f"{self.name}: cron {self.cron!r}: no tick at or before {t}")
+
+    def _instants(self, wall: datetime) -> list[float]:
+        """The real instants, in order, at which the local wall time `wall` (naive) is a
+        tick. Debian cron's rule (cronsim's) for an expression with fixed minutes and hours:
+        a wall time that a fall-back repeats runs once, on its first pass, and one that a
+        spring-forward skips runs once, right at the jump. Otherwise (sub-hourly schedules)
+        every real instant showing that wall time runs, and a skipped one does not."""
+        first = wall.replace(tzinfo=self.tz, fold=0).timestamp()
+        second = wall.replace(tzinfo=self.tz, fold=1).timestamp()
+        real = [x for x in sorted({first, second}) if _wall(self.tz, x) == wall]
+        if len(real) == 2 and self._debian:
+            return real[:1]
+        if real or not self._debian:
+            return real
+        # Skipped: fold=1 reads it with the new offset (before the jump), fold=0 with the
+        # old one (after it): the jump lies in between.
+        jump = _last_offset_change(self.tz, min(first, second), max(first, second))
+        return [] if jump is None else [jump]
+
+    @property
+    def _debian(self) -> bool:
+        assert self.cron is not None
+        fields = self.cron.split()
+        return len(fields) == 5 and not fields[0].startswith("*") \
+            and not fields[1].startswith("*")
 
     def ticks(self, after: float, until: float) -> Iterator[float]:
         """Ticks in (after, until], in order."""
@@ -128,6 +176,45 @@ class Schedule:
         assert self.cron is not None
         text = CronSim(self.cron, datetime.now(self.tz)).explain()
         return f"{text} ({self.tz.key})"
+
+
+def _last_offset_change(tz: ZoneInfo, start: float, end: float) -> float | None:
+    """The first instant (to the second) of the last UTC-offset period of `tz` that began
+    in (start, end]; None when the offset is the same all along. Zones change offset at most
+    a few times a year, so stepping back by a day finds the last change."""
+    offset = _offset(tz, end)
+    if _offset(tz, start) == offset and end - start <= DAY:
+        return None
+    low = max(start, end - DAY)
+    while low > start and _offset(tz, low) == offset:
+        low = max(start, low - DAY)
+    if _offset(tz, low) == offset:
+        return None
+    # _offset(low) differs, _offset(end) is the final one: bisect to the second (zones
+    # change offset on whole seconds).
+    low_s, high_s = math.floor(low), math.ceil(end)
+    while high_s - low_s > 1:
+        mid = (low_s + high_s) // 2
+        if _offset(tz, mid) == offset:
+            high_s = mid
+        else:
+            low_s = mid
+    return float(high_s)
+
+
+def _wall(tz: ZoneInfo, t: float) -> datetime:
+    """The local wall time of instant `t` in `tz`, naive."""
+    return datetime.fromtimestamp(t, tz).replace(tzinfo=None)
+
+
+def _take(cron: CronSim) -> Iterator[datetime]:
+    """At most MAX_CRON_STEPS answers (cronsim itself stops after 50 years of none)."""
+    for _, candidate in zip(range(MAX_CRON_STEPS), cron, strict=False):
+        yield candidate
+
+
+def _offset(tz: ZoneInfo, t: float) -> timedelta | None:
+    return datetime.fromtimestamp(t, tz).utcoffset()
 
 
 def _duration(seconds: float) -> str:
