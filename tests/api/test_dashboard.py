@@ -485,6 +485,58 @@ async def test_job_events_stream_state_and_progress(sqlite_app: Backburner) -> N
         assert missing.status_code == 404 and "no job with id" in missing.text
 
 
+async def test_job_events_progress_message_goes_through_redact(
+    sqlite_app: Backburner,
+) -> None:
+    """The SSE stream shows a progress message from the redacted record, as the page does."""
+    app = sqlite_app
+    tasks = build(app)
+    job = await tasks["slow"].enqueue(steps=4)  # its progress message carries EVIL
+    await app.run_worker(burst=True, handle_signals=False)
+    record = await app.get_job(job.id)
+    assert record is not None and record.progress is not None
+    assert "first of" in (record.progress.message or "")
+
+    def redact(record: JobRecord) -> JobRecord:
+        if record.progress is None:
+            return record
+        return replace(record, progress=replace(record.progress, message="[redacted]"))
+
+    async with client(make_api(app, redact=redact), ADMIN) as http:
+        response = await http.get(f"/dashboard/jobs/{job.id}/events")
+        assert '"message":"[redacted]"' in response.text
+        assert "first of" not in response.text
+        page = (await http.get(f"/dashboard/jobs/{job.id}")).text
+        assert "[redacted]" in page and "first of" not in page
+
+
+async def test_overview_history_from_the_jobs_own_times(app: Backburner) -> None:
+    """The first sample rebuilds the minutes before it from the finished jobs' timestamps
+    (one bounded listing): the charts show the recent past with no page open before."""
+    tasks = build(app)
+    for i in range(3):
+        await tasks["add"].enqueue(i)
+    await tasks["evil"].enqueue(note="x")
+    await app.run_worker(burst=True, concurrency=2, handle_signals=False)
+    sampler = Sampler(app, interval=5)
+    first = await sampler.latest()
+    buckets = [b for q in sampler.backfill.values() for b in q]
+    assert sum(b.completed for b in buckets) == 3 and sum(b.failed for b in buckets) == 1
+    assert all(first.at - 30 * 60 <= b.at <= first.at for b in buckets)
+    queue = next(iter(sampler.backfill))
+    charts = {c.title: c for c in sampler.charts(queue)}
+    assert charts["throughput /min"].points and charts["run s"].points
+    assert charts["throughput /min"].peak == "4.0" and charts["failure %"].peak == "25%"
+    # After a long gap with nobody watching, the old samples go and the history is rebuilt.
+    sampler.samples.clear()
+    sampler.samples.append(Sample(first.at - 3600, {}, []))
+    sampler.backfill = {}
+    sampler._taken = None
+    await sampler.latest()
+    assert len(sampler.samples) == 1 and sampler.samples[0].at > first.at - 3600
+    assert sum(b.completed for q in sampler.backfill.values() for b in q) == 3
+
+
 def test_public_surface() -> None:
     import backburner.dashboard
 

@@ -263,7 +263,7 @@ class Dashboard:
                     found = await self.app.backend.list_jobs(flt, limit, cursor)
                 except ConfigurationError as exc:
                     return self.page(request, "error.html", role, 400, message=str(exc))
-                known = sorted({q for q, _ in await self.app.backend.counts()})
+                known = await self._queue_names(found.jobs, query["queue"])
             next_url = None if found.next_cursor is None else self.url(
                 request, "jobs", {**query, "cursor": found.next_cursor, "limit": limit})
             return self.page(
@@ -327,9 +327,10 @@ class Dashboard:
 
         @router.get("/jobs/{job_id}/events", name=r("job_events"))
         async def job_events(request: Request, job_id: str, role: Role = as_role) -> Response:
-            """State and progress only (what the page updates in place); the page reloads
-            for the result, so the redaction of a full render applies."""
-            updates = job_updates(self.app, job_id, keepalive=15.0)
+            """State and progress only (what the page updates in place), each from the
+            redacted record (a progress message may carry what the hook hides); the page
+            reloads for the result, so the redaction of a full render applies there too."""
+            updates = job_updates(self.app, job_id, keepalive=15.0, redact=self.redact)
 
             async def stream() -> AsyncIterator[bytes]:
                 yield b"retry: 2000\n\n"
@@ -528,6 +529,19 @@ class Dashboard:
                              values=values, errors=errors, error=error)
 
         return router
+
+    async def _queue_names(self, shown: Sequence[JobRecord], chosen: str) -> list[str]:
+        """The queues the filter offers: those of the app's tasks, of live workers, ever
+        paused, on this page, and the one chosen. Not `counts()`: it reads every row of the
+        store (seconds at a million jobs on SQLite) for names that rarely change."""
+        names = {t.defaults.queue for t in self.app.tasks.values()}
+        names |= set(await self.app.backend.queue_states())
+        for worker in await self.app.backend.list_workers():
+            names.update(worker.queues)
+        names.update(j.queue for j in shown)
+        if chosen:
+            names.add(chosen)
+        return sorted(names)
 
     async def _links(self, record: JobRecord) -> list[tuple[str, str, JobRecord | None]]:
         """(relation, id, record or None when gone) of the jobs of its chain or group this

@@ -3,7 +3,14 @@ dashboard (never in module state), and the small SVG charts drawn from them.
 
 A sample costs three reads: the counts per queue and state, the workers, and the newest
 finished jobs (for wait and run times). It is taken at most once per `interval` seconds, when
-a page asks for it; with nobody watching, the dashboard costs the store nothing."""
+a page asks for it; with nobody watching, the dashboard costs the store nothing.
+
+So that the charts show the recent past the moment a page first opens, the first sample also
+reads the newest `BACKFILL_LOOKBACK` finished jobs once (one bounded listing, like the
+sample's own) and buckets them by the minute they finished in: throughput, failure rate,
+wait and run time before the first sample, as far back as those jobs reach (within the
+window). Depth and running cannot be rebuilt from finished jobs: they start with the first
+sample. Nothing of this touches a worker's path: the jobs' own timestamps are the record."""
 
 from __future__ import annotations
 
@@ -20,6 +27,22 @@ from backburner.job import JobState
 
 LATENCY_LOOKBACK = 200
 """How many of the newest finished jobs a sample reads for wait and run times."""
+BACKFILL_LOOKBACK = 2_000
+"""How many of the newest finished jobs the first sample reads for the history before it."""
+BACKFILL_BUCKET = 60.0
+"""Seconds per point of that history."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """The jobs of one queue that finished in one minute before the first sample."""
+
+    at: float
+    """End of the minute, store clock, epoch seconds."""
+    completed: int
+    failed: int
+    wait: float | None
+    run: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +85,8 @@ class Sampler:
     window: float = 30 * 60.0
     clock: Callable[[], float] = time.monotonic
     samples: deque[Sample] = field(default_factory=deque)
+    backfill: dict[str, list[Bucket]] = field(default_factory=dict)
+    """Per queue, the minutes before the first sample (see the module's docstring)."""
     _taken: float | None = None
     _lock: asyncio.Lock | None = None
 
@@ -72,7 +97,15 @@ class Sampler:
         async with self._lock:
             if self._taken is None or not self.samples or \
                     self.clock() - self._taken >= self.interval:
-                self.samples.append(await self._take())
+                sample = await self._take()
+                if self.samples and sample.at - self.samples[-1].at > max(
+                        BACKFILL_BUCKET, 3 * self.interval):
+                    # Nobody watched for a while: the old samples would draw a straight
+                    # line over the gap; the jobs' own times tell the minutes in between.
+                    self.samples.clear()
+                if not self.samples:
+                    self.backfill = await self._backfill(sample.at)
+                self.samples.append(sample)
                 self._taken = self.clock()
                 while self.samples and self.samples[-1].at - self.samples[0].at > self.window:
                     self.samples.popleft()
@@ -110,13 +143,53 @@ class Sampler:
                 run=_mean(runs.get(queue)))
         return Sample(now, queues, workers)
 
+    async def _backfill(self, now: float) -> dict[str, list[Bucket]]:
+        """Minute buckets of the newest finished jobs, from as far back as they reach (the
+        oldest minute only if the listing reached past it) up to `now`, within the window."""
+        page = await self.app.backend.list_jobs(
+            JobFilter(states=(JobState.COMPLETED, JobState.FAILED)), BACKFILL_LOOKBACK)
+        # (queue, finished, failed, wait, run) of each job that ran.
+        done = [(j.queue, j.finished_at.timestamp(), j.state is JobState.FAILED,
+                 max(0.0, (j.started_at - j.run_at).total_seconds()),
+                 max(0.0, (j.finished_at - j.started_at).total_seconds()))
+                for j in page.jobs if j.finished_at is not None and j.started_at is not None]
+        start = now - self.window
+        if page.next_cursor is not None and done:
+            # More finished jobs lie beyond the listing: the minute its oldest job finished
+            # in may be partly unread, so the history begins after it.
+            start = max(start, min(t for _, t, _, _, _ in done))
+        first = now - BACKFILL_BUCKET * ((now - start) // BACKFILL_BUCKET)
+        slots: dict[tuple[str, int], list[tuple[bool, float, float]]] = {}
+        for queue, t, failed, wait, run in done:
+            if first <= t < now:
+                slot = int((t - first) // BACKFILL_BUCKET)
+                slots.setdefault((queue, slot), []).append((failed, wait, run))
+        buckets: dict[str, list[Bucket]] = {}
+        for queue in sorted({q for q, _ in slots}):
+            rows = buckets[queue] = []
+            for slot in range(int((now - first) // BACKFILL_BUCKET)):
+                items = slots.get((queue, slot), [])
+                rows.append(Bucket(
+                    first + (slot + 1) * BACKFILL_BUCKET,
+                    sum(1 for f, _, _ in items if not f), sum(1 for f, _, _ in items if f),
+                    _mean([w for _, w, _ in items]), _mean([r for _, _, r in items])))
+        return buckets
+
     def charts(self, queue: str) -> list[Chart]:
         """Depth, running, throughput, failure rate, wait and run time of one queue."""
         history = [(s.at, s.queues.get(queue, QueueSample())) for s in self.samples]
         depth = [(t, float(q.pending + q.scheduled)) for t, q in history]
         running = [(t, float(q.running)) for t, q in history]
-        throughput: list[tuple[float, float]] = []
-        failure: list[tuple[float, float]] = []
+        # The minutes before the first sample (kept within the window as samples are).
+        newest = history[-1][0] if history else 0.0
+        first = history[0][0] if history else float("inf")
+        past = [b for b in self.backfill.get(queue, [])
+                if newest - self.window <= b.at <= first]
+        throughput = [(b.at, (b.completed + b.failed) * 60 / BACKFILL_BUCKET) for b in past]
+        failure = [(b.at, 100.0 * b.failed / (b.completed + b.failed)
+                    if b.completed + b.failed else 0.0) for b in past]
+        wait_past = [(b.at, b.wait) for b in past if b.wait is not None]
+        run_past = [(b.at, b.run) for b in past if b.run is not None]
         for (t0, a), (t1, b) in itertools.pairwise(history):
             # Deleted or pruned jobs make a count drop: never a negative rate.
             done = max(0, b.completed - a.completed)
@@ -124,8 +197,8 @@ class Sampler:
             minutes = max(t1 - t0, 1e-6) / 60
             throughput.append((t1, (done + failed) / minutes))
             failure.append((t1, 100.0 * failed / (done + failed) if done + failed else 0.0))
-        wait = [(t, q.wait) for t, q in history if q.wait is not None]
-        run = [(t, q.run) for t, q in history if q.run is not None]
+        wait = wait_past + [(t, q.wait) for t, q in history if q.wait is not None]
+        run = run_past + [(t, q.run) for t, q in history if q.run is not None]
         return [
             chart("depth", depth, "{:.0f}"),
             chart("running", running, "{:.0f}"),

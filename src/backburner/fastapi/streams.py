@@ -8,7 +8,7 @@ ends only after reading it from the store. Notifications only tell us *when* to 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from backburner.app import Backburner
@@ -41,10 +41,17 @@ def event_id(record: JobRecord) -> str:
 
 
 async def job_updates(
-    app: Backburner, job_id: str, *, keepalive: float = 15.0, last_event_id: str | None = None
+    app: Backburner,
+    job_id: str,
+    *,
+    keepalive: float = 15.0,
+    last_event_id: str | None = None,
+    redact: Callable[[JobRecord], JobRecord] | None = None,
 ) -> AsyncIterator[tuple[str, dict[str, Any]] | None]:
     """(event id, update) for the current state and each change after it; None every
-    `keepalive` seconds of silence. Ends after the terminal state. Raises JobNotFoundError."""
+    `keepalive` seconds of silence. Ends after the terminal state. Raises JobNotFoundError.
+    `redact`: applied to each record before its update is made (the dashboard's hook, so a
+    progress message or an error hides what the rendered page hides)."""
     # Subscribe before the first read, so no change can slip between the two.
     with app.backend.notifier.subscribe(["job"], job_id=job_id, maxsize=256) as sub:
         record = await app.get_job(job_id)
@@ -55,7 +62,7 @@ async def job_updates(
             current = event_id(record)
             if current != sent:
                 sent = current
-                yield current, update_of(record)
+                yield current, update_of(record if redact is None else redact(record))
             if record.is_terminal:
                 return
             if not await sub.wait(keepalive):
