@@ -85,8 +85,9 @@ def dashboard_router(
       in arguments and results).
     - `tasks`: the tasks the enqueue form offers (default: every task of the app).
     - `refresh`: seconds between live refreshes of a visible page; `sample_interval` and
-      `history_minutes`: how often the overview samples the store, and how long it keeps
-      samples; `stale_after`: seconds without a heartbeat after which a worker is not alive;
+      `history_minutes`: how often the overview samples the store (at most; never sooner
+      than 20 times as long as the last sample took), and how long it keeps samples;
+      `stale_after`: seconds without a heartbeat after which a worker is not alive;
       `failure_scan`: how many of the newest failed jobs the Failures page groups.
     """
     board = Dashboard(app, auth=auth, redact=redact, name=name, tasks=tasks, title=title,
@@ -239,14 +240,16 @@ class Dashboard:
                 return RedirectResponse(self.root(request), 307)
 
         @router.get("/static/{file}", name=r("static"))
-        async def static(file: str) -> Response:
+        async def static(file: str, role: Role = as_role) -> Response:
+            # Behind the auth too (R21: every route): the browser sends the page's
+            # credentials (cookie, Basic) with its same-origin script and stylesheet.
             if file not in STATIC_FILES:
                 raise HTTPException(404, "no such file")
             from importlib.resources import files
 
             body = (files("backburner.dashboard") / "static" / file).read_bytes()
             return Response(body, media_type=STATIC_FILES[file],
-                            headers={"Cache-Control": "public, max-age=300",
+                            headers={"Cache-Control": "private, max-age=300",
                                      "X-Content-Type-Options": "nosniff"})
 
         @router.get("/jobs", name=r("jobs"))

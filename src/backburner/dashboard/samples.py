@@ -27,6 +27,11 @@ from backburner.job import JobState
 
 LATENCY_LOOKBACK = 200
 """How many of the newest finished jobs a sample reads for wait and run times."""
+COST_FACTOR = 20.0
+"""A sample that took c seconds is not taken again before 20·c seconds (nor before the
+interval): counting a million jobs can take a second or two (SQLite reads every row for
+the counts per state), and a watched page must not keep the store that busy; pages in
+between show the kept sample."""
 BACKFILL_LOOKBACK = 2_000
 """How many of the newest finished jobs the first sample reads for the history before it."""
 BACKFILL_BUCKET = 60.0
@@ -88,18 +93,23 @@ class Sampler:
     backfill: dict[str, list[Bucket]] = field(default_factory=dict)
     """Per queue, the minutes before the first sample (see the module's docstring)."""
     _taken: float | None = None
+    _cost: float = 0.0
+    """Seconds the last sample took (by `clock`)."""
     _lock: asyncio.Lock | None = None
 
     async def latest(self) -> Sample:
-        """A sample at most `interval` seconds old (taken now if needed)."""
+        """A sample at most `interval` seconds old (taken now if needed), or 20 times
+        as long as the last one took to take, if that is longer (`COST_FACTOR`)."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._taken is None or not self.samples or \
-                    self.clock() - self._taken >= self.interval:
+            due = max(self.interval, COST_FACTOR * self._cost)
+            if self._taken is None or not self.samples or self.clock() - self._taken >= due:
+                began = self.clock()
                 sample = await self._take()
+                cost = self.clock() - began
                 if self.samples and sample.at - self.samples[-1].at > max(
-                        BACKFILL_BUCKET, 3 * self.interval):
+                        BACKFILL_BUCKET, 3 * due):
                     # Nobody watched for a while: the old samples would draw a straight
                     # line over the gap; the jobs' own times tell the minutes in between.
                     self.samples.clear()
@@ -107,6 +117,7 @@ class Sampler:
                     self.backfill = await self._backfill(sample.at)
                 self.samples.append(sample)
                 self._taken = self.clock()
+                self._cost = cost
                 while self.samples and self.samples[-1].at - self.samples[0].at > self.window:
                     self.samples.popleft()
             return self.samples[-1]
