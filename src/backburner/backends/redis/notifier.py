@@ -39,6 +39,8 @@ SILENCE = 15.0
 """Seconds without any message after which a listener pings, and after twice which it
 considers its connection dead (a half-open TCP connection never reports an error)."""
 MAX_BACKOFF = 5.0
+CLOSE_WAIT = 5.0
+"""Seconds close() waits for the listeners to stop."""
 
 
 class RedisNotifier(LocalNotifier):
@@ -56,6 +58,8 @@ class RedisNotifier(LocalNotifier):
         self._listeners: dict[str, asyncio.Task[None]] = {}
         self.connected: dict[str, asyncio.Event] = {}
         """Per channel: set while its listener is subscribed (tests wait on it)."""
+        self._closing = False
+        """Set by close(): listeners stop even if redis-py swallowed their cancellation."""
 
     # -- sending ---------------------------------------------------------------------------
     def publish(self, events: Sequence[Event]) -> None:
@@ -91,6 +95,7 @@ class RedisNotifier(LocalNotifier):
         self, kinds: Iterable[EventKind], job_id: str | None = None, maxsize: int = 1000
     ) -> Subscription:
         sub = super().subscribe(kinds, job_id, maxsize)
+        self._closing = False
         for channel in {self._channels[k] for k in sub.kinds}:
             task = self._listeners.get(channel)
             if task is None or task.done():
@@ -104,7 +109,7 @@ class RedisNotifier(LocalNotifier):
         """Forever: subscribe, read, and after any failure reconnect with backoff."""
         delay = 0.1
         failing = False
-        while True:
+        while not self._closing:
             client = self._client()
             pubsub = client.pubsub() if client is not None else None
             try:
@@ -121,6 +126,8 @@ class RedisNotifier(LocalNotifier):
                 raise
             except TRANSLATED as exc:
                 self.connected[channel].clear()
+                if self._closing:
+                    return
                 if not failing:
                     log.warning("pub/sub on %s lost (%s); reconnecting", channel, exc)
                 failing = True
@@ -133,7 +140,10 @@ class RedisNotifier(LocalNotifier):
 
     async def _read(self, pubsub: PubSub) -> None:
         pinged = False
-        while True:
+        # redis-py's get_message can turn a cancellation into "no message" (its read timeout
+        # swallows it): so the loop also ends on close()'s flag, or it would ping for ever
+        # and close() would hang (a CI run's teardown did, 120 s).
+        while not self._closing:
             message = await pubsub.get_message(timeout=SILENCE)
             if message is None:
                 if pinged:
@@ -173,9 +183,14 @@ class RedisNotifier(LocalNotifier):
                 await asyncio.wait_for(asyncio.shield(sender), 1.0)
         listeners = list(self._listeners.values())
         self._listeners.clear()
+        self._closing = True
         for task in listeners:
             task.cancel()
-        await asyncio.gather(*listeners, return_exceptions=True)
+        if listeners:
+            _, stuck = await asyncio.wait(listeners, timeout=CLOSE_WAIT)
+            if stuck:
+                log.warning("%d pub/sub listener(s) did not stop within %.0f s", len(stuck),
+                            CLOSE_WAIT)
         if sender is not None and not sender.done():
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
