@@ -8,9 +8,9 @@ million jobs through a worker would take many minutes and measure the worker, no
 dashboard). Then times the pages through httpx against the ASGI app, in process:
 
 - the jobs list (first page), a state filter (failed), a task filter, a deep cursor page
-  (half-way down), the overview (default settings: a fresh sample at most every 5 s), and
-  the overview's sample of the store alone (20 times: counts per queue and state, workers,
-  the newest finished jobs).
+  (half-way down), a task no job has, a search, the failures page, the overview (default
+  settings: a fresh sample at most every 5 s), and the overview's sample of the store alone
+  (20 times: counts per queue and state, workers, the newest finished jobs).
 
 Each page is requested `--requests` times after 3 warm-up requests; p50/p99 in ms.
 
@@ -167,6 +167,9 @@ async def time_pages(
         ("jobs, state=failed", "/dashboard/jobs?state=failed"),
         ("jobs, task=report.build", "/dashboard/jobs?task=report.build"),
         ("jobs, deep cursor (half-way)", f"/dashboard/jobs?cursor={deep}"),
+        ("jobs, task with no jobs (walks every row)", "/dashboard/jobs?task=none.such"),
+        ("jobs, search q=declined (a bounded window)", "/dashboard/jobs?q=declined"),
+        ("failures (groups the newest 10,000 failed)", "/dashboard/failures"),
         ("overview", "/dashboard/"),
     ]
     rows = []
