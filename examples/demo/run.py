@@ -68,6 +68,8 @@ async def _announce(
         f"  app:             {base}/          (S16; the landing page is {base}/demo)\n"
         f"  API docs:        {base}/docs\n"
         f"  progress page:   {base}/progress\n"
+        f"  dashboard:       {base}/dashboard/\n"
+        f"  metrics:         {base}/metrics\n"
         f"  received mails:  {base}/mails\n"
         f"  try:  curl -X POST {base}/register -H 'content-type: application/json' "
         "-d '{\"email\": \"ada@example.com\", \"username\": \"ada\"}'\n"

@@ -188,13 +188,17 @@ async def test_backburner_demo_starts_everything_and_prints_the_urls(tmp_path: P
                      str(tmp_path / "demo")], env, tmp_path / "demo.log")
         procs.append(demo)
         await demo.wait_for(r"received mails:\s+\S+")
-        urls = dict(re.findall(r"^\s+(app|API docs|progress page|received mails):\s+(\S+)",
-                               demo.text(), re.MULTILINE))
-        assert set(urls) == {"app", "API docs", "progress page", "received mails"}
+        urls = dict(re.findall(
+            r"^\s+(app|API docs|progress page|dashboard|metrics|received mails):\s+(\S+)",
+            demo.text(), re.MULTILINE))
+        assert set(urls) == {"app", "API docs", "progress page", "dashboard", "metrics",
+                             "received mails"}
         async with client(urls["app"]) as c:
             assert (await c.get(urls["app"])).json() == {"msg": "Hello World"}
             assert (await c.get(urls["API docs"])).status_code == 200
             assert 'id="bar-ws"' in (await c.get(urls["progress page"])).text
+            assert "Content-Security-Policy" in (await c.get(urls["dashboard"])).headers
+            assert "backburner_jobs" in (await c.get(urls["metrics"])).text
             await c.post("/register", json={"email": "new@example.com", "username": "new"})
             deadline = time.monotonic() + 30
             while not (await c.get("/mails.json")).json():
