@@ -6,9 +6,10 @@ file, a Redis prefix or a PostgreSQL schema: the scenario runs on each; HTTP Bas
 As admin: list jobs, filter them (the filter lands in the URL), see the failures grouped,
 open a job, retry a failed job and see it complete, enqueue from the generated form and
 watch its progress move live over SSE, pause a queue (its new job waits until it is
-resumed), pause a schedule, see the live refresh stop while the tab is hidden. As read-only:
-no action shows, and a forged POST is refused with 403. Any console error (a CSP violation
-shows as one) fails the test. The SQLite run saves each page to
+resumed), pause a schedule, cancel a ticked selection and retry everything matching a
+filter after its count and confirmation, see the live refresh stop while the tab is hidden.
+As read-only: no action shows, and a forged POST is refused with 403. Any console error (a
+CSP violation shows as one) fails the test. The SQLite run saves each page to
 tests/browser/artifacts/dashboard/<page>.png, or with BACKBURNER_DASHBOARD_SCREENSHOTS=docs
 to docs/screenshots/<page>.png (the README's pictures)."""
 
@@ -208,6 +209,22 @@ async def test_the_dashboard_in_chromium(store_url: str) -> None:
             await expect(page.locator("#workers-table")).to_contain_text(
                 f"reports.build {busy.id}", timeout=10_000)
             await shot(page, "workers")
+            # A selection, then everything matching a filter (count shown, then confirmed):
+            # two jobs due in an hour are cancelled by ticking them, then retried by filter.
+            later = [await tasks["charge"].options(delay=3600).enqueue(
+                customer=f"later-{n}", cents=1) for n in range(2)]
+            await page.goto(f"{base}/dashboard/jobs?state=scheduled&task=billing.charge")
+            await expect(page.locator("tr.job-row")).to_have_count(2)
+            await page.check("#select-all")
+            await page.click("#selection-cancel")
+            await expect(page.locator("#notice")).to_have_text("2 cancelled")
+            await page.goto(f"{base}/dashboard/jobs?state=cancelled&task=billing.charge")
+            await page.click("#bulk-retry")
+            await expect(page.locator("#bulk-count")).to_contain_text("2 job(s) match")
+            await page.click("#bulk-confirm")
+            await expect(page.locator("#notice")).to_have_text("2 retried")
+            for job in later:
+                assert (await jobs.wait_for(job.id, timeout=10)).state.value == "completed"
             # The overview samples while it is watched: its live refresh fills the charts.
             for n in range(8):
                 await tasks["build"].enqueue(steps=2, pause=0.05 * n)
