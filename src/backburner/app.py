@@ -140,6 +140,10 @@ class Backburner:
         backoff: Backoff | float = ...,
         timeout: float | None = ...,
         retry_on: type[BaseException] | Sequence[type[BaseException]] = ...,
+        concurrency: int | None = ...,
+        concurrency_per_key: int | None = ...,
+        concurrency_key: Callable[..., str] | None = ...,
+        rate_limit: str | tuple[int, timedelta | float] | None = ...,
     ) -> TaskDecorator: ...
     def task(
         self,
@@ -152,11 +156,23 @@ class Backburner:
         backoff: Any = UNSET,
         timeout: Any = UNSET,
         retry_on: Any = UNSET,
+        concurrency: Any = UNSET,
+        concurrency_per_key: Any = UNSET,
+        concurrency_key: Any = UNSET,
+        rate_limit: Any = UNSET,
     ) -> Task[Any, Any] | TaskDecorator:
-        """Register a function as a task: `@app.task` or `@app.task(retries=5, timeout=30)`."""
+        """Register a function as a task: `@app.task` or `@app.task(retries=5, timeout=30)`.
+
+        Global limits (`backburner.limits`), enforced by the store across every worker:
+        `concurrency=5` (at most 5 running at once), `concurrency_per_key=2` (per the key
+        given with `options(concurrency_key=...)`, or derived by `concurrency_key=`, a
+        callable of the task's arguments), `rate_limit="100/m"` (at most 100 started per
+        minute; also "10/s", "500/h", or `(count, timedelta)`)."""
         options = {
             "name": name, "queue": queue, "priority": priority, "retries": retries,
             "backoff": backoff, "timeout": timeout, "retry_on": retry_on,
+            "concurrency": concurrency, "concurrency_per_key": concurrency_per_key,
+            "concurrency_key": concurrency_key, "rate_limit": rate_limit,
         }
         options = {k: v for k, v in options.items() if v is not UNSET}
         if func is None:

@@ -21,6 +21,8 @@ from backburner import codec
 from backburner.backends.protocol import NewJob
 from backburner.errors import ConfigurationError, InvalidArgumentsError
 from backburner.ids import new_job_id
+from backburner.limits import RateLimit, check_concurrency, parse_rate_limit
+from backburner.limits import check_key as check_limit_key
 from backburner.retry import Backoff, as_backoff
 from backburner.signature import TaskSignature
 from backburner.unique import UniqueScope, check_key, check_scope, derived_key
@@ -56,9 +58,28 @@ class TaskOptions:
     """Seconds an attempt may run; None: no limit."""
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     """Exceptions that are retried; any other ends the job at once."""
+    concurrency: int | None = None
+    """Most jobs of this task (in its queue) running at once, over all workers (limits.py)."""
+    concurrency_per_key: int | None = None
+    """Most jobs running at once per concurrency key (`options(concurrency_key=...)`)."""
+    concurrency_key: Callable[..., str] | None = None
+    """Derives a job's concurrency key from the task's arguments, when not given."""
+    rate_limit: RateLimit | None = None
+    """Most jobs of this task started per period; the rest wait (never fail)."""
 
     def __post_init__(self) -> None:
         _check_options(self.name, self.queue, self.priority, self.retries, self.timeout)
+        check_concurrency(self.name, "concurrency", self.concurrency)
+        check_concurrency(self.name, "concurrency_per_key", self.concurrency_per_key)
+        if self.concurrency_key is not None:
+            if not callable(self.concurrency_key):
+                raise ConfigurationError(
+                    f"{self.name}: concurrency_key must be a callable of the task's arguments"
+                )
+            if self.concurrency_per_key is None:
+                raise ConfigurationError(
+                    f"{self.name}: concurrency_key= needs concurrency_per_key="
+                )
 
 
 def _check_options(
@@ -111,6 +132,7 @@ class EnqueueOptions:
     """Derive the key from the arguments (see `backburner.unique.derived_key`)."""
     unique_scope: UniqueScope = UniqueScope.ACTIVE
     unique_for: float | None = None
+    concurrency_key: str | None = None
 
 
 class Task(Generic[P, R]):
@@ -145,6 +167,7 @@ class Task(Generic[P, R]):
         unique: bool = False,
         unique_scope: UniqueScope | str = UniqueScope.ACTIVE,
         unique_for: float | timedelta | None = None,
+        concurrency_key: str | None = None,
     ) -> BoundTask[P, R]:
         """Per-enqueue options: `delay` (seconds or timedelta) or `at` (aware datetime),
         `priority`, `queue`, `retries`, `timeout` (None: no limit), and `connection`: the
@@ -156,7 +179,10 @@ class Task(Generic[P, R]):
         otherwise the enqueue returns the holder's handle (`job.duplicate` is True). Live
         means, by `unique_scope`: `"active"` (default) until the holder ends, `"queued"`
         until it starts; or, with `unique_for` (seconds or timedelta), for that long after
-        the holder's enqueue whatever its state. See `backburner.unique`."""
+        the holder's enqueue whatever its state. See `backburner.unique`.
+
+        `concurrency_key="customer:42"`: the key whose `concurrency_per_key` limit this job
+        counts against (see `backburner.limits`)."""
         if isinstance(delay, timedelta):
             delay = delay.total_seconds()
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not (
@@ -189,11 +215,17 @@ class Task(Generic[P, R]):
                     f"{self.name}: unique_for= is a scope of its own; drop unique_scope="
                 )
             scope, unique_for = UniqueScope.PERIOD, float(unique_for)
+        if concurrency_key is not None:
+            check_limit_key(self.name, concurrency_key)
+            if self.defaults.concurrency_per_key is None:
+                raise ConfigurationError(
+                    f"{self.name}: concurrency_key= needs the task's concurrency_per_key="
+                )
         return BoundTask(
             self,
             EnqueueOptions(
                 float(delay), at, priority, queue, retries, timeout, connection,
-                unique_key, bool(unique), scope, unique_for,
+                unique_key, bool(unique), scope, unique_for, concurrency_key,
             ),
         )
 
@@ -263,6 +295,10 @@ class Task(Generic[P, R]):
         key = options.unique_key
         if key is None and (options.unique or options.unique_for is not None):
             key = derived_key(json_args, json_kwargs)
+        limit_key = options.concurrency_key
+        if limit_key is None and defaults.concurrency_key is not None:
+            limit_key = check_limit_key(self.name, defaults.concurrency_key(*args, **kwargs))
+        rate = defaults.rate_limit
         return NewJob(
             id=new_job_id(),
             task=defaults.name,
@@ -277,6 +313,11 @@ class Task(Generic[P, R]):
             unique_key=key,
             unique_scope=options.unique_scope,
             unique_for=options.unique_for,
+            limit_concurrency=defaults.concurrency,
+            limit_key=limit_key if defaults.concurrency_per_key is not None else None,
+            limit_key_concurrency=defaults.concurrency_per_key if limit_key is not None else None,
+            rate_count=rate.count if rate is not None else None,
+            rate_period=rate.period if rate is not None else None,
         )
 
 
@@ -329,6 +370,7 @@ class BoundTask(Generic[P, R]):
                 else self._options.unique_scope,
             ),
             unique_for=changes.pop("unique_for", self._options.unique_for),
+            concurrency_key=changes.pop("concurrency_key", self._options.concurrency_key),
         )
         if changes:
             raise ConfigurationError(f"unknown option(s): {', '.join(sorted(changes))}")
@@ -362,5 +404,7 @@ def make_options(func: Callable[..., Any], **given: Any) -> TaskOptions:
         for exc in given["retry_on"]:
             if not (isinstance(exc, type) and issubclass(exc, BaseException)):
                 raise ConfigurationError(f"{name}: retry_on must list exception classes")
+    if "rate_limit" in given and not isinstance(given["rate_limit"], RateLimit):
+        given["rate_limit"] = parse_rate_limit(name, given["rate_limit"])
     clean = {k: v for k, v in given.items() if v is not UNSET}
     return replace(TaskOptions(name=name), **clean)

@@ -162,8 +162,9 @@ async def test_schemas_keep_apps_sharing_a_database_apart() -> None:
             tables = await conn.fetch(
                 "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", schema_a
             )
-        assert [t[0] for t in tables] == ["jobs", "leader", "migrations", "queues", "schedules",
-                                          "workers"]
+        assert [t[0] for t in tables] == [
+            "jobs", "leader", "migrations", "queues", "rate_starts", "schedules", "workers"
+        ]
 
 
 async def test_destroy_drops_the_schema() -> None:

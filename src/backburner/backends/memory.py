@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -48,7 +49,7 @@ from backburner.job import (
     Progress,
     timestamp,
 )
-from backburner.notify import LocalNotifier, Notifier
+from backburner.notify import Event, LocalNotifier, Notifier
 from backburner.tracing import strip
 from backburner.unique import UniqueScope
 
@@ -88,6 +89,25 @@ class _Row:
     dependents: tuple[str, ...] = ()
     waiting_on: int = 0
     receives: str | None = None
+    limit_concurrency: int | None = None
+    limit_key: str | None = None
+    limit_key_concurrency: int | None = None
+    rate_count: int | None = None
+    rate_period: float | None = None
+    parked: tuple[str, ...] | None = None
+    """The limit group this pending job waits on for a free slot (out of the ready heap)."""
+
+    def limit_groups(self) -> list[tuple[tuple[str, ...], int]]:
+        """The concurrency groups this job counts in, with their limits (backburner.limits)."""
+        # The key's group first: a job refused for both waits for its key (as in SQL).
+        groups: list[tuple[tuple[str, ...], int]] = []
+        if self.limit_key is not None and self.limit_key_concurrency is not None:
+            groups.append(
+                (("key", self.queue, self.task, self.limit_key), self.limit_key_concurrency)
+            )
+        if self.limit_concurrency is not None:
+            groups.append((("task", self.queue, self.task), self.limit_concurrency))
+        return groups
 
 
 _WAITING = (JobState.PENDING, JobState.SCHEDULED)
@@ -122,6 +142,11 @@ class MemoryBackend:
         self._unique: dict[tuple[str, str, str], str] = {}
         self._schedules: dict[str, ScheduleState] = {}
         self._queues: dict[str, QueueState] = {}
+        # Limits: ids running per concurrency group, parked jobs per group (a heap like the
+        # ready one), and per (queue, task) the start times of the last rate period.
+        self._limit_running: dict[tuple[str, ...], set[str]] = {}
+        self._parked: dict[tuple[str, ...], list[tuple[int, int, str]]] = {}
+        self._starts: dict[tuple[str, str], deque[float]] = {}
 
     @property
     def notifier(self) -> Notifier:
@@ -139,6 +164,7 @@ class MemoryBackend:
     # -- helpers ---------------------------------------------------------------------------
     def _make_ready(self, row: _Row) -> None:
         row.state = JobState.PENDING
+        row.parked = None
         heaps = self._suspects if row.lost else self._ready
         heapq.heappush(heaps.setdefault(row.queue, []), (-row.priority, row.seq, row.id))
 
@@ -177,6 +203,52 @@ class MemoryBackend:
                 row.updated_at = now
                 self._make_ready(row)
 
+    def _admit(self, row: _Row, now: float) -> bool:
+        """Whether a ready job may start now under its limits (then it counts in them).
+        Otherwise it is parked on its full group, or scheduled for the rate's next slot."""
+        groups = row.limit_groups()
+        for group, limit in groups:
+            if len(self._limit_running.get(group, ())) >= limit:
+                row.parked = group
+                heapq.heappush(
+                    self._parked.setdefault(group, []), (-row.priority, row.seq, row.id)
+                )
+                return False
+        if row.rate_count is not None and row.rate_period is not None:
+            starts = self._starts.setdefault((row.queue, row.task), deque())
+            while starts and starts[0] <= now - row.rate_period:
+                starts.popleft()
+            if len(starts) >= row.rate_count:
+                self._schedule(row, starts[len(starts) - row.rate_count] + row.rate_period)
+                return False
+            starts.append(now)
+        for group, _ in groups:
+            self._limit_running.setdefault(group, set()).add(row.id)
+        return True
+
+    def _free(self, row: _Row) -> None:
+        """A limited job stopped running: its slots go to the next parked job of each group,
+        and the workers of its queue are woken to claim it."""
+        woken = False
+        for group, _ in row.limit_groups():
+            running = self._limit_running.get(group)
+            if running is not None:
+                running.discard(row.id)
+                if not running:
+                    del self._limit_running[group]
+            heap = self._parked.get(group, [])
+            while heap:
+                _, _, job_id = heapq.heappop(heap)
+                waiting = self._rows.get(job_id)
+                if waiting and waiting.state is JobState.PENDING and waiting.parked == group:
+                    self._make_ready(waiting)
+                    woken = True
+                    break
+            if not heap:
+                self._parked.pop(group, None)
+        if woken:
+            self._notifier.publish([Event("wakeup", row.queue)])
+
     def _owned(self, job_id: str, attempt: int) -> _Row | None:
         row = self._rows.get(job_id)
         if row and row.state is JobState.RUNNING and row.attempt == attempt:
@@ -212,6 +284,9 @@ class MemoryBackend:
                 unique_until=now + j.unique_for if j.unique_for is not None else None,
                 flow_id=j.flow_id, depends_on=j.depends_on, dependents=j.dependents,
                 waiting_on=len(j.depends_on), receives=j.receives,
+                limit_concurrency=j.limit_concurrency, limit_key=j.limit_key,
+                limit_key_concurrency=j.limit_key_concurrency, rate_count=j.rate_count,
+                rate_period=j.rate_period,
             )
             self._rows[j.id] = row
             used.append(Inserted(j.id))
@@ -237,9 +312,10 @@ class MemoryBackend:
         queues = [q for q in queues if not self._paused(q)]
         if alone:
             for queue in queues:
-                row = self._pop_ready(self._suspects.get(queue, []), suspect=True)
-                if row is not None:
-                    return Claim([self._take(row, worker_id, lease, now)], now, None, False)
+                heap = self._suspects.get(queue, [])
+                while (row := self._pop_ready(heap, suspect=True)) is not None:
+                    if self._admit(row, now):
+                        return Claim([self._take(row, worker_id, lease, now)], now, None, False)
         jobs: list[ClaimedJob] = []
         for queue in queues:
             heap = self._ready.get(queue, [])
@@ -247,7 +323,10 @@ class MemoryBackend:
                 row = self._pop_ready(heap, suspect=False)
                 if row is None:
                     break
-                jobs.append(self._take(row, worker_id, lease, now))
+                # A job over its limit leaves the heap (parked or scheduled): the ones
+                # behind it are claimed all the same.
+                if self._admit(row, now):
+                    jobs.append(self._take(row, worker_id, lease, now))
         suspects = any(self._has_suspect(q) for q in queues)
         return Claim(jobs, now, self.next_run_at() if len(jobs) < limit else None, suspects)
 
@@ -311,6 +390,7 @@ class MemoryBackend:
                 row.lease_until = None
                 if row.dependents:
                     self._release_dependents(row, now)
+                self._free(row)
             accepted.append(row is not None)
         return accepted
 
@@ -335,6 +415,7 @@ class MemoryBackend:
                     row.reason = item.reason.value
                     row.finished_at = now
                     self._cancel_dependents(row, now)
+                self._free(row)
             accepted.append(row is not None)
         return accepted
 
@@ -348,6 +429,7 @@ class MemoryBackend:
                 row.lease_until = None
                 row.updated_at = now
                 self._make_ready(row)
+                self._free(row)
             accepted.append(row is not None)
         return accepted
 
@@ -457,6 +539,7 @@ class MemoryBackend:
                 self._make_ready(row)
             if row.state.is_terminal:
                 self._cancel_dependents(row, now)
+            self._free(row)
             reason = FailureReason(row.reason) if row.reason else None
             moved.append(Transition(row.id, row.task, row.queue, row.state, row.attempt, reason))
         return moved

@@ -58,6 +58,15 @@ class NewJob:
     """What the job gets, as its first positional argument, when it is released: the result
     of its one dependency (`"result"`) or the list of its dependencies' results in
     `depends_on` order (`"results"`). None: nothing."""
+    limit_concurrency: int | None = None
+    """Most jobs of this (queue, task) running at once (`backburner.limits`)."""
+    limit_key: str | None = None
+    limit_key_concurrency: int | None = None
+    """Most jobs of this (queue, task, limit_key) running at once; set with `limit_key`."""
+    rate_count: int | None = None
+    rate_period: float | None = None
+    """At most `rate_count` jobs of this (queue, task) started per `rate_period` seconds;
+    a job over the rate is scheduled again for when the window has room."""
 
 
 @dataclass(frozen=True, slots=True)

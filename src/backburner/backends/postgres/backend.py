@@ -49,7 +49,7 @@ from backburner.backends.sql_files import load_queries
 from backburner.backends.translation import translating
 from backburner.errors import ConfigurationError
 from backburner.job import WAITING_RUN_AT, FailureReason, JobRecord, JobState
-from backburner.notify import Notifier
+from backburner.notify import Event, Notifier
 
 QUERIES = load_queries("backburner.backends.postgres")
 CLOSE_TIMEOUT = 5.0
@@ -80,6 +80,33 @@ def _flow_columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
         [len(j.depends_on) for j in jobs],
         [j.receives for j in jobs],
     )
+
+
+def _limit_columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
+    """The limit arrays of insert_jobs and insert_unique_jobs (their last parameters)."""
+    return (
+        [j.limit_concurrency for j in jobs], [j.limit_key for j in jobs],
+        [j.limit_key_concurrency for j in jobs], [j.rate_count for j in jobs],
+        [j.rate_period for j in jobs],
+    )
+
+
+_CLAIM_ROUNDS = 8
+"""Most claim statements one claim runs when jobs over their limits keep being put back;
+past that it returns what it has and says more may be ready (next_run_at = now)."""
+
+
+def _groups_freed(rows: Sequence[Any]) -> dict[tuple[str, str, str, str | None], int]:
+    """Slots freed per concurrency group by jobs that stopped running."""
+    freed: dict[tuple[str, str, str, str | None], int] = {}
+    for r in rows:
+        if r["limit_concurrency"] is not None:
+            group = ("task", r["queue"], r["task"], None)
+            freed[group] = freed.get(group, 0) + 1
+        if r["limit_key_concurrency"] is not None and r["limit_key"] is not None:
+            group = ("key", r["queue"], r["task"], r["limit_key"])
+            freed[group] = freed.get(group, 0) + 1
+    return freed
 
 
 class PostgresBackend:
@@ -180,6 +207,7 @@ class PostgresBackend:
                     self._q["insert_flow_jobs"], *_columns(jobs), *_flow_columns(jobs),
                     WAITING_RUN_AT, self._wakeup,
                     self._notifier.origin if connection is None else "",
+                    *_limit_columns(jobs),
                 )
                 return [Inserted(j.id) for j in jobs]
             if connection is None:
@@ -187,7 +215,7 @@ class PostgresBackend:
                 if all(j.unique_key is None for j in jobs):
                     await pool.execute(
                         self._q["insert_jobs"], *_columns(jobs), self._wakeup,
-                        self._notifier.origin,
+                        self._notifier.origin, *_limit_columns(jobs),
                     )
                     return [Inserted(j.id) for j in jobs]
                 async with pool.acquire() as conn, conn.transaction():
@@ -196,7 +224,10 @@ class PostgresBackend:
             # No origin: the wake-up reaches this process's workers too, at the commit
             # (the one the app publishes now comes before the job is visible to them).
             if all(j.unique_key is None for j in jobs):
-                await driver.execute(self._q["insert_jobs"], *_columns(jobs), self._wakeup, "")
+                await driver.execute(
+                    self._q["insert_jobs"], *_columns(jobs), self._wakeup, "",
+                    *_limit_columns(jobs),
+                )
                 return [Inserted(j.id) for j in jobs]
             # A savepoint, so a failure here leaves the application's transaction usable.
             async with driver.transaction():
@@ -228,6 +259,7 @@ class PostgresBackend:
                 self._q["insert_unique_jobs"], *_columns(waiting),
                 [j.unique_key for j in waiting], [j.unique_scope.value for j in waiting],
                 [j.unique_for for j in waiting], self._wakeup, origin,
+                *_limit_columns(waiting),
             )
             used.update((r["id"], Inserted(r["id"])) for r in rows)
             skipped = [j for j in waiting if j.id not in used]
@@ -287,10 +319,36 @@ class PostgresBackend:
         self, pool: Any, worker_id: str, queues: list[str], limit: int, lease: float,
         alone: bool,
     ) -> tuple[float, float | None, bool, list[ClaimedJob]]:
-        rows = await pool.fetch(self._q["claim"], worker_id, queues, limit, float(lease), alone)
-        meta = rows[0]
-        claimed = sorted(
-            (r for r in rows if r["id"] is not None),
+        claimed: list[Any] = []
+        delayed: float | None = None
+        for _ in range(_CLAIM_ROUNDS):
+            wanted = limit - len(claimed)
+            rows = await pool.fetch(
+                self._q["claim"], worker_id, queues, wanted, float(lease), alone and not claimed
+            )
+            meta = rows[0]
+            got = [r for r in rows if r["id"] is not None]
+            if any(_limited(r) for r in got):
+                # Jobs over their limits are put back out of the claim's way (parked or
+                # delayed); the jobs behind them are claimed by the next round.
+                kept, until = await self._admit(pool, got, meta["now"])
+                claimed += kept
+                if until is not None:
+                    delayed = until if delayed is None else min(delayed, until)
+                # Another round if some were put back and more may wait behind them (a full
+                # batch), or if a suspect was put back (ordinary jobs may run instead).
+                if len(kept) < len(got) and (len(got) == wanted or got[0]["lost"]):
+                    continue
+            else:
+                claimed += got
+            break
+        else:
+            # Still jobs over their limits at the head: say more may be ready now.
+            meta = {**dict(meta), "next_run_at": meta["now"]}
+        if delayed is not None and (meta["next_run_at"] is None or delayed < meta["next_run_at"]):
+            # Jobs just delayed by their rate: the worker's next claim is due then.
+            meta = {**dict(meta), "next_run_at": delayed}
+        claimed.sort(
             # RETURNING has no order: restore queue order, then priority, then FIFO.
             key=lambda r: (r["pos"], -r["priority"], r["seq"]),
         )
@@ -305,6 +363,99 @@ class PostgresBackend:
             for r in claimed
         ]
         return meta["now"], meta["next_run_at"], bool(meta["suspects_waiting"]), jobs
+
+    async def _admit(
+        self, pool: Any, rows: list[Any], now: float
+    ) -> tuple[list[Any], float | None]:
+        """The claimed rows that may run under their limits (backburner.limits). The claim
+        has committed, so the store counts them among the running until this transaction
+        puts back the ones over a limit: parked (the latest in claim order of a full group)
+        or delayed to when their rate's window has room. Runs only for limited rows."""
+        rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))
+        groups: dict[tuple[str, str, str, str | None], list[Any]] = {}
+        # The key's group before the task's: the task's count sees the keys' refusals.
+        for r in rows:
+            if r["limit_key_concurrency"] is not None and r["limit_key"] is not None:
+                groups.setdefault(("key", r["queue"], r["task"], r["limit_key"]), []).append(r)
+        for r in rows:
+            if r["limit_concurrency"] is not None:
+                groups.setdefault(("task", r["queue"], r["task"], None), []).append(r)
+        rated: dict[tuple[str, str, str, str | None], list[Any]] = {}
+        for r in rows:
+            if r["rate_count"] is not None:
+                rated.setdefault(("rate", r["queue"], r["task"], None), []).append(r)
+        refused: set[str] = set()
+        delayed: float | None = None
+        async with pool.acquire() as conn, conn.transaction():
+            await self._lock_limits(conn, [*groups, *rated])
+            names = list(groups)
+            counts = await conn.fetch(
+                self._q["limit_counts"], [g[0] for g in names], [g[1] for g in names],
+                [g[2] for g in names], [g[3] for g in names],
+            )
+            running = {names[r["ord"] - 1]: r["running"] for r in counts}
+            parked: list[tuple[str, int]] = []
+            for group, everyone in groups.items():
+                members = [r for r in everyone if r["id"] not in refused]
+                column = "limit_concurrency" if group[0] == "task" else "limit_key_concurrency"
+                # Jobs refused for their key no longer count among the task's running.
+                excess = running[group] - (len(everyone) - len(members)) - everyone[0][column]
+                if excess <= 0 or not members:
+                    continue
+                for r in members[max(0, len(members) - excess):]:
+                    parked.append((r["id"], 1 if group[0] == "task" else 2))
+                    refused.add(r["id"])
+            if parked:
+                await conn.execute(
+                    self._q["park"], [p[0] for p in parked], [p[1] for p in parked]
+                )
+            for (_, queue, task, _), members in rated.items():
+                members = [r for r in members if r["id"] not in refused]
+                if not members:
+                    continue
+                count, period = members[0]["rate_count"], float(members[0]["rate_period"])
+                await conn.execute(self._q["trim_rate_window"], queue, task, period)
+                starts = [r["at"] for r in await conn.fetch(self._q["rate_starts"], queue, task)]
+                room = max(0, count - len(starts))
+                if room:
+                    await conn.execute(
+                        self._q["record_starts"], queue, task, min(room, len(members))
+                    )
+                starts += [now] * min(room, len(members))
+                late = [r["id"] for r in members[room:]]
+                if late:
+                    # Room again once the oldest start that must leave for one more has.
+                    run_at = starts[len(starts) - count] + period
+                    await conn.execute(self._q["delay_for_rate"], late, run_at)
+                    refused.update(late)
+                    delayed = run_at if delayed is None else min(delayed, run_at)
+        return [r for r in rows if r["id"] not in refused], delayed
+
+    async def _lock_limits(
+        self, conn: Any, groups: Sequence[tuple[str, str, str, str | None]]
+    ) -> None:
+        await conn.execute(
+            self._q["lock_limits"], [g[0] for g in groups], [g[1] for g in groups],
+            [g[2] for g in groups], self.config.schema, [g[3] for g in groups],
+        )
+
+    async def _free_slots(self, rows: Sequence[Any]) -> None:
+        """Jobs that stopped running hand their slots to the next parked jobs of their
+        groups (a transaction of its own after theirs; only when they had limits)."""
+        freed = _groups_freed(rows)
+        if not freed:
+            return
+        pool = await self._connected()
+        groups = sorted(freed, key=lambda g: (g[0], g[1], g[2], g[3] or ""))
+        async with pool.acquire() as conn, conn.transaction():
+            await self._lock_limits(conn, groups)
+            woken = await conn.fetch(
+                self._q["unpark"], [g[0] for g in groups], [g[1] for g in groups],
+                [g[2] for g in groups], [g[3] for g in groups], [freed[g] for g in groups],
+                self._wakeup, self._notifier.origin,
+            )
+        if woken:
+            self._notifier.publish([Event("wakeup", r["queue"]) for r in woken])
 
     @translated
     async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
@@ -344,6 +495,7 @@ class PostgresBackend:
                 for r in done:
                     await self._release_dependents(conn, r["id"])
                 rows += done
+        await self._free_slots(rows)
         return _accepted(items, rows)
 
     @translated
@@ -365,6 +517,7 @@ class PostgresBackend:
                         final = "cancelled" if item.reason is FailureReason.CANCELLED else "failed"
                         await self._cancel_dependents(conn, item.id, final, None)
                 rows += done
+        await self._free_slots(rows)
         return _accepted(items, rows)
 
     async def _fail(self, conn: Any, items: Sequence[Failure]) -> Any:
@@ -391,6 +544,7 @@ class PostgresBackend:
             self._q["release"], [i.id for i in items], [i.attempt for i in items],
             self._wakeup, self._notifier.origin,
         )
+        await self._free_slots(rows)
         return _accepted(items, rows)
 
     @translated
@@ -437,6 +591,8 @@ class PostgresBackend:
             for r in rows:
                 if r["dependents"] is not None and r["state"] in ("failed", "cancelled"):
                     await self._cancel_dependents(conn, r["id"], r["state"], r["dependents"])
+        # A dead worker's slots come back with its jobs: none is leaked.
+        await self._free_slots(rows)
         return [
             Transition(
                 r["id"], r["task"], r["queue"], JobState(r["state"]), r["attempt"],
@@ -636,6 +792,14 @@ class PostgresBackend:
             )
             for r in await pool.fetch(self._q["list_workers"])
         ]
+
+
+def _limited(row: Any) -> bool:
+    return (
+        row["limit_concurrency"] is not None
+        or row["limit_key_concurrency"] is not None
+        or row["rate_count"] is not None
+    )
 
 
 def _accepted(items: Sequence[Completion | Failure | Release], rows: Sequence[Any]) -> list[bool]:

@@ -26,17 +26,22 @@ WITH new AS (
            greatest(coalesce(to_timestamp(n.at), statement_timestamp()),
                     statement_timestamp() + make_interval(secs => n.delay)) AS run_at
     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
-                $7::int[], $8::float8[], $9::float8[], $10::float8[]) WITH ORDINALITY
-         AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at, ord)
+                $7::int[], $8::float8[], $9::float8[], $10::float8[], $13::int[], $14::text[],
+                $15::int[], $16::int[], $17::float8[]) WITH ORDINALITY
+         AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at,
+              limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period,
+              ord)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
-         created_at, updated_at, run_at)
+         created_at, updated_at, run_at, limit_concurrency, limit_key, limit_key_concurrency,
+         rate_count, rate_period)
     SELECT id, task, queue, priority,
            CASE WHEN run_at > statement_timestamp() THEN 'scheduled' ELSE 'pending' END,
            args, kwargs, max_attempts, timeout, statement_timestamp(), statement_timestamp(),
-           run_at
+           run_at, limit_concurrency, limit_key, limit_key_concurrency, rate_count,
+           rate_period
     FROM new
     ORDER BY ord
     RETURNING queue
@@ -57,15 +62,18 @@ WITH new AS (
                     statement_timestamp() + make_interval(secs => n.delay)) AS due
     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
                 $7::int[], $8::float8[], $9::float8[], $10::float8[], $11::text[],
-                $12::text[], $13::text[], $14::int[], $15::text[]) WITH ORDINALITY
+                $12::text[], $13::text[], $14::int[], $15::text[], $19::int[], $20::text[],
+                $21::int[], $22::int[], $23::float8[]) WITH ORDINALITY
          AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at,
-              flow_id, depends_on, dependents, waiting_on, receives, ord)
+              flow_id, depends_on, dependents, waiting_on, receives, limit_concurrency,
+              limit_key, limit_key_concurrency, rate_count, rate_period, ord)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
          created_at, updated_at, run_at, flow_id, depends_on, dependents, waiting_on,
-         receives)
+         receives, limit_concurrency, limit_key, limit_key_concurrency, rate_count,
+         rate_period)
     SELECT id, task, queue, priority,
            CASE WHEN waiting_on > 0 OR due > statement_timestamp() THEN 'scheduled'
                 ELSE 'pending' END,
@@ -76,7 +84,8 @@ inserted AS (
                 ELSE ARRAY(SELECT jsonb_array_elements_text(depends_on::jsonb)) END,
            CASE WHEN dependents IS NULL THEN NULL
                 ELSE ARRAY(SELECT jsonb_array_elements_text(dependents::jsonb)) END,
-           waiting_on, receives
+           waiting_on, receives, limit_concurrency, limit_key, limit_key_concurrency,
+           rate_count, rate_period
     FROM new
     ORDER BY ord
     RETURNING queue
@@ -120,19 +129,23 @@ WITH new AS (
                     statement_timestamp() + make_interval(secs => n.delay)) AS run_at
     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
                 $7::int[], $8::float8[], $9::float8[], $10::float8[], $11::text[],
-                $12::text[], $13::float8[]) WITH ORDINALITY
+                $12::text[], $13::float8[], $16::int[], $17::text[], $18::int[], $19::int[],
+                $20::float8[]) WITH ORDINALITY
          AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at,
-              unique_key, unique_scope, unique_for, ord)
+              unique_key, unique_scope, unique_for, limit_concurrency, limit_key,
+              limit_key_concurrency, rate_count, rate_period, ord)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
-         created_at, updated_at, run_at, unique_key, unique_scope, unique_until)
+         created_at, updated_at, run_at, unique_key, unique_scope, unique_until,
+         limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period)
     SELECT id, task, queue, priority,
            CASE WHEN run_at > statement_timestamp() THEN 'scheduled' ELSE 'pending' END,
            args, kwargs, max_attempts, timeout, statement_timestamp(), statement_timestamp(),
            run_at, unique_key, unique_scope,
-           statement_timestamp() + make_interval(secs => unique_for)
+           statement_timestamp() + make_interval(secs => unique_for),
+           limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period
     FROM new
     ORDER BY ord
     ON CONFLICT (queue, task, unique_key) WHERE unique_key IS NOT NULL AND (
@@ -184,7 +197,7 @@ WITH suspect AS MATERIALIZED (
     FROM unnest($2::text[]) WITH ORDINALITY AS q(name, pos)
     CROSS JOIN LATERAL (
         SELECT id FROM {schema}.jobs
-        WHERE state = 'pending' AND lost > 0 AND queue = q.name
+        WHERE state = 'pending' AND lost > 0 AND parked = 0 AND queue = q.name
         ORDER BY priority DESC, seq
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -198,7 +211,7 @@ ready AS MATERIALIZED (
     FROM unnest($2::text[]) WITH ORDINALITY AS q(name, pos)
     CROSS JOIN LATERAL (
         SELECT id FROM {schema}.jobs
-        WHERE state = 'pending' AND lost = 0 AND queue = q.name
+        WHERE state = 'pending' AND lost = 0 AND parked = 0 AND queue = q.name
         ORDER BY priority DESC, seq
         LIMIT $3
         FOR UPDATE SKIP LOCKED
@@ -223,13 +236,15 @@ claimed AS (
     WHERE j.id = c.id
     RETURNING c.pos, j.seq, j.id, j.task, j.queue, j.priority, j.args, j.kwargs, j.attempt,
               j.max_attempts, j.failures, j.lost, j.timeout, j.created_at, j.run_at,
-              j.started_at, j.dependents IS NOT NULL AS has_dependents
+              j.started_at, j.dependents IS NOT NULL AS has_dependents, j.limit_concurrency,
+              j.limit_key, j.limit_key_concurrency, j.rate_count, j.rate_period
 ),
 meta AS (
     SELECT now() AS now,
            (SELECT min(run_at) FROM {schema}.jobs WHERE state = 'scheduled') AS next_run_at,
            EXISTS (SELECT 1 FROM {schema}.jobs AS s
-                   WHERE state = 'pending' AND lost > 0 AND queue = ANY($2::text[])
+                   WHERE state = 'pending' AND lost > 0 AND parked = 0
+                     AND queue = ANY($2::text[])
                      AND NOT EXISTS (SELECT 1 FROM {schema}.queues AS p
                                      WHERE p.name = s.queue AND p.paused))
                AS suspects_waiting
@@ -297,7 +312,8 @@ SET state = 'completed', result = i.result, finished_at = now(), updated_at = no
     lease_until = NULL
 FROM i JOIN locked AS l ON l.id = i.id
 WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
-RETURNING j.id, j.attempt;
+RETURNING j.id, j.attempt, j.queue, j.task, j.limit_concurrency, j.limit_key,
+          j.limit_key_concurrency;
 
 -- name: fail
 -- A batch of failed attempts, each retried ($3 seconds from now) or ended ($4). The error
@@ -328,7 +344,8 @@ done AS (
         lease_until = NULL, updated_at = now()
     FROM i JOIN locked AS l ON l.id = i.id
     WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
-    RETURNING j.id, j.attempt, j.queue, j.state
+    RETURNING j.id, j.attempt, j.queue, j.state, j.task, j.limit_concurrency, j.limit_key,
+              j.limit_key_concurrency
 ),
 woken AS MATERIALIZED (
     SELECT pg_notify($8, json_build_object(
@@ -337,7 +354,8 @@ woken AS MATERIALIZED (
     HAVING count(*) > 0
 )
 -- Reading `woken` is what runs it: a plain SELECT in WITH runs only when referenced.
-SELECT id, attempt FROM done WHERE (SELECT count(*) FROM woken) >= 0;
+SELECT id, attempt, queue, task, limit_concurrency, limit_key, limit_key_concurrency
+FROM done WHERE (SELECT count(*) FROM woken) >= 0;
 
 -- name: release
 -- Rows are locked in id order first (see complete).
@@ -355,7 +373,8 @@ done AS (
     SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = now()
     FROM i JOIN locked AS l ON l.id = i.id
     WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
-    RETURNING j.id, j.attempt, j.queue
+    RETURNING j.id, j.attempt, j.queue, j.task, j.limit_concurrency, j.limit_key,
+              j.limit_key_concurrency
 ),
 woken AS MATERIALIZED (
     SELECT pg_notify($3, json_build_object(
@@ -363,7 +382,8 @@ woken AS MATERIALIZED (
     FROM (SELECT DISTINCT queue FROM done) AS q
     HAVING count(*) > 0
 )
-SELECT id, attempt FROM done WHERE (SELECT count(*) FROM woken) >= 0;
+SELECT id, attempt, queue, task, limit_concurrency, limit_key, limit_key_concurrency
+FROM done WHERE (SELECT count(*) FROM woken) >= 0;
 
 -- name: cancel
 -- A waiting job is cancelled now; a running one gets a request its worker acts on. Returns
@@ -374,7 +394,8 @@ WITH changed AS (
         reason = CASE WHEN state = 'running' THEN reason ELSE 'cancelled' END,
         finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
         cancel_requested = cancel_requested OR state = 'running',
-        updated_at = now()
+        -- A parked job leaves the parked indexes (only pending jobs are parked).
+        parked = 0, updated_at = now()
     WHERE id = $1 AND state IN ('pending', 'scheduled', 'running')
     RETURNING state, dependents
 )
@@ -388,7 +409,7 @@ WITH revived AS (
     UPDATE {schema}.jobs
     SET state = 'pending', failures = 0, lost = 0, reason = NULL, result = NULL,
         finished_at = NULL, cancel_requested = false, run_at = now(), updated_at = now(),
-        worker_id = NULL,
+        worker_id = NULL, parked = 0,
         -- Back in its scope, the job holds its unique key again, unless another live job
         -- took it meanwhile (then it runs without one: jobs_unique allows one holder).
         unique_key = CASE WHEN unique_scope = 'active' AND EXISTS (
@@ -484,7 +505,8 @@ moved AS (
         worker_id = NULL, lease_until = NULL, updated_at = now()
     FROM expired AS e
     WHERE j.id = e.id
-    RETURNING j.id, j.task, j.queue, j.state, j.attempt, j.reason, j.dependents
+    RETURNING j.id, j.task, j.queue, j.state, j.attempt, j.reason, j.dependents,
+              j.limit_concurrency, j.limit_key, j.limit_key_concurrency
 ),
 -- Workers that stopped heartbeating an hour ago are gone; keep the table small.
 forgotten AS (
@@ -499,7 +521,8 @@ woken AS MATERIALIZED (
     FROM (SELECT DISTINCT queue FROM moved WHERE state = 'pending') AS q
     HAVING count(*) > 0
 )
-SELECT id, task, queue, state, attempt, reason, dependents
+SELECT id, task, queue, state, attempt, reason, dependents, limit_concurrency, limit_key,
+       limit_key_concurrency
 FROM moved WHERE (SELECT count(*) FROM woken) >= 0;
 
 -- Chains and groups (backburner.flows). These run only for jobs with dependents, in the
@@ -683,3 +706,98 @@ SELECT name, paused, changed_at FROM {schema}.queues;
 -- name: set_queue_paused
 INSERT INTO {schema}.queues (name, paused, changed_at) VALUES ($1, $2, clock_timestamp())
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, changed_at = excluded.changed_at;
+-- name: lock_limits
+-- Limits (backburner.limits) are judged under transaction-level advisory locks on their
+-- groups, taken in one global order (sorted hashes) so that two transactions never wait on
+-- each other in a cycle: a claim that took limited jobs (counts, parks, delays) and a
+-- transition that freed slots (unparks) serialize per group, and each reads the other's
+-- committed work in its next statement (READ COMMITTED: a fresh snapshot per statement).
+-- That is what keeps a count from being exceeded and a parked job from missing its slot.
+SELECT count(pg_advisory_xact_lock(h)) FROM (
+    SELECT DISTINCT hashtextextended(concat_ws('/', 'backburner.limit', $4::text, kind, queue,
+                                               task, key), 0) AS h
+    FROM unnest($1::text[], $2::text[], $3::text[], $5::text[]) AS g(kind, queue, task, key)
+    ORDER BY h
+) AS sorted;
+
+-- name: limit_counts
+-- Running jobs per concurrency group (a walk of jobs_running): kind 'task' counts the task's jobs
+-- that have a task limit, kind 'key' those of one key that have a key limit.
+SELECT g.ord, (
+    SELECT count(*) FROM {schema}.jobs AS j
+    WHERE j.state = 'running' AND j.queue = g.queue AND j.task = g.task
+      AND CASE WHEN g.kind = 'task' THEN j.limit_concurrency IS NOT NULL
+               ELSE j.limit_key = g.key AND j.limit_key_concurrency IS NOT NULL END
+) AS running
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+     AS g(kind, queue, task, key, ord);
+
+-- name: park
+-- Jobs just claimed over a concurrency limit go back, untouched (their attempt number too:
+-- no worker ever saw this claim), to wait out of the claim's way for a free slot.
+UPDATE {schema}.jobs AS j
+SET state = 'pending', parked = p.parked, attempt = j.attempt - 1, worker_id = NULL,
+    lease_until = NULL, started_at = CASE WHEN j.attempt = 1 THEN NULL ELSE j.started_at END
+FROM unnest($1::text[], $2::smallint[]) AS p(id, parked)
+WHERE j.id = p.id AND j.state = 'running';
+
+-- name: unpark
+-- Slots freed in these groups: as many parked jobs per group become ready (priority, then
+-- FIFO) and the workers of their queues are woken (this process's by the caller).
+WITH g AS MATERIALIZED (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])
+           AS g(kind, queue, task, key, n)
+),
+-- One walk per kind, each naming its index's predicate (parked = 1 / 2) so it is used.
+chosen AS MATERIALIZED (
+    SELECT w.id FROM g CROSS JOIN LATERAL (
+        SELECT id FROM {schema}.jobs AS j
+        WHERE j.parked = 1 AND j.queue = g.queue AND j.task = g.task AND j.state = 'pending'
+        ORDER BY j.priority DESC, j.seq
+        LIMIT g.n
+        FOR UPDATE
+    ) AS w
+    WHERE g.kind = 'task'
+    UNION ALL
+    SELECT w.id FROM g CROSS JOIN LATERAL (
+        SELECT id FROM {schema}.jobs AS j
+        WHERE j.parked = 2 AND j.queue = g.queue AND j.task = g.task
+          AND j.limit_key = g.key AND j.state = 'pending'
+        ORDER BY j.priority DESC, j.seq
+        LIMIT g.n
+        FOR UPDATE
+    ) AS w
+    WHERE g.kind = 'key'
+),
+unparked AS (
+    UPDATE {schema}.jobs AS j SET parked = 0
+    FROM chosen AS c WHERE j.id = c.id AND j.state = 'pending'
+    RETURNING j.queue
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify($6, json_build_object(
+               'o', $7::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+    FROM (SELECT DISTINCT queue FROM unparked) AS q
+    HAVING count(*) > 0
+)
+SELECT DISTINCT queue FROM unparked WHERE (SELECT count(*) FROM woken) >= 0;
+
+-- name: trim_rate_window
+DELETE FROM {schema}.rate_starts
+WHERE queue = $1 AND task = $2 AND at <= now() - make_interval(secs => $3);
+
+-- name: rate_starts
+-- The starts of the window, oldest first (epoch seconds).
+SELECT at FROM {schema}.rate_starts WHERE queue = $1 AND task = $2 ORDER BY at;
+
+-- name: record_starts
+INSERT INTO {schema}.rate_starts (queue, task, at)
+SELECT $1, $2, now() FROM generate_series(1, $3);
+
+-- name: delay_for_rate
+-- Jobs just claimed over their task's rate go back, untouched, to start when there is room.
+UPDATE {schema}.jobs AS j
+SET state = 'scheduled', run_at = to_timestamp($2), attempt = j.attempt - 1,
+    worker_id = NULL, lease_until = NULL,
+    started_at = CASE WHEN j.attempt = 1 THEN NULL ELSE j.started_at END
+WHERE j.id = ANY($1::text[]) AND j.state = 'running';

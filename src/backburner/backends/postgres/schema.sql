@@ -34,6 +34,12 @@ CREATE TABLE {schema}.jobs (
     unique_key       text,          -- backburner.unique (migration 2): the key, its scope,
     unique_scope     text,          -- and for the period scope when the key lapses
     unique_until     timestamptz,
+    limit_concurrency     integer,  -- backburner.limits (migration 5): the job's own limits,
+    limit_key             text,     -- judged by the claim
+    limit_key_concurrency integer,
+    rate_count            integer,
+    rate_period           double precision,
+    parked                smallint NOT NULL DEFAULT 0, -- 1/2: waits for a task/key slot
     flow_id          text,          -- backburner.flows (migration 6): the flow (its first
     depends_on       text[],        -- job's id), the jobs this one waits for and the jobs
     dependents       text[],        -- waiting for it, how many of the former have not
@@ -47,11 +53,12 @@ WITH (fillfactor = 80);
 -- Every index is written on every state change (a state change is never a HOT update), so
 -- there are few, and partial where they can be. The claim walks this one in order and
 -- stops after LIMIT rows: no sort, no scan.
+-- Parked jobs (over a concurrency limit) are not ready.
 CREATE INDEX jobs_ready ON {schema}.jobs (queue, priority DESC, seq)
-    WHERE state = 'pending' AND lost = 0;
+    WHERE state = 'pending' AND lost = 0 AND parked = 0;
 -- Ready jobs that lost a worker: claimed one at a time by an idle worker.
 CREATE INDEX jobs_suspects ON {schema}.jobs (queue, priority DESC, seq)
-    WHERE state = 'pending' AND lost > 0;
+    WHERE state = 'pending' AND lost > 0 AND parked = 0;
 CREATE INDEX jobs_scheduled ON {schema}.jobs (run_at) WHERE state = 'scheduled';
 -- Heartbeats seek by worker; the rescue scans this small index (running jobs are bounded
 -- by the workers' total concurrency). lease_until is not indexed, so a heartbeat or a
@@ -73,6 +80,15 @@ CREATE UNIQUE INDEX jobs_unique ON {schema}.jobs (queue, task, unique_key)
         (unique_scope = 'active' AND state IN ('pending', 'scheduled', 'running'))
         OR (unique_scope = 'queued' AND state IN ('pending', 'scheduled') AND attempt = 0)
         OR (unique_scope = 'period' AND unique_until IS NOT NULL));
+
+-- Parked jobs in the order a freed slot hands them out: per task, and per key. Only pending
+-- jobs are ever parked (cancel clears the mark), so the predicates need not name `state`
+-- and the transitions of ordinary jobs never evaluate them. Running limited jobs are
+-- counted through jobs_running (bounded by the workers' total concurrency).
+CREATE INDEX jobs_parked_task ON {schema}.jobs (queue, task, priority DESC, seq)
+    WHERE parked = 1;
+CREATE INDEX jobs_parked_key ON {schema}.jobs (queue, task, limit_key, priority DESC, seq)
+    WHERE parked = 2;
 
 CREATE TABLE {schema}.workers (
     id           text        PRIMARY KEY,
@@ -118,3 +134,11 @@ CREATE TABLE {schema}.queues (
 -- batch size. Partial: a job enters it once, when it ends, and leaves it when pruned.
 CREATE INDEX jobs_finished ON {schema}.jobs (state, finished_at)
     WHERE state IN ('completed', 'failed', 'cancelled');
+-- Rate limits: the start times of a (queue, task)'s jobs within its last period, a sliding
+-- log trimmed by every claim that consults it (under the group's advisory lock).
+CREATE TABLE {schema}.rate_starts (
+    queue text        NOT NULL,
+    task  text        NOT NULL,
+    at    timestamptz NOT NULL
+);
+CREATE INDEX rate_starts_window ON {schema}.rate_starts (queue, task, at);

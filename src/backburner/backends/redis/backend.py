@@ -44,7 +44,7 @@ from backburner.backends.redis.url import parse_url
 from backburner.backends.translation import translating
 from backburner.errors import BackendError, ConfigurationError
 from backburner.job import FailureReason, JobRecord, JobState
-from backburner.notify import Notifier
+from backburner.notify import Event, Notifier
 
 log = logging.getLogger("backburner.redis")
 
@@ -250,11 +250,17 @@ class RedisBackend:
                 by_queue.setdefault(queue, []).append(position)
         calls = [self._call(script, q, *args_of(positions)) for q, positions in by_queue.items()]
         accepted = [False] * len(ids)
-        for positions, flags in zip(
-            by_queue.values(), await SCRIPTS.run_many(client, calls), strict=True
+        woken = []
+        for queue, positions, flags in zip(
+            by_queue, by_queue.values(), await SCRIPTS.run_many(client, calls), strict=True
         ):
             for position, flag in zip(positions, flags, strict=True):
-                accepted[position] = flag == 1
+                accepted[position] = flag in (1, 2)
+            # 2: the job freed a slot of a limit that a parked job got (lua/complete.lua).
+            if 2 in flags:
+                woken.append(queue)
+        if woken:
+            self._notifier.publish([Event("wakeup", q) for q in woken])
         return accepted
 
     async def _known_queues(self, client: Redis) -> list[str]:
@@ -468,15 +474,21 @@ class RedisBackend:
                 calls.append(self._global(SCRIPTS["forget_workers"], DEAD_WORKER_AGE))
             results = await SCRIPTS.run_many(client, calls)
             full = []
+            woken = set()
             for queue, reply in zip(queues, results[: len(queues)], strict=True):
-                for i in range(0, len(reply), 5):
-                    job_id, task, state, attempt, reason = reply[i : i + 5]
+                for i in range(0, len(reply), 6):
+                    job_id, task, state, attempt, reason, unparked = reply[i : i + 6]
                     moved.append(Transition(
                         job_id, task, queue, JobState(state), int(attempt),
                         FailureReason(reason) if reason else None,
                     ))
-                if len(reply) == 5 * RESCUE_BATCH:
+                    if unparked == 1:
+                        woken.add(queue)
+                if len(reply) == 6 * RESCUE_BATCH:
                     full.append(queue)
+            if woken:
+                # Slots a dead worker held went to parked jobs: their workers claim them now.
+                self._notifier.publish([Event("wakeup", q) for q in sorted(woken)])
             queues, first = full, False
         return moved
 

@@ -32,6 +32,14 @@ queue, and touches only these keys:
                                                     whether it still holds it is read from
                                                     its record; removed when it ends or is
                                                     deleted; period keys expire (PX)
+    <prefix>:{<prefix>/<queue>}:limit:running:<digest> set  ids running in a concurrency group
+                                                    (backburner.limits; digest:
+                                                    limit_digest(kind, task, key))
+    <prefix>:{<prefix>/<queue>}:limit:parked:<digest>  zset pending jobs waiting for a slot of
+                                                    the group, scored like `ready`
+    <prefix>:{<prefix>/<queue>}:limit:rate:<digest>    zset "<id>:<attempt>" -> start time,
+                                                    the starts of a rate's last period
+                                                    (expires after a period without one)
 
 Across queues, tag `{<prefix>}`: what must be found without knowing a job's queue.
 
@@ -132,6 +140,11 @@ class QueueKeys:
 
     def unique(self, task: str, key: str) -> str:
         return f"{self.base}unique:{unique_digest(task, key)}"
+
+
+def limit_digest(kind: str, task: str, key: str | None = None) -> str:
+    """Names a limit group (kind "task", "key" or "rate") in keys of bounded length."""
+    return hashlib.sha256(f"{kind}\0{task}\0{key or ''}".encode()).hexdigest()
 
 
 def unique_digest(task: str, key: str) -> str:

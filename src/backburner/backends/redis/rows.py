@@ -12,7 +12,7 @@ from typing import Any
 from backburner import codec
 from backburner.backends.protocol import ClaimedJob, Failure, NewJob, WorkerInfo
 from backburner.backends.records import error_entry, record_from_row
-from backburner.backends.redis.keys import unique_digest
+from backburner.backends.redis.keys import limit_digest, unique_digest
 from backburner.job import FailureReason, JobRecord
 
 CLAIMED_FIELDS = 13
@@ -66,7 +66,27 @@ def insert_args(jobs: Sequence[NewJob]) -> list[str | int | float]:
             codec.dumps(list(j.depends_on)) if j.depends_on else "",
             codec.dumps(list(j.dependents)) if j.dependents else "",
             j.receives or "",
+            *limit_args(j),
         ]
+    return args
+
+
+def limit_args(job: NewJob) -> list[str | int]:
+    """The limits of lua/insert.lua ('' = none), each group named by its digest."""
+    args: list[str | int] = []
+    if job.limit_concurrency is not None:
+        args += [job.limit_concurrency, limit_digest("task", job.task)]
+    else:
+        args += ["", ""]
+    if job.limit_key is not None and job.limit_key_concurrency is not None:
+        args += [job.limit_key, job.limit_key_concurrency,
+                 limit_digest("key", job.task, job.limit_key)]
+    else:
+        args += ["", "", ""]
+    if job.rate_count is not None and job.rate_period is not None:
+        args += [job.rate_count, repr(float(job.rate_period)), limit_digest("rate", job.task)]
+    else:
+        args += ["", "", ""]
     return args
 
 

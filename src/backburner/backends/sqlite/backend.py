@@ -42,7 +42,7 @@ from backburner.backends.sqlite.connection import SQLiteConnection, WriteTransac
 from backburner.backends.sqlite.datagrams import DatagramNotifier
 from backburner.errors import ConfigurationError
 from backburner.job import WAITING_RUN_AT, FailureReason, JobRecord, JobState
-from backburner.notify import Notifier
+from backburner.notify import Event, Notifier
 
 Q = load_queries("backburner.backends.sqlite")
 PRUNE_WINDOW = 5000
@@ -86,6 +86,9 @@ class SQLiteBackend:
         self._opened_in: int | None = None
         self._prune_from = 0
         """Where the retention pruner's walk goes on (a rowid; 0: from the oldest job)."""
+        self._limited_claims: set[tuple[str, int]] = set()
+        """(id, attempt) of the limited jobs claimed through this backend and not yet
+        acknowledged (see `_ending`); written on the connection's thread by `_claim`."""
 
     @property
     def notifier(self) -> Notifier:
@@ -124,7 +127,9 @@ class SQLiteBackend:
         lease: float,
         alone: bool = False,
     ) -> Claim:
-        return await self._db.run(_claim, worker_id, list(queues), limit, lease, alone)
+        return await self._db.run(
+            _claim, worker_id, list(queues), limit, lease, alone, self._limited_claims
+        )
 
     async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
         return await self._db.run(_heartbeat, worker_id, lease)
@@ -133,13 +138,35 @@ class SQLiteBackend:
         return await self._db.run(_update_progress, job_id, attempt, progress)
 
     async def complete(self, items: Sequence[Completion]) -> list[bool]:
-        return await self._db.run(_complete, items)
+        return self._woken(await self._db.run(_complete, items, self._ending(items)))
 
     async def fail(self, items: Sequence[Failure]) -> list[bool]:
-        return await self._db.run(_fail, items)
+        return self._woken(await self._db.run(_fail, items, self._ending(items)))
 
     async def release(self, items: Sequence[Release]) -> list[bool]:
-        return await self._db.run(_release, items)
+        return self._woken(await self._db.run(_release, items, self._ending(items)))
+
+    def _ending(self, items: Sequence[Completion | Failure | Release]) -> frozenset[str]:
+        """The items that end attempts of limited jobs claimed through this backend: only
+        theirs hand slots on (a statement more each), so an ordinary acknowledgement stays
+        one plain UPDATE with nothing returned. Attempts are acknowledged by the worker that
+        claimed them, through its backend; any other way a running job ends (a rescue of a
+        dead worker's jobs) returns its slots by itself."""
+        if not self._limited_claims:
+            return frozenset()
+        found = set()
+        for i in items:
+            if (i.id, i.attempt) in self._limited_claims:
+                self._limited_claims.discard((i.id, i.attempt))
+                found.add(i.id)
+        return frozenset(found)
+
+    def _woken(self, outcome: Outcome) -> list[bool]:
+        """Wake the workers of queues where a freed slot made parked jobs ready."""
+        accepted, woken = outcome
+        if woken:
+            self._notifier.publish([Event("wakeup", q) for q in sorted(woken)])
+        return accepted
 
     async def cancel(self, job_id: str) -> JobState | None:
         return await self._db.run(_cancel, job_id)
@@ -151,7 +178,9 @@ class SQLiteBackend:
         return await self._db.run(_delete, job_id)
 
     async def rescue_expired(self, max_lost: int) -> list[Transition]:
-        return await self._db.run(_rescue_expired, max_lost)
+        moved, woken = await self._db.run(_rescue_expired, max_lost)
+        self._woken(([], woken))
+        return moved
 
     async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
         ages = {s: float(older_than[s]) for s in TERMINAL_STATES if s in older_than}
@@ -246,6 +275,11 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[Inserted]:
             "unique_key": j.unique_key,
             "unique_scope": j.unique_scope.value,
             "unique_until": now + j.unique_for if j.unique_for is not None else None,
+            "limit_concurrency": j.limit_concurrency,
+            "limit_key": j.limit_key,
+            "limit_key_concurrency": j.limit_key_concurrency,
+            "rate_count": j.rate_count,
+            "rate_period": j.rate_period,
         }
         for j in jobs
     ]
@@ -263,7 +297,10 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[Inserted]:
         return [Inserted(j.id) for j in jobs]
     if all(j.unique_key is None for j in jobs):
         with WriteTransaction(conn):
-            conn.executemany(Q["insert_job"], rows)
+            if any(_has_limits(j) for j in jobs):
+                conn.executemany(Q["insert_limited_job"], rows)
+            else:
+                conn.executemany(Q["insert_job"], rows)
         return [Inserted(j.id) for j in jobs]
     used: list[Inserted] = []
     # BEGIN IMMEDIATE: no other writer between the look-up and the insert; the unique
@@ -276,9 +313,13 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[Inserted]:
                 if holder is not None:
                     used.append(Inserted(str(holder[0]), JobState(holder[1])))
                     continue
-            conn.execute(Q["insert_unique_job"], row)
+            conn.execute(Q["insert_limited_job" if _has_limits(j) else "insert_unique_job"], row)
             used.append(Inserted(j.id))
     return used
+
+
+def _has_limits(j: NewJob) -> bool:
+    return (j.limit_concurrency, j.limit_key_concurrency, j.rate_count) != (None, None, None)
 
 
 def _claim(
@@ -288,6 +329,7 @@ def _claim(
     limit: int,
     lease: float,
     alone: bool,
+    limited_claims: set[tuple[str, int]],
 ) -> Claim:
     now = time.time()
     claimed: list[tuple[int, int, int, ClaimedJob]] = []
@@ -298,16 +340,20 @@ def _claim(
         base = {"worker_id": worker_id, "lease": lease, "now": now}
         if alone:
             for queue in queues:
-                row = conn.execute(Q["claim_suspect"], {**base, "queue": queue}).fetchone()
-                if row is not None:
-                    return Claim([_claimed(row)], now, None, False)
+                # A suspect over its limit is parked by _admit; the next one is tried.
+                while row := conn.execute(Q["claim_suspect"], {**base, "queue": queue}).fetchone():
+                    if _admit(conn, [row], now, limited_claims):
+                        return Claim([_claimed(row)], now, None, False)
         for position, queue in enumerate(queues):
-            wanted = limit - len(claimed)
-            if wanted <= 0:
-                break
-            params = {**base, "queue": queue, "limit": wanted}
-            for r in conn.execute(Q["claim_from_queue"], params):
-                claimed.append((position, -r[3], r[14], _claimed(r)))
+            while (wanted := limit - len(claimed)) > 0:
+                params = {**base, "queue": queue, "limit": wanted}
+                rows = conn.execute(Q["claim_from_queue"], params).fetchall()
+                for r in _admit(conn, rows, now, limited_claims):
+                    claimed.append((position, -r[3], r[14], _claimed(r)))
+                # Fewer than asked: the queue has no more ready jobs. Otherwise jobs over
+                # their limits were put back out of the way, and the ones behind them count.
+                if len(rows) < wanted:
+                    break
         if len(claimed) < limit:
             next_run_at = conn.execute(Q["next_run_at"]).fetchone()[0]
         suspects = any(
@@ -318,7 +364,115 @@ def _claim(
     return Claim([item[3] for item in claimed], now, next_run_at, suspects)
 
 
-def _claimed(r: sqlite3.Row) -> ClaimedJob:
+# Columns of a claimed row: claim_from_queue's RETURNING (seq, whether it has limits), then
+# the limits themselves, appended by _admit for the rows that have some.
+_SEQ, _HAS_LIMITS, _LIMIT, _KEY, _KEY_LIMIT, _RATE, _PERIOD = 14, 16, 17, 18, 19, 20, 21
+
+
+def _admit(
+    conn: sqlite3.Connection,
+    rows: list[sqlite3.Row],
+    now: float,
+    limited_claims: set[tuple[str, int]],
+) -> list[Any]:
+    """The claimed rows that may run under their limits (backburner.limits). The claim is
+    already written, so the store counts them among the running: the jobs of a full group
+    are parked again (the latest in claim order), those over a rate scheduled for when the
+    window has room. Costs nothing when no row has limits."""
+    if not any(r[_HAS_LIMITS] for r in rows):
+        return rows
+    return _admit_limited(conn, rows, now, limited_claims)
+
+
+def _admit_limited(
+    conn: sqlite3.Connection,
+    claimed: list[sqlite3.Row],
+    now: float,
+    limited_claims: set[tuple[str, int]],
+) -> list[Any]:
+    rows = sorted(
+        (
+            (*r, *conn.execute(Q["limits_of_claimed"], {"seq": r[_SEQ]}).fetchone()[1:])
+            if r[_HAS_LIMITS] else (*r, None, None, None, None, None)
+            for r in claimed
+        ),
+        key=lambda r: (-r[3], r[_SEQ]),
+    )
+    refused: set[int] = set()
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for r in rows:
+        if r[_KEY_LIMIT] is not None and r[_KEY] is not None:
+            groups.setdefault((2, r[2], r[1], r[_KEY]), []).append(r)
+    for r in rows:
+        if r[_LIMIT] is not None:
+            groups.setdefault((1, r[2], r[1], None), []).append(r)
+    # Key groups before the task's: the task's count sees the keys' refusals (as a job at a
+    # time would: one refused for its key leaves its task slot to the next).
+    for (parked, queue, task, key), members in groups.items():
+        members = [r for r in members if r[_SEQ] not in refused]
+        if not members:
+            continue
+        params = {"queue": queue, "task": task, "key": key}
+        # Counted afresh: the jobs parked just now for their keys no longer run.
+        query, column = (
+            ("running_in_task", _LIMIT) if parked == 1 else ("running_in_key", _KEY_LIMIT)
+        )
+        excess = conn.execute(Q[query], params).fetchone()[0] - members[0][column]
+        if excess <= 0:
+            continue
+        for r in members[max(0, len(members) - excess):]:
+            conn.execute(Q["park"], {"seq": r[_SEQ], "parked": parked})
+            refused.add(r[_SEQ])
+    rated: dict[tuple[str, str], list[Any]] = {}
+    for r in rows:
+        if r[_RATE] is not None and r[_SEQ] not in refused:
+            rated.setdefault((r[2], r[1]), []).append(r)
+    for (queue, task), members in rated.items():
+        count, period = members[0][_RATE], members[0][_PERIOD]
+        params = {"queue": queue, "task": task, "since": now - period, "now": now}
+        conn.execute(Q["trim_rate_window"], params)
+        starts = [s[0] for s in conn.execute(Q["rate_starts"], params)]
+        room = max(0, count - len(starts))
+        for _ in members[:room]:
+            conn.execute(Q["record_start"], params)
+            starts.append(now)
+        late = members[room:]
+        if not late:
+            continue
+        # The window has room again when the oldest start that must leave for one more
+        # has left: every delayed job tries then (the claim sorts out who fits).
+        run_at = starts[len(starts) - count] + period
+        for r in late:
+            conn.execute(Q["delay_for_rate"], {"seq": r[_SEQ], "run_at": run_at})
+            refused.add(r[_SEQ])
+    kept = [r for r in rows if r[_SEQ] not in refused]
+    # Written here, on the connection's thread, so a claim whose caller stopped waiting for
+    # its reply (the jobs come back as strays, released later) is remembered too.
+    limited_claims.update(
+        (r[0], r[6]) for r in kept if r[_LIMIT] is not None or r[_KEY_LIMIT] is not None
+    )
+    return kept
+
+
+def _free_slots(conn: sqlite3.Connection, ended: Sequence[Sequence[Any]]) -> set[str]:
+    """Jobs that stopped running (rows of queue, task, limit_concurrency, limit_key,
+    limit_key_concurrency) hand their slots to the next parked jobs of their groups; returns
+    the queues to wake. Nothing is read or written for jobs without concurrency limits."""
+    freed: dict[tuple[int, str, str, str | None], int] = {}
+    for r in ended:
+        if r[2] is not None:
+            freed[(1, r[0], r[1], None)] = freed.get((1, r[0], r[1], None), 0) + 1
+        if r[4] is not None and r[3] is not None:
+            freed[(2, r[0], r[1], r[3])] = freed.get((2, r[0], r[1], r[3]), 0) + 1
+    woken: set[str] = set()
+    for (parked, queue, task, key), n in freed.items():
+        params = {"queue": queue, "task": task, "key": key, "n": n}
+        query = Q["unpark_task"] if parked == 1 else Q["unpark_key"]
+        woken.update(r[0] for r in conn.execute(query, params))
+    return woken
+
+
+def _claimed(r: Sequence[Any]) -> ClaimedJob:
     return ClaimedJob(
         id=r[0], task=r[1], queue=r[2], priority=r[3], args=r[4], kwargs=r[5],
         attempt=r[6], max_attempts=r[7], failures=r[8], lost=r[9], timeout=r[10],
@@ -344,7 +498,13 @@ def _update_progress(conn: sqlite3.Connection, job_id: str, attempt: int, progre
         return conn.execute(Q["update_progress"], params).rowcount == 1
 
 
-def _complete(conn: sqlite3.Connection, items: Sequence[Completion]) -> list[bool]:
+Outcome = tuple[list[bool], set[str]]
+"""Per item whether it was accepted, and the queues whose parked jobs got a slot."""
+
+
+def _complete(
+    conn: sqlite3.Connection, items: Sequence[Completion], limited: frozenset[str]
+) -> Outcome:
     now = time.time()
     statement = Q["complete"]
     with WriteTransaction(conn):
@@ -358,10 +518,12 @@ def _complete(conn: sqlite3.Connection, items: Sequence[Completion]) -> list[boo
         for i, ok in zip(items, accepted, strict=True):
             if ok and i.has_dependents:
                 _release_dependents(conn, i.id, now)
-    return accepted
+        return accepted, _free_slots_of(conn, items, accepted, limited)
 
 
-def _fail(conn: sqlite3.Connection, items: Sequence[Failure]) -> list[bool]:
+def _fail(
+    conn: sqlite3.Connection, items: Sequence[Failure], limited: frozenset[str]
+) -> Outcome:
     now = time.time()
     statement = Q["fail"]
     accepted = []
@@ -382,17 +544,37 @@ def _fail(conn: sqlite3.Connection, items: Sequence[Failure]) -> list[bool]:
             accepted.append(ok)
             if ok and i.has_dependents and i.retry_in is None:
                 _cancel_dependents(conn, i.id, final, now)
-    return accepted
+        return accepted, _free_slots_of(conn, items, accepted, limited)
 
 
-def _release(conn: sqlite3.Connection, items: Sequence[Release]) -> list[bool]:
+def _release(
+    conn: sqlite3.Connection, items: Sequence[Release], limited: frozenset[str]
+) -> Outcome:
     now = time.time()
     with WriteTransaction(conn):
-        return [
+        accepted = [
             conn.execute(Q["release"], {"id": i.id, "attempt": i.attempt, "now": now}).rowcount
             == 1
             for i in items
         ]
+        return accepted, _free_slots_of(conn, items, accepted, limited)
+
+
+def _free_slots_of(
+    conn: sqlite3.Connection,
+    items: Sequence[Completion | Failure | Release],
+    accepted: list[bool],
+    limited: frozenset[str],
+) -> set[str]:
+    """_free_slots for the accepted items that are limited jobs (ids in `limited`)."""
+    if not limited:
+        return set()
+    ended = [
+        conn.execute(Q["limits_of"], {"id": i.id}).fetchone()
+        for i, ok in zip(items, accepted, strict=True)
+        if ok and i.id in limited
+    ]
+    return _free_slots(conn, [r for r in ended if r is not None])
 
 
 def _cancel(conn: sqlite3.Connection, job_id: str) -> JobState | None:
@@ -433,13 +615,17 @@ def _delete(conn: sqlite3.Connection, job_id: str) -> bool:
     return deleted is not None
 
 
-def _rescue_expired(conn: sqlite3.Connection, max_lost: int) -> list[Transition]:
+def _rescue_expired(
+    conn: sqlite3.Connection, max_lost: int
+) -> tuple[list[Transition], set[str]]:
     now = time.time()
     with WriteTransaction(conn):
         rows = conn.execute(Q["rescue_expired"], {"now": now, "max_lost": max_lost}).fetchall()
         for r in rows:
             if r[6] is not None and r[3] in ("failed", "cancelled"):
                 _cancel_dependents(conn, r[0], r[3], now)
+        # A dead worker's slots are returned with its jobs: none is leaked.
+        woken = _free_slots(conn, [(r[2], r[1], r[7], r[8], r[9]) for r in rows])
         # Workers that stopped heartbeating long ago are gone; keep the table small.
         conn.execute(Q["forget_dead_workers"], {"before": now - 3600})
     return [
@@ -448,7 +634,7 @@ def _rescue_expired(conn: sqlite3.Connection, max_lost: int) -> list[Transition]
             reason=FailureReason(r[5]) if r[5] else None,
         )
         for r in rows
-    ]
+    ], woken
 
 
 # Chains and groups (backburner.flows): run inside the transaction of the transition that

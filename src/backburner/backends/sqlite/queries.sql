@@ -9,6 +9,19 @@ VALUES
      CASE WHEN :run_at > :now THEN 'scheduled' ELSE 'pending' END,
      :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now));
 
+-- name: insert_limited_job
+-- insert_job for a job with limits (backburner.limits); unique keys may come with them.
+INSERT INTO backburner_jobs
+    (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
+     created_at, updated_at, run_at, unique_key, unique_scope, unique_until,
+     limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period)
+VALUES
+    (:id, :task, :queue, :priority,
+     CASE WHEN :run_at > :now THEN 'scheduled' ELSE 'pending' END,
+     :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now),
+     :unique_key, :unique_scope, :unique_until,
+     :limit_concurrency, :limit_key, :limit_key_concurrency, :rate_count, :rate_period);
+
 -- name: insert_unique_job
 INSERT INTO backburner_jobs
     (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
@@ -25,13 +38,15 @@ VALUES
 -- the completion of its last dependency (flow_release) makes it pending.
 INSERT INTO backburner_jobs
     (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
-     created_at, updated_at, run_at, flow_id, depends_on, dependents, waiting_on, receives)
+     created_at, updated_at, run_at, flow_id, depends_on, dependents, waiting_on, receives,
+     limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period)
 VALUES
     (:id, :task, :queue, :priority,
      CASE WHEN :waiting_on > 0 OR :run_at > :now THEN 'scheduled' ELSE 'pending' END,
      :args, :kwargs, :max_attempts, :timeout, :now, :now,
      CASE WHEN :waiting_on > 0 THEN :waiting_run_at ELSE max(:run_at, :now) END,
-     :flow_id, :depends_on, :dependents, :waiting_on, :receives);
+     :flow_id, :depends_on, :dependents, :waiting_on, :receives,
+     :limit_concurrency, :limit_key, :limit_key_concurrency, :rate_count, :rate_period);
 
 -- name: release_lapsed_key
 -- The period scope ends by the clock, which the unique index cannot see: its holder lets go
@@ -56,14 +71,15 @@ WHERE state = 'scheduled' AND run_at <= :now;
 
 -- name: claim_from_queue
 -- The subquery walks backburner_jobs_ready in order and stops at :limit. Jobs that lost a
--- worker (lost > 0) are left to claim_suspect.
+-- worker (lost > 0) are left to claim_suspect, parked ones to a freed slot. The last column
+-- says whether the job has limits: the claim reads and checks those of such jobs only.
 UPDATE backburner_jobs
 SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
     lease_until = :now + :lease, started_at = :now, updated_at = :now,
     cancel_requested = 0
 WHERE seq IN (
     SELECT seq FROM backburner_jobs
-    WHERE state = 'pending' AND lost = 0 AND queue = :queue
+    WHERE state = 'pending' AND lost = 0 AND parked = 0 AND queue = :queue
       -- A paused queue gives nothing. Not correlated with the row: evaluated once, one
       -- primary-key probe of a table that holds only queues ever paused.
       AND NOT EXISTS (SELECT 1 FROM backburner_queues WHERE name = :queue AND paused)
@@ -71,7 +87,9 @@ WHERE seq IN (
     LIMIT :limit
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
-          timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL;
+          timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL,
+          limit_concurrency IS NOT NULL OR limit_key_concurrency IS NOT NULL
+          OR rate_count IS NOT NULL;
 
 -- name: claim_suspect
 -- One job that lost a worker, for a worker that runs nothing else: if it is a poison job it
@@ -82,18 +100,84 @@ SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
     cancel_requested = 0
 WHERE seq = (
     SELECT seq FROM backburner_jobs
-    WHERE state = 'pending' AND lost > 0 AND queue = :queue
+    WHERE state = 'pending' AND lost > 0 AND parked = 0 AND queue = :queue
       AND NOT EXISTS (SELECT 1 FROM backburner_queues WHERE name = :queue AND paused)
     ORDER BY priority DESC, seq
     LIMIT 1
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
-          timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL;
+          timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL,
+          limit_concurrency IS NOT NULL OR limit_key_concurrency IS NOT NULL
+          OR rate_count IS NOT NULL;
 
 -- name: suspect_waiting
-SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND queue = :queue
+SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND parked = 0
+  AND queue = :queue
   AND NOT EXISTS (SELECT 1 FROM backburner_queues WHERE name = :queue AND paused)
 LIMIT 1;
+
+-- name: limits_of_claimed
+SELECT seq, limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period
+FROM backburner_jobs WHERE seq = :seq;
+
+-- name: running_in_task
+-- Running jobs of a task's concurrency group: a walk of backburner_jobs_running, whose size
+-- is bounded by the workers' total concurrency (read only when a claim took limited jobs).
+SELECT count(*) FROM backburner_jobs INDEXED BY backburner_jobs_running
+WHERE state = 'running' AND queue = :queue AND task = :task AND limit_concurrency IS NOT NULL;
+
+-- name: running_in_key
+SELECT count(*) FROM backburner_jobs INDEXED BY backburner_jobs_running
+WHERE state = 'running' AND queue = :queue AND task = :task AND limit_key = :key
+  AND limit_key_concurrency IS NOT NULL;
+
+-- name: park
+-- A job just claimed over its concurrency limit goes back, untouched (its attempt number
+-- too: no worker ever saw this claim), to wait out of the claim's way for a free slot.
+UPDATE backburner_jobs
+SET state = 'pending', parked = :parked, attempt = attempt - 1, worker_id = NULL,
+    lease_until = NULL, started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END
+WHERE seq = :seq;
+
+-- name: unpark_task
+-- A slot of a task's group freed: the next parked jobs become ready (priority, then FIFO).
+UPDATE backburner_jobs SET parked = 0
+WHERE seq IN (
+    SELECT seq FROM backburner_jobs
+    WHERE parked = 1 AND queue = :queue AND task = :task AND state = 'pending'
+    ORDER BY priority DESC, seq
+    LIMIT :n
+)
+RETURNING queue;
+
+-- name: unpark_key
+UPDATE backburner_jobs SET parked = 0
+WHERE seq IN (
+    SELECT seq FROM backburner_jobs
+    WHERE parked = 2 AND queue = :queue AND task = :task AND limit_key = :key
+      AND state = 'pending'
+    ORDER BY priority DESC, seq
+    LIMIT :n
+)
+RETURNING queue;
+
+-- name: trim_rate_window
+DELETE FROM backburner_rate_starts WHERE queue = :queue AND task = :task AND at <= :since;
+
+-- name: rate_starts
+-- The starts of the window, oldest first: how many there are, and when the oldest that
+-- must leave for a new start to fit does.
+SELECT at FROM backburner_rate_starts WHERE queue = :queue AND task = :task ORDER BY at;
+
+-- name: record_start
+INSERT INTO backburner_rate_starts (queue, task, at) VALUES (:queue, :task, :now);
+
+-- name: delay_for_rate
+-- A job just claimed over its task's rate goes back, untouched, to start when there is room.
+UPDATE backburner_jobs
+SET state = 'scheduled', run_at = :run_at, attempt = attempt - 1, worker_id = NULL,
+    lease_until = NULL, started_at = CASE WHEN attempt = 1 THEN NULL ELSE started_at END
+WHERE seq = :seq;
 
 -- name: next_run_at
 SELECT min(run_at) FROM backburner_jobs WHERE state = 'scheduled';
@@ -116,6 +200,12 @@ SET state = 'completed', result = :result, finished_at = :now, updated_at = :now
     lease_until = NULL
 WHERE id = :id AND attempt = :attempt AND state = 'running';
 
+-- name: limits_of
+-- What _free_slots needs of a limited job that stopped running (asked for those only: the
+-- others' acknowledgements stay one plain statement each).
+SELECT queue, task, limit_concurrency, limit_key, limit_key_concurrency
+FROM backburner_jobs WHERE id = :id;
+
 -- name: fail
 -- One failed attempt. Retried (scheduled after :retry_in) or ended (failed/cancelled).
 UPDATE backburner_jobs
@@ -135,8 +225,10 @@ SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = :now
 WHERE id = :id AND attempt = :attempt AND state = 'running';
 
 -- name: cancel_waiting
+-- A parked job leaves the parked indexes (only pending jobs are parked: see schema.sql).
 UPDATE backburner_jobs
-SET state = 'cancelled', reason = 'cancelled', finished_at = :now, updated_at = :now
+SET state = 'cancelled', reason = 'cancelled', finished_at = :now, updated_at = :now,
+    parked = 0
 WHERE id = :id AND state IN ('pending', 'scheduled')
 RETURNING task, queue, attempt, dependents;
 
@@ -151,7 +243,7 @@ SELECT state FROM backburner_jobs WHERE id = :id;
 UPDATE backburner_jobs
 SET state = 'pending', failures = 0, lost = 0, reason = NULL, result = NULL,
     finished_at = NULL, cancel_requested = 0, run_at = :now, updated_at = :now,
-    worker_id = NULL,
+    worker_id = NULL, parked = 0,
     -- Back in its scope, the job holds its unique key again, unless another live job took
     -- it meanwhile (then it runs without one; the unique index allows one holder).
     unique_key = CASE WHEN unique_scope = 'active' AND EXISTS (
@@ -231,7 +323,8 @@ SET state = CASE
         'traceback', NULL, 'reason', 'worker_lost', 'at', :now)),
     worker_id = NULL, lease_until = NULL, updated_at = :now
 WHERE state = 'running' AND lease_until < :now
-RETURNING id, task, queue, state, attempt, reason, dependents;
+RETURNING id, task, queue, state, attempt, reason, dependents,
+          limit_concurrency, limit_key, limit_key_concurrency;
 
 -- Chains and groups (backburner.flows). These run only for jobs with dependents, in the
 -- transaction of the transition that completed, ended or retried the job they follow.

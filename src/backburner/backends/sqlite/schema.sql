@@ -1,12 +1,13 @@
 -- The current schema in full, for readers. tests/unit/test_sqlite_schema.py checks that
 -- applying every migration gives exactly this schema: change both together.
--- Jobs: one row per job for its whole life. The last eight columns were added by migrations
--- (which is why they sit on one line: SQLite appends added columns so). Migration 2: a
--- job's unique key, its scope and, for the period scope, when the key lapses
--- (backburner.unique). Migration 6: the links of chains and groups (backburner.flows): the
--- flow's id, the ids (JSON arrays) a job waits for and that wait for it, how many it still
--- waits for, and what it receives when released. Times are epoch seconds (REAL) by the
--- clock of the machine that holds the file, which every process sharing the file reads.
+-- Jobs: one row per job for its whole life. The columns after finished_at were added by
+-- migrations (which is why they sit on one line: SQLite appends added columns so).
+-- Migration 2: a job's unique key, its scope and, for the period scope, when the key lapses
+-- (backburner.unique). Migration 5: its limits and whether it is parked (backburner.limits).
+-- Migration 6: the links of chains and groups (backburner.flows): the flow's id, the ids
+-- (JSON arrays) a job waits for and that wait for it, how many it still waits for, and what
+-- it receives when released. Times are epoch seconds (REAL) by the clock of the machine
+-- that holds the file, which every process sharing the file reads.
 CREATE TABLE backburner_jobs (
     seq              INTEGER PRIMARY KEY,          -- rowid: insertion order, FIFO tiebreak
     id               TEXT    NOT NULL UNIQUE,
@@ -34,15 +35,18 @@ CREATE TABLE backburner_jobs (
     run_at           REAL    NOT NULL,
     started_at       REAL,
     finished_at      REAL
-, unique_key TEXT, unique_scope TEXT, unique_until REAL, flow_id TEXT, depends_on TEXT, dependents TEXT, waiting_on INTEGER NOT NULL DEFAULT 0, receives TEXT);
+, unique_key TEXT, unique_scope TEXT, unique_until REAL, limit_concurrency INTEGER, limit_key TEXT, limit_key_concurrency INTEGER, rate_count INTEGER, rate_period REAL, parked INTEGER NOT NULL DEFAULT 0, flow_id TEXT, depends_on TEXT, dependents TEXT, waiting_on INTEGER NOT NULL DEFAULT 0, receives TEXT);
 
 -- Every index is written on every state change, so there are few, and partial where they
 -- can be. The claim walks this one in order and stops after LIMIT rows: no sort, no scan.
+-- Parked jobs (over a concurrency limit) are not ready.
 CREATE INDEX backburner_jobs_ready
-    ON backburner_jobs (queue, priority DESC, seq) WHERE state = 'pending' AND lost = 0;
+    ON backburner_jobs (queue, priority DESC, seq)
+    WHERE state = 'pending' AND lost = 0 AND parked = 0;
 -- Ready jobs that lost a worker: claimed one at a time by an idle worker (see claim_suspect).
 CREATE INDEX backburner_jobs_suspects
-    ON backburner_jobs (queue, priority DESC, seq) WHERE state = 'pending' AND lost > 0;
+    ON backburner_jobs (queue, priority DESC, seq)
+    WHERE state = 'pending' AND lost > 0 AND parked = 0;
 CREATE INDEX backburner_jobs_scheduled
     ON backburner_jobs (run_at) WHERE state = 'scheduled';
 -- Heartbeats seek by worker; the rescue scans this small index (running jobs are bounded
@@ -64,6 +68,16 @@ CREATE UNIQUE INDEX backburner_jobs_unique ON backburner_jobs (queue, task, uniq
         (unique_scope = 'active' AND state IN ('pending', 'scheduled', 'running'))
         OR (unique_scope = 'queued' AND state IN ('pending', 'scheduled') AND attempt = 0)
         OR (unique_scope = 'period' AND unique_until IS NOT NULL));
+
+-- Parked jobs in the order a freed slot hands them out: per task, and per key. Only pending
+-- jobs are ever parked (cancel clears the mark), so the predicates need not name `state`:
+-- the transitions of ordinary jobs, which change `state` and never `parked`, leave these
+-- indexes alone (a predicate on `state` would be evaluated on every one of them). Running
+-- limited jobs are counted through backburner_jobs_running, for the same reason.
+CREATE INDEX backburner_jobs_parked_task
+    ON backburner_jobs (queue, task, priority DESC, seq) WHERE parked = 1;
+CREATE INDEX backburner_jobs_parked_key
+    ON backburner_jobs (queue, task, limit_key, priority DESC, seq) WHERE parked = 2;
 
 CREATE TABLE backburner_workers (
     id           TEXT PRIMARY KEY,
@@ -103,3 +117,11 @@ CREATE TABLE backburner_queues (
 -- Retention keeps no index of its own: every completion would write it (measured: +60% on
 -- an acknowledgement batch). The pruner walks the rowid instead, oldest first, over the
 -- jobs created before its cutoff only (see the prune queries).
+-- Rate limits: the start times (epoch seconds) of a (queue, task)'s jobs within its last
+-- period, a sliding log trimmed by every claim that consults it.
+CREATE TABLE backburner_rate_starts (
+    queue TEXT NOT NULL,
+    task  TEXT NOT NULL,
+    at    REAL NOT NULL
+);
+CREATE INDEX backburner_rate_starts_window ON backburner_rate_starts (queue, task, at);

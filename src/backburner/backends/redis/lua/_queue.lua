@@ -129,6 +129,93 @@ local function holds_key(id, now)
   return waiting or state == 'running'
 end
 
+-- Limits (backburner/limits.py). A job's groups are named by digests stored in its record
+-- (limit_key_group, limit_group, rate_group; keys.limit_digest); all their keys carry the
+-- queue's tag. `running` sets hold the ids running in a group, `parked` zsets the pending
+-- jobs waiting for one of its slots (scored like READY), `rate` zsets the start times of
+-- the last period (member: id and attempt, score: the start).
+local function limit_running(group)
+  return BASE .. 'limit:running:' .. group
+end
+local function limit_parked(group)
+  return BASE .. 'limit:parked:' .. group
+end
+local function rate_starts(group)
+  return BASE .. 'limit:rate:' .. group
+end
+-- The fields `admit` and `free_slots` read, in this order, after a script's own.
+local LIMIT_FIELDS = {'limit_key_group', 'limit_key_concurrency', 'limit_group',
+  'limit_concurrency', 'rate_group', 'rate_count', 'rate_period'}
+
+-- Whether a pending job, just taken off READY or SUSPECTS, may start now under its limits
+-- (l: its LIMIT_FIELDS values). If so it counts in its groups from now on; if not it is
+-- parked on its full group (the key's first) or, over its rate, scheduled for when the
+-- window has room. Its READY entry is gone either way: the jobs behind it are claimed.
+local function admit(id, seq, priority, attempt, l, now)
+  for _, g in ipairs({{l[1], l[2]}, {l[3], l[4]}}) do
+    if g[1] and g[2] and redis.call('SCARD', limit_running(g[1])) >= tonumber(g[2]) then
+      redis.call('ZADD', limit_parked(g[1]), -tonumber(priority), ready_member(seq, id))
+      return false
+    end
+  end
+  if l[5] and l[6] then
+    local key, count, period = rate_starts(l[5]), tonumber(l[6]), tonumber(l[7])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now - period))
+    local n = redis.call('ZCARD', key)
+    if n >= count then
+      local oldest = redis.call('ZRANGE', key, n - count, n - count, 'WITHSCORES')
+      local run_at_s = fmt(tonumber(oldest[2]) + period)
+      redis.call('HSET', job_key(id), 'state', 'scheduled', 'run_at', run_at_s)
+      redis.call('ZADD', SCHEDULED, run_at_s, id)
+      move(id, seq, 'pending', 'scheduled')
+      return false
+    end
+    redis.call('ZADD', key, fmt(now), id .. ':' .. attempt)
+    redis.call('PEXPIRE', key, math.ceil(period * 1000) + 1000)
+  end
+  for _, g in ipairs({l[1], l[3]}) do
+    if g then
+      redis.call('SADD', limit_running(g), id)
+    end
+  end
+  return true
+end
+
+-- A job stopped running: its slots go to the next parked job of each of its groups (kg,
+-- tg: its key's and its task's), made ready again. Returns whether one was.
+local function free_slots(id, kg, tg)
+  local woken = false
+  for _, g in ipairs({kg or false, tg or false}) do
+    if g then
+      redis.call('SREM', limit_running(g), id)
+      while true do
+        local popped = redis.call('ZPOPMIN', limit_parked(g), 1)
+        if #popped == 0 then
+          break
+        end
+        local waiting = member_id(popped[1])
+        local w = redis.call('HMGET', job_key(waiting), 'state', 'seq', 'priority', 'lost')
+        if w[1] == 'pending' then
+          make_ready(waiting, w[2], w[3], w[4])
+          woken = true
+          break
+        end
+      end
+    end
+  end
+  return woken
+end
+
+-- A waiting job that leaves (cancelled, deleted) leaves its groups' parked sets too.
+local function unpark(id, seq)
+  local f = redis.call('HMGET', job_key(id), 'limit_key_group', 'limit_group')
+  for _, g in ipairs({f[1] or false, f[2] or false}) do
+    if g then
+      redis.call('ZREM', limit_parked(g), ready_member(seq, id))
+    end
+  end
+end
+
 -- A job that ends stops holding its key (queued and active scopes): the key's own Redis key
 -- goes, so keys of finished jobs do not pile up (period keys expire by themselves).
 local function release_key(id)

@@ -11,6 +11,7 @@ if not state then
 end
 if state == 'pending' or state == 'scheduled' then
   unready(id, f[2])
+  unpark(id, f[2])
   redis.call('ZREM', SCHEDULED, id)
   redis.call('HSET', key, 'state', 'cancelled', 'reason', 'cancelled',
     'finished_at', now_s, 'updated_at', now_s)

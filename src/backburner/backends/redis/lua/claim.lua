@@ -37,11 +37,16 @@ local function take(id)
   local key = job_key(id)
   local f = redis.call('HMGET', key, 'state', 'seq', 'task', 'priority', 'args', 'kwargs',
     'attempt', 'max_attempts', 'failures', 'lost', 'timeout', 'created_at', 'run_at',
-    'dependents')
+    'dependents', unpack(LIMIT_FIELDS))
   if f[1] ~= 'pending' then
     return false -- a stale index entry; the record is the truth
   end
   local attempt = tonumber(f[7]) + 1
+  -- Jobs without limits have none of these fields: they skip the check entirely.
+  if (f[15] or f[17] or f[19]) and not admit(id, f[2], f[4], attempt,
+      {f[15], f[16], f[17], f[18], f[19], f[20], f[21]}, now) then
+    return false
+  end
   redis.call('HSET', key, 'state', 'running', 'attempt', attempt, 'worker_id', worker,
     'lease_until', lease_until_s, 'started_at', now_s, 'updated_at', now_s,
     'cancel_requested', 0)

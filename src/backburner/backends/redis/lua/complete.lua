@@ -1,11 +1,12 @@
 -- complete: record the results of many attempts at once (one round trip per ack batch).
--- ARGV[3..]: triples id, attempt, result (JSON). Returns one 1/0 per item: accepted or fenced.
+-- ARGV[3..]: triples id, attempt, result (JSON). Returns one 1/0 per item: accepted or fenced
+-- (2: accepted, and a parked job got the slot it freed: the queue's workers are woken).
 -- Jobs that waited for a completed one (chains, groups) are released here, atomically.
 local _, now_s = clock()
 local out = {}
 for i = 3, #ARGV, 3 do
   local id = ARGV[i]
-  local f = owned(id, ARGV[i + 1], 'dependents')
+  local f = owned(id, ARGV[i + 1], 'dependents', 'limit_key_group', 'limit_group')
   if f then
     local key = job_key(id)
     redis.call('HSET', key, 'state', 'completed', 'result', ARGV[i + 2],
@@ -17,7 +18,7 @@ for i = 3, #ARGV, 3 do
     if f[5] then
       release_dependents(id, now_s)
     end
-    out[#out + 1] = 1
+    out[#out + 1] = ((f[6] or f[7]) and free_slots(id, f[6], f[7])) and 2 or 1
   else
     out[#out + 1] = 0
   end

@@ -13,5 +13,6 @@ end
 if state == 'pending' or state == 'scheduled' then
   cancel_dependents(id, 'deleted', now_s)
 end
+unpark(id, f[2])
 forget(id, state, f[2], f[3])
 return 1

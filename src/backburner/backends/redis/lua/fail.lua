@@ -2,12 +2,12 @@
 -- ARGV[3..]: groups of 7: id, attempt, retry_in ('' = end it), final state (failed or
 -- cancelled), reason, counts (1: counts against max_attempts), error (a JSON object without
 -- its time: the server's clock adds "at").
--- Returns one 1/0 per item: accepted or fenced.
+-- Returns one 1/0 per item: accepted or fenced (2: as in complete.lua).
 local now, now_s = clock()
 local out = {}
 for i = 3, #ARGV, 7 do
   local id = ARGV[i]
-  local f = owned(id, ARGV[i + 1], 'dependents')
+  local f = owned(id, ARGV[i + 1], 'dependents', 'limit_key_group', 'limit_group')
   if f then
     local key = job_key(id)
     local retry_in = ARGV[i + 2]
@@ -31,7 +31,7 @@ for i = 3, #ARGV, 7 do
         cancel_dependents(id, final, now_s)
       end
     end
-    out[#out + 1] = 1
+    out[#out + 1] = ((f[6] or f[7]) and free_slots(id, f[6], f[7])) and 2 or 1
   else
     out[#out + 1] = 0
   end

@@ -3,13 +3,16 @@
 -- none), delay (seconds), run_at ('' = none; epoch seconds), unique key ('' = none), its
 -- digest (names the key's Redis key), unique scope, unique_for (seconds, '' = none), then
 -- (chains and groups, '' = none) flow id, depends_on and dependents (JSON arrays of ids),
--- receives: 17 in all. A job that depends on others is stored scheduled at WAITING_RUN_AT
--- with waiting_on = their number, in no ready or scheduled index.
+-- receives; then the limits (backburner/limits.py, '' = none): limit_concurrency and its
+-- group's digest, limit_key, limit_key_concurrency and its group's digest, rate_count,
+-- rate_period and the rate's group digest: 25 in all. A job that depends on others is
+-- stored scheduled at WAITING_RUN_AT with waiting_on = their number, in no ready or
+-- scheduled index.
 -- Returns {1, id} for an id that already exists (then nothing was written), or
 -- {0, id, state, ...}: per job the id used and '' or, when a live job holds its unique key,
 -- the holder's id and state (then that job is not stored).
 local now, now_s, now_us = clock()
-local N = 17
+local N = 25
 
 -- All checks before any write: a script that fails half-way would leave its writes behind.
 local seen = {}
@@ -82,6 +85,12 @@ for i = 3, #ARGV, N do
       'seq', seq_s)
     if ARGV[i + 6] ~= '' then
       redis.call('HSET', key, 'timeout', ARGV[i + 6])
+    end
+    for n, field in ipairs({'limit_concurrency', 'limit_group', 'limit_key',
+        'limit_key_concurrency', 'limit_key_group', 'rate_count', 'rate_period', 'rate_group'}) do
+      if ARGV[i + 16 + n] ~= '' then
+        redis.call('HSET', key, field, ARGV[i + 16 + n])
+      end
     end
     if unique ~= '' then
       redis.call('HSET', key, 'unique_key', unique, 'unique_scope', scope, 'unique_digest', digest)

@@ -4,7 +4,8 @@
 -- request wins over both. The lost attempt stays fenced off: its number is not the job's
 -- next attempt, so nothing it writes later is accepted.
 -- ARGV[3] max_lost, ARGV[4] most jobs to take back in this call.
--- Returns groups of 5: id, task, new state, attempt, reason ('' = none).
+-- Returns groups of 6: id, task, new state, attempt, reason ('' = none), and 1 if a parked
+-- job got the slot it held (its queue's workers are woken), else 0: no slot is leaked.
 local now, now_s = clock()
 local max_lost, batch = tonumber(ARGV[3]), tonumber(ARGV[4])
 -- Strictly before now: a lease that ends exactly now is still held (as in memory.py).
@@ -13,7 +14,7 @@ local out = {}
 for _, id in ipairs(expired) do
   local key = job_key(id)
   local f = redis.call('HMGET', key, 'state', 'attempt', 'worker_id', 'lost',
-    'cancel_requested', 'seq', 'priority', 'task')
+    'cancel_requested', 'seq', 'priority', 'task', 'limit_key_group', 'limit_group')
   unlease(id, f[3])
   if f[1] == 'running' then
     local lost = tonumber(f[4]) + 1
@@ -39,8 +40,10 @@ for _, id in ipairs(expired) do
     if state ~= 'pending' then
       cancel_dependents(id, state, now_s)
     end
+    local woken = (f[9] or f[10]) and free_slots(id, f[9], f[10])
     local n = #out
     out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, f[8], state, f[2], reason
+    out[n + 6] = woken and 1 or 0
   end
 end
 return out
