@@ -442,7 +442,9 @@ class PostgresBackend:
     async def _free_slots(self, rows: Sequence[Any]) -> None:
         """Jobs that stopped running hand their slots to the next parked jobs of their
         groups (a transaction of its own after theirs; only when they had limits)."""
-        freed = _groups_freed(rows)
+        await self._unpark(_groups_freed(rows))
+
+    async def _unpark(self, freed: dict[tuple[str, str, str, str | None], int]) -> None:
         if not freed:
             return
         pool = await self._connected()
@@ -593,6 +595,9 @@ class PostgresBackend:
                     await self._cancel_dependents(conn, r["id"], r["state"], r["dependents"])
         # A dead worker's slots come back with its jobs: none is leaked.
         await self._free_slots(rows)
+        # And slots whose hand-over a dying process missed go to their parked jobs.
+        stranded = await pool.fetch(self._q["stranded_limits"])
+        await self._unpark({(r["kind"], r["queue"], r["task"], r["key"]): r["n"] for r in stranded})
         return [
             Transition(
                 r["id"], r["task"], r["queue"], JobState(r["state"]), r["attempt"],

@@ -801,3 +801,23 @@ SET state = 'scheduled', run_at = to_timestamp($2), attempt = j.attempt - 1,
     worker_id = NULL, lease_until = NULL,
     started_at = CASE WHEN j.attempt = 1 THEN NULL ELSE j.started_at END
 WHERE j.id = ANY($1::text[]) AND j.state = 'running';
+
+-- name: stranded_limits
+-- Groups with parked jobs and a free slot. The transition that frees a slot hands it on in
+-- a transaction of its own, right after its own: a process that dies in between leaves
+-- the slot free and its parked jobs waiting. The rescue (on the housekeeping leader) hands
+-- such slots on; unparking one too many is harmless (the claim parks it again).
+SELECT g.kind, g.queue, g.task, g.key, (g.allowed - r.running)::int AS n FROM (
+    SELECT 'task' AS kind, queue, task, NULL::text AS key, max(limit_concurrency) AS allowed
+    FROM {schema}.jobs WHERE parked = 1 GROUP BY queue, task
+    UNION ALL
+    SELECT 'key', queue, task, limit_key, max(limit_key_concurrency)
+    FROM {schema}.jobs WHERE parked = 2 GROUP BY queue, task, limit_key
+) AS g
+CROSS JOIN LATERAL (
+    SELECT count(*) AS running FROM {schema}.jobs AS j
+    WHERE j.state = 'running' AND j.queue = g.queue AND j.task = g.task
+      AND CASE WHEN g.kind = 'task' THEN j.limit_concurrency IS NOT NULL
+               ELSE j.limit_key = g.key AND j.limit_key_concurrency IS NOT NULL END
+) AS r
+WHERE r.running < g.allowed;
