@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from clock_skew import SKEW_ENV
 from services import backend_url
 
 from backburner import Backburner, JobContext, JobRecord, JobState, LeaseLostError
@@ -295,6 +296,7 @@ def _stale_result(job_id: str, rec: JobRecord, attempts: Sequence[Attempt]) -> l
 _FLAGS = {
     "concurrency": "--concurrency", "lease": "--lease", "grace": "--grace",
     "max_lost": "--max-lost", "batch_size": "--batch-size", "poll_interval": "--poll-interval",
+    "queue": "--queue",
 }
 
 
@@ -330,8 +332,11 @@ class WorkerPool:
 
     @staticmethod
     def command(**options: Any) -> list[str]:
-        cmd = [sys.executable, "-m", "backburner", "--log-level", "WARNING", "worker",
-               "rel_app:app"]
+        """`app` (default `rel_app:app`) is the app to load; `skew` (seconds) starts the
+        worker through `clock_skew`, whose wall clock is that far off; the rest are flags."""
+        app = options.pop("app", "rel_app:app")
+        entry = "clock_skew" if options.pop("skew", None) else "backburner"
+        cmd = [sys.executable, "-m", entry, "--log-level", "WARNING", "worker", app]
         for name, value in options.items():
             if name == "burst":
                 if value:
@@ -345,9 +350,11 @@ class WorkerPool:
         for _ in range(count):
             index = len(self.workers)
             log_path = self.directory / f"worker-{index}.log"
+            skew = options.get("skew")
+            env = {**self.env, SKEW_ENV: str(skew)} if skew else self.env
             with log_path.open("wb") as log:
                 popen = subprocess.Popen(
-                    self.command(**options), cwd=HERE, env=self.env,
+                    self.command(**options), cwd=HERE, env=env,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 )
             # Poison tests abort workers on purpose: no core files.
