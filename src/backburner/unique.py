@@ -14,8 +14,16 @@ Live means, by the holder's own scope:
   whatever its state (the window periodic ticks use, so a finished tick is not enqueued
   again by a late scheduler).
 
-A deleted holder holds nothing. A holder put back by `retry()` takes its key again only if no
-other live job took it meanwhile.
+A deleted holder holds nothing. A job put back by `retry()` takes its key again only if no
+other live job took it meanwhile; otherwise the retry still succeeds and the job runs
+without the key (it never takes it back by itself), so one key never has two live holders
+and a duplicate enqueue answers the live holder. The store decides this inside the retry,
+atomically with concurrent inserts: `retry()` never fails over a key.
+
+A claim ends a queued holder's hold (its attempt is no longer 0): a duplicate of a pending
+or scheduled holder answers it, one of a running holder is a new job. Redis keeps the key's
+pointer until the holder ends and judges it from the record at the next insert, with the
+same answers.
 """
 
 from __future__ import annotations

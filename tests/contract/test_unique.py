@@ -10,7 +10,15 @@ from datetime import timedelta
 import pytest
 
 from backburner import Backburner, ConfigurationError, JobState
-from backburner.backends.protocol import Backend, Completion, Failure, Inserted, NewJob
+from backburner.backends.protocol import (
+    Backend,
+    Completion,
+    Failure,
+    Inserted,
+    JobFilter,
+    NewJob,
+    Release,
+)
 from backburner.job import FailureReason
 from backburner.unique import UniqueScope
 
@@ -199,6 +207,71 @@ async def test_a_retried_holder_takes_its_free_key_back(app: Backburner) -> None
     [(second_id, second_attempt)] = await claim_all(app.backend)
     assert second_id == second.id
     await app.backend.complete([Completion(second_id, second_attempt, "null")])
+    assert await app.retry(first.id) is JobState.PENDING
+    again = await bound.enqueue()
+    assert again.duplicate and again.id == first.id
+
+
+async def test_queued_scope_claim_lets_go_of_the_key(app: Backburner) -> None:
+    """Pins the queued scope on every backend: a duplicate of a pending holder is that
+    holder; once it runs, the same key makes a new job (Redis judges the holder from its
+    record at the next insert instead of deleting the key at claim: same answers, as no
+    transition ever puts a claimed job's attempt back to 0)."""
+
+    @app.task
+    async def thumb() -> None: ...
+
+    bound = thumb.options(unique_key="t", unique_scope="queued")
+    first = await bound.enqueue()
+    dup = await bound.enqueue()
+    assert dup.duplicate and dup.id == first.id and dup.initial_state is JobState.PENDING
+    assert await jobs_of(app, thumb.name) == [first.id]
+    [(job_id, attempt)] = await claim_all(app.backend)
+    assert job_id == first.id
+    second = await bound.enqueue()
+    assert not second.duplicate and second.id != first.id
+    third = await bound.enqueue()
+    assert third.duplicate and third.id == second.id
+    assert sorted(await jobs_of(app, thumb.name)) == sorted([first.id, second.id])
+    counts = await app.backend.count_jobs(JobFilter(task=thumb.name))
+    assert counts == 2
+    # The running first one released (a worker shutting down) stays without the key.
+    assert await app.backend.release([Release(job_id, attempt)]) == [True]
+    fourth = await bound.enqueue()
+    assert fourth.duplicate and fourth.id == second.id
+
+
+@pytest.mark.parametrize("scope", ["active", "queued"])
+async def test_retry_while_a_new_job_holds_the_key(app: Backburner, scope: str) -> None:
+    """retry() never fails over a key: the new holder keeps it, the retried job runs
+    without it, and a duplicate enqueue still answers the new holder."""
+
+    @app.task
+    async def sync() -> None: ...
+
+    bound = sync.options(unique_key="s", unique_scope=scope)
+    first = await bound.enqueue()
+    assert await app.cancel(first.id) is JobState.CANCELLED  # never claimed: attempt 0
+    second = await bound.enqueue()
+    assert not second.duplicate
+    assert await app.retry(first.id) is JobState.PENDING
+    again = await bound.enqueue()
+    assert again.duplicate and again.id == second.id
+    # The holder ends: the key is free, the retried job does not take it back by itself.
+    assert await app.cancel(second.id) is JobState.CANCELLED
+    fresh = await bound.enqueue()
+    assert not fresh.duplicate and fresh.id not in (first.id, second.id)
+
+
+async def test_retry_of_a_never_claimed_queued_holder_takes_its_free_key(
+    app: Backburner,
+) -> None:
+    @app.task
+    async def warm() -> None: ...
+
+    bound = warm.options(unique_key="w", unique_scope="queued")
+    first = await bound.enqueue()
+    assert await app.cancel(first.id) is JobState.CANCELLED
     assert await app.retry(first.id) is JobState.PENDING
     again = await bound.enqueue()
     assert again.duplicate and again.id == first.id

@@ -59,6 +59,9 @@ translated = translating(errors.TRANSLATED, errors.translate)
 """No asyncpg exception leaves the backend: see errors.py."""
 
 _UNIQUE_ROUNDS = 10
+# retry() racing an insert of its unique key: a second round always sees the committed
+# holder; a third only if a new race began meanwhile.
+_RETRY_ROUNDS = 3
 
 
 def _columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
@@ -561,12 +564,22 @@ class PostgresBackend:
     @translated
     async def retry(self, job_id: str) -> JobState | None:
         pool = await self._connected()
-        async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                self._q["retry"], job_id, self._wakeup, self._notifier.origin
-            )
-            if row["dependents"] is not None:
-                await self._rearm_dependents(conn, row["dependents"])
+        # The statement gives the key up when another live job holds it, but under READ
+        # COMMITTED it cannot see an insert of that key still in flight: jobs_unique then
+        # refuses the update once that insert commits. The next round sees the holder and
+        # retries the job without the key (see backburner.unique), so no violation leaks.
+        for round_ in range(_RETRY_ROUNDS):
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    row = await conn.fetchrow(
+                        self._q["retry"], job_id, self._wakeup, self._notifier.origin
+                    )
+                    if row["dependents"] is not None:
+                        await self._rearm_dependents(conn, row["dependents"])
+                break
+            except errors.TRANSLATED as exc:
+                if not errors.is_unique_violation(exc) or round_ == _RETRY_ROUNDS - 1:
+                    raise
         return JobState(row["state"]) if row["state"] else None
 
     @translated

@@ -412,7 +412,7 @@ WITH revived AS (
         worker_id = NULL, parked = 0,
         -- Back in its scope, the job holds its unique key again, unless another live job
         -- took it meanwhile (then it runs without one: jobs_unique allows one holder).
-        unique_key = CASE WHEN unique_scope = 'active' AND EXISTS (
+        unique_key = CASE WHEN unique_scope IN ('active', 'queued') AND EXISTS (
             SELECT 1 FROM {schema}.jobs AS o
             WHERE o.queue = jobs.queue AND o.task = jobs.task
               AND o.unique_key = jobs.unique_key AND o.id <> jobs.id

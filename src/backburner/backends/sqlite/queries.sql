@@ -246,7 +246,7 @@ SET state = 'pending', failures = 0, lost = 0, reason = NULL, result = NULL,
     worker_id = NULL, parked = 0,
     -- Back in its scope, the job holds its unique key again, unless another live job took
     -- it meanwhile (then it runs without one; the unique index allows one holder).
-    unique_key = CASE WHEN unique_scope = 'active' AND EXISTS (
+    unique_key = CASE WHEN unique_scope IN ('active', 'queued') AND EXISTS (
         SELECT 1 FROM backburner_jobs AS o
         WHERE o.queue = backburner_jobs.queue AND o.task = backburner_jobs.task
           AND o.unique_key = backburner_jobs.unique_key AND o.id != backburner_jobs.id

@@ -17,7 +17,7 @@ if (state == 'failed' or state == 'cancelled') and tonumber(f[6] or '0') == 0 th
   redis.call('HDEL', key, 'reason', 'result', 'finished_at', 'worker_id')
   make_ready(id, f[2], f[3], 0)
   move(id, f[2], state, 'pending')
-  if f[4] == 'active' and f[5] then
+  if (f[4] == 'active' or f[4] == 'queued') and f[5] then
     -- Back in its scope, it holds its key again unless another live job took it meanwhile.
     local holder = redis.call('GET', unique_key(f[5]))
     if not holder or (holder ~= id and not holds_key(holder, now)) then
