@@ -257,8 +257,12 @@ async def test_retry_while_a_new_job_holds_the_key(app: Backburner, scope: str) 
     assert await app.retry(first.id) is JobState.PENDING
     again = await bound.enqueue()
     assert again.duplicate and again.id == second.id
-    # The holder ends: the key is free, the retried job does not take it back by itself.
+    assert (await app.backend.get(first.id)).unique_key is None  # type: ignore[union-attr]
+    # The holder ends: the key is free, the retried job does not take it back by itself,
+    # not even through another retry.
     assert await app.cancel(second.id) is JobState.CANCELLED
+    assert await app.cancel(first.id) is JobState.CANCELLED
+    assert await app.retry(first.id) is JobState.PENDING
     fresh = await bound.enqueue()
     assert not fresh.duplicate and fresh.id not in (first.id, second.id)
 

@@ -465,6 +465,9 @@ class MemoryBackend:
                 holder = self._rows.get(self._unique.get(slot, ""))
                 if holder is None or not holds_key(holder, now):
                     self._unique[slot] = row.id
+                elif holder.id != row.id:
+                    # Runs without it, for good (as the SQL stores clear the column).
+                    row.unique_key = None
             self._rearm_dependents(row, now)
         return row.state
 

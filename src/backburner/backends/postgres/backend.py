@@ -59,8 +59,8 @@ translated = translating(errors.TRANSLATED, errors.translate)
 """No asyncpg exception leaves the backend: see errors.py."""
 
 _UNIQUE_ROUNDS = 10
-# retry() racing an insert of its unique key: a second round always sees the committed
-# holder; a third only if a new race began meanwhile.
+# retry() or a claim putting a job back (limits) racing an insert of its unique key: a
+# second round always sees the committed holder; a third only if a new race began meanwhile.
 _RETRY_ROUNDS = 3
 
 
@@ -368,6 +368,20 @@ class PostgresBackend:
         return meta["now"], meta["next_run_at"], bool(meta["suspects_waiting"]), jobs
 
     async def _admit(
+        self, pool: Any, rows: list[Any], now: float
+    ) -> tuple[list[Any], float | None]:
+        # A queued-scope job put back holds its key again, and jobs_unique refuses that once
+        # an insert of its key still in flight commits: the next round sees that holder and
+        # puts the job back without its key (queries.sql, park), so no violation leaks.
+        for round_ in range(_RETRY_ROUNDS):
+            try:
+                return await self._admit_once(pool, rows, now)
+            except errors.TRANSLATED as exc:
+                if not errors.is_unique_violation(exc) or round_ == _RETRY_ROUNDS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _admit_once(
         self, pool: Any, rows: list[Any], now: float
     ) -> tuple[list[Any], float | None]:
         """The claimed rows that may run under their limits (backburner.limits). The claim

@@ -736,7 +736,20 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
 -- Jobs just claimed over a concurrency limit go back, untouched (their attempt number too:
 -- no worker ever saw this claim), to wait out of the claim's way for a free slot.
 UPDATE {schema}.jobs AS j
-SET state = 'pending', parked = p.parked, attempt = j.attempt - 1, worker_id = NULL,
+SET
+    -- Back to attempt 0, a queued-scope job holds its key again; the claim committed
+    -- before this, so an insert may have taken the key meanwhile: then it goes on without
+    -- it (as a retried one does, see backburner.unique), which jobs_unique allows.
+    unique_key = CASE WHEN j.unique_scope = 'queued' AND j.attempt = 1 AND EXISTS (
+        SELECT 1 FROM {schema}.jobs AS o
+        WHERE o.queue = j.queue AND o.task = j.task
+          AND o.unique_key = j.unique_key AND o.id <> j.id
+          AND o.unique_key IS NOT NULL AND (
+              (o.unique_scope = 'active' AND o.state IN ('pending', 'scheduled', 'running'))
+              OR (o.unique_scope = 'queued' AND o.state IN ('pending', 'scheduled') AND o.attempt = 0)
+              OR (o.unique_scope = 'period' AND o.unique_until IS NOT NULL)))
+        THEN NULL ELSE j.unique_key END,
+    state = 'pending', parked = p.parked, attempt = j.attempt - 1, worker_id = NULL,
     lease_until = NULL, started_at = CASE WHEN j.attempt = 1 THEN NULL ELSE j.started_at END
 FROM unnest($1::text[], $2::smallint[]) AS p(id, parked)
 WHERE j.id = p.id AND j.state = 'running';
@@ -797,7 +810,20 @@ SELECT $1, $2, now() FROM generate_series(1, $3);
 -- name: delay_for_rate
 -- Jobs just claimed over their task's rate go back, untouched, to start when there is room.
 UPDATE {schema}.jobs AS j
-SET state = 'scheduled', run_at = to_timestamp($2), attempt = j.attempt - 1,
+SET
+    -- Back to attempt 0, a queued-scope job holds its key again; the claim committed
+    -- before this, so an insert may have taken the key meanwhile: then it goes on without
+    -- it (as a retried one does, see backburner.unique), which jobs_unique allows.
+    unique_key = CASE WHEN j.unique_scope = 'queued' AND j.attempt = 1 AND EXISTS (
+        SELECT 1 FROM {schema}.jobs AS o
+        WHERE o.queue = j.queue AND o.task = j.task
+          AND o.unique_key = j.unique_key AND o.id <> j.id
+          AND o.unique_key IS NOT NULL AND (
+              (o.unique_scope = 'active' AND o.state IN ('pending', 'scheduled', 'running'))
+              OR (o.unique_scope = 'queued' AND o.state IN ('pending', 'scheduled') AND o.attempt = 0)
+              OR (o.unique_scope = 'period' AND o.unique_until IS NOT NULL)))
+        THEN NULL ELSE j.unique_key END,
+    state = 'scheduled', run_at = to_timestamp($2), attempt = j.attempt - 1,
     worker_id = NULL, lease_until = NULL,
     started_at = CASE WHEN j.attempt = 1 THEN NULL ELSE j.started_at END
 WHERE j.id = ANY($1::text[]) AND j.state = 'running';

@@ -22,6 +22,9 @@ if (state == 'failed' or state == 'cancelled') and tonumber(f[6] or '0') == 0 th
     local holder = redis.call('GET', unique_key(f[5]))
     if not holder or (holder ~= id and not holds_key(holder, now)) then
       redis.call('SET', unique_key(f[5]), id)
+    elseif holder ~= id then
+      -- Runs without it, for good (as the SQL stores clear the column).
+      redis.call('HDEL', key, 'unique_key', 'unique_digest')
     end
   end
   rearm_dependents(id, now_s)
