@@ -46,6 +46,13 @@ def _epoch(value: float | datetime | None, name: str) -> float | None:
     return float(value)
 
 
+_LIVE_STATES = frozenset(
+    s.value for s in (JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING)
+)
+"""States after which a job still has to run: an event naming one is no reason for
+`wait_for` to re-read the store."""
+
+
 class TaskDecorator:
     """What `app.task(...)` with options returns."""
 
@@ -551,13 +558,18 @@ class Backburner:
                     if remaining <= 0:
                         raise TimeoutError(f"job {job_id} is still {record.state.value}")
                     wait = min(wait, remaining)
-                # Re-read the store only when a state change (not mere progress) arrived.
+                # Re-read the store only when the job may have finished: a terminal state
+                # (or a state this loop does not know) arrived, or events were lost. Not for
+                # progress, nor for a move between live states (claimed, retried): that
+                # read would cost a round trip while the job runs and delay the next one.
                 while True:
                     started = time.monotonic()
                     if not await sub.wait(wait):
                         break
                     events = sub.drain()
-                    if sub.overflowed or any(e.progress is None for e in events):
+                    if sub.overflowed or any(
+                        e.progress is None and e.state not in _LIVE_STATES for e in events
+                    ):
                         sub.overflowed = False
                         break
                     wait = max(0.0, wait - (time.monotonic() - started))

@@ -285,8 +285,11 @@ class RedisBackend:
         by_queue: dict[str, list[NewJob]] = {}
         for job in jobs:
             by_queue.setdefault(job.queue, []).append(job)
+        # The scripts publish the wake-ups and enqueue events themselves (lua/insert.lua).
+        n = self._notifier
+        publishing = (n.origin, n.channel("wakeup"), n.channel("job"))
         calls = [
-            self._call(SCRIPTS["insert"], q, *rows.insert_args(batch))
+            self._call(SCRIPTS["insert"], q, *publishing, *rows.insert_args(batch))
             for q, batch in by_queue.items()
         ]
         status, *results = await SCRIPTS.run_many(client, [reserve, *calls])
@@ -306,9 +309,10 @@ class RedisBackend:
         unused = [j.id for j in jobs if used[j.id].id != j.id]
         if unused:
             await client.hdel(self.keys.directory, *unused)
-        for job in jobs:
-            if used[job.id].id == job.id:
-                self._remember(job.id, job.queue)
+        stored = [j for j in jobs if used[j.id].id == j.id]
+        for job in stored:
+            self._remember(job.id, job.queue)
+        self._notifier.sent_by_script({j.queue for j in stored}, (j.id for j in stored))
         return [used[j.id] for j in jobs]
 
     async def _unwind(

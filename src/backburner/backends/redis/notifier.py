@@ -60,14 +60,53 @@ class RedisNotifier(LocalNotifier):
         """Per channel: set while its listener is subscribed (tests wait on it)."""
         self._closing = False
         """Set by close(): listeners stop even if redis-py swallowed their cancellation."""
+        self._sent: set[tuple[str, str, str | None]] = set()
+        """Events a Lua script already published (see `sent_by_script`); only until the
+        current step of the event loop ends."""
+
+    @property
+    def origin(self) -> str:
+        """This process's token in every message it sends (scripts that publish carry it)."""
+        return self._origin
+
+    def channel(self, kind: EventKind) -> str:
+        return self._channels[kind]
 
     # -- sending ---------------------------------------------------------------------------
+    def sent_by_script(self, queues: Iterable[str], job_ids: Iterable[str]) -> None:
+        """A script has just published, in this process's name, the wake-up of `queues`
+        and the enqueue event (attempt 0) of `job_ids` (lua/insert.lua): so the publish()
+        of those events that the caller makes next, in this same step of the event loop
+        (instrument.py, after the store answered), delivers them locally only. A mark
+        lives until the step ends: an event published later is sent as usual."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on a loop: nothing will publish in this step
+        if not self._sent:
+            loop.call_soon(self._sent.clear)
+        self._sent.update(("wakeup", q, None) for q in queues)
+        self._sent.update(("job", "", j) for j in job_ids)
+
+    def _already_sent(self, event: Event) -> bool:
+        if event.kind == "wakeup":
+            return ("wakeup", event.queue, None) in self._sent
+        return (
+            event.kind == "job" and event.attempt == 0 and event.progress is None
+            and event.state in ("pending", "scheduled")
+            and ("job", "", event.job_id) in self._sent
+        )
+
     def publish(self, events: Sequence[Event]) -> None:
         self._deliver_locally(events)
         if self._client() is None:
             return
         for event in events:
+            if self._sent and self._already_sent(event):
+                continue
             self._outbox.setdefault(self._channels[event.kind], []).append(event.to_json())
+        if not self._outbox:
+            return
         if self._sender is None or self._sender.done():
             try:
                 loop = asyncio.get_running_loop()

@@ -1,5 +1,9 @@
--- insert: store new jobs of one queue, `pending` or `scheduled`, all or none.
--- ARGV[3..]: groups of 13: id, task, priority, args, kwargs, max_attempts, timeout ('' =
+-- insert: store new jobs of one queue, `pending` or `scheduled`, all or none, and publish
+-- what an enqueue announces (notifier.py's message format): the queue's wake-up on
+-- ARGV[4] and each stored job's event on ARGV[5], in the name of the sender ARGV[3] (its
+-- process skips its own messages). Published here, not by the client after the reply: no
+-- extra round trip per enqueue, and a worker is woken as soon as the job is stored.
+-- ARGV[6..]: groups of 13: id, task, priority, args, kwargs, max_attempts, timeout ('' =
 -- none), delay (seconds), run_at ('' = none; epoch seconds), unique key ('' = none), its
 -- digest (names the key's Redis key), unique scope, unique_for (seconds, '' = none), then
 -- (chains and groups, '' = none) flow id, depends_on and dependents (JSON arrays of ids),
@@ -13,10 +17,13 @@
 -- the holder's id and state (then that job is not stored).
 local now, now_s, now_us = clock()
 local N = 25
+local FIRST = 6
+local ORIGIN, SIGNALS, EVENTS = ARGV[3], ARGV[4], ARGV[5]
+local events = {}
 
 -- All checks before any write: a script that fails half-way would leave its writes behind.
 local seen = {}
-for i = 3, #ARGV, N do
+for i = FIRST, #ARGV, N do
   local id = ARGV[i]
   if seen[id] or redis.call('EXISTS', job_key(id)) == 1 then
     return {1, id}
@@ -31,7 +38,7 @@ if now_us > seq then
 end
 
 local used = {0}
-for i = 3, #ARGV, N do
+for i = FIRST, #ARGV, N do
   local id, priority, delay, given_run_at = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 7]), ARGV[i + 8]
   local unique, digest, scope, unique_for = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11], ARGV[i + 12]
   local holder = false
@@ -110,6 +117,8 @@ for i = 3, #ARGV, N do
         redis.call('HSET', key, 'receives', ARGV[i + 16])
       end
     end
+    table.insert(events, {'job', QUEUE, id, ARGV[i + 1], scheduled and 'scheduled' or 'pending',
+      0, cjson.null})
     if waits then
       move(id, seq_s, nil, 'scheduled')
     elseif scheduled then
@@ -122,4 +131,10 @@ for i = 3, #ARGV, N do
   end
 end
 redis.call('SET', SEQ, string.format('%.0f', seq))
+if #events > 0 then
+  -- A wake-up for scheduled jobs too: a worker then re-reads when the next one is due.
+  redis.call('PUBLISH', SIGNALS, cjson.encode({ORIGIN,
+    {{'wakeup', QUEUE, cjson.null, cjson.null, cjson.null, cjson.null, cjson.null}}}))
+  redis.call('PUBLISH', EVENTS, cjson.encode({ORIGIN, events}))
+end
 return used
