@@ -35,7 +35,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.redis import checks, listing, rows
+from backburner.backends.redis import checks, listing, rows, wire
 from backburner.backends.redis.errors import TRANSLATED, translate
 from backburner.backends.redis.keys import FINISHED_STATES, LAYOUT_VERSION, Keys, QueueKeys
 from backburner.backends.redis.notifier import RedisNotifier
@@ -56,6 +56,10 @@ DEAD_WORKER_AGE = 3600.0
 QUEUE_CACHE_SIZE = 100_000
 POOL_WAIT = 10.0
 """Seconds a call waits for a free connection (`max_connections` in the URL, default 50)."""
+
+ENQUEUED_STATES = ("pending", "scheduled")
+COMPLETED_STATES = ("completed",)
+"""The states of the job events lua/insert.lua and lua/complete.lua publish themselves."""
 
 translated = translating(TRANSLATED, translate)
 """No redis-py exception leaves the backend: see errors.py."""
@@ -99,6 +103,7 @@ class RedisBackend:
             retry=Retry(NoBackoff(), 0),
             socket_keepalive=True,
         )
+        pool.connection_class = wire.packed(pool.connection_class)
         client = Redis.from_pool(pool)
         try:
             where = self.options.display
@@ -286,8 +291,8 @@ class RedisBackend:
         for job in jobs:
             by_queue.setdefault(job.queue, []).append(job)
         # The scripts publish the wake-ups and enqueue events themselves (lua/insert.lua).
-        n = self._notifier
-        publishing = (n.origin, n.channel("wakeup"), n.channel("job"))
+        notifier = self._notifier
+        publishing = (notifier.origin, notifier.channel("wakeup"), notifier.channel("job"))
         calls = [
             self._call(SCRIPTS["insert"], q, *publishing, *rows.insert_args(batch))
             for q, batch in by_queue.items()
@@ -312,7 +317,9 @@ class RedisBackend:
         stored = [j for j in jobs if used[j.id].id == j.id]
         for job in stored:
             self._remember(job.id, job.queue)
-        self._notifier.sent_by_script({j.queue for j in stored}, (j.id for j in stored))
+        self._notifier.sent_by_script(
+            {j.queue for j in stored}, [(j.id, 0, ENQUEUED_STATES) for j in stored]
+        )
         return [used[j.id] for j in jobs]
 
     async def _unwind(
@@ -425,10 +432,17 @@ class RedisBackend:
 
     @translated
     async def complete(self, items: Sequence[Completion]) -> list[bool]:
-        return await self._grouped(
+        # The script publishes the `completed` events itself (lua/complete.lua).
+        head = (self._notifier.origin, self._notifier.channel("job"))
+        accepted = await self._grouped(
             [i.id for i in items], SCRIPTS["complete"],
-            lambda at: [x for p in at for x in (items[p].id, items[p].attempt, items[p].result)],
+            lambda at: [*head,
+                        *(x for p in at for x in (items[p].id, items[p].attempt, items[p].result))],
         )
+        self._notifier.sent_by_script(events=[
+            (i.id, i.attempt, COMPLETED_STATES) for i, ok in zip(items, accepted, strict=True) if ok
+        ])
+        return accepted
 
     @translated
     async def fail(self, items: Sequence[Failure]) -> list[bool]:

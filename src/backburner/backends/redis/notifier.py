@@ -40,6 +40,8 @@ SILENCE = 15.0
 considers its connection dead (a half-open TCP connection never reports an error)."""
 MAX_BACKOFF = 5.0
 CLOSE_WAIT = 5.0
+SENT_MARKS = 10_000
+"""Most job events marked as published by a script and not yet seen (see sent_by_script)."""
 """Seconds close() waits for the listeners to stop."""
 
 
@@ -60,9 +62,10 @@ class RedisNotifier(LocalNotifier):
         """Per channel: set while its listener is subscribed (tests wait on it)."""
         self._closing = False
         """Set by close(): listeners stop even if redis-py swallowed their cancellation."""
-        self._sent: set[tuple[str, str, str | None]] = set()
-        """Events a Lua script already published (see `sent_by_script`); only until the
-        current step of the event loop ends."""
+        self._sent_wakeups: set[str] = set()
+        """Queues whose wake-up a Lua script just published (see `sent_by_script`)."""
+        self._sent_events: dict[tuple[str, int], tuple[str, ...]] = {}
+        """(job id, attempt) -> the states of the job event a Lua script published."""
 
     @property
     def origin(self) -> str:
@@ -73,36 +76,49 @@ class RedisNotifier(LocalNotifier):
         return self._channels[kind]
 
     # -- sending ---------------------------------------------------------------------------
-    def sent_by_script(self, queues: Iterable[str], job_ids: Iterable[str]) -> None:
-        """A script has just published, in this process's name, the wake-up of `queues`
-        and the enqueue event (attempt 0) of `job_ids` (lua/insert.lua): so the publish()
-        of those events that the caller makes next, in this same step of the event loop
-        (instrument.py, after the store answered), delivers them locally only. A mark
-        lives until the step ends: an event published later is sent as usual."""
+    def sent_by_script(
+        self, queues: Iterable[str] = (), events: Iterable[tuple[str, int, tuple[str, ...]]] = ()
+    ) -> None:
+        """A script has just published, in this process's name, the wake-up of `queues` and
+        the job event of each (job id, attempt, possible states) of `events` (lua/insert.lua,
+        lua/complete.lua): the publish() of those events that follows (instrument.py, once
+        the store answered) then delivers them locally only, instead of a second time.
+
+        A wake-up mark lasts until this step of the event loop ends, so a later wake-up is
+        never lost. A job event mark lasts until its event is published: one attempt of a
+        job enters a state once, so a stale mark can hide nothing else."""
+        if len(self._sent_events) > SENT_MARKS:
+            self._sent_events.clear()  # marks whose event never came: at worst a duplicate
+        for job_id, attempt, states in events:
+            self._sent_events[(job_id, attempt)] = states
+        queues = set(queues)
+        if not queues:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # not on a loop: nothing will publish in this step
-        if not self._sent:
-            loop.call_soon(self._sent.clear)
-        self._sent.update(("wakeup", q, None) for q in queues)
-        self._sent.update(("job", "", j) for j in job_ids)
+        if not self._sent_wakeups:
+            loop.call_soon(self._sent_wakeups.clear)
+        self._sent_wakeups.update(queues)
 
     def _already_sent(self, event: Event) -> bool:
         if event.kind == "wakeup":
-            return ("wakeup", event.queue, None) in self._sent
-        return (
-            event.kind == "job" and event.attempt == 0 and event.progress is None
-            and event.state in ("pending", "scheduled")
-            and ("job", "", event.job_id) in self._sent
-        )
+            return event.queue in self._sent_wakeups
+        if event.kind != "job" or event.progress is not None or event.job_id is None:
+            return False
+        key = (event.job_id, event.attempt or 0)
+        if event.state in self._sent_events.get(key, ()):
+            del self._sent_events[key]
+            return True
+        return False
 
     def publish(self, events: Sequence[Event]) -> None:
         self._deliver_locally(events)
         if self._client() is None:
             return
         for event in events:
-            if self._sent and self._already_sent(event):
+            if (self._sent_wakeups or self._sent_events) and self._already_sent(event):
                 continue
             self._outbox.setdefault(self._channels[event.kind], []).append(event.to_json())
         if not self._outbox:
