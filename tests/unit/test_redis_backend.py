@@ -4,9 +4,11 @@ durability checks of R8 against private redis-server processes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -14,12 +16,14 @@ from redis_server import RedisServer
 from services import REDIS_URL, require_service
 
 from backburner import Backburner
-from backburner.backends.protocol import JobFilter, NewJob
+from backburner.backends.protocol import Completion, JobFilter, NewJob
 from backburner.backends.redis import RedisBackend
 from backburner.backends.redis.checks import durability_problems
 from backburner.backends.redis.keys import Keys, hash_tag
 from backburner.backends.redis.url import parse_url
 from backburner.errors import ConfigurationError
+from backburner.instrument import Change
+from backburner.notify import Event
 
 
 def _job(queue: str = "default") -> NewJob:
@@ -217,3 +221,56 @@ async def test_jobs_finished_before_the_finished_index_existed_are_pruned_too(
         await again.close()
         await b.destroy()
         await b.close()
+
+
+async def _drain_for(sub: Any, seconds: float) -> list[Event]:
+    """Every event the subscription gets within `seconds` (to see duplicates too)."""
+    events: list[Event] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        if await sub.wait(left):
+            events += sub.drain()
+    return events
+
+
+async def test_events_the_scripts_publish_reach_other_processes_once(
+    redis_backend: RedisBackend,
+) -> None:
+    """lua/insert.lua, lua/claim.lua and lua/complete.lua publish the wake-up and the
+    enqueue, claim and completion events themselves: another process (its own notifier)
+    gets each once, and the sender's own subscribers get each once too (locally, not back
+    from Redis)."""
+    other = RedisBackend(f"{REDIS_URL}?prefix={redis_backend.keys.prefix}")
+    await other.open()
+    app = Backburner(backend=redis_backend)
+    try:
+        signals = other.notifier.subscribe(["wakeup"])
+        jobs = other.notifier.subscribe(["job"])
+        local = redis_backend.notifier.subscribe(["job", "wakeup"])
+        for channel in (other.keys.signals_channel, other.keys.events_channel):
+            await asyncio.wait_for(other.notifier.connected[channel].wait(), 5)  # type: ignore[attr-defined]
+        await asyncio.wait_for(  # its own listener too, to see nothing comes back twice
+            redis_backend.notifier.connected[redis_backend.keys.events_channel].wait(), 5  # type: ignore[attr-defined]
+        )
+
+        job = _job("q")
+        await app._store([job], None)
+        app.instrumentation.enqueued(["q"], [Change(job.id, "t", "q", "pending", 0)])
+        claim = await redis_backend.claim("w", ["q"], 1, 30.0)
+        app.instrumentation.changed([Change(job.id, "t", "q", "running", 1)])
+        assert [await redis_backend.complete([Completion(job.id, 1, "null")])] == [[True]]
+        app.instrumentation.changed([Change(job.id, "t", "q", "completed", 1)])
+        assert claim.jobs[0].id == job.id
+
+        woken = await _drain_for(signals, 0.5)
+        assert [(e.kind, e.queue) for e in woken] == [("wakeup", "q")]
+        seen = [(e.job_id, e.task, e.state, e.attempt) for e in await _drain_for(jobs, 0.2)]
+        assert seen == [(job.id, "t", "pending", 0), (job.id, "t", "running", 1),
+                        (job.id, "t", "completed", 1)]
+        mine = [(e.kind, e.state) for e in await _drain_for(local, 0.2)]
+        assert mine == [("wakeup", None), ("job", "pending"), ("job", "running"),
+                        ("job", "completed")]
+    finally:
+        await other.close()
+        await redis_backend.destroy()
+        await redis_backend.close()

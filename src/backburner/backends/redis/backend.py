@@ -59,7 +59,9 @@ POOL_WAIT = 10.0
 
 ENQUEUED_STATES = ("pending", "scheduled")
 COMPLETED_STATES = ("completed",)
-"""The states of the job events lua/insert.lua and lua/complete.lua publish themselves."""
+RUNNING_STATES = ("running",)
+"""The states of the job events lua/insert.lua, lua/complete.lua and lua/claim.lua publish
+themselves."""
 
 translated = translating(TRANSLATED, translate)
 """No redis-py exception leaves the backend: see errors.py."""
@@ -399,13 +401,16 @@ class RedisBackend:
     async def _claim_queue(
         self, client: Redis, queue: str, worker_id: str, limit: int, lease: float, mode: str
     ) -> tuple[float, float | None, bool, list[ClaimedJob]]:
-        reply = await SCRIPTS.run(
-            client, self._call(SCRIPTS["claim"], queue, worker_id, limit, repr(float(lease)), mode)
-        )
+        # The script publishes the `running` events itself (lua/claim.lua).
+        reply = await SCRIPTS.run(client, self._call(
+            SCRIPTS["claim"], queue, worker_id, limit, repr(float(lease)), mode,
+            self._notifier.origin, self._notifier.channel("job"),
+        ))
         now = float(reply[0])
         jobs = rows.claimed_jobs(queue, now, reply[3:])
         for job in jobs:
             self._remember(job.id, queue)
+        self._notifier.sent_by_script(events=[(j.id, j.attempt, RUNNING_STATES) for j in jobs])
         return now, float(reply[1]) if reply[1] else None, reply[2] == 1, jobs
 
     @translated

@@ -4,9 +4,13 @@
 --   'suspect' one job that lost a worker (lost > 0), for a worker that runs nothing else;
 --   'both'    'suspect', then 'normal' when no suspect waits (one queue, idle worker).
 -- Returns {now, next_run_at ('' = none or not asked), suspects_waiting (0/1), job fields...}:
--- 13 fields per job (see rows.claimed_jobs).
+-- 13 fields per job (see rows.claimed_jobs). The `running` events of the claimed jobs are
+-- published here on ARGV[8], in the name of the sender ARGV[7] (notifier.py's format): no
+-- publish round trip of the worker's per claim.
 local now, now_s = clock()
 local worker, limit, lease, mode = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local ORIGIN, EVENTS = ARGV[7], ARGV[8]
+local events = {}
 local lease_until_s = fmt(now + lease)
 
 -- Stage what has come due (delayed jobs, retries in backoff), in the same atomic step as the
@@ -25,6 +29,12 @@ for _, id in ipairs(due) do
 end
 
 local out = {now_s, '', 0}
+local function claimed()
+  if #events > 0 then
+    redis.call('PUBLISH', EVENTS, cjson.encode({ORIGIN, events}))
+  end
+  return out
+end
 
 -- A paused queue gives nothing (its due jobs are staged all the same, and wait). One HGET of
 -- a key in this queue's slot, inside the claim's atomic step: no extra round trip.
@@ -58,6 +68,7 @@ local function take(id)
   out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[6], attempt, f[8], f[9]
   out[n + 9], out[n + 10], out[n + 11], out[n + 12] = f[10], f[11] or '', f[12], f[13]
   out[n + 13] = f[14] and 1 or 0
+  events[#events + 1] = {'job', QUEUE, id, f[3], 'running', attempt, cjson.null}
   return true
 end
 
@@ -68,7 +79,7 @@ if mode ~= 'normal' then
       break
     end
     if take(member_id(popped[1])) then
-      return out
+      return claimed()
     end
   end
   if mode == 'suspect' then
@@ -98,4 +109,4 @@ if taken < limit then
     out[2] = first[2]
   end
 end
-return out
+return claimed()
