@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection as RedisConnection
 from redis_server import RedisServer
 from services import REDIS_URL, require_service
 
 from backburner import Backburner
 from backburner.backends.protocol import Completion, JobFilter, NewJob
-from backburner.backends.redis import RedisBackend
+from backburner.backends.redis import RedisBackend, wire
 from backburner.backends.redis.checks import durability_problems
 from backburner.backends.redis.keys import Keys, hash_tag
 from backburner.backends.redis.url import parse_url
@@ -274,3 +275,15 @@ async def test_events_the_scripts_publish_reach_other_processes_once(
         await other.close()
         await redis_backend.destroy()
         await redis_backend.close()
+
+
+@pytest.mark.parametrize("args", [
+    ("EVALSHA", "ab12", 2, "k1", "k2", 1.5, 0.1, 1e20, -3, "é ü {x}", b"\x00\xff", ""),
+    ("CONFIG GET", "maxmemory-policy"),
+    (b"CLIENT SETNAME", "x"),
+    ("SET", "k", bytearray(b"v"), memoryview(b"w")),
+])
+def test_commands_packed_by_hiredis_are_byte_identical(args: tuple[Any, ...]) -> None:
+    plain = RedisConnection()
+    fast = wire.packed(RedisConnection)()
+    assert b"".join(fast.pack_command(*args)) == b"".join(plain.pack_command(*args))

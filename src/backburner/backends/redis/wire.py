@@ -28,9 +28,8 @@ class _HiredisPacking:
             args = (*words, *args[1:])
         try:
             assert _pack is not None
-            return [_pack(tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a
-                                for a in args))]
-        except (TypeError, UnicodeError):
+            return [_pack(args)]
+        except (TypeError, UnicodeError):  # a bytearray, say: the Python packer takes it
             return super().pack_command(*args)  # type: ignore[misc, no-any-return]
 
 
