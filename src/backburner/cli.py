@@ -16,7 +16,6 @@ import typer
 from backburner import logs
 from backburner._version import __version__
 from backburner.app import Backburner
-from backburner.cli_queues import queues_cli
 from backburner.errors import BackburnerError, ConfigurationError
 from backburner.job import JobRecord
 from backburner.loading import load_app
@@ -35,7 +34,6 @@ schedules_cli = typer.Typer(
     help="List, pause, resume and trigger periodic schedules.", no_args_is_help=True
 )
 cli.add_typer(schedules_cli, name="schedules")
-cli.add_typer(queues_cli, name="queues")
 
 AppOption = Annotated[
     str | None,
@@ -345,9 +343,10 @@ from backburner.cli_dashboard import register as register_dashboard  # noqa: E40
 
 register_dashboard(cli)
 
-# The operator commands (info, healthcheck, purge, jobs list/retry/cancel/delete) register
-# themselves on `cli` and `jobs_cli`; imported last, as they use this module's helpers.
-from backburner import cli_ops  # noqa: E402, F401
+# The queue commands and the operator commands (info, healthcheck, purge, jobs
+# list/retry/cancel/delete) register themselves on `cli` and `jobs_cli`; imported last, as
+# they use this module's options and helpers.
+from backburner import cli_ops, cli_queues  # noqa: E402, F401
 
 
 def main() -> None:

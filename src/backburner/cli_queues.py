@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 import typer
 
+from backburner.cli import AppOption, JsonOption, UrlOption, _app, _run, cli
 from backburner.job import JobState
 from backburner.queues import QueueInfo
 
 queues_cli = typer.Typer(help="List, pause and resume queues.", no_args_is_help=True)
-
-AppOption = Annotated[
-    str | None,
-    typer.Option("--app", envvar="BACKBURNER_APP", help="The app as module:attribute."),
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", envvar="BACKBURNER_URL",
-                 help="Backend URL, e.g. sqlite:///jobs.db (instead of --app)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+cli.add_typer(queues_cli, name="queues")
 
 
 @queues_cli.command("list")
 def queues_list(app: AppOption = None, url: UrlOption = None,
                 as_json: JsonOption = False) -> None:
     """Every queue that holds jobs or was ever paused: paused or not, jobs per state."""
-    # Imported here: backburner.cli imports this module to register it.
-    from backburner.cli import _app, _run
-
     the_app = _app(app, url)
 
     async def go() -> list[QueueInfo]:
@@ -56,8 +43,6 @@ def queues_list(app: AppOption = None, url: UrlOption = None,
 
 
 def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> None:
-    from backburner.cli import _app, _run
-
     the_app = _app(app, url)
 
     async def go() -> None:
