@@ -57,6 +57,36 @@ _FORBIDDEN: _Responses = {
 }
 
 
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _FilterQuery:
+    """The job filters of `GET /jobs` and `GET /jobs/count`, as sent."""
+
+    states: tuple[JobState, ...]
+    task: str | None
+    queue: str | None
+    search: str | None
+    created_after: float | None
+    created_before: float | None
+
+    def of(self, app: Backburner) -> JobFilter:
+        return app.job_filter(
+            states=self.states, task=self.task, queue=self.queue, search=self.search,
+            created_after=self.created_after, created_before=self.created_before,
+        )
+
+
+def _filter_query(
+    state: Annotated[list[JobState] | None, Query()] = None,
+    task: Annotated[str | None, Query(max_length=500)] = None,
+    queue: Annotated[str | None, Query(max_length=200)] = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    created_before: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+) -> _FilterQuery:
+    """One declaration of the filter query parameters, for every route that takes them."""
+    return _FilterQuery(tuple(state or ()), task, queue, search, created_after, created_before)
+
 def job_router(
     app: Backburner,
     *,
@@ -106,24 +136,15 @@ def job_router(
     @router.get("/jobs/count", response_model=JobCountOut, name=f"{name}_count_jobs",
                 operation_id=f"{name}_count_jobs", responses=_UNAVAILABLE)
     async def count_jobs(
-        state: Annotated[list[JobState] | None, Query()] = None,
-        task: Annotated[str | None, Query(max_length=500)] = None,
-        queue: Annotated[str | None, Query(max_length=200)] = None,
-        search: Annotated[str | None, Query(max_length=200)] = None,
-        created_after: Annotated[float | None, Query(allow_inf_nan=False)] = None,
-        created_before: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+        query: Annotated[_FilterQuery, Depends(_filter_query)],
         action: Annotated[Action | None, Query()] = None,
     ) -> JobCountOut:
         """How many jobs match the filters of `GET /jobs` (exact). With `action`, only
         those the bulk action would touch (narrowed to its states)."""
-        filter: JobFilter | None = app.job_filter(
-            states=state or (), task=task, queue=queue, search=search,
-            created_after=created_after, created_before=created_before,
-        )
-        if action is not None and filter is not None:
-            filter = bulk.narrowed(filter, action)
+        filter = query.of(app)
+        counted = filter if action is None else bulk.narrowed(filter, action)
         async with _store():
-            return JobCountOut(count=0 if filter is None else await app.count_jobs(filter))
+            return JobCountOut(count=0 if counted is None else await app.count_jobs(counted))
 
     @router.post("/jobs/bulk/{action}", response_model=BulkOut, name=f"{name}_bulk_jobs",
                  operation_id=f"{name}_bulk_jobs", dependencies=writes,
@@ -213,12 +234,7 @@ def job_router(
                 responses={**_UNAVAILABLE, 400: {"model": Problem,
                                                  "description": "a cursor of another store"}})
     async def list_jobs(
-        state: Annotated[list[JobState] | None, Query()] = None,
-        task: Annotated[str | None, Query(max_length=500)] = None,
-        queue: Annotated[str | None, Query(max_length=200)] = None,
-        search: Annotated[str | None, Query(max_length=200)] = None,
-        created_after: Annotated[float | None, Query(allow_inf_nan=False)] = None,
-        created_before: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+        query: Annotated[_FilterQuery, Depends(_filter_query)],
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         # At most 18 digits: every cursor fits a signed 64-bit integer in every store (a
         # Redis cursor adds ":<job id>").
@@ -230,11 +246,7 @@ def job_router(
         arguments, results and errors; `created_after`/`created_before`: epoch seconds."""
         async with _store():
             try:
-                page = await app.list_jobs(
-                    states=state or (), task=task, queue=queue, search=search,
-                    created_after=created_after, created_before=created_before,
-                    limit=limit, cursor=cursor,
-                )
+                page = await app.list_jobs(filter=query.of(app), limit=limit, cursor=cursor)
             except ConfigurationError as exc:
                 raise HTTPException(400, str(exc)) from None
         return JobPageOut(jobs=[JobOut.of(r) for r in page.jobs], next_cursor=page.next_cursor)
