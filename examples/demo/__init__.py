@@ -1,4 +1,4 @@
-"""The Backburner demo: every scenario of the seed tutorials (S1-S19 in SCENARIOS.md) as one
+"""The Backburner demo: every scenario of the seed tutorials (S1-S19, listed in the README) as one
 FastAPI app on durable jobs.
 
 Layout, one concern per module: `settings` (environment), `tasks` (every task, registered on

@@ -1,4 +1,4 @@
-"""Fixtures of the real-process reliability tests (RELIABILITY.md). Each test gets a
+"""Fixtures of the real-process reliability tests (docs/reliability.md). Each test gets a
 `Scenario`: its own SQLite file, history file and worker processes, all killed at teardown.
 
 Faults are drawn from `random.Random(seed)`; set RELIABILITY_SEED to replay a failing run."""

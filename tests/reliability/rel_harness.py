@@ -1,4 +1,4 @@
-"""The history harness of the reliability tests (see RELIABILITY.md, "The harness").
+"""The history harness of the reliability tests (see docs/reliability.md, "How it is tested").
 
 Worker side: task functions call `attempt_scope(ctx)` (and `write_progress`), which append
 one JSON line per event to the history file named by RELIABILITY_HISTORY. The file is opened

@@ -1,4 +1,4 @@
-"""Start-up checks of the Redis server (RELIABILITY.md R8).
+"""Start-up checks of the Redis server (docs/reliability.md, R8).
 
 Redis's defaults can lose acknowledged jobs: an eviction policy other than `noeviction`
 deletes keys when memory runs out, and a server without AOF or RDB persistence forgets
