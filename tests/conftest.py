@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from services import IN_CI, SERVER_BACKENDS, backend_url, require_service
+from services import IN_CI, ONLY_BACKENDS, SERVER_BACKENDS, backend_url, require_service
 
 from backburner import Backburner
 from backburner.backends import open_backend
@@ -16,7 +16,8 @@ from backburner.backends.memory import MemoryBackend
 from backburner.backends.protocol import Backend
 from backburner.backends.sqlite import SQLiteBackend
 
-BACKENDS = ["memory", "sqlite", *SERVER_BACKENDS]
+BACKENDS = [kind for kind in ("memory", "sqlite") if ONLY_BACKENDS is None or kind in ONLY_BACKENDS]
+BACKENDS += SERVER_BACKENDS
 __all__ = ["BACKENDS", "require_service"]  # require_service: for server-specific tests
 
 

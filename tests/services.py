@@ -28,13 +28,33 @@ def _available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+ALL_BACKENDS = ("memory", "sqlite", "redis", "postgres")
+
+
+def _only() -> frozenset[str] | None:
+    """BACKBURNER_TEST_BACKENDS=memory,sqlite restricts every backend-parametrised test to
+    those backends (scripts/test.sh's run on the lowest supported versions uses it)."""
+    raw = os.environ.get("BACKBURNER_TEST_BACKENDS", "").strip()
+    if not raw:
+        return None
+    kinds = frozenset(k.strip() for k in raw.split(",") if k.strip())
+    unknown = sorted(kinds - set(ALL_BACKENDS))
+    if unknown:
+        raise pytest.UsageError(
+            f"BACKBURNER_TEST_BACKENDS: unknown backend(s) {unknown}; known: {list(ALL_BACKENDS)}"
+        )
+    return kinds
+
+
+ONLY_BACKENDS = _only()
+
 SERVER_BACKENDS = [
     kind
     for kind, module in (("redis", "backburner.backends.redis"),
                          ("postgres", "backburner.backends.postgres"))
-    if _available(module)
+    if _available(module) and (ONLY_BACKENDS is None or kind in ONLY_BACKENDS)
 ]
-"""A server backend joins the tests as soon as its package exists."""
+"""A server backend joins the tests as soon as its package exists (unless restricted)."""
 
 
 def require_service(url: str) -> None:
