@@ -135,3 +135,28 @@ def test_an_unreachable_store_is_a_503(tmp_path: Path, monkeypatch: pytest.Monke
                          c.post("/queues/mail/pause"), c.post("/queues/mail/resume")):
             assert response.status_code == 503, response.text
             assert response.headers["Retry-After"] == "5"
+
+
+def test_queue_router_on_its_own_refuses_foreign_origins(tmp_path: Path) -> None:
+    """The same origin check as job_router's writes: a cross-origin pause is a 403 (it was
+    a 200 when queue_router was used on its own), reading stays open, `allowed_origins`
+    replaces the same-origin rule."""
+    jobs = Backburner(f"sqlite:///{tmp_path}/origin.db")
+    api = FastAPI()
+    api.include_router(queue_router(jobs))
+    api.include_router(queue_router(jobs, allowed_origins=["https://app.example"]),
+                       prefix="/listed")
+    with TestClient(api) as c:
+        for verb in ("pause", "resume"):
+            for foreign in ("http://evil.example", "null", "http://testserver.evil"):
+                refused = c.post(f"/queues/mail/{verb}", headers={"Origin": foreign})
+                assert refused.status_code == 403, (verb, foreign, refused.text)
+            assert c.post(f"/queues/mail/{verb}",
+                          headers={"Origin": "http://testserver"}).status_code == 200
+            assert c.post(f"/queues/mail/{verb}").status_code == 200  # no Origin: no browser
+            assert c.post(f"/listed/queues/mail/{verb}",
+                          headers={"Origin": "http://testserver"}).status_code == 403
+            assert c.post(f"/listed/queues/mail/{verb}",
+                          headers={"Origin": "https://app.example"}).status_code == 200
+        assert c.get("/queues/mail", headers={"Origin": "http://evil.example"}).json()[
+            "paused"] is False

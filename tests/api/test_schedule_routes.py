@@ -260,3 +260,29 @@ def test_schedule_router_on_its_own_under_a_prefix(tmp_path: Path) -> None:
         assert response.status_code == 202
         assert response.headers["Location"].endswith(f"/jobs/{response.json()['id']}")
         assert wait_job(c, response.json()["id"])["result"] == "tidied"
+
+
+def test_schedule_router_on_its_own_refuses_foreign_origins(tmp_path: Path) -> None:
+    """The same origin check as job_router's writes, on pause, resume and trigger."""
+    jobs = Backburner(f"sqlite:///{tmp_path}/origin.db")
+
+    @jobs.periodic(cron="0 0 1 1 *", name="yearly")
+    @jobs.task(name="yearly")
+    async def yearly() -> None:
+        return None
+
+    api = FastAPI()
+    api.include_router(job_router(jobs, name="jobs"), prefix="/j")
+    api.include_router(schedule_router(jobs, name="jobs"))
+    api.include_router(schedule_router(jobs, name="jobs", allowed_origins=["*"]),
+                       prefix="/any")
+    with TestClient(api) as c:
+        for route in WRITE_ROUTES:
+            path = route.format("yearly")
+            refused = c.post(path, headers={"Origin": "http://evil.example"})
+            assert refused.status_code == 403, (path, refused.text)
+            assert c.post(f"/any{path}", headers={"Origin": "http://evil.example"}
+                          ).status_code in (200, 202)
+            assert c.post(path, headers={"Origin": "http://testserver"}).status_code in (200, 202)
+        assert c.get("/schedules/yearly",
+                     headers={"Origin": "http://evil.example"}).status_code == 200

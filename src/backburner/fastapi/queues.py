@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from backburner.app import Backburner
 from backburner.errors import ConfigurationError
+from backburner.fastapi.origins import origin_check
 from backburner.fastapi.router import _store
 from backburner.fastapi.schemas import Problem
 from backburner.job import JobState
@@ -62,10 +63,15 @@ def queue_router(
     dependencies: Sequence[DependsParam] = (),
     write_dependencies: Sequence[DependsParam] = (),
     name: str = "backburner",
+    allowed_origins: Sequence[str] | None = None,
 ) -> APIRouter:
-    """The queue routes on a router of their own (`job_router` adds them to itself)."""
+    """The queue routes on a router of their own (`job_router` adds them to itself).
+    Pause and resume refuse a foreign browser `Origin` with 403 as `job_router`'s writes
+    do (`allowed_origins`: the same option, see `job_router`)."""
     router = APIRouter(dependencies=list(dependencies))
-    add_queue_routes(router, app, write_dependencies=write_dependencies, name=name)
+    add_queue_routes(
+        router, app, name=name,
+        write_dependencies=[*write_dependencies, origin_check(allowed_origins)])
     return router
 
 

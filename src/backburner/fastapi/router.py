@@ -14,7 +14,6 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, WebSocket
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
 from backburner import bulk, failures
@@ -27,6 +26,8 @@ from backburner.errors import (
     InvalidArgumentsError,
     JobNotFoundError,
 )
+from backburner.fastapi.origins import normalise_origins, origin_check
+from backburner.fastapi.origins import origin_allowed as _origin_allowed
 from backburner.fastapi.schemas import (
     BulkIn,
     BulkOut,
@@ -123,14 +124,8 @@ def job_router(
     """
     router = APIRouter(dependencies=list(dependencies), tags=["jobs"])
     status_route = f"{name}_get_job"
-    origins = None if allowed_origins is None else frozenset(
-        o.rstrip("/").lower() for o in allowed_origins)
-
-    async def same_origin(request: Request) -> None:
-        if not _origin_allowed(request, origins):
-            raise HTTPException(403, "cross-origin request refused")
-
-    writes: list[DependsParam] = [*write_dependencies, Depends(same_origin)]
+    origins = normalise_origins(allowed_origins)
+    writes: list[DependsParam] = [*write_dependencies, origin_check(allowed_origins)]
 
     # Before the /jobs/{job_id} routes, which would otherwise take "count" and "bulk" as ids.
     @router.get("/jobs/count", response_model=JobCountOut, name=f"{name}_count_jobs",
@@ -376,18 +371,6 @@ def job_router(
 
     add_queue_routes(router, app, write_dependencies=writes, name=name)
     return router
-
-
-def _origin_allowed(connection: HTTPConnection, origins: frozenset[str] | None) -> bool:
-    origin = connection.headers.get("origin")
-    if origin is None:
-        return True  # not a browser: nothing rides on the user's cookies
-    origin = origin.rstrip("/").lower()
-    if origins is not None:
-        return "*" in origins or origin in origins
-    scheme, _, netloc = origin.partition("://")
-    host = connection.headers.get("host", "").lower()
-    return bool(host) and netloc == host and scheme in ("http", "https")
 
 
 def _add_enqueue_route(

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from backburner.app import Backburner, ScheduleInfo
+from backburner.fastapi.origins import origin_check
 from backburner.fastapi.router import _store, accepted
 from backburner.fastapi.schemas import JobAccepted, Problem
 from backburner.job import JobRecord, JobState
@@ -74,12 +75,17 @@ def schedule_router(
     dependencies: Sequence[DependsParam] = (),
     write_dependencies: Sequence[DependsParam] = (),
     name: str = "backburner",
+    allowed_origins: Sequence[str] | None = None,
 ) -> APIRouter:
     """The schedule routes on a router of their own; `job_router` adds them to itself (see
     `add_schedule_routes`). Mounted apart, put them next to a `job_router` of the same
-    `name`: the trigger's `Location` is that router's job status route."""
+    `name`: the trigger's `Location` is that router's job status route. Pause, resume
+    and trigger refuse a foreign browser `Origin` with 403 as `job_router`'s writes do
+    (`allowed_origins`: the same option, see `job_router`)."""
     router = APIRouter(dependencies=list(dependencies))
-    add_schedule_routes(router, app, write_dependencies=write_dependencies, name=name)
+    add_schedule_routes(
+        router, app, name=name,
+        write_dependencies=[*write_dependencies, origin_check(allowed_origins)])
     return router
 
 
