@@ -17,10 +17,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import httpx2
+from pydantic import BeforeValidator, Field, StrictFloat, StrictInt
 
 from backburner import Backburner, Backoff, JobContext, Task
 from backburner.fastapi import register_background
@@ -49,6 +50,23 @@ def write_log(log_file: str, message: str) -> None:
 def log_request(log_file: str, request_id: str) -> None:
     """S8: record a request id, added from a shared dependency."""
     write_log(log_file, f"request {request_id}")
+
+
+def _not_an_int(value: Any) -> Any:
+    # Without this an integer too large for `Int` would be taken as a float instead of
+    # refused: the kind of a number must never change on the way through.
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError("an integer outside -2^62..2^62-1 (its double must fit in 64 bits)")
+    return value
+
+
+Int = Annotated[StrictInt, Field(ge=-(2**62), le=2**62 - 1)]
+Float = Annotated[StrictFloat, Field(allow_inf_nan=False, ge=-8e307, le=8e307),
+                  BeforeValidator(_not_an_int)]
+Number = Int | Float
+"""S9's numbers: an integer stays an integer and a float a float (`[1, 2.5]` doubles to
+`[2, 5.0]`), neither bool nor string is taken for a number, and the double of each fits the
+JSON store (orjson: 64-bit integers, finite floats; it would write an infinity as null)."""
 
 
 @dataclass(frozen=True)
@@ -158,9 +176,9 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
         return {"steps": steps}
 
     @jobs.task(name="demo.process_data", retries=3)
-    async def process_data(data: list[float], ctx: JobContext) -> dict[str, Any]:
-        """Double every number, with progress."""
-        results = []
+    async def process_data(data: list[Number], ctx: JobContext) -> dict[str, Any]:
+        """Double every number, with progress; integers stay integers."""
+        results: list[int | float] = []
         for index, item in enumerate(data, 1):
             await asyncio.sleep(settings.step_seconds / 2)
             results.append(item * 2)

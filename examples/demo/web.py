@@ -8,10 +8,13 @@ With DEMO_EMBEDDED_WORKER=0 the web process only enqueues and reads; workers run
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -71,4 +74,21 @@ def create_app(
     async def invalid(request: Request, exc: InvalidArgumentsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, 422)
 
+    # FastAPI parses bodies with json.loads, which takes NaN and Infinity; its 422 echoes the
+    # input back and cannot encode them, so `[NaN]` would be a 500. The same 422, encodable.
+    @api.exception_handler(RequestValidationError)
+    async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+
     return api
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity written as a string (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

@@ -130,3 +130,16 @@ async def test_s14_smtp_over_tls_with_login_comes_from_configuration(
             (job,) = await web.wait_jobs("demo.send_welcome", 1)
             assert job["state"] == "failed" and "535" in job["errors"][0]["message"]
         assert secure.mails == []
+
+
+async def test_the_mails_page_says_when_there_are_no_mails_yet(
+    demo: Demo, sink: SmtpSink
+) -> None:
+    empty = await demo.client.get("/mails")
+    assert empty.status_code == 200 and 'id="no-mails"' in empty.text
+    assert "No mails yet" in empty.text and "<table" not in empty.text
+    await demo.client.post("/register", json={"email": "ada@example.com", "username": "ada"})
+    await wait_for(lambda: len(sink.mails) == 1, "the welcome mail")
+    listed = await demo.client.get("/mails")
+    assert "No mails yet" not in listed.text
+    assert "<table" in listed.text and "ada@example.com" in listed.text

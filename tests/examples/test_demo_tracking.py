@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from demo_harness import Demo, Target, lines, wait_for
 
 
@@ -42,16 +44,31 @@ async def test_s9_long_task_is_tracked_from_pending_to_completed(demo: Demo) -> 
 
 
 async def test_s9_process_doubles_numbers_with_progress(demo: Demo) -> None:
-    response = await demo.client.post("/process", json=[1, 2, 3.5])
+    response = await demo.client.post("/process", json=[1, 2, 3.5, -4, 0.0])
     task_id = response.json()["task_id"]
     done = await demo.wait(task_id)
-    assert done["result"] == {"processed": 3, "results": [2, 4, 7]}
+    assert done["result"] == {"processed": 5, "results": [2, 4, 7.0, -8, 0.0]}
+    # The same kind of number out as in: integers stay integers, floats floats.
+    assert [type(n) for n in done["result"]["results"]] == [int, int, float, int, float]
+    stored = [*done["args"], *done["kwargs"].values()]
+    assert stored == [[1, 2, 3.5, -4, 0.0]]
+    assert [type(n) for n in stored[0]] == [int, int, float, int, float]
+    ints = await demo.wait((await demo.client.post("/process", json=[1, 2, 3])).json()["task_id"])
+    raw = (await demo.client.get(f"/jobs/{ints['id']}")).text
+    assert '"results":[2,4,6]' in raw.replace(" ", "")
     info = (await demo.client.get(f"/tasks/{task_id}")).json()
     assert info["status"] == "completed" and info["progress"] == 100
     listed = {t["id"] for t in (await demo.client.get("/tasks")).json()}
     assert task_id in listed
-    for bad in (["x"], {"a": 1}, "nope"):
-        assert (await demo.client.post("/process", json=bad)).status_code == 422
+    # Not numbers, or numbers whose double would not fit the JSON store (it keeps 64-bit
+    # integers and finite floats): 422, nothing enqueued.
+    for bad in (["x"], {"a": 1}, "nope", [True], ["1"], [2**63], [1.7e308]):
+        assert (await demo.client.post("/process", json=bad)).status_code == 422, bad
+    for text in ("[NaN]", "[Infinity]"):
+        refused = await demo.client.post("/process", content=text,
+                                         headers={"content-type": "application/json"})
+        assert refused.status_code == 422, text
+    assert len(await demo.jobs_of("demo.process_data")) == 2
     both = await demo.client.post("/process", params={"data": "x"}, json=[1])
     assert both.status_code == 422
 
@@ -77,6 +94,9 @@ async def test_s10_a_failing_task_is_recorded_and_the_response_does_not_care(
     (recent,) = monitor["recent_failures"]
     assert recent["task"] == "demo.risky_task"
     assert recent["errors"][0]["message"] == "processing failed"
+    # Error times as the router gives them: ISO 8601, the very same string.
+    assert recent["errors"] == (await demo.job(recent["id"]))["errors"]
+    assert datetime.fromisoformat(recent["errors"][0]["at"]).tzinfo is not None
     listed = (await demo.client.get("/jobs", params={"state": "failed"})).json()["jobs"]
     assert [j["id"] for j in listed] == [failed["id"]]
     page = await demo.client.get("/dashboard/")

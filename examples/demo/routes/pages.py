@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
+from backburner.fastapi.schemas import JobOut
 from backburner.job import JobState
 from examples.demo.smtp_sink import SmtpSink
 from examples.demo.tasks import DemoTasks
@@ -69,16 +70,23 @@ def router(tasks: DemoTasks, sink: SmtpSink | None) -> APIRouter:
             where = html.escape(f"{smtp.host}:{smtp.port}")
             return _page("Mails", f"<h1>Mails</h1><p>Mail goes to the configured SMTP server "
                                   f"{where}; this demo keeps no copy.</p>")
+        mails = sink.mails
+        where = html.escape(f"{sink.host}:{sink.port}")
+        if not mails:
+            return _page("Mails", f"<h1>Mails received by the local SMTP server ({where})</h1>"
+                                  '<p id="no-mails">No mails yet. The mails the demo\'s jobs '
+                                  "send show up here: register a user with "
+                                  '<code>POST /register</code> (try it in the <a href="/docs">'
+                                  'API docs</a>), then <a href="/mails">reload</a>.</p>')
         rows = "".join(
             "<tr>"
             f"<td>{html.escape(time.strftime('%H:%M:%S', time.localtime(m.received_at)))}</td>"
             f"<td>{html.escape(', '.join(m.to))}</td><td>{html.escape(m.subject)}</td>"
             f"<td><pre>{html.escape(m.body)}</pre></td>"
             f"<td>{html.escape(', '.join(m.attachments))}</td></tr>"
-            for m in reversed(sink.mails)
+            for m in reversed(mails)
         )
-        return _page("Mails", f'<h1>Mails received by the local SMTP server '
-                              f'({html.escape(f"{sink.host}:{sink.port}")})</h1>'
+        return _page("Mails", f"<h1>Mails received by the local SMTP server ({where})</h1>"
                               f'<p><a href="/mails">reload</a></p><table><thead><tr>'
                               "<th>time</th><th>to</th><th>subject</th><th>body</th>"
                               f"<th>attachments</th></tr></thead><tbody>{rows}</tbody></table>")
@@ -107,7 +115,10 @@ def router(tasks: DemoTasks, sink: SmtpSink | None) -> APIRouter:
                         for w in workers],
             "recent_failures": [
                 {"id": r.id, "task": r.task, "reason": r.reason.value if r.reason else None,
-                 "attempts": r.attempt, "errors": [e.to_json() for e in r.errors]}
+                 "attempts": r.attempt,
+                 # The router's own conversion, so an error reads here as at /jobs/{id}
+                 # (times in ISO 8601, not the store's epoch seconds).
+                 "errors": [e.model_dump(mode="json") for e in JobOut.of(r).errors]}
                 for r in failed.jobs
             ],
         }

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from backburner.fastapi import DurableBackgroundTasks, accepted
 from backburner.job import JobRecord, JobState
-from examples.demo.tasks import DemoTasks
+from examples.demo.tasks import DemoTasks, Number
 
 
 class TaskStatus(StrEnum):
@@ -84,7 +84,7 @@ def router(tasks: DemoTasks) -> APIRouter:
     @api.post("/process")
     async def process(
         background_tasks: DurableBackgroundTasks,
-        numbers: Annotated[list[float] | None, Body(max_length=10_000)] = None,
+        numbers: Annotated[list[Number] | None, Body(max_length=10_000)] = None,
         data: Annotated[str | None, Query(max_length=1000)] = None,
     ) -> dict[str, str]:
         """Three seeds share this path, told apart by what they send:
