@@ -171,6 +171,18 @@ async def test_every_page_renders_escaped_on_every_backend(
         assert "Latest failures" in overview and "ValueError" in overview
         assert "&lt;script&gt;" in overview  # the evil task's name, shown escaped
         assert "Queue <b>default</b>" in overview  # a backlog and no live worker: warned
+        # Every state has its column, cancelled too; the history is told in plain words.
+        head = re.search(r'id="overview-queues">\s*<thead><tr>(.*?)</tr>', overview)
+        assert head is not None
+        assert re.findall(r"<th>(\w+)</th>", head.group(1)) == [
+            "queue", "pending", "scheduled", "running", "completed", "failed", "cancelled",
+            "workers"]
+        row = re.search(r'<tr data-queue="default">(.*?)</tr>', overview, re.S)
+        assert row is not None
+        # default: the cancelled one; pending: slow + the chain's first step; the failed
+        # evil job and the completed add ran there too.
+        assert re.findall(r"<td>(\d+)</td>", row.group(1)) == ["2", "1", "0", "1", "1", "1", "0"]
+        assert "samples kept" not in overview and "reading(s) of the job counts" in overview
         listing = (await http.get("/dashboard/jobs?state=failed")).text
         assert ids["failed"] in listing and ids["completed"] not in listing
         detail = (await http.get(f"/dashboard/jobs/{ids['failed']}")).text
@@ -210,7 +222,7 @@ async def test_r21_auth_read_only_and_csrf_on_every_route(sqlite_app: Backburner
     router = mount_dashboard(api, app, auth=role)
     routes = [r for r in router.routes if isinstance(r, APIRoute)]
     params = {"job_id": job.id, "action": "retry", "schedule": "hourly", "task": "shop.add",
-              "file": "dashboard.css", "group": "0123456789abcdef",
+              "file": "favicon.svg", "group": "0123456789abcdef",
               "queue": "default"}
     calls = [(method, re.sub(r"\{(\w+)(:\w+)?\}", lambda m: params[m.group(1)], r.path))
              for r in routes for method in r.methods]
@@ -235,13 +247,21 @@ async def test_r21_auth_read_only_and_csrf_on_every_route(sqlite_app: Backburner
             assert missing.status_code == 403 and "CSRF" in missing.text, path
             wrong = await admin.request(method, path, data={"csrf": token[:-2] + "xx"})
             assert wrong.status_code == 403, path
+            # A good token from a page of another origin: refused all the same.
+            for origin in ("https://evil.example", "http://testserver.evil.example", "null"):
+                foreign = await admin.request(method, path, data={"csrf": token},
+                                              headers={"Origin": origin})
+                assert foreign.status_code == 403, (path, origin, foreign.text)
+                assert "cross-origin" in foreign.text
         # The cookie alone is not enough, and a token without its cookie neither.
         fresh = client(api, ADMIN)
         async with fresh:
             no_cookie = await fresh.post(f"/dashboard/jobs/{job.id}/cancel",
                                          data={"csrf": token})
             assert no_cookie.status_code == 403
-        ok = await admin.post(f"/dashboard/jobs/{job.id}/cancel", data={"csrf": token})
+        assert (await app.get_job(job.id)).state.value == "pending"  # type: ignore[union-attr]
+        ok = await admin.post(f"/dashboard/jobs/{job.id}/cancel", data={"csrf": token},
+                              headers={"Origin": "http://testserver"})
         assert ok.status_code == 303
         header = await admin.post(f"/dashboard/jobs/{job.id}/retry",
                                   headers={"X-CSRF-Token": token})
@@ -460,6 +480,16 @@ async def test_served_under_any_prefix_and_root_path(sqlite_app: Backburner) -> 
         assert "visibilitychange" in js.text
         assert (await http.get("/proxy/ops/jobs-ui/static/..%2Fsecurity.py")).status_code \
             == 404
+        # The layout links an icon, served like the other static files; the ICO a browser
+        # may ask for under the dashboard leads there.
+        assert 'rel="icon" type="image/svg+xml" href="/proxy/ops/jobs-ui/static/favicon.svg"' \
+            in page.text
+        icon = await http.get("/proxy/ops/jobs-ui/static/favicon.svg")
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+        assert icon.text.startswith("<svg")
+        ico = await http.get("/proxy/ops/jobs-ui/favicon.ico")
+        assert ico.status_code == 308
+        assert ico.headers["location"] == "/proxy/ops/jobs-ui/static/favicon.svg"
         bare = await http.get("/proxy/ops/jobs-ui")
         assert bare.status_code == 307
         assert bare.headers["location"] == "/proxy/ops/jobs-ui/"

@@ -32,6 +32,7 @@ from backburner.errors import (
     JobNotFoundError,
 )
 from backburner.failures import failure_groups, retry_failure_group
+from backburner.fastapi.origins import origin_allowed
 from backburner.fastapi.streams import job_updates
 from backburner.job import WAITING_RUN_AT, JobRecord, JobState
 from backburner.task import Task
@@ -40,7 +41,8 @@ Auth = Callable[..., Role | Awaitable[Role]]
 Redact = Callable[[JobRecord], JobRecord]
 
 STATIC_FILES = {"dashboard.css": "text/css; charset=utf-8",
-                "dashboard.js": "text/javascript; charset=utf-8"}
+                "dashboard.js": "text/javascript; charset=utf-8",
+                "favicon.svg": "image/svg+xml"}
 ACTIONS = ("retry", "cancel", "delete")
 MAX_FORM_BYTES = 256 * 1024
 CSV_LIMIT = 10_000
@@ -178,10 +180,17 @@ class Dashboard:
         return RedirectResponse(target, 303, headers=dict(security.SECURITY_HEADERS))
 
     async def form(self, request: Request, role: Role) -> dict[str, list[str]]:
-        """The posted form, once the caller may change things: admin role (else 403), then
-        the CSRF token (missing or wrong: 403)."""
+        """The posted form, once the caller may change things: admin role (else 403), a
+        browser's `Origin` naming this host or none (else 403), then the CSRF token (missing
+        or wrong: 403)."""
         if role != "admin":
             raise HTTPException(403, "read-only: this role cannot change anything")
+        # The token alone is not enough: a page on another site that got hold of one (a
+        # leaked page, a subdomain setting cookies) must still not post here. Same origin as
+        # the library's routers; the dashboard takes no list of other allowed origins.
+        if not origin_allowed(request, None):
+            raise HTTPException(403, "cross-origin request refused: post from the dashboard's "
+                                     "own pages")
         body = await _body(request)
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True) \
@@ -232,6 +241,8 @@ class Dashboard:
                 })
             return self.page(request, "overview.html", role, queues=queues, workers=alive,
                              all_workers=sample.workers, samples=len(self.sampler.samples),
+                             sample_every=self.sampler.interval,
+                             history_minutes=self.sampler.window / 60,
                              failures=[self.shown(j) for j in failed.jobs])
 
         if prefix:
@@ -251,6 +262,12 @@ class Dashboard:
             return Response(body, media_type=STATIC_FILES[file],
                             headers={"Cache-Control": "private, max-age=300",
                                      "X-Content-Type-Options": "nosniff"})
+
+        @router.get("/favicon.ico", name=r("favicon"))
+        async def favicon(request: Request, role: Role = as_role) -> Response:
+            # The layout links the SVG; a browser that asks for the ICO under the dashboard
+            # anyway (a bookmark, an old client) is sent there instead of a 404.
+            return RedirectResponse(self.url(request, "static", file="favicon.svg"), 308)
 
         @router.get("/jobs", name=r("jobs"))
         async def jobs(request: Request, role: Role = as_role) -> Response:

@@ -57,6 +57,7 @@ class QueueSample:
     running: int = 0
     completed: int = 0
     failed: int = 0
+    cancelled: int = 0
     wait: float | None = None
     """Mean seconds from due to start of the jobs finished since the previous sample."""
     run: float | None = None
@@ -150,7 +151,8 @@ class Sampler:
             queues[queue] = QueueSample(
                 pending=c.get("pending", 0), scheduled=c.get("scheduled", 0),
                 running=c.get("running", 0), completed=c.get("completed", 0),
-                failed=c.get("failed", 0), wait=_mean(waits.get(queue)),
+                failed=c.get("failed", 0), cancelled=c.get("cancelled", 0),
+                wait=_mean(waits.get(queue)),
                 run=_mean(runs.get(queue)))
         return Sample(now, queues, workers)
 
