@@ -6,11 +6,8 @@ response fits the schema (status code, content type, headers, body). Plus oversi
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,6 @@ import httpx2
 import pytest
 import requests
 import schemathesis
-import uvicorn
 from fastapi import FastAPI, Request
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -34,6 +30,7 @@ from schemathesis.checks import (
 
 from backburner import Backburner, JobContext
 from backburner.fastapi import backburner_lifespan, job_router
+from tests.api.servers import serving
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
@@ -70,28 +67,6 @@ def build(url: str) -> tuple[FastAPI, Counter[int]]:
         return response
 
     return api, statuses
-
-
-@contextmanager
-def serving(api: FastAPI) -> Iterator[str]:
-    """A real uvicorn on 127.0.0.1, a free port, in a thread of its own (schemathesis' calls
-    are synchronous); yields its base URL."""
-    # Keep-alive longer than any pause between two examples: a connection the server drops
-    # while the client reuses it would be a client error, not the router's.
-    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="on", ws="none", timeout_keep_alive=600))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped during startup"
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(60)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any, Literal
@@ -14,9 +15,10 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, WebSocket
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from backburner import bulk, failures
+from backburner import bulk, codec, failures
 from backburner.app import Backburner
 from backburner.backends.protocol import JobFilter
 from backburner.bulk import Action
@@ -42,7 +44,7 @@ from backburner.fastapi.schemas import (
 )
 from backburner.fastapi.streams import job_updates
 from backburner.handle import Job
-from backburner.job import JobState
+from backburner.job import JobRecord, JobState
 from backburner.task import BoundTask, Task
 
 RETRY_AFTER_SECONDS = 1
@@ -378,24 +380,47 @@ def _add_enqueue_route(
     dependencies: list[DependsParam], max_body_bytes: int,
 ) -> None:
     schema = task.signature.json_schema()
+    parameters = inspect.signature(task.func).parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        # Say what the signature refuses: a name it has no parameter for.
+        schema = {**schema, "additionalProperties": False}
+    # Idempotency keys of requests not finished yet (this process): a second request with
+    # one of them is a 409, as the IETF Idempotency-Key draft asks, instead of racing the
+    # first to the store. (Across processes the store's unique key still gives one job.)
+    in_flight: set[str] = set()
 
     async def enqueue(request: Request) -> JSONResponse:
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return await _enqueue(request, None)
+        if not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise HTTPException(400, "Idempotency-Key must be 1-200 visible ASCII characters")
+        if key in in_flight:
+            raise HTTPException(
+                409, "a request with this Idempotency-Key is still being processed; "
+                "retry once it has been answered")
+        in_flight.add(key)
+        try:
+            return await _enqueue(request, key)
+        finally:
+            in_flight.discard(key)
+
+    async def _enqueue(request: Request, key: str | None) -> JSONResponse:
         raw = await _read_body(request, max_body_bytes)
         try:
-            # orjson, not json: nesting past its depth limit is a decode error here, never a
-            # RecursionError, and what it accepts it can store (no NaN, no integer past 64 bits).
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            # orjson first: nesting past its depth limit is a decode error here, never a
+            # RecursionError, and it refuses NaN. An integer past 64 bits is read exactly
+            # (not as orjson's rounded float), so the argument check refuses it by name (422).
+            body = codec.loads_exact(raw)
+        except codec.PayloadError:
             raise HTTPException(
                 400, "the body must be a JSON object of the task's arguments"
             ) from None
         if not isinstance(body, dict):
             raise HTTPException(422, "the body must be a JSON object of the task's arguments")
+        _strict(task, body)
         target: Task[Any, Any] | BoundTask[Any, Any] = task
-        key = request.headers.get("idempotency-key")
         if key is not None:
-            if not _IDEMPOTENCY_KEY.fullmatch(key):
-                raise HTTPException(400, "Idempotency-Key must be 1-200 visible ASCII characters")
             # The store keeps one job per key for `ttl` seconds, whatever its state, so a
             # client retrying after a lost response gets the job it already started.
             target = task.options(unique_key=f"idempotency-key:{key}", unique_for=ttl)
@@ -404,6 +429,12 @@ def _add_enqueue_route(
                 job = await target.enqueue(**body)
             except InvalidArgumentsError as exc:
                 raise HTTPException(422, str(exc)) from None
+            if job.duplicate:
+                first = await task.app.get_job(job.id)
+                if first is not None and not _same_call(task, body, first):
+                    raise HTTPException(
+                        422, "this Idempotency-Key was used with other arguments (job "
+                        f"{job.id}); use a new key for a different request")
         response = accepted(job, request, status_route=status_route)
         if job.duplicate:
             response.headers["Idempotent-Replayed"] = "true"
@@ -417,19 +448,51 @@ def _add_enqueue_route(
         description=(task.__doc__ or "").strip() or None, dependencies=dependencies,
         responses={400: {"model": Problem, "description": "not JSON, or a bad Idempotency-Key"},
                    403: {"model": Problem, "description": "not allowed to enqueue"},
+                   409: {"model": Problem, "description": "a request with this "
+                         "Idempotency-Key is still in flight"},
                    413: {"model": Problem, "description": "the body is too large"},
-                   422: {"model": Problem}, **_UNAVAILABLE},
+                   422: {"model": Problem, "description": "arguments the task does not "
+                         "take, or an Idempotency-Key reused with other arguments"},
+                   **_UNAVAILABLE},
         openapi_extra={
             "requestBody": {"required": True,
                             "content": {"application/json": {"schema": schema}}},
             "parameters": [{
                 "name": "Idempotency-Key", "in": "header", "required": False,
-                "description": "repeat it to get the same job instead of a second one",
+                "description": "repeat it to get the same job instead of a second one "
+                "(with the same arguments: other arguments are a 422)",
                 "schema": {"type": "string", "minLength": 1, "maxLength": 200,
                            "pattern": f"^{_IDEMPOTENCY_KEY.pattern}$"},
             }],
         },
     )
+
+
+def _strict(task: Task[Any, Any], body: dict[str, Any]) -> None:
+    """Each argument as the published schema says, without pydantic's lax conversions (a
+    JSON `false` is not the integer 0, `"3"` is not 3): 422 naming the argument."""
+    params = task.signature._params
+    extra = next((p for p in params.values()
+                  if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+    for name, value in body.items():
+        param = params.get(name, extra)
+        if param is None or param.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue  # the signature's own check names it
+        try:
+            param.adapter.validate_json(orjson.dumps(value), strict=True)
+        except orjson.JSONEncodeError:
+            continue  # an integer past 64 bits: the signature's check names it
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            raise HTTPException(
+                422, f"argument {name!r} of {task.name}: {error['msg']}") from None
+
+
+def _same_call(task: Task[Any, Any], body: dict[str, Any], first: JobRecord) -> bool:
+    """Whether `body` is the payload `first` was stored with, compared as stored (JSON
+    values, key order aside): a default spelt out is another payload, as the draft says."""
+    args, kwargs = task.signature.encode((), body)
+    return bool(orjson.loads(orjson.dumps([args, kwargs])) == [first.args, first.kwargs])
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
