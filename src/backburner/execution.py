@@ -2,14 +2,18 @@
 
 The worker calls `run_attempt` once per claimed job. It returns an `Outcome` (the write the
 worker will batch to the store) and never raises, except when the worker itself is being torn
-down. Retry policy lives here, not in the backends.
+down: whatever a task (or its argument validators) raises, `SystemExit` and
+`KeyboardInterrupt` included, ends the attempt as a recorded failure. Retry policy lives
+here, not in the backends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import traceback
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -60,24 +64,25 @@ async def run_attempt(
                  "traceback": None}
         return _end(job, error, FailureReason.UNKNOWN_TASK)
     try:
-        args, kwargs = task.signature.decode(
-            codec.loads(job.args), tracing.strip(codec.loads(job.kwargs))
-        )
+        args, kwargs, timeout = _prepare(job, task, ctx)
     except (codec.PayloadError, InvalidArgumentsError) as exc:
         return _end(job, describe(exc, False), FailureReason.INVALID_PAYLOAD)
-    if task.signature.context_parameter is not None:
-        kwargs[task.signature.context_parameter] = ctx
-    timeout = job.timeout if job.timeout is not None else task.defaults.timeout
+    except Exception as exc:
+        # Anything else while decoding: a validator that raised something pydantic does not
+        # turn into a validation error (a KeyError, say), or a stored field of the wrong
+        # type. Still this job's input, and it would fail the same way again.
+        return _end(job, describe(exc), FailureReason.INVALID_PAYLOAD)
 
     # The call runs as its own task, awaited through asyncio.wait, which never passes our
     # own cancellation on to it. So a task that ignores or delays cancellation (a slow
     # `finally`, a swallowed CancelledError, `shield`) still lets this attempt end within
     # `_STOP_GRACE` of its timeout or cancel: its slot is freed, and whatever it writes later
     # is fenced off.
-    if task.is_async:
-        call: asyncio.Future[Any] = asyncio.ensure_future(task.func(*args, **kwargs))
-    else:
-        call = asyncio.wrap_future(threads.submit(lambda: task.func(*args, **kwargs)))
+    try:
+        call = _start(task, args, kwargs, threads)
+    except Exception as exc:
+        return _failed(job, task, describe(exc), FailureReason.ERROR, None,
+                       retryable=_retryable(task, exc))
     try:
         done, _ = await asyncio.wait((call,), timeout=timeout)
     except asyncio.CancelledError:
@@ -108,17 +113,95 @@ async def run_attempt(
     except RetryLater as exc:
         return _failed(job, task, describe(exc, False), FailureReason.RETRY_REQUESTED,
                        exc.delay, retryable=True)
-    except Exception as exc:
+    except _TaskExit as exc:
+        return _failed(job, task, describe(exc.raised), FailureReason.ERROR, None,
+                       retryable=_retryable(task, exc.raised))
+    except BaseException as exc:
         # Even when the lease was lost meanwhile, the write is attempted: fencing in the
         # store rejects it, and that rejection is what proves a zombie can do no harm.
+        # BaseException: whatever the task raised is its job's failure, never the worker's.
         return _failed(job, task, describe(exc), FailureReason.ERROR, None,
-                       retryable=isinstance(exc, task.defaults.retry_on))
+                       retryable=_retryable(task, exc))
 
     try:
         result = codec.dumps(task.signature.encode_result(value))
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # a serializer may raise anything: the result cannot be stored
         return _end(job, describe(exc, False), FailureReason.ERROR)
     return Outcome("complete", job, Completion(job.id, job.attempt, result, job.has_dependents))
+
+
+def unexpected(job: ClaimedJob, task: Task[Any, Any] | None, exc: Exception) -> Outcome:
+    """The outcome of an attempt that raised out of `run_attempt` (a bug in Backburner, a
+    tracer or a stored field): still a recorded failure, counted against the retries, so the
+    job can never stay `running` with no error while its worker renews the lease for ever."""
+    error = describe(exc)
+    if task is not None:
+        try:
+            return _failed(job, task, error, FailureReason.ERROR, None, retryable=True)
+        except Exception:  # the job's own counters are unusable: end it, with the error
+            log.exception("job %s attempt %d: no retry could be computed", job.id, job.attempt)
+    return _end(job, error, FailureReason.ERROR)
+
+
+class _TaskExit(Exception):
+    """Carries a `SystemExit` or `KeyboardInterrupt` raised by a task's own code. An asyncio
+    Task re-raises those two through the event loop, which would end the whole worker (and
+    every other job in it); carried as an ordinary exception they end only their attempt."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(repr(raised))
+        self.raised = raised
+
+
+async def _contained(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return await coro
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _TaskExit(exc) from exc
+
+
+def _contained_call(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return func(*args, **kwargs)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise _TaskExit(exc) from exc
+
+
+def _prepare(
+    job: ClaimedJob, task: Task[Any, Any], ctx: JobContext
+) -> tuple[list[Any], dict[str, Any], float | None]:
+    """The call's arguments and timeout, from the stored job: raises if they are unusable."""
+    args, kwargs = task.signature.decode(
+        codec.loads(job.args), tracing.strip(codec.loads(job.kwargs))
+    )
+    if task.signature.context_parameter is not None:
+        kwargs[task.signature.context_parameter] = ctx
+    timeout = job.timeout if job.timeout is not None else task.defaults.timeout
+    # Checked before the call starts: asyncio.wait would only refuse it once the task runs.
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+        or math.isnan(timeout)
+    ):
+        raise codec.PayloadError(f"the stored timeout {timeout!r} is not a number of seconds")
+    return args, kwargs, timeout
+
+
+def _start(
+    task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], threads: DaemonThreads
+) -> asyncio.Future[Any]:
+    if task.is_async:
+        return asyncio.ensure_future(_contained(task.func(*args, **kwargs)))
+    return asyncio.wrap_future(threads.submit(lambda: _contained_call(task.func, args, kwargs)))
+
+
+def _retryable(task: Task[Any, Any], exc: BaseException) -> bool:
+    """`retry_on` decides; a `SystemExit`, `KeyboardInterrupt` or other `BaseException` the
+    task raised is an error like any other where `retry_on` covers every error (its
+    default, `(Exception,)`)."""
+    retry_on = task.defaults.retry_on
+    return isinstance(exc, retry_on) or (
+        not isinstance(exc, Exception) and issubclass(Exception, retry_on)
+    )
 
 
 async def _cancelled(

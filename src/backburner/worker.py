@@ -38,7 +38,7 @@ from backburner.backends.protocol import (
 )
 from backburner.context import JobContext
 from backburner.errors import BackburnerError, BackendUnavailableError, ConfigurationError
-from backburner.execution import Outcome, run_attempt
+from backburner.execution import Outcome, run_attempt, unexpected
 from backburner.instrument import Change
 from backburner.job import FailureReason, JobState, Progress
 from backburner.retention import prune_expired
@@ -269,19 +269,24 @@ class Worker:
 
     async def _run_one(self, job: ClaimedJob, ctx: JobContext) -> None:
         began = time.monotonic()
+        task = self.app.tasks.get(job.task)
         try:
             if self.app.tracing is None:
-                outcome = await run_attempt(job, self.app.tasks.get(job.task), ctx,
-                                            self._threads)
+                outcome = await run_attempt(job, task, ctx, self._threads)
             else:
                 with self.app.tracing.execution(job) as span:
-                    outcome = await run_attempt(job, self.app.tasks.get(job.task), ctx,
-                                                self._threads)
+                    outcome = await run_attempt(job, task, ctx, self._threads)
                     self.app.tracing.finished(span, outcome)
             outcome = replace(outcome, ran=time.monotonic() - began)
         except asyncio.CancelledError:
             # Cancelled with no reason recorded: the worker is being torn down hard.
             outcome = Outcome("release", job, Release(job.id, job.attempt))
+        except Exception as exc:
+            # Escaping here would leave the job `running` with no error, its lease renewed
+            # by this worker until the stray check releases it to run again, for ever.
+            log.error("job %s attempt %d: the attempt raised out of the worker: %r",
+                      job.id, job.attempt, exc, exc_info=exc)
+            outcome = unexpected(job, task, exc)
         finally:
             self._running.pop((job.id, job.attempt), None)
             self._slot_freed.set()
