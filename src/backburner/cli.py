@@ -85,6 +85,14 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         raise typer.Exit(2) from None
 
 
+async def open_existing(app: Backburner) -> None:
+    """Open the app's store for a command that reads it or changes jobs already in it:
+    only `worker` and `migrate` create a store, so a mistyped URL is an error
+    (StoreNotFoundError, exit 2) instead of a new empty store and an empty listing."""
+    await app.backend.open(create=False)
+    await app.open()
+
+
 def _app(app: str | None, url: str | None) -> Backburner:
     try:
         if app:
@@ -205,6 +213,7 @@ def _one(app: str | None, url: str | None, job_id: str,
 
     async def go() -> Any:
         try:
+            await open_existing(the_app)
             return await action(the_app)
         finally:
             await the_app.close()
@@ -230,6 +239,7 @@ def schedules_list(app: AppOption = None, runs: int = 3, as_json: JsonOption = F
 
     async def go() -> Any:
         try:
+            await open_existing(the_app)
             return await the_app.schedules(runs=runs)
         finally:
             await the_app.close()
@@ -265,7 +275,7 @@ def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> No
 
     async def go() -> None:
         try:
-            await the_app.open()
+            await open_existing(the_app)
             await the_app.backend.set_schedule_paused(name, paused)
         finally:
             await the_app.close()
@@ -296,6 +306,7 @@ def schedules_trigger(name: str, app: AppOption = None) -> None:
 
     async def go() -> str:
         try:
+            await open_existing(the_app)
             return (await the_app.trigger_schedule(name)).id
         finally:
             await the_app.close()

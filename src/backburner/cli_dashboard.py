@@ -6,6 +6,7 @@ listen anywhere (put TLS in front of it)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from backburner.app import Backburner
+from backburner.backends import open_backend
 from backburner.errors import ConfigurationError
 from backburner.loading import load_app
 
@@ -39,6 +41,17 @@ def parse_users(specs: list[str]) -> dict[str, tuple[str, Any]]:
                 "admin or read")
         users[name] = (password, role)
     return users
+
+
+async def check_store(url: str) -> None:
+    """Raise StoreNotFoundError when no store exists at `url`: the dashboard never creates
+    one (a mistyped URL would show an empty store that no worker uses). Checked before the
+    server starts, on a backend of its own, so the error is one line, not a failed startup."""
+    backend = open_backend(url)
+    try:
+        await backend.open(create=False)
+    finally:
+        await backend.close()
 
 
 def build(url: str | None, app_spec: str | None, users: dict[str, tuple[str, Any]],
@@ -68,6 +81,7 @@ def build(url: str | None, app_spec: str | None, users: dict[str, tuple[str, Any
     api = FastAPI(title="Backburner dashboard", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)
     mount_dashboard(api, jobs, prefix=prefix, auth=basic_auth(users) if users else None)
+    api.state.backburner = jobs
     return api
 
 
@@ -100,6 +114,7 @@ def register(cli: typer.Typer) -> None:
                     "it could change every job. Add --user NAME:PASSWORD:admin (and "
                     "NAME:PASSWORD:read), or listen on 127.0.0.1")
             api = build(url, app, users, prefix.rstrip("/"))
+            asyncio.run(check_store(api.state.backburner.url))
         except ConfigurationError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from None

@@ -22,8 +22,18 @@ import typer
 from backburner import bulk
 from backburner.app import Backburner
 from backburner.backends.protocol import JobFilter, WorkerInfo
-from backburner.cli import AppOption, JsonOption, UrlOption, _app, _run, _summary, cli, jobs_cli
-from backburner.errors import BackburnerError
+from backburner.cli import (
+    AppOption,
+    JsonOption,
+    UrlOption,
+    _app,
+    _run,
+    _summary,
+    cli,
+    jobs_cli,
+    open_existing,
+)
+from backburner.errors import BackburnerError, StoreNotFoundError
 from backburner.job import TERMINAL_STATES, JobState
 
 LIVE_WORKER = 60.0
@@ -111,6 +121,7 @@ def _filter(
 def _session(app: Backburner, work: Callable[[], Awaitable[Any]]) -> Any:
     async def go() -> Any:
         try:
+            await open_existing(app)
             return await work()
         finally:
             await app.close()
@@ -448,14 +459,17 @@ def healthcheck(
     otherwise exit 1 with a one-line reason. For liveness/readiness probes."""
     the_app = _app(app, url)
 
+    async def probe() -> str | None:
+        await open_existing(the_app)
+        return await health(the_app, max_backlog=max_backlog, max_age=max_age, queue=queue)
+
     async def check() -> str | None:
         try:
-            return await asyncio.wait_for(
-                health(the_app, max_backlog=max_backlog, max_age=max_age, queue=queue),
-                timeout,
-            )
+            return await asyncio.wait_for(probe(), timeout)
         except TimeoutError:
             return f"the store did not answer within {timeout:g} s"
+        except StoreNotFoundError as exc:
+            return str(exc)
         except BackburnerError as exc:
             return f"the store is unavailable: {exc}"
         finally:

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from backburner.cli import AppOption, JsonOption, UrlOption, _app, _run, cli
+from backburner.cli import AppOption, JsonOption, UrlOption, _app, _run, cli, open_existing
 from backburner.job import JobState
 from backburner.queues import QueueInfo
 
@@ -22,6 +22,7 @@ def queues_list(app: AppOption = None, url: UrlOption = None,
 
     async def go() -> list[QueueInfo]:
         try:
+            await open_existing(the_app)
             return await the_app.queues()
         finally:
             await the_app.close()
@@ -47,6 +48,7 @@ def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> No
 
     async def go() -> None:
         try:
+            await open_existing(the_app)
             if paused:
                 await the_app.pause_queue(name)
             else:

@@ -2,6 +2,7 @@
 
     BackburnerError
     ├── ConfigurationError        a bad URL, option or task definition
+    │   └── StoreNotFoundError    no Backburner store at the URL (opened with create=False)
     ├── TaskNotFoundError         a task name that is not registered
     ├── InvalidArgumentsError     enqueue arguments that do not fit the signature or JSON
     ├── JobNotFoundError          an id that the backend does not know
@@ -26,6 +27,13 @@ class BackburnerError(Exception):
 
 class ConfigurationError(BackburnerError):
     """A backend URL, task option or worker option is invalid."""
+
+
+class StoreNotFoundError(ConfigurationError):
+    """`Backend.open(create=False)` found no Backburner store at the URL: a missing SQLite
+    file, or a database, schema or prefix that holds no Backburner data. Read-only tools
+    (the CLI's listings) open so, so a typo in a URL is reported instead of creating an
+    empty store."""
 
 
 class TaskNotFoundError(BackburnerError):

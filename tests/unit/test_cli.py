@@ -99,6 +99,7 @@ def test_jobs_show_has_the_links_of_a_chain(db: str) -> None:
 
 
 def test_errors_are_reported_not_raised(db: str) -> None:
+    assert runner.invoke(cli, ["migrate", "--url", db]).exit_code == 0
     missing = runner.invoke(cli, ["jobs", "show", "nope", "--url", db])
     assert missing.exit_code == 1 and "no job" in missing.output
     no_target = runner.invoke(cli, ["jobs", "list"], env={"BACKBURNER_URL": None})

@@ -88,6 +88,7 @@ def free_port() -> int:
 def test_the_command_serves_on_loopback(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "BACKBURNER_URL": f"sqlite:///{tmp_path}/jobs.db"}
+    assert CliRunner().invoke(cli, ["migrate"], env=env).exit_code == 0
     proc = subprocess.Popen([str(BIN / "backburner"), "dashboard", "--port", str(port),
                              "--prefix", "/ui"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)

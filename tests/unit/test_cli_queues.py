@@ -16,6 +16,7 @@ runner = CliRunner()
 
 def test_list_pause_resume(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/jobs.db"
+    assert runner.invoke(cli, ["migrate", "--url", url]).exit_code == 0
     assert runner.invoke(cli, ["queues", "list", "--url", url]).output.strip() == "no queues"
 
     async def enqueue() -> None:
@@ -43,6 +44,7 @@ def test_list_pause_resume(tmp_path: Path) -> None:
 
 def test_bad_name_and_no_store_are_errors(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/jobs.db"
+    assert runner.invoke(cli, ["migrate", "--url", url]).exit_code == 0
     bad = runner.invoke(cli, ["queues", "pause", "x" * 201, "--url", url])
     assert bad.exit_code == 2 and "queue name" in bad.output
     missing = runner.invoke(cli, ["queues", "list"], env={"BACKBURNER_URL": "",

@@ -37,6 +37,7 @@ def app_path(tmp_path: Path) -> Iterator[str]:
 
 
 def test_list_pause_resume_trigger(app_path: str, tmp_path: Path) -> None:
+    assert runner.invoke(cli, ["migrate", "--app", app_path]).exit_code == 0
     listed = runner.invoke(cli, ["schedules", "list", "--app", app_path, "--json"])
     assert listed.exit_code == 0, listed.output
     [entry] = json.loads(listed.output)

@@ -152,8 +152,8 @@ class MemoryBackend:
     def notifier(self) -> Notifier:
         return self._notifier
 
-    async def open(self) -> None:
-        return None
+    async def open(self, *, create: bool = True) -> None:
+        return None  # the store is this object: it always exists
 
     async def close(self) -> None:
         await self._notifier.close()

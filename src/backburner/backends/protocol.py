@@ -252,8 +252,10 @@ class Backend(Protocol):
     @property
     def notifier(self) -> Notifier: ...
 
-    async def open(self) -> None:
-        """Connect and make sure the schema is current. Idempotent."""
+    async def open(self, *, create: bool = True) -> None:
+        """Connect and make sure the schema is current. Idempotent. `create=False`: raise
+        `StoreNotFoundError` instead of creating a store that does not exist yet (no
+        Backburner schema at the URL), for tools that only look at one."""
 
     async def close(self) -> None: ...
 

@@ -137,7 +137,7 @@ class PostgresBackend:
 
     # -- lifecycle -------------------------------------------------------------------------
     @translated
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         async with self._open_lock:
             if self._pool is not None and self._opened_in == os.getpid():
                 return
@@ -150,6 +150,9 @@ class PostgresBackend:
             pool = await connections.create_pool(self.config)
             try:
                 async with pool.acquire() as conn:
+                    if not create:
+                        await schema.check_exists(conn, self.config.schema,
+                                                  self.config.quoted_schema)
                     await schema.migrate(conn, self.config.schema, self.config.quoted_schema)
             except BaseException:
                 pool.terminate()

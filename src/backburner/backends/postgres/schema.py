@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from backburner.backends.sql_files import load_migrations
-from backburner.errors import ConfigurationError
+from backburner.errors import ConfigurationError, StoreNotFoundError
 
 MIGRATIONS = load_migrations("backburner.backends.postgres")
 
@@ -37,6 +37,16 @@ async def applied_versions(conn: Any, schema: str, quoted_schema: str) -> list[i
         return []
     rows = await conn.fetch(f"SELECT version FROM {quoted_schema}.migrations ORDER BY 1")
     return [r[0] for r in rows]
+
+
+async def check_exists(conn: Any, schema: str, quoted_schema: str) -> None:
+    """Raise StoreNotFoundError when the schema holds no Backburner tables (none migrated)."""
+    if not await applied_versions(conn, schema, quoted_schema):
+        database = await conn.fetchval("SELECT current_database()")
+        raise StoreNotFoundError(
+            f"no Backburner tables in schema {schema!r} of PostgreSQL database "
+            f"{database!r}: check the URL, or run `backburner migrate` to create them"
+        )
 
 
 def is_current(versions: list[int]) -> bool:

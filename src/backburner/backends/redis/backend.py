@@ -42,7 +42,7 @@ from backburner.backends.redis.notifier import RedisNotifier
 from backburner.backends.redis.scripts import Call, Script, Scripts
 from backburner.backends.redis.url import parse_url
 from backburner.backends.translation import translating
-from backburner.errors import BackendError, ConfigurationError
+from backburner.errors import BackendError, ConfigurationError, StoreNotFoundError
 from backburner.job import FailureReason, JobRecord, JobState
 from backburner.notify import Event, Notifier
 
@@ -86,7 +86,7 @@ class RedisBackend:
 
     # -- lifecycle -------------------------------------------------------------------------
     @translated
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         if self._client is not None:
             return
         # A blocking pool: a burst of concurrent calls (a busy web process, many result
@@ -110,6 +110,12 @@ class RedisBackend:
         try:
             where = self.options.display
             await checks.check_version(client, where)
+            # The layout key is written by the first open: without it, nothing was stored.
+            if not create and not await client.exists(self.keys.layout):
+                raise StoreNotFoundError(
+                    f"no Backburner data under prefix {self.keys.prefix!r} at {where}: check "
+                    "the URL, or run `backburner migrate` to create the store"
+                )
             await checks.check_durability(client, self.options.profile, where)
             await self._check_layout(client)
             await self._index_finished(client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -94,12 +95,15 @@ class SQLiteBackend:
     def notifier(self) -> Notifier:
         return self._notifier
 
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         if self._opened_in == os.getpid():
             return
         directory = os.path.dirname(self.path)
         if directory and not os.path.isdir(directory):
             raise ConfigurationError(f"directory {directory!r} for {self.url!r} does not exist")
+        if not create:
+            # Looked at read-only first: connecting would create the file (and set WAL).
+            await asyncio.to_thread(schema.check_exists, self.path)
         await self._db.run(schema.migrate)
         self._opened_in = os.getpid()
 

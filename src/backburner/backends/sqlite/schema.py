@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
+from urllib.parse import quote
 
 from backburner.backends.sql_files import load_migrations
 from backburner.backends.sqlite.connection import WriteTransaction
+from backburner.errors import StoreNotFoundError
 
 MIGRATIONS = load_migrations("backburner.backends.sqlite")
 
@@ -43,6 +46,25 @@ def applied_versions(conn: sqlite3.Connection) -> list[int]:
     if not exists:
         return []
     return [r[0] for r in conn.execute("SELECT version FROM backburner_migrations ORDER BY 1")]
+
+
+def check_exists(path: str) -> None:
+    """Raise StoreNotFoundError unless `path` is a SQLite file with Backburner's tables.
+    Opened read-only, so neither a missing file nor someone else's database is touched."""
+    hint = "check the URL, or run `backburner migrate` to create it"
+    if not os.path.isfile(path):
+        raise StoreNotFoundError(f"no SQLite database at {path}: {hint}")
+    try:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        try:
+            versions = applied_versions(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreNotFoundError(
+            f"{path} is not a SQLite database ({exc}): check the URL") from None
+    if not versions:
+        raise StoreNotFoundError(f"{path} has no Backburner tables: {hint}")
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
