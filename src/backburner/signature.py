@@ -4,11 +4,20 @@ Enqueue validates each argument with pydantic against its annotation and stores 
 (so a `datetime` or a pydantic model travels as JSON); the worker validates the JSON back
 into those types before the call. A parameter annotated `JobContext` is injected by the
 worker and is never part of the payload.
+
+JSON in, the same value out: where nothing converts a value back (a parameter typed `Any`,
+`dict`, `list[Any]`...), it must already be plain JSON, so a task never runs with something
+other than what it was given. A set, a tuple, bytes, a float that is not finite, a non-string
+dict key or any other object there is refused at enqueue (`InvalidArgumentsError` naming the
+argument and the path inside it), and so is, anywhere, an integer outside the signed 64-bit
+range (orjson cannot write it, and SQLite, PostgreSQL's bigint and most JSON readers would
+not keep it exact) or nesting deeper than `MAX_DEPTH`.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +31,11 @@ from backburner.context import JobContext
 from backburner.errors import InvalidArgumentsError
 
 _ANY_ADAPTER: TypeAdapter[Any] = TypeAdapter(Any)
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_DEPTH = 200
+"""Nesting allowed in one argument: orjson writes at most 254 levels, and a stored payload
+wraps arguments in a few more (the argument list, a chain's steps)."""
 
 
 def _is_context(annotation: Any) -> bool:
@@ -44,6 +58,11 @@ class _Parameter:
     adapter: TypeAdapter[Any]
     json_native: type | None
     """When the annotation is str/int/float/bool, values of exactly that type skip pydantic."""
+    plain: bool
+    """Annotated `Any` (or not at all): nothing converts the value, it must be JSON as it is."""
+    json_shaped: bool
+    """Built only of JSON types (`dict[str, Any]`, `list[int] | None`...): what pydantic
+    validated is already the JSON form, so it is checked as it is instead of dumped."""
 
 
 _NATIVE = (str, int, float, bool)
@@ -72,7 +91,10 @@ class TaskSignature:
             if p.kind is p.VAR_POSITIONAL or p.kind is p.VAR_KEYWORD:
                 element = annotation  # annotation of *args / **kwargs is per element
             native = element if element in _NATIVE else None
-            params[p.name] = _Parameter(p.name, p.kind, _adapter(element), native)
+            params[p.name] = _Parameter(
+                p.name, p.kind, _adapter(element), native,
+                plain=_is_any(element), json_shaped=_json_shaped(element),
+            )
         self._signature = full.replace(parameters=kept)
         self._params = params
         self._required = any(
@@ -136,17 +158,32 @@ class TaskSignature:
         )
 
     def _to_json(self, param: _Parameter, label: str, value: Any) -> Any:
-        if param.json_native is not None and type(value) is param.json_native:
+        kind = type(value)
+        if kind is param.json_native:
+            if kind is int and not INT64_MIN <= value <= INT64_MAX:
+                raise InvalidArgumentsError(self.task_name, label, _int_reason(value))
+            if kind is float and not math.isfinite(value):
+                raise InvalidArgumentsError(self.task_name, label, _float_reason(value))
             return value
         try:
-            validated = param.adapter.validate_python(value)
-            return param.adapter.dump_python(validated, mode="json")
+            if param.plain:
+                out = value  # pydantic's Any would convert what JSON cannot hold: check instead
+            else:
+                validated = param.adapter.validate_python(value)
+                out = (
+                    validated if param.json_shaped
+                    else param.adapter.dump_python(validated, mode="json")
+                )
         except ValidationError as exc:
             raise InvalidArgumentsError(self.task_name, label, _first_error(exc)) from None
         except (PydanticSerializationError, TypeError, ValueError) as exc:
             raise InvalidArgumentsError(
                 self.task_name, label, f"not JSON-serialisable ({type(value).__name__}): {exc}"
             ) from None
+        problem = json_problem(out)
+        if problem is not None:
+            raise InvalidArgumentsError(self.task_name, label, problem.describe(label))
+        return out
 
     # -- worker side -----------------------------------------------------------------------
     def decode(self, args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -213,9 +250,123 @@ class TaskSignature:
 
 
 def _adapter(annotation: Any) -> TypeAdapter[Any]:
-    if annotation is Any or annotation is inspect.Parameter.empty:
+    if _is_any(annotation):
         return _ANY_ADAPTER
     return TypeAdapter(annotation)
+
+
+def _is_any(annotation: Any) -> bool:
+    return annotation is Any or annotation is object or annotation is inspect.Parameter.empty
+
+
+_SCALARS = (str, int, float, bool, type(None), None)
+
+
+def _json_shaped(annotation: Any) -> bool:
+    """Whether every value pydantic validates for `annotation` is its own JSON form (or would
+    be, were it plain JSON: `json_problem` says): Any, str/int/float/bool/None, dict[str, X],
+    list[X], unions and `Annotated` of those."""
+    if _is_any(annotation) or annotation in _SCALARS or annotation in (dict, list):
+        return True
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _json_shaped(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return all(_json_shaped(a) for a in args)
+    if origin is dict:
+        return not args or ((args[0] is str or _is_any(args[0])) and _json_shaped(args[1]))
+    if origin is list:
+        return not args or _json_shaped(args[0])
+    return False  # models, datetime, tuples, sets...: dumped by pydantic, then checked
+
+
+@dataclass(slots=True)
+class JsonProblem:
+    """Why a value is not plain JSON, and where: `path` holds the keys and indexes from the
+    argument down to it, innermost first (filled in on the way back up, so a value without
+    a problem costs no path)."""
+
+    reason: str
+    path: list[Any]
+
+    def describe(self, label: str) -> str:
+        if not self.path:
+            return self.reason
+        inner = "".join(f"[{part!r}]" for part in reversed(self.path))
+        return f"{self.reason} (at {label}{inner})"
+
+
+def json_problem(value: Any, depth: int = 0) -> JsonProblem | None:
+    """None when `value` comes back from JSON (orjson, every store) as it is; otherwise why
+    not. Subclasses of str/int/float/dict/list (enums, OrderedDict) come back equal."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return None
+    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
+        if INT64_MIN <= value <= INT64_MAX:
+            return None
+        return JsonProblem(_int_reason(value), [])
+    if kind is float or isinstance(value, float):
+        return None if math.isfinite(value) else JsonProblem(_float_reason(value), [])
+    if isinstance(value, str):
+        return None
+    if isinstance(value, (dict, list)):
+        if depth >= MAX_DEPTH:
+            return JsonProblem(f"nested deeper than {MAX_DEPTH} levels", [])
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                problem = json_problem(item, depth + 1)
+                if problem is not None:
+                    problem.path.append(index)
+                    return problem
+            return None
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return JsonProblem(
+                    f"dict key {key!r} ({type(key).__name__}) is not a string: JSON object "
+                    f"keys are strings, so it would come back as {str(key)!r}", [],
+                )
+            problem = json_problem(item, depth + 1)
+            if problem is not None:
+                problem.path.append(key)
+                return problem
+        return None
+    return JsonProblem(_other_reason(value), [])
+
+
+def _int_reason(value: int) -> str:
+    return (
+        f"integer {value} is outside the signed 64-bit range "
+        f"[{INT64_MIN}, {INT64_MAX}] that every store keeps exactly; pass it as a string"
+    )
+
+
+def _float_reason(value: float) -> str:
+    return f"{value} is not a finite number, which JSON cannot hold (it would come back null)"
+
+
+def _other_reason(value: Any) -> str:
+    if isinstance(value, (set, frozenset)):
+        return (
+            f"a {type(value).__name__} is not JSON (it would come back as a list): pass a "
+            "list, or annotate the parameter as set[...]"
+        )
+    if isinstance(value, tuple):
+        return (
+            "a tuple is not JSON (it would come back as a list): pass a list, or annotate "
+            "the parameter as tuple[...]"
+        )
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return (
+            f"{type(value).__name__} is not JSON: decode it to a str (or base64), or annotate "
+            "the parameter as bytes"
+        )
+    return (
+        f"a {type(value).__name__} object is not JSON: pass plain JSON values (str, int, "
+        "float, bool, None, list, dict with str keys), or annotate the parameter with its "
+        "type so pydantic converts it (datetime, UUID, models...)"
+    )
 
 
 def _first_error(exc: ValidationError) -> str:
