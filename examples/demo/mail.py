@@ -7,6 +7,8 @@ mailbox or bad credentials: retrying cannot help).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import ssl
 from collections.abc import Sequence
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import aiosmtplib
 
+from examples.demo.local_sink import SinkAddressError, read_sink
 from examples.demo.settings import SmtpSettings
 
 
@@ -61,18 +64,39 @@ def build_message(
 
 
 class Mailer:
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, sink_file: Path | None = None) -> None:
+        """`sink_file`: without SMTP_HOST, where the demo's web process records its local
+        sink (`examples.demo.local_sink`); mail goes there."""
         self.settings = settings
+        self.sink_file = sink_file
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        if self.settings.security == "none":
+    @staticmethod
+    def _tls_context(cfg: SmtpSettings) -> ssl.SSLContext | None:
+        if cfg.security == "none":
             return None
-        return ssl.create_default_context(cafile=self.settings.ca_file)
+        return ssl.create_default_context(cafile=cfg.ca_file)
+
+    async def server(self) -> SmtpSettings:
+        """The configured server, else the demo's local sink as recorded now (read on every
+        mail: the web process may have restarted on another port)."""
+        if self.settings.configured:
+            return self.settings
+        if self.sink_file is None:
+            raise PermanentMailError("no SMTP server is configured (SMTP_HOST)")
+        try:
+            address = await asyncio.to_thread(read_sink, self.sink_file)
+        except (SinkAddressError, OSError) as exc:
+            raise TransientMailError(str(exc)) from None
+        if address is None:
+            # Temporary: the web process may simply not be up yet; the job retries.
+            raise TransientMailError(
+                f"SMTP_HOST is not set and no demo SMTP sink is running: none recorded in "
+                f"{self.sink_file} (start the demo's web app with the same DEMO_DATA_DIR)")
+        return dataclasses.replace(self.settings, host=address.host, port=address.port,
+                                   security="none", username=None, password=None)
 
     async def send(self, message: EmailMessage) -> None:
-        cfg = self.settings
-        if not cfg.configured:
-            raise PermanentMailError("no SMTP server is configured (SMTP_HOST)")
+        cfg = await self.server()
         try:
             refused, _ = await aiosmtplib.send(
                 message,
@@ -82,7 +106,7 @@ class Mailer:
                 password=cfg.password,
                 use_tls=cfg.security == "tls",
                 start_tls=cfg.security == "starttls",
-                tls_context=self._tls_context(),
+                tls_context=self._tls_context(cfg),
                 timeout=cfg.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:

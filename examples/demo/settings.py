@@ -6,7 +6,9 @@ their own with `dataclasses.replace`.
 SMTP (the seeds hard-code a host and a password; we never do):
   SMTP_HOST, SMTP_PORT, SMTP_SECURITY (none | starttls | tls), SMTP_USER, SMTP_PASSWORD,
   SMTP_FROM, SMTP_CA_FILE (a CA bundle to trust, e.g. for a self-signed server),
-  SMTP_TIMEOUT. Without SMTP_HOST, `backburner demo` starts a local sink and uses it.
+  SMTP_TIMEOUT. Without SMTP_HOST, the web app (`backburner demo`, or uvicorn with
+  `examples.demo.web:create_app`) starts a local sink and records its address in the data
+  directory, where every worker of that directory finds it.
 The demo:
   DEMO_DATA_DIR (jobs.db, mail.db, uploads/, log files; default ./demo-data),
   DEMO_JOBS_URL (default sqlite:///<data dir>/jobs.db),
@@ -95,6 +97,12 @@ class Settings:
     @property
     def mail_db(self) -> Path:
         return self.data_dir / "mail.db"
+
+    @property
+    def sink_file(self) -> Path:
+        """Where the web process records its local SMTP sink's address for the workers
+        (without SMTP_HOST); see `examples.demo.local_sink`."""
+        return self.data_dir / "smtp-sink.json"
 
     def ensure_dirs(self) -> None:
         self.upload_dir.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,8 @@ class WebhookStatusError(Exception):
 
 
 def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
-    services = Services(settings, Mailer(settings.smtp), MailLog(settings.mail_db),
+    services = Services(settings, Mailer(settings.smtp, settings.sink_file),
+                        MailLog(settings.mail_db),
                         AddressPolicy(settings.webhook_allow),
                         httpx2.create_ssl_context(trust_env=False))
     mailer, mail_log = services.mailer, services.mail_log

@@ -4,12 +4,16 @@
     backburner worker examples.demo.worker:create_jobs    # separate worker processes
 
 With DEMO_EMBEDDED_WORKER=0 the web process only enqueues and reads; workers run apart.
+Without SMTP_HOST the web process runs the demo's SMTP sink and records its address in
+DEMO_DATA_DIR, so those workers deliver to it and `/mails` lists what they sent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from backburner.dashboard import mount_dashboard
 from backburner.errors import BackendUnavailableError, InvalidArgumentsError
 from backburner.fastapi import backburner_lifespan, job_router, metrics_router
+from examples.demo.local_sink import local_sink
 from examples.demo.routes import basics, deps, email, pages, tracking, upload, webhooks
 from examples.demo.settings import Settings
 from examples.demo.smtp_sink import SmtpSink
@@ -35,21 +40,36 @@ def create_app(
     concurrency: int = 20,
     worker_options: Mapping[str, Any] | None = None,
 ) -> FastAPI:
-    """`sink`: the local SMTP server whose mails `/mails` lists. `worker`: run an embedded
-    worker (default: DEMO_EMBEDDED_WORKER, on); `worker_options` go to it (e.g. `grace`)."""
+    """`sink`: the local SMTP server whose mails `/mails` lists, owned by the caller; without
+    one and without SMTP_HOST the app runs its own while it runs (`examples.demo.local_sink`:
+    its address goes to the data directory, where separate workers find it). `worker`: run
+    an embedded worker (default: DEMO_EMBEDDED_WORKER, on); `worker_options` go to it (e.g.
+    `grace`)."""
     settings = settings if settings is not None else Settings.from_env()
     jobs, tasks = build_jobs(settings)
     embedded = settings.embedded_worker if worker is None else worker
+    backburner = backburner_lifespan(
+        jobs, worker=embedded,
+        **{"concurrency": concurrency, "lease": settings.worker_lease, **(worker_options or {})},
+    )
+    own_sink = sink is None and not settings.smtp.configured
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with contextlib.AsyncExitStack() as stack:
+            if own_sink:
+                # Before the worker starts, so its first mail finds the sink recorded.
+                app.state.demo_sink = await stack.enter_async_context(local_sink(settings))
+            async with backburner(app) as state:
+                yield state
+
     api = FastAPI(
         title="Backburner demo",
         description="Every scenario of the seed tutorials, on durable Backburner jobs.",
-        lifespan=backburner_lifespan(
-            jobs, worker=embedded,
-            **{"concurrency": concurrency, "lease": settings.worker_lease,
-               **(worker_options or {})},
-        ),
+        lifespan=lifespan,
     )
     api.state.demo_tasks = tasks
+    api.state.demo_sink = sink
     api.include_router(job_router(jobs, expose=[tasks.long_task]))
     api.include_router(metrics_router(jobs))  # S4: Prometheus scrapes /metrics
     # S4 for people. The demo has no auth (it listens on loopback), so everyone is admin;
@@ -61,7 +81,7 @@ def create_app(
     api.include_router(email.router(tasks))
     api.include_router(webhooks.router(tasks))
     api.include_router(upload.router(tasks))
-    api.include_router(pages.router(tasks, sink))
+    api.include_router(pages.router(tasks))
     api.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
     # Our own endpoints enqueue directly; their store errors get the router's answers.

@@ -138,6 +138,41 @@ async def test_a_separate_worker_runs_the_jobs_and_its_progress_reaches_the_web_
             assert again["result"] == "Email sent to far@example.com"
 
 
+async def test_s2_the_readme_recipe_delivers_to_the_demo_sink_without_smtp_settings(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """The README's separate-worker recipe as written: no SMTP_* anywhere. The web process
+    runs the demo's SMTP sink and records its address in the data directory; the worker,
+    another process, reads it there and delivers; `/mails` shows the mail."""
+    plain = dict(env)  # DEMO_DATA_DIR (apart from other tests), DEMO_EMBEDDED_WORKER=0
+    for name in ("SMTP_HOST", "SMTP_PORT", "DEMO_JOBS_URL"):
+        del plain[name]
+    recorded = tmp_path / "data" / "smtp-sink.json"
+    with processes() as procs:
+        base = await start_web(procs, plain, tmp_path / "web.log")
+        assert recorded.exists()
+        worker = await start_worker(procs, plain, tmp_path / "worker.log")
+        async with client(base) as c:
+            assert "No mails yet" in (await c.get("/mails")).text
+            sent = (await c.get("/send_email/far@example.com")).json()
+            await c.post("/register", json={"email": "ada@example.com", "username": "ada"})
+            done = await wait_job(c, sent["task_id"])
+            assert done["state"] == "completed", done
+            assert done["worker_id"].split(":")[1] == str(worker.popen.pid)
+            (welcome,) = (await c.get("/jobs", params={"task": "demo.send_welcome"})).json()[
+                "jobs"]
+            welcome = await wait_job(c, welcome["id"])
+            assert welcome["state"] == "completed", welcome
+            mails = (await c.get("/mails.json")).json()
+            assert sorted(m["to"][0] for m in mails) == ["ada@example.com", "far@example.com"]
+            page = (await c.get("/mails")).text
+            assert "far@example.com" in page and "Welcome ada" in page
+        assert worker.stop() == 0
+        procs[0].stop()
+        # The web process took its address with it: no worker sends to a dead port.
+        assert not recorded.exists()
+
+
 async def test_s19_the_web_server_is_killed_mid_job_and_the_job_still_completes(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -187,18 +222,37 @@ async def test_backburner_demo_starts_everything_and_prints_the_urls(tmp_path: P
         demo = Proc([str(BIN / "backburner"), "demo", "--port", "0", "--data-dir",
                      str(tmp_path / "demo")], env, tmp_path / "demo.log")
         procs.append(demo)
-        await demo.wait_for(r"received mails:\s+\S+")
-        urls = dict(re.findall(
-            r"^\s+(app|API docs|progress page|dashboard|metrics|received mails):\s+(\S+)",
-            demo.text(), re.MULTILINE))
-        assert set(urls) == {"app", "API docs", "progress page", "dashboard", "metrics",
-                             "received mails"}
-        async with client(urls["app"]) as c:
-            assert (await c.get(urls["app"])).json() == {"msg": "Hello World"}
+        await demo.wait_for(r"Stop with Ctrl-C")
+        printed = re.findall(r"^  ([a-zA-Z ]+):\s+(http://\S+)", demo.text(), re.MULTILINE)
+        urls = dict(printed)
+        # The landing page first: the one a newcomer opens; it links to the others.
+        assert printed[0][0] == "open this first" and printed[0][1].endswith("/demo")
+        assert set(urls) == {"open this first", "progress page", "dashboard",
+                             "received mails", "API docs", "metrics"}
+        base = urls["open this first"].removesuffix("/demo")
+        async with client(base) as c:
+            landing = await c.get(urls["open this first"])
+            assert landing.headers["content-type"].startswith("text/html")
+            for page in ("/progress", "/dashboard/", "/mails", "/docs"):
+                assert f'href="{page}"' in landing.text
             assert (await c.get(urls["API docs"])).status_code == 200
             assert 'id="bar-ws"' in (await c.get(urls["progress page"])).text
             assert "Content-Security-Policy" in (await c.get(urls["dashboard"])).headers
             assert "backburner_jobs" in (await c.get(urls["metrics"])).text
+            assert "No mails yet" in (await c.get(urls["received mails"])).text
+            # Opening what it prints starts nothing (GET / would: S16), periodic jobs aside.
+            listed = (await c.get("/jobs")).json()["jobs"]
+            assert {j["task"] for j in listed} <= {"demo.heartbeat", "demo.daily_report"}
+            # The printed worker command, run as printed, is one more worker of this demo.
+            command = re.search(r"more workers:\s+(.+)$", demo.text(), re.MULTILINE)
+            assert command is not None
+            assert "DEMO_DATA_DIR=" + str(tmp_path / "demo") in command.group(1)
+            extra = Proc(["bash", "-c", f"exec env {command.group(1)}"], env,
+                         tmp_path / "extra-worker.log")
+            procs.append(extra)
+            await extra.wait_for(r"worker \S+ started")
+            workers = (await c.get("/monitor")).json()["workers"]
+            assert str(extra.popen.pid) in {str(w["pid"]) for w in workers}
             await c.post("/register", json={"email": "new@example.com", "username": "new"})
             deadline = time.monotonic() + 30
             while not (await c.get("/mails.json")).json():

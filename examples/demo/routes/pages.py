@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from backburner.fastapi.schemas import JobOut
 from backburner.job import JobState
-from examples.demo.smtp_sink import SmtpSink
+from examples.demo.routes.common import demo_sink
 from examples.demo.tasks import DemoTasks
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -43,7 +43,7 @@ def _page(title: str, body: str) -> HTMLResponse:
     )
 
 
-def router(tasks: DemoTasks, sink: SmtpSink | None) -> APIRouter:
+def router(tasks: DemoTasks) -> APIRouter:
     api = APIRouter(tags=["demo pages"])
     jobs = tasks.long_task.app
     smtp = tasks.services.settings.smtp
@@ -54,18 +54,25 @@ def router(tasks: DemoTasks, sink: SmtpSink | None) -> APIRouter:
 
     @api.get("/demo", response_class=HTMLResponse, include_in_schema=False)
     async def landing() -> HTMLResponse:
-        links = [("/progress", "live progress bar (WebSocket and SSE)"),
+        """The first page to open (`backburner demo` prints it first): where everything is.
+        Only pages that start nothing: `GET /` (S16) enqueues a job on every visit."""
+        links = [("/progress", "live progress bars (WebSocket and SSE): start a long job"),
                  ("/dashboard/", "the dashboard: jobs, failures, queues, workers, schedules"),
                  ("/mails", "mails received by the local SMTP server"),
                  ("/docs", "every endpoint, to try out"), ("/jobs", "all jobs (JSON)"),
                  ("/monitor", "queues, states, workers, failures (JSON)"),
-                 ("/email/stats", "email service stats (JSON)")]
+                 ("/email/stats", "email service stats (JSON)"),
+                 ("/metrics", "Prometheus metrics")]
         items = "".join(f'<li><a href="{href}">{html.escape(href)}</a>: {html.escape(text)}'
                         "</li>" for href, text in links)
-        return _page("Backburner demo", f"<h1>Backburner demo</h1><ul>{items}</ul>")
+        return _page("Backburner demo", "<h1>Backburner demo</h1><p>Every scenario of the "
+                     "seed tutorials on durable Backburner jobs. Start a long job on the "
+                     "progress page, or send a request from the API docs, then watch its job "
+                     f"on the dashboard.</p><ul>{items}</ul>")
 
     @api.get("/mails", response_class=HTMLResponse, include_in_schema=False)
-    async def mails_page() -> HTMLResponse:
+    async def mails_page(request: Request) -> HTMLResponse:
+        sink = demo_sink(request)
         if sink is None:
             where = html.escape(f"{smtp.host}:{smtp.port}")
             return _page("Mails", f"<h1>Mails</h1><p>Mail goes to the configured SMTP server "
@@ -92,7 +99,8 @@ def router(tasks: DemoTasks, sink: SmtpSink | None) -> APIRouter:
                               f"<th>attachments</th></tr></thead><tbody>{rows}</tbody></table>")
 
     @api.get("/mails.json", include_in_schema=False)
-    async def mails_json() -> list[dict[str, Any]]:
+    async def mails_json(request: Request) -> list[dict[str, Any]]:
+        sink = demo_sink(request)
         return [] if sink is None else [
             {"to": list(m.to), "subject": m.subject, "body": m.body,
              "message_id": m.message_id, "attachments": list(m.attachments),
