@@ -5,11 +5,17 @@ there comes too late. Here the multipart body is parsed as it arrives: the file 
 written chunk by chunk to a file whose name the server chooses (a random hex id: nothing of
 the client's file name reaches the file system), and the upload is cut off with 413 as soon
 as it passes the limit. Memory use does not depend on the file's size.
+
+Only CSV text is kept: a file part whose name does not end in `.csv`, whose declared type is
+neither CSV nor text (nor the generic types browsers and curl send for `.csv`), or whose
+content is not UTF-8 text is refused with 415 and the reason, and nothing of it stays on
+disk. The content is checked as it streams, so a binary file is stopped at its first chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import re
 import unicodedata
 import uuid
@@ -36,12 +42,67 @@ class StoredUpload:
     size: int
 
 
+CSV_TYPES = frozenset({
+    "text/csv", "application/csv", "text/x-csv", "application/x-csv",
+    "text/comma-separated-values", "text/plain",
+    # What browsers on Windows (Excel installed) and curl (no type for .csv) declare:
+    "application/vnd.ms-excel", "application/octet-stream",
+})
+"""Declared types a CSV file arrives with; anything else (image/png, application/pdf...)
+is not one. No declared type at all is text/plain (RFC 7578)."""
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters no CSV text holds (tab, line feed and carriage return are fine)."""
+
+
+def _last_component(raw: str) -> str:
+    last = re.split(r"[\\/]", raw)[-1]
+    return "".join(c for c in last if unicodedata.category(c)[0] != "C").strip()
+
+
 def display_name(raw: str) -> str:
     """The client's file name reduced to something safe to show: the last path component,
     no control characters, at most 255 characters."""
-    last = re.split(r"[\\/]", raw)[-1]
-    cleaned = "".join(c for c in last if unicodedata.category(c)[0] != "C").strip()
-    return cleaned[:255] or "upload.csv"
+    return _last_component(raw)[:255] or "upload.csv"
+
+
+class UnsupportedUpload(Exception):
+    """The file part is not CSV text; the message says why (the 415's reason)."""
+
+
+def check_declared(filename: str, content_type: bytes) -> None:
+    """The part's own claims: a `.csv` name (when it has one) and a CSV or text type in
+    UTF-8. Raises `UnsupportedUpload`."""
+    name = _last_component(filename)
+    if name and not name.lower().endswith(".csv"):
+        raise UnsupportedUpload(f"{display_name(filename)!r} is not a .csv file")
+    declared, options = parse_options_header(content_type or b"text/plain")
+    kind = declared.decode("latin-1").lower()
+    if kind not in CSV_TYPES:
+        raise UnsupportedUpload(f"the file is declared as {kind or 'nothing'}, not CSV text")
+    charset = options.get(b"charset", b"utf-8").decode("latin-1").lower()
+    if charset not in ("utf-8", "utf8", "us-ascii", "ascii"):
+        raise UnsupportedUpload(f"the file is declared in {charset}; send it in UTF-8")
+
+
+class TextSniffer:
+    """Checks content, chunk by chunk, for UTF-8 text without binary control characters."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._offset = 0
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        held = len(self._decoder.getstate()[0])  # a sequence cut by the previous chunk
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            at = self._offset - held + exc.start
+            raise UnsupportedUpload(f"the file is not UTF-8 text (byte {at})") from None
+        found = _NOT_TEXT.search(text)
+        if found is not None:
+            raise UnsupportedUpload(f"the file is not CSV text (control character "
+                                    f"{found.group()!r})")
+        self._offset += len(data)
 
 
 class _Receiver:
@@ -57,6 +118,7 @@ class _Receiver:
         self.size = 0
         self.filename: str | None = None
         self.done = False
+        self.sniffer = TextSniffer()
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -86,16 +148,19 @@ class _Receiver:
         if self.in_file:
             raw = options.get(b"filename", b"")
             self.filename = raw.decode("utf-8", "replace")
+            check_declared(self.filename, self.headers.get(b"content-type", b""))
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self.in_file:
             self.size += end - start
             if self.size > self.limit:
                 raise _TooLarge
+            self.sniffer.feed(data[start:end])
             self.pending.append(data[start:end])
 
     def _part_end(self) -> None:
         if self.in_file:
+            self.sniffer.feed(b"", final=True)  # a multi-byte character cut off at the end
             self.in_file = False
             self.done = True
 
@@ -110,8 +175,9 @@ def _too_large(limit: int) -> HTTPException:
 
 async def receive_csv(request: Request, directory: Path, limit: int) -> StoredUpload:
     """Stream the request's multipart `file` field into `directory`. 413 past `limit`
-    bytes, 415 for a body that is not multipart/form-data, 400 for a broken one, 422 when
-    there is no `file` field."""
+    bytes, 415 for a body that is not multipart/form-data or a file that is not CSV text
+    (see `check_declared`, `TextSniffer`), 400 for a broken body, 422 when there is no
+    `file` field."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or not options.get(b"boundary"):
         raise HTTPException(415, "send the CSV as multipart/form-data with a `file` field")
@@ -140,6 +206,9 @@ async def receive_csv(request: Request, directory: Path, limit: int) -> StoredUp
     except _TooLarge:
         path.unlink(missing_ok=True)
         raise _too_large(limit) from None
+    except UnsupportedUpload as exc:
+        path.unlink(missing_ok=True)
+        raise HTTPException(415, f"not a CSV file: {exc}") from None
     except MultipartParseError as exc:
         path.unlink(missing_ok=True)
         raise HTTPException(400, f"malformed multipart body: {exc}") from None

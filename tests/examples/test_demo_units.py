@@ -1,5 +1,5 @@
 """The example app's small parts on their own: settings from the environment, the address
-policy's rules, upload name cleaning."""
+policy's rules, upload name cleaning, the local SMTP sink's address in the data directory."""
 
 from __future__ import annotations
 
@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from examples.demo.local_sink import (
+    SinkAddress,
+    SinkAddressError,
+    forget_sink,
+    local_sink,
+    read_sink,
+    record_sink,
+)
+from examples.demo.mail import Mailer, PermanentMailError, TransientMailError, build_message
 from examples.demo.settings import Settings, SettingsError
 from examples.demo.ssrf import AddressPolicy, BlockedAddressError, is_internal, parse_allow_list
-from examples.demo.uploads import display_name
+from examples.demo.uploads import TextSniffer, UnsupportedUpload, display_name
 
 
 def test_settings_come_from_the_environment(tmp_path: Path) -> None:
@@ -72,3 +81,64 @@ def test_the_allow_list_opens_exactly_what_it_names() -> None:
 ])
 def test_display_names_are_cleaned(raw: str, shown: str) -> None:
     assert display_name(raw) == shown
+
+
+def test_the_sink_address_is_recorded_read_and_forgotten(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "smtp-sink.json"
+    assert read_sink(path) is None  # no web process: nothing recorded
+    mine = SinkAddress("127.0.0.1", 2525)
+    record_sink(path, mine)
+    assert read_sink(path) == mine
+    assert [p.name for p in path.parent.iterdir()] == ["smtp-sink.json"]  # no partial left
+    forget_sink(path, SinkAddress("127.0.0.1", 2526))  # another's: kept
+    assert read_sink(path) == mine
+    forget_sink(path, mine)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("content", [
+    "", "not json", "[]", '{"host": "127.0.0.1"}', '{"host": "mail.example.com", "port": 25}',
+    '{"host": "10.0.0.1", "port": 25}', '{"host": "127.0.0.1", "port": 0}',
+    '{"host": "127.0.0.1", "port": "25"}', '{"host": "127.0.0.1", "port": true}',
+    '{"host": "127.0.0.1", "port": 70000}',
+])
+def test_a_sink_address_that_is_not_a_local_sinks_is_refused(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "smtp-sink.json"
+    path.write_text(content)
+    with pytest.raises(SinkAddressError, match=r"smtp-sink\.json"):
+        read_sink(path)
+
+
+async def test_without_smtp_host_the_mailer_finds_the_sink_in_the_data_dir(
+    tmp_path: Path,
+) -> None:
+    settings = Settings.from_env({"DEMO_DATA_DIR": str(tmp_path), "DEMO_SMTP_FAIL_RATE": "0"})
+    mailer = Mailer(settings.smtp, settings.sink_file)
+    message = build_message("a@example.com", "b@example.com", "Hi", "Hello")
+    # No web process (yet): a temporary error, naming the file, so the job retries.
+    with pytest.raises(TransientMailError, match=r"smtp-sink\.json"):
+        await mailer.send(message)
+    async with local_sink(settings) as sink:
+        await mailer.send(message)
+        assert [m.to for m in sink.mails] == [("b@example.com",)]
+    assert not settings.sink_file.exists()
+    # A configured server is used as configured, the data directory aside.
+    with pytest.raises(PermanentMailError, match="SMTP_HOST"):
+        await Mailer(settings.smtp).send(message)
+
+
+def test_the_text_sniffer_takes_a_character_cut_between_chunks() -> None:
+    sniffer = TextSniffer()
+    sniffer.feed(b"a,caf\xc3")  # the first byte of \u00e9 ends this chunk
+    sniffer.feed(b"\xa9\n")
+    sniffer.feed(b"", final=True)
+    cut = TextSniffer()
+    cut.feed(b"a,b\n\xc3")
+    with pytest.raises(UnsupportedUpload, match="byte 4"):
+        cut.feed(b"", final=True)
+    wrong = TextSniffer()
+    wrong.feed(b"abc")
+    with pytest.raises(UnsupportedUpload, match="byte 5"):
+        wrong.feed(b"de\xff")

@@ -89,7 +89,9 @@ async def test_r24_fuzzed_file_names_stay_under_the_upload_root(
     async with running_demo(settings, sink, worker=False) as demo:
         stored = []
         for name in fuzzed_names(1000):
-            header_safe = name.replace("\r", "").replace("\n", "")  # httpx refuses these
+            # httpx refuses CR and LF; ".csv" so the name is one the upload accepts (a
+            # name that ends otherwise is a 415, tested below).
+            header_safe = name.replace("\r", "").replace("\n", "") + ".csv"
             response = await demo.client.post("/upload",
                                               files={"file": (header_safe, b"a,b\n1,2\n")})
             if response.status_code == 400:  # a part header too long to be one: refused
@@ -147,3 +149,62 @@ async def test_s15_memory_stays_flat_for_a_large_upload(
     # which does not grow with the file (measured: +0.3 MB for twice the size).
     assert peak < 3 * 1024 * 1024, (peak, size)
     assert os.path.getsize(big.upload_dir / response.json()["stored_name"]) == size
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"
+
+
+async def test_s15_a_file_that_is_not_csv_text_is_415_and_nothing_is_stored(
+    demo: Demo,
+) -> None:
+    refused = {
+        "a .txt name": ("notes.txt", b"just some notes\n", "text/plain"),
+        "no extension": ("data", b"a,b\n1,2\n", "text/csv"),
+        "an image type": ("photo.csv", PNG, "image/png"),
+        "a JSON type": ("rows.csv", b'[{"a": 1}]', "application/json"),
+        "binary content": ("data.csv", PNG, "application/octet-stream"),
+        "a NUL byte": ("data.csv", b"a,b\n1,\x002\n", "text/csv"),
+        "Latin-1 content": ("latin.csv", "caf\u00e9,1\n".encode("latin-1"), "text/csv"),
+        "a Latin-1 charset": ("x.csv", b"a,b\n", "text/csv; charset=iso-8859-1"),
+        "a cut-off character": ("cut.csv", b"a,b\n1,caf\xc3", "text/csv"),
+    }
+    for why, upload in refused.items():
+        response = await demo.client.post("/upload", files={"file": upload})
+        assert response.status_code == 415, (why, response.text)
+        assert response.json()["detail"].startswith("not a CSV file: "), why
+    detail = (await demo.client.post("/upload", files={"file": refused["a .txt name"]})).json()
+    assert "'notes.txt' is not a .csv file" in detail["detail"]
+
+    # Past the first chunks: the upload is still refused, and the part on disk removed.
+    async def late_binary() -> AsyncIterator[bytes]:
+        yield (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"l.csv\"\r\n"
+               b"Content-Type: text/csv\r\n\r\n")
+        for _ in range(6):
+            yield b"1,abc\n" * 5000
+        yield PNG + b"\r\n--B--\r\n"
+
+    late = await demo.client.post(
+        "/upload", content=late_binary(),
+        headers={"content-type": "multipart/form-data; boundary=B"})
+    assert late.status_code == 415 and "not UTF-8" in late.json()["detail"], late.text
+    assert list(demo.settings.upload_dir.iterdir()) == []
+    assert await demo.jobs_of("demo.count_rows", "pending", "running", "completed",
+                              "failed") == []
+
+    # What CSV files arrive as is accepted: Excel's type and BOM, curl's generic type, no
+    # declared type, an upper-case extension, UTF-8 beyond ASCII.
+    accepted = [("Sales.CSV", "\ufeffname,city\nZo\u00eb,K\u00f6ln\n".encode(),
+                 "application/vnd.ms-excel"),
+                ("curl.csv", b"a,b\n1,2\n", "application/octet-stream"),
+                ("plain.csv", b"a\tb\r\n1\t2\r\n", "text/plain; charset=utf-8")]
+    for upload in accepted:
+        response = await demo.client.post("/upload", files={"file": upload})
+        assert response.status_code == 200, (upload, response.text)
+        done = await demo.wait(response.json()["task_id"])
+        assert done["state"] == "completed" and done["result"]["rows"] == 1
+    untyped = (b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"u.csv\"\r\n"
+               b"\r\na,b\n1,2\n\r\n--B--\r\n")
+    response = await demo.client.post(
+        "/upload", content=untyped, headers={"content-type": "multipart/form-data; boundary=B"})
+    assert response.status_code == 200, response.text
+    assert len(list(demo.settings.upload_dir.iterdir())) == 4

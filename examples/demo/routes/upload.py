@@ -21,7 +21,11 @@ def router(tasks: DemoTasks) -> APIRouter:
             "schema": {"type": "object", "required": ["file"], "properties": {
                 "file": {"type": "string", "format": "binary"}}}}}}},
         responses={413: {"description": "larger than the limit"},
-                   415: {"description": "not multipart/form-data"}},
+                   415: {"description": "not multipart/form-data, or the file is not CSV "
+                                        "text: no .csv name, a declared type that is "
+                                        "neither CSV nor text, or content that is not "
+                                        "UTF-8 text; the detail says which, and nothing "
+                                        "is stored"}},
     )
     async def upload_file(request: Request) -> dict[str, Any]:
         stored = await receive_csv(request, settings.upload_dir, settings.max_upload_bytes)
