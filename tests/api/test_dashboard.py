@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -27,11 +28,12 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.routing import APIRoute
 
 from backburner import Backburner, JobContext
-from backburner.backends.protocol import Backend
+from backburner.backends.protocol import Backend, WorkerInfo
 from backburner.dashboard import basic_auth, dashboard_router, mount_dashboard
+from backburner.dashboard.leases import describe, stalled
 from backburner.dashboard.samples import QueueSample, Sample, Sampler
 from backburner.dashboard.security import csv_cell, safe_next
-from backburner.job import JobRecord
+from backburner.job import JobRecord, JobState
 
 EVIL = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 EVIL_MARKERS = ("<script>alert", "<img src=x", "onerror=alert(2)>")
@@ -190,6 +192,19 @@ async def test_every_page_renders_escaped_on_every_backend(
         assert "step &lt;script&gt;" in detail  # the progress message
         done = (await http.get(f"/dashboard/jobs/{ids['completed']}")).text
         assert 'id="job-result">4<' in done and "completed" in done
+        # Arguments under their parameters' names; no progress, no bar.
+        arguments = re.search(r'id="job-arguments">(.*?)</table>', done, re.S)
+        assert arguments is not None
+        assert re.findall(r"<th>(\w+)</th><td><pre>(\d+)</pre>", arguments.group(1)) == [
+            ("a", "1"), ("b", "3")]
+        assert '<p id="progress-line" hidden>' in done
+        assert 'data-refresh="0"' in done  # an ended job's page has nothing left to refresh
+        # A failed job shows where its attempt got to before it failed.
+        assert "Last progress before it failed:" in detail
+        assert re.search(r'<progress id="progress" max="100" value="33\.3\d*">', detail)
+        assert "(1 of 3)" in detail and '<p id="progress-line">' in detail
+        waiting = (await http.get(f"/dashboard/jobs/{ids['pending']}")).text
+        assert '<p id="progress-line" hidden>' in waiting and "No arguments" not in waiting
         paged = (await http.get("/dashboard/jobs?limit=1")).text
         next_url = re.search(r'href="([^"]+)" id="next-page"', paged)
         assert next_url is not None
@@ -267,6 +282,87 @@ async def test_r21_auth_read_only_and_csrf_on_every_route(sqlite_app: Backburner
                                   headers={"X-CSRF-Token": token})
         assert header.status_code == 303
     assert (await app.get_job(job.id)).state.value == "pending"  # type: ignore[union-attr]
+
+
+async def test_a_running_job_whose_worker_stopped_says_when_it_will_be_retried(
+    app: Backburner,
+) -> None:
+    """Jobs claimed by a live worker, by a worker that is gone (its lease still runs) and
+    by one whose lease passed: the job page and the list tell the last two apart, with the
+    lease's end and the attempt that follows, from the store's own lease and heartbeats."""
+    tasks = build(app)
+    healthy, gone, expired = [await tasks["add"].enqueue(n) for n in range(3)]
+    backend = app.backend
+    await backend.register_worker(WorkerInfo("w-live", "host", 1, ("default",), 1))
+    claims = [(await backend.claim(worker, ["default"], 1, lease)).jobs
+              for worker, lease in (("w-live", 600.0), ("w-gone", 600.0), ("w-late", 0.05))]
+    assert [[j.id for j in c] for c in claims] == [[healthy.id], [gone.id], [expired.id]]
+    await backend.update_progress(gone.id, 1, '{"current": 15, "total": 100}')
+    for _ in range(200):  # until the store's clock passed the short lease (no timing assert)
+        record = await app.get_job(expired.id)
+        assert record is not None and record.lease_until is not None
+        if await backend.now() > record.lease_until.timestamp():
+            break
+        await asyncio.sleep(0.05)
+    async with client(make_api(app), ADMIN) as http:
+        fine = (await http.get(f"/dashboard/jobs/{healthy.id}")).text
+        assert 'id="stalled"' not in fine and 'id="job-lease"' in fine
+        lost = (await http.get(f"/dashboard/jobs/{gone.id}")).text
+        notice = re.search(r'id="stalled">([^<]*)<', lost)
+        assert notice is not None, lost
+        text = notice.group(1)
+        assert text.startswith("Worker w-gone stopped responding (it is no longer registered)")
+        assert "its lease expires at " in text and " UTC, then the job will be retried " \
+            "(attempt 2; a lost worker does not use up one of its 1 attempt(s))." in text
+        assert "15%" in lost and 'data-refresh="5.0"' in lost  # the notice region refreshes
+        late = (await http.get(f"/dashboard/jobs/{expired.id}")).text
+        notice = re.search(r'id="stalled">([^<]*)<', late)
+        assert notice is not None and "its lease expired at " in notice.group(1)
+        assert "as soon as a live worker takes it back" in notice.group(1)
+        listing = (await http.get("/dashboard/jobs?state=running")).text
+        marked = re.findall(r'data-job="([^"]+)">(?:(?!</tr>).)*?worker stopped responding',
+                            listing, re.S)
+        assert sorted(marked) == sorted([gone.id, expired.id])
+
+
+def test_stall_judged_from_lease_and_heartbeat() -> None:
+    """The rule itself, on records as the store answers them (epoch seconds, store clock)."""
+    from datetime import UTC, datetime
+
+    def at(seconds: float) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
+    base = JobRecord(
+        id="j1", task="t", queue="default", priority=0, state=JobState.RUNNING, args=[],
+        kwargs={}, attempt=2, max_attempts=3, failures=1, lost=0, timeout=None, errors=(),
+        result=None, reason=None, progress=None, worker_id="w1", cancel_requested=False,
+        created_at=at(900), updated_at=at(1000), run_at=at(900), started_at=at(1000),
+        finished_at=None, lease_until=at(1030))
+    worker = WorkerInfo("w1", "h", 1, ("default",), 1, started_at=900, heartbeat_at=1000)
+    other = WorkerInfo("w2", "h", 2, ("default",), 1, started_at=900, heartbeat_at=1040)
+    # Beating: 10 s of a 30 s lease since the last heartbeat.
+    assert stalled(base, [worker], 1010, stale_after=60) is None
+    # 16 s: more than half the lease without a heartbeat.
+    stall = stalled(base, [worker], 1016, stale_after=60)
+    assert stall is not None and not stall.expired and stall.silent_for == 16
+    assert stall.next_attempt == 3 and not stall.rescuer
+    text = describe(stall, lambda t: f"T{t:.0f}", lambda s: f"{s:.0f}s ago")
+    assert text == ("Worker w1 stopped responding (last heartbeat 16s ago); its lease expires "
+                    "at T1030, then the job will be retried (attempt 3; a lost worker does not "
+                    "use up one of its 3 attempt(s)), once a live worker takes it back (none "
+                    "is running now).")
+    # Past the lease, with another worker alive; a cancel asked; workers lost before.
+    stall = stalled(replace(base, cancel_requested=True), [worker, other], 1045, 60)
+    assert stall is not None and stall.expired and stall.rescuer
+    assert describe(stall, str, str).endswith(
+        "so the job will be cancelled, as was asked, as soon as a live worker takes it back "
+        "(within seconds).")
+    stall = stalled(replace(base, lost=1), [other], 1020, 60)
+    assert stall is not None and stall.silent_for is None
+    assert "It lost 1 worker(s) before" in describe(stall, str, str)
+    # Not running, or no lease: nothing to say.
+    assert stalled(replace(base, state=JobState.PENDING), [], 2000, 60) is None
+    assert stalled(replace(base, lease_until=None), [], 2000, 60) is None
 
 
 async def test_basic_auth_roles(sqlite_app: Backburner) -> None:

@@ -23,6 +23,7 @@ from backburner.app import Backburner
 from backburner.backends.protocol import JobFilter
 from backburner.dashboard import security
 from backburner.dashboard.forms import Field, defaults_of, fields_of, parse
+from backburner.dashboard.leases import Stall, describe, stalled
 from backburner.dashboard.samples import Sampler
 from backburner.dashboard.security import Role
 from backburner.errors import (
@@ -129,6 +130,7 @@ class Dashboard:
         self.env.filters["when"] = _when
         self.env.filters["ago"] = _ago
         self.env.filters["pretty"] = _pretty
+        self.env.filters["stall"] = lambda stall: describe(stall, _when, _ago)
 
     # -- helpers ---------------------------------------------------------------------------
     def route(self, suffix: str) -> str:
@@ -284,11 +286,13 @@ class Dashboard:
                 except ConfigurationError as exc:
                     return self.page(request, "error.html", role, 400, message=str(exc))
                 known = await self._queue_names(found.jobs, query["queue"])
+                listed = [self.shown(j) for j in found.jobs]
+                stalls = await self._stalls(listed)
             next_url = None if found.next_cursor is None else self.url(
                 request, "jobs", {**query, "cursor": found.next_cursor, "limit": limit})
             return self.page(
-                request, "jobs.html", role, jobs=[self.shown(j) for j in found.jobs],
-                query=query, next_url=next_url, first_url=(
+                request, "jobs.html", role, jobs=listed, stalls=stalls, query=query,
+                next_url=next_url, first_url=(
                     self.url(request, "jobs", query) if cursor else None),
                 csv_url=self.url(request, "jobs_csv", query), queues=known,
                 bulk_urls={a: self.url(request, "bulk_confirm", {**query, "action": a})
@@ -341,7 +345,8 @@ class Dashboard:
             shown = self.shown(record)
             async with _store():
                 links = await self._links(record)
-            return self.page(request, "job.html", role, job=shown, links=links,
+                stall = (await self._stalls([shown])).get(record.id)
+            return self.page(request, "job.html", role, job=shown, links=links, stall=stall,
                              timeline=_timeline(shown), result=_pretty(shown.result),
                              events_url=self.url(request, "job_events", job_id=job_id))
 
@@ -549,6 +554,16 @@ class Dashboard:
                              values=values, errors=errors, error=error)
 
         return router
+
+    async def _stalls(self, shown: Sequence[JobRecord]) -> dict[str, Stall]:
+        """The running jobs among `shown` whose worker stopped heartbeating, by id. Reads
+        the workers and the store's clock only when one of them runs."""
+        if not any(j.state is JobState.RUNNING for j in shown):
+            return {}
+        workers = await self.app.backend.list_workers()
+        now = await self.app.backend.now()
+        found = {j.id: stalled(j, workers, now, self.stale_after) for j in shown}
+        return {job_id: stall for job_id, stall in found.items() if stall is not None}
 
     async def _queue_names(self, shown: Sequence[JobRecord], chosen: str) -> list[str]:
         """The queues the filter offers: those of the app's tasks, of live workers, ever

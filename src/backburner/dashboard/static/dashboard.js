@@ -102,10 +102,16 @@
         state.className = "state state-" + data.state;
         const p = data.progress;
         if (p) {
+          // The line and its bar stay hidden until there is progress to show.
+          document.getElementById("progress-line").hidden = false;
           if (p.percent !== null && p.percent !== undefined) {
-            document.getElementById("progress").value = p.percent;
+            const bar = document.getElementById("progress");
+            bar.hidden = false;
+            bar.value = p.percent;
             document.getElementById("progress-text").textContent = Math.round(p.percent) + "%";
           }
+          document.getElementById("progress-count").textContent =
+            "(" + p.current + (p.total ? " of " + p.total : "") + ")";
           document.getElementById("progress-message").textContent = p.message || "";
         }
         if (terminal.includes(data.state)) {
