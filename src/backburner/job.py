@@ -68,9 +68,15 @@ class Progress:
 
     @property
     def percent(self) -> float | None:
+        """0-100, rounded to 2 decimals so every surface (HTTP, SSE, WebSocket, CLI) shows
+        one clean number (16.67, not 16.666666666666668); 100 only once `current` reaches
+        `total`, so a bar never reads done before it is."""
         if not self.total:
             return None
-        return max(0.0, min(100.0, 100.0 * self.current / self.total))
+        value = round(max(0.0, min(100.0, 100.0 * self.current / self.total)), 2)
+        if value == 100.0 and self.current < self.total:
+            return 99.99
+        return value
 
     def to_json(self) -> dict[str, Any]:
         return {"current": self.current, "total": self.total, "message": self.message}

@@ -268,3 +268,4 @@ async def test_what_is_stored_is_what_the_task_receives(app: Backburner) -> None
     record = await app.wait_for(job.id, timeout=10)
     assert record.state == "completed", record.errors
     assert received == [(payload, {"k": [1.5]})]
+
