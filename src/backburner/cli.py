@@ -8,43 +8,56 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast, overload
 
 import typer
+from pydantic_core import to_jsonable_python
 
 from backburner import logs
 from backburner._version import __version__
 from backburner.app import Backburner
 from backburner.errors import BackburnerError, ConfigurationError
-from backburner.job import JobRecord
+from backburner.job import JobRecord, Progress
 from backburner.loading import load_app
 
 T = TypeVar("T")
+
+# Plain help (click's formatter), not rich's boxed tables: at 80 columns those cut long
+# environment variable names with an ellipsis and show a `<bool>` type for every flag,
+# where click wraps whole words and shows flags bare.
+PLAIN: Any = None
+"""`rich_markup_mode` for every Typer of the CLI."""
 
 cli = typer.Typer(
     name="backburner",
     help="Durable background jobs: run workers and inspect or steer jobs.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=PLAIN,
 )
-jobs_cli = typer.Typer(help="List, show, retry, cancel and delete jobs.", no_args_is_help=True)
+jobs_cli = typer.Typer(help="List, show, retry, cancel and delete jobs.", no_args_is_help=True,
+                       rich_markup_mode=PLAIN)
 cli.add_typer(jobs_cli, name="jobs")
 schedules_cli = typer.Typer(
-    help="List, pause, resume and trigger periodic schedules.", no_args_is_help=True
+    help="List, pause, resume and trigger periodic schedules.", no_args_is_help=True,
+    rich_markup_mode=PLAIN,
 )
 cli.add_typer(schedules_cli, name="schedules")
 
 AppOption = Annotated[
     str | None,
-    typer.Option("--app", envvar="BACKBURNER_APP", help="The app as module:attribute."),
+    typer.Option("--app", envvar="BACKBURNER_APP", metavar="MODULE:ATTR",
+                 help="The app as module:attribute."),
 ]
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", envvar="BACKBURNER_URL",
+    typer.Option("--url", envvar="BACKBURNER_URL", metavar="URL",
                  help="Backend URL, e.g. sqlite:///jobs.db (instead of --app)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ScheduleName = Annotated[str, typer.Argument(metavar="NAME", help="The schedule's name.")]
 
 
 def _version(value: bool) -> None:
@@ -59,10 +72,11 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
     log_level: Annotated[
-        str, typer.Option("--log-level", envvar="BACKBURNER_LOG_LEVEL", help="Logging level.")
+        str, typer.Option("--log-level", envvar="BACKBURNER_LOG_LEVEL", metavar="LEVEL",
+                          help="Logging level: DEBUG, INFO, WARNING, ERROR.")
     ] = "INFO",
     log_format: Annotated[
-        str, typer.Option("--log-format", envvar="BACKBURNER_LOG_FORMAT",
+        str, typer.Option("--log-format", envvar="BACKBURNER_LOG_FORMAT", metavar="FORMAT",
                           help="text, or json: one object per line.")
     ] = "text",
 ) -> None:
@@ -109,26 +123,41 @@ def _app(app: str | None, url: str | None) -> Backburner:
 
 @cli.command()
 def worker(
-    app: Annotated[str, typer.Argument(envvar="BACKBURNER_APP", help="module:attribute")],
+    app: Annotated[str, typer.Argument(envvar="BACKBURNER_APP", metavar="MODULE:ATTR",
+                                       help="The app as module:attribute.")],
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", envvar="BACKBURNER_CONCURRENCY", min=1)
+        int, typer.Option("--concurrency", "-c", envvar="BACKBURNER_CONCURRENCY", min=1,
+                          metavar="N", help="Jobs run at once.")
     ] = 10,
     queue: Annotated[
         list[str] | None,
-        typer.Option("--queue", "-q", envvar="BACKBURNER_QUEUES",
-                     help="Queue to serve, in priority order; repeat for several."),
+        typer.Option("--queue", "-q", envvar="BACKBURNER_QUEUES", metavar="QUEUE",
+                     help="Queue to serve, in priority order; repeat for several (the "
+                     "variable: comma-separated). Default: the app's tasks' queues."),
     ] = None,
     burst: Annotated[
         bool, typer.Option("--burst", envvar="BACKBURNER_BURST",
                            help="Exit once no job is ready.")
     ] = False,
-    lease: Annotated[float, typer.Option(envvar="BACKBURNER_LEASE", min=0.1)] = 30.0,
-    grace: Annotated[float, typer.Option(envvar="BACKBURNER_GRACE", min=0)] = 30.0,
-    max_lost: Annotated[int, typer.Option(envvar="BACKBURNER_MAX_LOST", min=1)] = 3,
-    batch_size: Annotated[int, typer.Option(envvar="BACKBURNER_BATCH_SIZE", min=1)] = 100,
-    poll_interval: Annotated[
-        float | None, typer.Option(envvar="BACKBURNER_POLL_INTERVAL", min=0.01)
-    ] = None,
+    lease: Annotated[float, typer.Option(
+        envvar="BACKBURNER_LEASE", min=0.1, metavar="SECONDS",
+        help="How long a claim holds a job without a heartbeat: a dead worker's jobs run "
+        "again soon after.")] = 30.0,
+    grace: Annotated[float, typer.Option(
+        envvar="BACKBURNER_GRACE", min=0, metavar="SECONDS",
+        help="On shutdown, how long running jobs get to finish before they are released.",
+    )] = 30.0,
+    max_lost: Annotated[int, typer.Option(
+        envvar="BACKBURNER_MAX_LOST", min=1, metavar="N",
+        help="A job whose worker died this many times fails (worker_lost), whatever its "
+        "retries.")] = 3,
+    batch_size: Annotated[int, typer.Option(
+        envvar="BACKBURNER_BATCH_SIZE", min=1, metavar="N",
+        help="Most jobs claimed in one round trip to the store.")] = 100,
+    poll_interval: Annotated[float | None, typer.Option(
+        envvar="BACKBURNER_POLL_INTERVAL", min=0.01, metavar="SECONDS",
+        help="How often an idle worker looks at the store when no notification arrives "
+        "(default: the app's, 2).")] = None,
     uvloop: Annotated[
         bool, typer.Option("--uvloop/--no-uvloop", envvar="BACKBURNER_UVLOOP",
                            help="Use uvloop when installed.")
@@ -169,6 +198,23 @@ def migrate(app: AppOption = None, url: UrlOption = None) -> None:
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 
+@overload
+def iso(value: datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
+def iso(value: datetime | None) -> str | None:
+    """A time as the HTTP API writes it (pydantic's JSON form of a datetime: ISO 8601, UTC
+    as `Z`), so `jobs show` and `GET /jobs/{id}` print the same text for the same time."""
+    return None if value is None else cast(str, to_jsonable_python(value))
+
+
+def percent(progress: Progress | None) -> float | None:
+    """A progress percentage as printed: one decimal (33.3, not 33.33333333333333)."""
+    if progress is None or progress.percent is None:
+        return None
+    return round(progress.percent, 1)
+
+
 def _summary(record: JobRecord) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -176,8 +222,8 @@ def _summary(record: JobRecord) -> dict[str, Any]:
         "queue": record.queue,
         "state": record.state.value,
         "attempt": record.attempt,
-        "created_at": record.created_at.isoformat(),
-        "progress": record.progress.percent if record.progress else None,
+        "created_at": iso(record.created_at),
+        "progress": percent(record.progress),
     }
 
 
@@ -193,13 +239,13 @@ def _full(record: JobRecord) -> dict[str, Any]:
         "reason": record.reason.value if record.reason else None,
         "result": record.result,
         "progress": None if record.progress is None else {
-            **record.progress.to_json(), "percent": record.progress.percent},
-        "errors": [e.to_json() for e in record.errors],
+            **record.progress.to_json(), "percent": percent(record.progress)},
+        "errors": [{**e.to_json(), "at": iso(e.at)} for e in record.errors],
         "worker_id": record.worker_id,
-        "updated_at": record.updated_at.isoformat(),
-        "run_at": record.run_at.isoformat(),
-        "started_at": record.started_at.isoformat() if record.started_at else None,
-        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "updated_at": iso(record.updated_at),
+        "run_at": iso(record.run_at),
+        "started_at": iso(record.started_at),
+        "finished_at": iso(record.finished_at),
         "flow_id": record.flow_id,
         "depends_on": list(record.depends_on),
         "dependents": list(record.dependents),
@@ -222,7 +268,8 @@ def _one(app: str | None, url: str | None, job_id: str,
 
 
 @jobs_cli.command("show")
-def jobs_show(job_id: str, app: AppOption = None, url: UrlOption = None) -> None:
+def jobs_show(job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
+              app: AppOption = None, url: UrlOption = None) -> None:
     """Show everything known about one job (JSON)."""
     record = _one(app, url, job_id, lambda a: a.get_job(job_id))
     if record is None:
@@ -232,9 +279,15 @@ def jobs_show(job_id: str, app: AppOption = None, url: UrlOption = None) -> None
 
 
 @schedules_cli.command("list")
-def schedules_list(app: AppOption = None, runs: int = 3, as_json: JsonOption = False) -> None:
-    """Every periodic schedule of the app: what, when next, paused or not (needs --app:
-    schedules are defined in code)."""
+def schedules_list(
+    app: AppOption = None,
+    runs: Annotated[int, typer.Option("--runs", min=0, metavar="N",
+                                      help="How many next ticks to show.")] = 3,
+    as_json: JsonOption = False,
+) -> None:
+    """Every periodic schedule of the app: what, when next, paused or not.
+
+    Needs --app: schedules are defined in code."""
     the_app = _app_with_schedules(app)
 
     async def go() -> Any:
@@ -249,13 +302,13 @@ def schedules_list(app: AppOption = None, runs: int = 3, as_json: JsonOption = F
         typer.echo(json.dumps([
             {"name": s.name, "task": s.task, "description": s.description, "cron": s.cron,
              "every": s.every, "tz": s.tz, "paused": s.paused,
-             "next_runs": [d.isoformat() for d in s.next_runs]}
+             "next_runs": [iso(d) for d in s.next_runs]}
             for s in found
         ], indent=2))
         return
     for s in found:
         state = "paused" if s.paused else "active"
-        runs_text = ", ".join(d.isoformat() for d in s.next_runs)
+        runs_text = ", ".join(iso(d) for d in s.next_runs)
         typer.echo(f"{s.name}  [{state}]  {s.description}  task={s.task}  next: {runs_text}")
 
 
@@ -285,19 +338,21 @@ def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> No
 
 
 @schedules_cli.command("pause")
-def schedules_pause(name: str, app: AppOption = None, url: UrlOption = None) -> None:
+def schedules_pause(name: ScheduleName, app: AppOption = None, url: UrlOption = None) -> None:
     """Stop enqueueing a schedule's ticks, on every worker."""
     _set_paused(name, app, url, True)
 
 
 @schedules_cli.command("resume")
-def schedules_resume(name: str, app: AppOption = None, url: UrlOption = None) -> None:
-    """Enqueue a schedule's ticks again from now on (none from the pause is caught up)."""
+def schedules_resume(name: ScheduleName, app: AppOption = None, url: UrlOption = None) -> None:
+    """Enqueue a schedule's ticks again, from now on.
+
+    None of the ticks that fell while it was paused is caught up."""
     _set_paused(name, app, url, False)
 
 
 @schedules_cli.command("trigger")
-def schedules_trigger(name: str, app: AppOption = None) -> None:
+def schedules_trigger(name: ScheduleName, app: AppOption = None) -> None:
     """Run a schedule's task once now, outside its ticks (needs --app)."""
     the_app = _app_with_schedules(app)
     if name not in the_app.periodic_schedules:
@@ -314,7 +369,7 @@ def schedules_trigger(name: str, app: AppOption = None) -> None:
     typer.echo(f"{name} triggered: job {_run(go)}")
 
 
-@cli.command()
+@cli.command(short_help="Run the example app, a worker and an SMTP sink (needs a clone).")
 def demo(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0: any free port.")]

@@ -91,18 +91,21 @@ def register(cli: typer.Typer) -> None:
     @cli.command()
     def dashboard(
         url: Annotated[str | None, typer.Argument(
-            envvar="BACKBURNER_URL", help="The store: sqlite:///jobs.db, redis://..., "
-            "postgresql://...")] = None,
+            envvar="BACKBURNER_URL", metavar="URL",
+            help="The store: sqlite:///jobs.db, redis://..., postgresql://...")] = None,
         app: Annotated[str | None, typer.Option(
-            "--app", envvar="BACKBURNER_APP",
+            "--app", envvar="BACKBURNER_APP", metavar="MODULE:ATTR",
             help="The app as module:attribute (its tasks and schedules show too).")] = None,
-        host: Annotated[str, typer.Option("--host", help="Address to listen on.")]
+        host: Annotated[str, typer.Option("--host", metavar="HOST",
+                                          help="Address to listen on.")]
         = "127.0.0.1",
-        port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8765,
-        prefix: Annotated[str, typer.Option("--prefix", help="Mount path, e.g. /dashboard.")]
+        port: Annotated[int, typer.Option("--port", min=0, max=65535, metavar="PORT",
+                                          help="Port to listen on.")] = 8765,
+        prefix: Annotated[str, typer.Option("--prefix", metavar="PATH",
+                                            help="Mount path, e.g. /dashboard.")]
         = "",
         user: Annotated[list[str] | None, typer.Option(
-            "--user", envvar="BACKBURNER_DASHBOARD_USERS",
+            "--user", envvar="BACKBURNER_DASHBOARD_USERS", metavar="NAME:PASSWORD:ROLE",
             help="NAME:PASSWORD:ROLE (admin or read), repeatable: HTTP Basic auth.")] = None,
     ) -> None:
         """Serve the web dashboard for a store (no worker runs here)."""

@@ -30,8 +30,10 @@ from backburner.cli import (
     _run,
     _summary,
     cli,
+    iso,
     jobs_cli,
     open_existing,
+    percent,
 )
 from backburner.errors import BackburnerError, StoreNotFoundError
 from backburner.job import TERMINAL_STATES, JobState
@@ -45,20 +47,29 @@ AGE_CHECK_CAP = 100_000
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
-StateOption = Annotated[list[str] | None, typer.Option("--state", "-s",
-                                                        help="Repeat for several states.")]
-TaskOption = Annotated[str | None, typer.Option("--task", "-t")]
-QueueOption = Annotated[str | None, typer.Option("--queue", "-q")]
+StateOption = Annotated[list[str] | None, typer.Option(
+    "--state", "-s", metavar="STATE",
+    help="Only jobs in this state: pending, scheduled, running, completed, failed or "
+    "cancelled; repeat for several.")]
+TaskOption = Annotated[str | None, typer.Option("--task", "-t", metavar="TASK",
+                                                help="Only jobs of this task.")]
+QueueOption = Annotated[str | None, typer.Option("--queue", "-q", metavar="QUEUE",
+                                                 help="Only jobs in this queue.")]
 SearchOption = Annotated[str | None, typer.Option(
-    "--search", help="Case-insensitive text in arguments, results and errors.")]
+    "--search", metavar="TEXT",
+    help="Case-insensitive text in arguments, results and errors.")]
 SinceOption = Annotated[str | None, typer.Option(
-    "--since", help="Created at or after: 2h, 3d, an ISO datetime or epoch seconds.")]
+    "--since", metavar="WHEN",
+    help="Created at or after: 2h, 3d, an ISO datetime or epoch seconds.")]
 UntilOption = Annotated[str | None, typer.Option(
-    "--until", help="Created before: 2h, 3d, an ISO datetime or epoch seconds.")]
+    "--until", metavar="WHEN",
+    help="Created before: 2h, 3d, an ISO datetime or epoch seconds.")]
 AllOption = Annotated[bool, typer.Option("--all", help="Every job matching the filters.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-LimitOption = Annotated[int | None, typer.Option("--limit", min=1,
+LimitOption = Annotated[int | None, typer.Option("--limit", min=1, metavar="N",
                                                  help="At most this many jobs.")]
+JobIdArgument = Annotated[str | None, typer.Argument(
+    metavar="ID", help="The job's id (or --all with filters instead).")]
 
 
 def parse_duration(text: str, hint: str) -> float:
@@ -145,11 +156,16 @@ def jobs_list(
     search: SearchOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    cursor: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, metavar="N",
+                                       help="At most this many jobs (1 to 1000).")] = 50,
+    cursor: Annotated[str | None, typer.Option(
+        metavar="CURSOR", help="Go on where a list stopped (its last line says how).")]
+    = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List jobs, newest first (up to --limit; --cursor goes on where a list stopped)."""
+    """List jobs, newest first.
+
+    At most --limit of them; --cursor goes on where a list stopped."""
     the_app = _app(app, url)
     filter = _filter(the_app, state, task, queue, search, since, until)
 
@@ -174,9 +190,10 @@ def jobs_list(
 
     table = Table("id", "task", "queue", "state", "attempt", "progress", "created")
     for j in jobs:
-        pct = f"{j.progress.percent:.0f}%" if j.progress and j.progress.percent is not None else ""
-        table.add_row(j.id, j.task, j.queue, j.state.value, str(j.attempt), pct,
-                      j.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        pct = percent(j.progress)
+        table.add_row(j.id, j.task, j.queue, j.state.value, str(j.attempt),
+                      "" if pct is None else f"{pct:g}%",
+                      iso(j.created_at.replace(microsecond=0)))
     Console(width=max(140, Console().width)).print(table)
     if next_cursor:
         typer.echo(f"more: --cursor {next_cursor}")
@@ -234,14 +251,14 @@ def _action_command(action: bulk.Action, job_id: str | None, all_: bool, yes: bo
 
 @jobs_cli.command("retry")
 def jobs_retry(
-    job_id: Annotated[str | None, typer.Argument()] = None,
+    job_id: JobIdArgument = None,
     all_: AllOption = False, yes: YesOption = False,
     state: StateOption = None, task: TaskOption = None, queue: QueueOption = None,
     search: SearchOption = None, since: SinceOption = None, until: UntilOption = None,
     limit: LimitOption = None, app: AppOption = None, url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run a failed or cancelled job again; with --all, every matching one."""
+    """Run a failed or cancelled job again (--all: every matching one)."""
     filters = {"state": state, "task": task, "queue": queue, "search": search,
                "since": since, "until": until}
     the_app = _action_command("retry", job_id, all_, yes, app, url, filters, limit, as_json)
@@ -256,15 +273,17 @@ def jobs_retry(
 
 @jobs_cli.command("cancel")
 def jobs_cancel(
-    job_id: Annotated[str | None, typer.Argument()] = None,
+    job_id: JobIdArgument = None,
     all_: AllOption = False, yes: YesOption = False,
     state: StateOption = None, task: TaskOption = None, queue: QueueOption = None,
     search: SearchOption = None, since: SinceOption = None, until: UntilOption = None,
     limit: LimitOption = None, app: AppOption = None, url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Cancel a waiting job, or ask the worker of a running one to stop it; with --all,
-    every matching pending, scheduled or running job."""
+    """Cancel a job (--all: matching unfinished ones).
+
+    A waiting job is cancelled at once; the worker of a running one is asked to stop it.
+    With --all, every matching pending, scheduled or running job."""
     filters = {"state": state, "task": task, "queue": queue, "search": search,
                "since": since, "until": until}
     the_app = _action_command("cancel", job_id, all_, yes, app, url, filters, limit, as_json)
@@ -281,15 +300,16 @@ def jobs_cancel(
 
 @jobs_cli.command("delete")
 def jobs_delete(
-    job_id: Annotated[str | None, typer.Argument()] = None,
+    job_id: JobIdArgument = None,
     all_: AllOption = False, yes: YesOption = False,
     state: StateOption = None, task: TaskOption = None, queue: QueueOption = None,
     search: SearchOption = None, since: SinceOption = None, until: UntilOption = None,
     limit: LimitOption = None, app: AppOption = None, url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Forget a job that is not running; with --all, every matching finished job
-    (completed, failed, cancelled)."""
+    """Forget a job that is not running (--all: matching finished ones).
+
+    With --all, every matching completed, failed or cancelled job."""
     filters = {"state": state, "task": task, "queue": queue, "search": search,
                "since": since, "until": until}
     the_app = _action_command("delete", job_id, all_, yes, app, url, filters, limit, as_json)
@@ -312,14 +332,18 @@ def jobs_delete(
 @cli.command()
 def purge(
     older_than: Annotated[str, typer.Option(
-        "--older-than", help="Created longer ago than this: 1d, 12h, 30m ...")],
+        "--older-than", metavar="AGE", help="Created longer ago than this: 1d, 12h, 30m.")],
     state: Annotated[list[str] | None, typer.Option(
-        "--state", "-s", help="Finished states to purge (default: completed).")] = None,
+        "--state", "-s", metavar="STATE",
+        help="Finished state to purge: completed (default), failed or cancelled; repeat "
+        "for several.")] = None,
     task: TaskOption = None, queue: QueueOption = None, yes: YesOption = False,
     app: AppOption = None, url: UrlOption = None, as_json: JsonOption = False,
 ) -> None:
-    """Delete finished jobs created longer ago than --older-than (completed ones unless
-    --state says otherwise)."""
+    """Delete old finished jobs.
+
+    Those created longer ago than --older-than: completed ones, unless --state says
+    otherwise."""
     states = _states(state or ["completed"])
     for s in states:
         if s not in TERMINAL_STATES:
@@ -361,10 +385,17 @@ def _live(workers: list[WorkerInfo], now: float) -> list[WorkerInfo]:
 
 
 def _table(rows: list[QueueRow]) -> Any:
-    from rich.table import Table
+    from rich import box
+    from rich.table import Column, Table
 
-    table = Table("queue", *(s.value for s in _COLUMNS), "workers",
-                  title=datetime.now(UTC).strftime("backburner  %Y-%m-%d %H:%M:%S UTC"))
+    # Eight columns in 80: no vertical rules, and the counts never shrink below their
+    # header, so "scheduled" and "cancelled" are never cut to "schedul…" (a long queue
+    # name wraps instead).
+    counts = (Column(name, justify="right", no_wrap=True, min_width=len(name))
+              for name in (*(s.value for s in _COLUMNS), "workers"))
+    table = Table(Column("queue", overflow="fold", min_width=10), *counts,
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                  title=f"backburner  {iso(datetime.now(UTC).replace(microsecond=0))}")
     for row in rows:
         table.add_row(row.queue, *(str(row.counts[s]) for s in _COLUMNS), str(row.workers))
     return table
@@ -373,7 +404,8 @@ def _table(rows: list[QueueRow]) -> Any:
 @cli.command()
 def info(
     interval: Annotated[float | None, typer.Option(
-        "--interval", "-i", min=0.1, help="Refresh every S seconds until Ctrl-C.")] = None,
+        "--interval", "-i", min=0.1, metavar="SECONDS",
+        help="Refresh every SECONDS until Ctrl-C.")] = None,
     app: AppOption = None, url: UrlOption = None, as_json: JsonOption = False,
 ) -> None:
     """Jobs per queue and state, and live workers per queue."""
@@ -447,16 +479,24 @@ async def health(
 @cli.command()
 def healthcheck(
     max_backlog: Annotated[int | None, typer.Option(
-        "--max-backlog", min=0, help="Unhealthy above this many pending jobs.")] = None,
+        "--max-backlog", min=0, metavar="N",
+        help="Unhealthy above this many pending jobs.")] = None,
     max_age: Annotated[float | None, typer.Option(
-        "--max-age", min=0, help="Unhealthy when a pending job has waited longer (s).")] = None,
-    queue: QueueOption = None,
+        "--max-age", min=0, metavar="SECONDS",
+        help="Unhealthy when a pending job has waited longer.")] = None,
+    queue: Annotated[str | None, typer.Option(
+        "--queue", "-q", metavar="QUEUE",
+        help="Only this queue: a live worker serving it, its pending jobs.")] = None,
     timeout: Annotated[float, typer.Option(
-        "--timeout", min=0.1, help="Unhealthy when the store takes longer to answer.")] = 10.0,
+        "--timeout", min=0.1, metavar="SECONDS",
+        help="Unhealthy when the store takes longer to answer.")] = 10.0,
     app: AppOption = None, url: UrlOption = None,
 ) -> None:
-    """Exit 0 when the store answers and a live worker exists (and the backlog limits hold);
-    otherwise exit 1 with a one-line reason. For liveness/readiness probes."""
+    """Exit 0 when the store and a worker are alive, else 1.
+
+    Healthy: the store answers, a live worker exists (serving --queue when given) and the
+    backlog limits hold; otherwise exit 1 with a one-line reason. For liveness and
+    readiness probes."""
     the_app = _app(app, url)
 
     async def probe() -> str | None:

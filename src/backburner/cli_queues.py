@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
-from backburner.cli import AppOption, JsonOption, UrlOption, _app, _run, cli, open_existing
+from backburner.cli import (
+    PLAIN,
+    AppOption,
+    JsonOption,
+    UrlOption,
+    _app,
+    _run,
+    cli,
+    iso,
+    open_existing,
+)
 from backburner.job import JobState
 from backburner.queues import QueueInfo
 
-queues_cli = typer.Typer(help="List, pause and resume queues.", no_args_is_help=True)
+QueueName = Annotated[str, typer.Argument(metavar="QUEUE", help="The queue's name.")]
+
+queues_cli = typer.Typer(help="List, pause and resume queues.", no_args_is_help=True,
+                         rich_markup_mode=PLAIN)
 cli.add_typer(queues_cli, name="queues")
 
 
 @queues_cli.command("list")
 def queues_list(app: AppOption = None, url: UrlOption = None,
                 as_json: JsonOption = False) -> None:
-    """Every queue that holds jobs or was ever paused: paused or not, jobs per state."""
+    """Queues: paused or not, jobs per state.
+
+    Every queue that holds jobs or was ever paused."""
     the_app = _app(app, url)
 
     async def go() -> list[QueueInfo]:
@@ -32,7 +48,7 @@ def queues_list(app: AppOption = None, url: UrlOption = None,
         typer.echo(json.dumps([
             {"name": q.name, "paused": q.paused,
              "counts": {s.value: n for s, n in q.counts.items()}, "total": q.total,
-             "changed_at": q.changed_at.isoformat() if q.changed_at else None}
+             "changed_at": iso(q.changed_at)}
             for q in found
         ], indent=2))
         return
@@ -61,13 +77,14 @@ def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> No
 
 
 @queues_cli.command("pause")
-def queues_pause(name: str, app: AppOption = None, url: UrlOption = None) -> None:
-    """Stop every worker from claiming this queue's jobs (running ones finish; new ones
-    are stored and wait)."""
+def queues_pause(name: QueueName, app: AppOption = None, url: UrlOption = None) -> None:
+    """Stop every worker from claiming this queue's jobs.
+
+    Running ones finish; new ones are stored and wait."""
     _set_paused(name, app, url, True)
 
 
 @queues_cli.command("resume")
-def queues_resume(name: str, app: AppOption = None, url: UrlOption = None) -> None:
-    """Let workers claim this queue's jobs again (they are woken at once)."""
+def queues_resume(name: QueueName, app: AppOption = None, url: UrlOption = None) -> None:
+    """Let workers claim this queue's jobs again (woken at once)."""
     _set_paused(name, app, url, False)

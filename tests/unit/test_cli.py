@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 from backburner import Backburner, JobState, __version__
 from backburner.backends.sqlite.schema import MIGRATIONS
 from backburner.cli import cli
+from backburner.context import JobContext
 
 runner = CliRunner()
 
@@ -130,3 +132,53 @@ def test_json_logs_carry_the_transition_fields() -> None:
     record.backburner = {"job_id": "x", "state": "completed", "attempt": 1}
     line = json.loads(JSONFormatter().format(record))
     assert line["job_id"] == "x" and line["state"] == "completed" and line["message"] == "job x"
+
+
+def test_times_are_iso_8601_as_in_the_http_api_and_percentages_rounded(db: str) -> None:
+    from backburner.fastapi.schemas import JobOut
+
+    async def go() -> tuple[str, str, JobOut]:
+        async with Backburner(db) as app:
+
+            @app.task(retries=0)
+            async def boom() -> None:
+                raise RuntimeError("kaput")
+
+            @app.task
+            async def third(ctx: JobContext) -> None:
+                await ctx.progress(1, 3)
+
+            failed = await boom.enqueue()
+            partial = await third.enqueue()
+            await app.run_worker(burst=True)
+            record = await app.get_job(failed.id)
+            assert record is not None
+            return failed.id, partial.id, JobOut.of(record)
+
+    failed, partial, http = asyncio.run(go())
+    shown = json.loads(runner.invoke(cli, ["jobs", "show", failed, "--url", db]).stdout)
+    served = http.model_dump(mode="json")
+    assert shown["errors"][0]["at"] == served["errors"][0]["at"]
+    for name in ("created_at", "updated_at", "run_at", "started_at", "finished_at"):
+        assert shown[name] == served[name], name
+        assert datetime.fromisoformat(shown[name]).tzinfo is not None
+
+    listed = json.loads(runner.invoke(cli, ["jobs", "list", "--json", "--url", db]).stdout)
+    by_id = {j["id"]: j for j in listed["jobs"]}
+    assert by_id[failed]["created_at"] == served["created_at"]
+    assert by_id[partial]["progress"] == 33.3
+    assert json.loads(runner.invoke(cli, ["jobs", "show", partial, "--url", db]).stdout)[
+        "progress"]["percent"] == 33.3
+    table = runner.invoke(cli, ["jobs", "list", "--url", db])
+    assert "33.3%" in table.stdout and served["created_at"][:19] in table.stdout
+
+
+def test_info_headers_whole_at_80_columns(db: str) -> None:
+    seed(db)
+    table = runner.invoke(cli, ["info", "--url", db], env={"COLUMNS": "80"})
+    assert table.exit_code == 0, table.output
+    header = next(line for line in table.stdout.splitlines() if line.startswith("queue"))
+    assert header.split() == ["queue", "pending", "scheduled", "running", "completed",
+                              "failed", "cancelled", "workers"]
+    assert "…" not in table.stdout
+    assert all(len(line) <= 80 for line in table.stdout.splitlines())
