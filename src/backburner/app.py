@@ -18,7 +18,8 @@ from backburner.flows import Flow, chain_jobs, find_flow, group_jobs, insert_flo
 from backburner.handle import Job
 from backburner.instrument import Change, Instrumentation
 from backburner.job import JobRecord, JobState
-from backburner.queues import QueueInfo, queue_infos, set_paused
+from backburner.names import is_job_id
+from backburner.queues import QueueInfo, check_queue_name, queue_infos, set_paused
 from backburner.retention import Retention
 from backburner.retry import Backoff
 from backburner.schedule import DEFAULT_CATCH_UP, Schedule, make_schedule
@@ -387,6 +388,8 @@ class Backburner:
         result as its first positional argument. Every job is stored at once (all or none)
         and returned in the handle, so every id is known now. All steps run in one queue
         (`queue`, or the tasks' own, which must then agree). See `backburner.flows`."""
+        if queue is not None:
+            check_queue_name(queue)
         jobs = chain_jobs(self, steps, queue)
         return await insert_flow(self, "chain", jobs, True, connection)
 
@@ -403,6 +406,8 @@ class Backburner:
         results in member order as its first positional argument. A member that fails for
         good or is cancelled cancels the callback (reason `dependency_failed`); the other
         members still run. All jobs are stored at once, in one queue. See `backburner.flows`."""
+        if queue is not None:
+            check_queue_name(queue)
         jobs = group_jobs(self, list(members), then, queue)
         return await insert_flow(self, "group", jobs, then is not None, connection)
 
@@ -435,6 +440,8 @@ class Backburner:
         return Job(self, job_id)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
+        if not is_job_id(job_id):
+            return None  # names no job; never sent to a store (see backburner.names)
         if not self._opened:
             await self.open()
         return await self.backend.get(job_id)
@@ -505,6 +512,8 @@ class Backburner:
     async def cancel(self, job_id: str) -> JobState:
         """Cancel a waiting job at once; ask the worker of a running one to stop it.
         Returns the state after the call (`running` means the request is on its way)."""
+        if not is_job_id(job_id):
+            raise JobNotFoundError(job_id)
         if not self._opened:
             await self.open()
         state = await self.backend.cancel(job_id)
@@ -522,6 +531,8 @@ class Backburner:
 
     async def retry(self, job_id: str) -> JobState:
         """Run a `failed` or `cancelled` job again with a fresh set of attempts."""
+        if not is_job_id(job_id):
+            raise JobNotFoundError(job_id)
         if not self._opened:
             await self.open()
         state = await self.backend.retry(job_id)
@@ -536,12 +547,16 @@ class Backburner:
         return state
 
     async def delete(self, job_id: str) -> bool:
+        if not is_job_id(job_id):
+            return False
         if not self._opened:
             await self.open()
         return await self.backend.delete(job_id)
 
     async def wait_for(self, job_id: str, timeout: float | None = None) -> JobRecord:
         """Wait until the job is terminal. Raises JobNotFoundError, TimeoutError."""
+        if not is_job_id(job_id):
+            raise JobNotFoundError(job_id)
         if not self._opened:
             await self.open()
         deadline = None if timeout is None else time.monotonic() + timeout

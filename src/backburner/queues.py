@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from backburner.backends.protocol import QueueState
-from backburner.errors import ConfigurationError
 from backburner.job import JobState, timestamp
+from backburner.names import MAX_NAME, check_name
 
 if TYPE_CHECKING:
     from backburner.app import Backburner
 
-MAX_QUEUE_NAME = 200
+MAX_QUEUE_NAME = MAX_NAME
 """The longest queue name, as for tasks (`@app.task(queue=...)`)."""
 
 
@@ -43,13 +43,9 @@ class QueueInfo:
 
 
 def check_queue_name(name: object) -> str:
-    if (not isinstance(name, str) or not name or len(name) > MAX_QUEUE_NAME
-            or "\x00" in name):
-        raise ConfigurationError(
-            f"queue name must be a non-empty string of <= {MAX_QUEUE_NAME} characters "
-            f"without NUL, got {name!r}"
-        )
-    return name
+    """See `names.check_name`: the same rule for a task's queue, an enqueue's, a pause's and
+    a filter's."""
+    return check_name("queue name", name)
 
 
 async def set_paused(app: Backburner, name: str, paused: bool) -> None:

@@ -23,6 +23,7 @@ from backburner.errors import ConfigurationError, InvalidArgumentsError
 from backburner.ids import new_job_id
 from backburner.limits import RateLimit, check_concurrency, parse_rate_limit
 from backburner.limits import check_key as check_limit_key
+from backburner.names import check_name
 from backburner.retry import Backoff, as_backoff
 from backburner.signature import TaskSignature
 from backburner.unique import UniqueScope, check_key, check_scope, derived_key
@@ -85,8 +86,10 @@ class TaskOptions:
 def _check_options(
     name: str, queue: str, priority: int, retries: int, timeout: float | None
 ) -> None:
-    if not isinstance(queue, str) or not queue or len(queue) > 200:
-        raise ConfigurationError(f"{name}: queue must be a non-empty string of <= 200 chars")
+    try:
+        check_name("queue", queue)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ConfigurationError(f"{name}: priority must be an int")
     if not -(2**31) <= priority < 2**31:

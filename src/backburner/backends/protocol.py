@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from backburner.job import FailureReason, JobRecord, JobState
+from backburner.names import check_name, check_text
 from backburner.notify import Notifier
 from backburner.unique import UniqueScope
 
@@ -224,6 +225,14 @@ class JobFilter:
     """Epoch seconds: only jobs created at or after this time."""
     created_before: float | None = None
     """Epoch seconds: only jobs created strictly before this time."""
+
+    def __post_init__(self) -> None:
+        # Checked here, not in each store, so every surface and every store refuses the same
+        # text (PostgreSQL cannot compare with a NUL at all), with a ConfigurationError.
+        if self.queue is not None:
+            check_name("queue", self.queue)
+        check_text("task", self.task)
+        check_text("search", self.search)
 
     @property
     def scans(self) -> bool:

@@ -21,6 +21,7 @@ from backburner.backends import records
 from backburner.backends.postgres import connections, errors, external, schema
 from backburner.backends.postgres.config import PostgresConfig, parse_url
 from backburner.backends.postgres.notifier import PostgresNotifier
+from backburner.backends.postgres.text_escape import escape_error, unescape_errors
 from backburner.backends.protocol import (
     TERMINAL_STATES,
     Claim,
@@ -552,7 +553,8 @@ class PostgresBackend:
             [i.reason.value for i in items],
             [1 if i.counts else 0 for i in items],
             # The time is stamped by the statement, with the server's clock.
-            [codec.dumps(error_entry(i.error, i.attempt, i.reason, 0.0)) for i in items],
+            [codec.dumps(escape_error(error_entry(i.error, i.attempt, i.reason, 0.0)))
+             for i in items],
             self._wakeup,
             self._notifier.origin,
         )
@@ -706,7 +708,7 @@ class PostgresBackend:
     async def get(self, job_id: str) -> JobRecord | None:
         pool = await self._connected()
         row = await pool.fetchrow(self._q["get"], job_id)
-        return record_from_row(row) if row is not None else None
+        return _record(row) if row is not None else None
 
     @translated
     async def list_jobs(
@@ -728,11 +730,11 @@ class PostgresBackend:
                 if len(rows) <= limit:
                     read = await conn.fetchrow(self._q["list_jobs_window"], *walked, window)
                     if read is not None and read["n"] == window:  # full: more may lie below
-                        return JobPage([record_from_row(r) for r in rows], str(read["last"]))
+                        return JobPage([_record(r) for r in rows], str(read["last"]))
         more = len(rows) > limit
         rows = rows[:limit]
         return JobPage(
-            [record_from_row(r) for r in rows], str(rows[-1]["seq"]) if more and rows else None
+            [_record(r) for r in rows], str(rows[-1]["seq"]) if more and rows else None
         )
 
     @translated
@@ -842,3 +844,7 @@ def _accepted(items: Sequence[Completion | Failure | Release], rows: Sequence[An
     accepted = {(r["id"], r["attempt"]) for r in rows}
     return [(i.id, i.attempt) in accepted for i in items]
 
+
+def _record(row: Mapping[str, Any]) -> JobRecord:
+    """A stored row as a record, its error text unescaped (see text_escape)."""
+    return record_from_row(row, unescape_errors)
