@@ -19,7 +19,7 @@ from backburner import logs
 from backburner._version import __version__
 from backburner.app import Backburner
 from backburner.errors import BackburnerError, ConfigurationError
-from backburner.job import JobRecord, Progress
+from backburner.job import JobRecord
 from backburner.loading import load_app
 
 T = TypeVar("T")
@@ -208,13 +208,6 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else cast(str, to_jsonable_python(value))
 
 
-def percent(progress: Progress | None) -> float | None:
-    """A progress percentage as printed: one decimal (33.3, not 33.33333333333333)."""
-    if progress is None or progress.percent is None:
-        return None
-    return round(progress.percent, 1)
-
-
 def _summary(record: JobRecord) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -223,7 +216,8 @@ def _summary(record: JobRecord) -> dict[str, Any]:
         "state": record.state.value,
         "attempt": record.attempt,
         "created_at": iso(record.created_at),
-        "progress": percent(record.progress),
+        # Rounded by Progress.percent itself, as every other surface shows it.
+        "progress": record.progress.percent if record.progress else None,
     }
 
 
@@ -239,7 +233,7 @@ def _full(record: JobRecord) -> dict[str, Any]:
         "reason": record.reason.value if record.reason else None,
         "result": record.result,
         "progress": None if record.progress is None else {
-            **record.progress.to_json(), "percent": percent(record.progress)},
+            **record.progress.to_json(), "percent": record.progress.percent},
         "errors": [{**e.to_json(), "at": iso(e.at)} for e in record.errors],
         "worker_id": record.worker_id,
         "updated_at": iso(record.updated_at),

@@ -33,7 +33,6 @@ from backburner.cli import (
     iso,
     jobs_cli,
     open_existing,
-    percent,
 )
 from backburner.errors import BackburnerError, StoreNotFoundError
 from backburner.job import TERMINAL_STATES, JobState
@@ -190,7 +189,7 @@ def jobs_list(
 
     table = Table("id", "task", "queue", "state", "attempt", "progress", "created")
     for j in jobs:
-        pct = percent(j.progress)
+        pct = j.progress.percent if j.progress else None
         table.add_row(j.id, j.task, j.queue, j.state.value, str(j.attempt),
                       "" if pct is None else f"{pct:g}%",
                       iso(j.created_at.replace(microsecond=0)))

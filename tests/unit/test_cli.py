@@ -166,11 +166,11 @@ def test_times_are_iso_8601_as_in_the_http_api_and_percentages_rounded(db: str) 
     listed = json.loads(runner.invoke(cli, ["jobs", "list", "--json", "--url", db]).stdout)
     by_id = {j["id"]: j for j in listed["jobs"]}
     assert by_id[failed]["created_at"] == served["created_at"]
-    assert by_id[partial]["progress"] == 33.3
+    assert by_id[partial]["progress"] == 33.33
     assert json.loads(runner.invoke(cli, ["jobs", "show", partial, "--url", db]).stdout)[
-        "progress"]["percent"] == 33.3
+        "progress"]["percent"] == 33.33
     table = runner.invoke(cli, ["jobs", "list", "--url", db])
-    assert "33.3%" in table.stdout and served["created_at"][:19] in table.stdout
+    assert "33.33%" in table.stdout and served["created_at"][:19] in table.stdout
 
 
 def test_info_headers_whole_at_80_columns(db: str) -> None:
