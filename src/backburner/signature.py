@@ -311,28 +311,43 @@ def json_problem(value: Any, depth: int = 0) -> JsonProblem | None:
         return None if math.isfinite(value) else JsonProblem(_float_reason(value), [])
     if isinstance(value, str):
         return None
-    if isinstance(value, (dict, list)):
+    if kind is list or kind is dict or isinstance(value, (dict, list)):
         if depth >= MAX_DEPTH:
             return JsonProblem(f"nested deeper than {MAX_DEPTH} levels", [])
+        # Scalars are most of a payload: checked here, without a call each.
         if isinstance(value, list):
             for index, item in enumerate(value):
+                item_kind = type(item)
+                if item_kind is str or item_kind is bool or item is None or (
+                    item_kind is int and INT64_MIN <= item <= INT64_MAX
+                ) or (item_kind is float and item - item == 0.0):  # finite
+                    continue
                 problem = json_problem(item, depth + 1)
                 if problem is not None:
                     problem.path.append(index)
                     return problem
             return None
         for key, item in value.items():
-            if not isinstance(key, str):
-                return JsonProblem(
-                    f"dict key {key!r} ({type(key).__name__}) is not a string: JSON object "
-                    f"keys are strings, so it would come back as {str(key)!r}", [],
-                )
+            if type(key) is not str and not isinstance(key, str):
+                return JsonProblem(_key_reason(key), [])
+            item_kind = type(item)
+            if item_kind is str or item_kind is bool or item is None or (
+                item_kind is int and INT64_MIN <= item <= INT64_MAX
+            ) or (item_kind is float and item - item == 0.0):
+                continue
             problem = json_problem(item, depth + 1)
             if problem is not None:
                 problem.path.append(key)
                 return problem
         return None
     return JsonProblem(_other_reason(value), [])
+
+
+def _key_reason(key: Any) -> str:
+    return (
+        f"dict key {key!r} ({type(key).__name__}) is not a string: JSON object keys are "
+        f"strings, so it would come back as {str(key)!r}"
+    )
 
 
 def _int_reason(value: int) -> str:
