@@ -52,6 +52,11 @@ log = logging.getLogger("backburner.worker")
 
 SUSPECT_PAUSE = 10.0
 """Seconds a busy worker stops claiming so it can take a waiting suspect job alone."""
+RESCUE_EVERY = 5.0
+"""Default seconds between two sweeps for expired leases (at most lease / 2)."""
+LEAD_RETRY = 1.0
+"""Seconds between two attempts of a worker that does not lead to take the lead: a dead
+leader's place is taken about this long after its leadership lapses (with its leases)."""
 
 
 class WorkerCrashedError(BackburnerError):
@@ -88,9 +93,10 @@ class Worker:
         concurrency: jobs run at once. queues: served in this order (default: the queues of
         the app's tasks, "default" first). burst: return once no job is ready and none runs.
         lease: seconds a claim holds a job without a heartbeat; a dead worker's jobs run again
-        after at most lease + rescue_interval. grace: seconds running jobs get to finish on
-        shutdown before they are released. max_lost: a job whose worker died this many times
-        fails with `worker_lost`. batch_size: most jobs claimed in one round trip.
+        after at most lease + rescue_interval (default min(lease / 2, 5)). grace: seconds
+        running jobs get to finish on shutdown before they are released. max_lost: a job whose
+        worker died this many times fails with `worker_lost` (a poison job), whatever its
+        retries. batch_size: most jobs claimed in one round trip.
         handle_signals: stop gracefully on SIGTERM/SIGINT (default: when run in the main
         thread and not embedded). scheduler: enqueue the ticks of the app's periodic
         schedules (never in burst mode).
@@ -111,7 +117,9 @@ class Worker:
         self.burst = burst
         self.lease = lease
         self.heartbeat_interval = heartbeat_interval or lease / 3
-        self.rescue_interval = rescue_interval or min(lease / 2, 15.0)
+        # A sweep is one indexed statement on one worker (the leader): cheap enough to
+        # run often, so a dead worker's jobs run again a few seconds after their lease.
+        self.rescue_interval = rescue_interval or min(lease / 2, RESCUE_EVERY)
         self.poll_interval = poll_interval or app.poll_interval
         self.grace = grace
         self.max_lost = max_lost
@@ -225,7 +233,12 @@ class Worker:
                 quiet_rounds = 0
                 paused_since = None
                 self._start(claim.jobs)
-                if len(claim.jobs) >= wanted or self.burst or suspects_waiting:
+                # A job that lost a worker is claimed alone: more of them may be waiting
+                # whatever the claim says, so go round (wait for its slot, claim again)
+                # instead of sleeping until a wake-up or the next poll. Otherwise a dead
+                # worker's jobs re-ran one per poll interval.
+                solo = any(job.lost for job in claim.jobs)
+                if len(claim.jobs) >= wanted or self.burst or suspects_waiting or solo:
                     continue
                 # A short claim emptied the queues: the next job announces itself with a
                 # wake-up, so claiming again at once would only cost an empty round trip
@@ -435,11 +448,18 @@ class Worker:
                 self._wake.set()
 
     async def _rescue_loop(self) -> None:
-        """Housekeeping, on the elected leader only: one worker sweeps, not all of them."""
+        """Housekeeping, on the elected leader only: one worker sweeps, not all of them.
+
+        Leadership is held on the terms of a lease (`lease` seconds, renewed every
+        `rescue_interval` <= lease / 2): a dead leader's leadership lapses when its jobs'
+        leases do, and the others, asking every `LEAD_RETRY` seconds, take over at once and
+        rescue them. (It was held for 2 x rescue_interval while the others asked every
+        rescue_interval: up to 30 s + 15 s with no sweep at all, during a storm of restarts
+        for ever.)"""
         while True:
             moved = []
             try:
-                now_leading = await self.backend.lead(self.id, self.rescue_interval * 2)
+                now_leading = await self.backend.lead(self.id, self.lease)
                 if now_leading != self._leading:
                     log.info("worker %s %s housekeeping", self.id,
                              "now leads" if now_leading else "no longer leads")
@@ -455,10 +475,14 @@ class Worker:
                             "rescued": True})
                     for t in moved
                 )
+                # Local subscribers (this worker) included: the rescued jobs are claimed now,
+                # not at the next poll.
                 self.app.instrumentation.wake(
                     t.queue for t in moved if t.state is JobState.PENDING
                 )
-            await asyncio.sleep(self.rescue_interval)
+            await asyncio.sleep(
+                self.rescue_interval if self._leading else min(self.rescue_interval, LEAD_RETRY)
+            )
 
     async def _prune_loop(self) -> None:
         """Retention, on the leader only (elected by the rescue loop). Its own side task, so
