@@ -28,12 +28,14 @@ _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 """19 digits in a row: the shortest integer orjson may read as a float (below -2**63)."""
 
 
-def loads_exact(data: bytes) -> Any:
+def loads_exact(data: str | bytes) -> Any:
     """`loads` for JSON from outside (an HTTP body, a form field): orjson reads an integer past
     64 bits as a rounded float, so a text that may hold one is read again by the standard
     library, which keeps it exact; the argument check then refuses it by name
     (`backburner.signature`) instead of a task running with another number."""
     value = loads(data)
+    if isinstance(data, str):
+        data = data.encode()  # orjson read it, so it holds no lone surrogate
     if _LONG_NUMBER.search(data) is None:
         return value
     try:

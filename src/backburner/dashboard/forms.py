@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from backburner import codec
+
 
 @dataclass(frozen=True, slots=True)
 class Field:
@@ -84,7 +86,7 @@ def parse(fields: list[Field], form: dict[str, str]) -> tuple[dict[str, Any], di
             elif f.kind == "number":
                 values[f.name] = float(raw)
             elif f.kind == "json":
-                values[f.name] = orjson.loads(raw)
+                values[f.name] = codec.loads_exact(raw)  # exact past 64 bits: refused
             else:
                 values[f.name] = raw
         except ValueError:
