@@ -203,6 +203,7 @@ async def test_every_page_renders_escaped_on_every_backend(
         assert "Last progress before it failed:" in detail
         assert re.search(r'<progress id="progress" max="100" value="33\.3\d*">', detail)
         assert "(1 of 3)" in detail and '<p id="progress-line">' in detail
+        assert 'id="progress-label">Last progress before it failed:' in detail
         waiting = (await http.get(f"/dashboard/jobs/{ids['pending']}")).text
         assert '<p id="progress-line" hidden>' in waiting and "No arguments" not in waiting
         paged = (await http.get("/dashboard/jobs?limit=1")).text
@@ -297,7 +298,8 @@ async def test_a_running_job_whose_worker_stopped_says_when_it_will_be_retried(
     claims = [(await backend.claim(worker, ["default"], 1, lease)).jobs
               for worker, lease in (("w-live", 600.0), ("w-gone", 600.0), ("w-late", 0.05))]
     assert [[j.id for j in c] for c in claims] == [[healthy.id], [gone.id], [expired.id]]
-    await backend.update_progress(gone.id, 1, '{"current": 15, "total": 100}')
+    for job_id in (gone.id, expired.id):
+        await backend.update_progress(job_id, 1, '{"current": 15, "total": 100}')
     for _ in range(200):  # until the store's clock passed the short lease (no timing assert)
         record = await app.get_job(expired.id)
         assert record is not None and record.lease_until is not None
@@ -323,6 +325,10 @@ async def test_a_running_job_whose_worker_stopped_says_when_it_will_be_retried(
         marked = re.findall(r'data-job="([^"]+)">(?:(?!</tr>).)*?worker stopped responding',
                             listing, re.S)
         assert sorted(marked) == sorted([gone.id, expired.id])
+        # Taken back: waiting again, no notice, and the progress shown is the lost attempt's.
+        assert [t.id for t in await backend.rescue_expired(3)] == [expired.id]
+        again = (await http.get(f"/dashboard/jobs/{expired.id}")).text
+        assert 'id="stalled"' not in again and "Progress of its previous attempt:" in again
 
 
 def test_stall_judged_from_lease_and_heartbeat() -> None:

@@ -99,13 +99,16 @@ async def test_the_dashboard_in_chromium(store_url: str) -> None:
     api, jobs, tasks = build(store_url)
     errors: list[str] = []
     refused: list[str] = []
+    icons: list[int] = []
 
     def watch(page: Page) -> None:
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" and
                 "Failed to load resource" not in m.text else None)
-        # The browser asks for /favicon.ico by itself; the app has none.
+        # Every response, the icon the layout links included (no 404 for a favicon).
         page.on("response", lambda r: refused.append(f"{r.status} {r.url.split('?')[0]}")
-                if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+                if r.status >= 400 else None)
+        page.on("response", lambda r: icons.append(r.status)
+                if r.url.endswith("/static/favicon.svg") else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
 
@@ -148,6 +151,10 @@ async def test_the_dashboard_in_chromium(store_url: str) -> None:
             await expect(page.locator(".attempt-error summary").first).to_contain_text(
                 "card declined")
             await expect(page.locator(".traceback").first).to_contain_text("Traceback")
+            # Its arguments by name; it reported no progress, so no empty bar.
+            await expect(page.locator("#job-arguments")).to_contain_text("customer")
+            await expect(page.locator("#job-arguments")).to_contain_text("cents")
+            await expect(page.locator("#progress-line")).to_be_hidden()
             await shot(page, "job")
             # Retry it (the card now works): it runs again and completes, live.
             tasks["switch"]["fail"] = False
@@ -283,6 +290,7 @@ async def test_the_dashboard_in_chromium(store_url: str) -> None:
     # Only the two refusals the scenario asked for: the invalid form, the forged delete.
     assert [r.split(" ")[0] for r in refused] == ["422", "403"], refused
     assert refused[1].endswith("/delete")
+    assert icons and set(icons) <= {200, 304}, icons
     for name in ("overview", "jobs", "failures", "job", "queues", "workers", "schedules",
                  "enqueue"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 0

@@ -100,6 +100,10 @@
         const state = document.getElementById("job-state");
         state.textContent = data.state;
         state.className = "state state-" + data.state;
+        // Running again: what shows now is this attempt's progress, not a previous one's.
+        if (data.state === "running") {
+          document.getElementById("progress-label").textContent = "Progress:";
+        }
         const p = data.progress;
         if (p) {
           // The line and its bar stay hidden until there is progress to show.
