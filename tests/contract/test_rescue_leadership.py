@@ -1,0 +1,44 @@
+"""Rescue with the worker's default timing, on every backend (issue "Reliability defects
+found from outside", D4): a dead leader kept the lead for 2 x rescue_interval (30 s) while the
+others asked every rescue_interval (15 s), and the leader swept every 15 s, so a dead
+worker's job could wait lease + 15 s and more (no sweep at all during a storm of restarts).
+
+A "dead worker" here is a worker id that took the lead and/or a job on a 1 s lease and never
+renewed them. A live worker with the default 30 s lease must restart that job within a few
+seconds of the lapse: a bound on rescue (correctness), not a speed measurement."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from backburner import Backburner, JobState
+
+DEAD_LEASE = 1.0
+BOUND = DEAD_LEASE + 6.0
+"""Lapse, then a non-leader's next try at the lead (1 s) or the leader's next sweep (5 s)."""
+
+
+@pytest.mark.parametrize("dead_leader", [True, False], ids=["dead-leader", "dead-worker"])
+async def test_a_dead_workers_job_restarts_soon_after_its_lease(
+    app: Backburner, dead_leader: bool
+) -> None:
+    @app.task(retries=0)
+    async def step() -> str:
+        return "done"
+
+    job = await step.enqueue()
+    claim = await app.backend.claim("dead-worker", ["default"], 1, DEAD_LEASE)
+    assert [j.id for j in claim.jobs] == [job.id]
+    if dead_leader:
+        assert await app.backend.lead("dead-worker", DEAD_LEASE)
+    worker = app.worker(handle_signals=False)  # lease 30 s, every other option its default
+    run = asyncio.create_task(worker.run())
+    try:
+        assert await job.result(timeout=BOUND) == "done"
+    finally:
+        worker.stop()
+        await asyncio.wait_for(run, 10)
+    record = await job.info()
+    assert record.state is JobState.COMPLETED and record.lost == 1 and record.attempt == 2
