@@ -66,7 +66,7 @@ def record_from_row(
         reason=read.parse("reason", FailureReason, None),
         progress=read.progress(progress),
         worker_id=read.raw("worker_id"),
-        cancel_requested=bool(read.raw("cancel_requested")),
+        cancel_requested=read.integer("cancel_requested") != 0,
         created_at=created_at,
         updated_at=read.time("updated_at"),
         run_at=read.time("run_at"),

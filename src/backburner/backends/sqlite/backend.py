@@ -30,9 +30,11 @@ from backburner.backends.protocol import (
     WorkerInfo,
 )
 from backburner.backends.records import (
+    claim_problems,
     dependency_error,
     error_entry,
     id_list,
+    invalid_row_error,
     record_from_row,
     released_args,
     seq_cursor,
@@ -346,13 +348,13 @@ def _claim(
             for queue in queues:
                 # A suspect over its limit is parked by _admit; the next one is tried.
                 while row := conn.execute(Q["claim_suspect"], {**base, "queue": queue}).fetchone():
-                    if _admit(conn, [row], now, limited_claims):
+                    if _admit(conn, _refuse_invalid(conn, [row], now), now, limited_claims):
                         return Claim([_claimed(row)], now, None, False)
         for position, queue in enumerate(queues):
             while (wanted := limit - len(claimed)) > 0:
                 params = {**base, "queue": queue, "limit": wanted}
                 rows = conn.execute(Q["claim_from_queue"], params).fetchall()
-                for r in _admit(conn, rows, now, limited_claims):
+                for r in _admit(conn, _refuse_invalid(conn, rows, now), now, limited_claims):
                     claimed.append((position, -r[3], r[14], _claimed(r)))
                 # Fewer than asked: the queue has no more ready jobs. Otherwise jobs over
                 # their limits were put back out of the way, and the ones behind them count.
@@ -366,6 +368,30 @@ def _claim(
     # RETURNING gives no order guarantee; restore queue order, priority, then FIFO.
     claimed.sort(key=lambda item: item[:3])
     return Claim([item[3] for item in claimed], now, next_run_at, suspects)
+
+
+def _refuse_invalid(
+    conn: sqlite3.Connection, rows: list[sqlite3.Row], now: float
+) -> list[sqlite3.Row]:
+    """The claimed rows a worker can run. A row written by something other than Backburner
+    with fields of the wrong type (`priority='high'`, `max_attempts='abc'`: SQLite stores
+    whatever it is given) fails here, in the claim's transaction, with `invalid_payload`,
+    before it is counted against any limit: a worker never sees it (R20)."""
+    kept = []
+    for r in rows:
+        problems = claim_problems(dict(zip(r.keys(), r, strict=True)))
+        if not problems:
+            kept.append(r)
+            continue
+        attempt = r["attempt"]
+        conn.execute(Q["fail"], {
+            "id": r["id"], "attempt": attempt, "retry_in": None, "final_state": "failed",
+            "reason": FailureReason.INVALID_PAYLOAD.value, "counts": 1,
+            "error": codec.dumps(invalid_row_error(problems, attempt, now)), "now": now,
+        })
+        if r[15]:  # it has dependents: they never run
+            _cancel_dependents(conn, r["id"], "failed", now)
+    return kept
 
 
 # Columns of a claimed row: claim_from_queue's RETURNING (seq, whether it has limits), then

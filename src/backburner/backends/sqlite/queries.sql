@@ -213,7 +213,7 @@ SET state = CASE WHEN :retry_in IS NOT NULL THEN 'scheduled' ELSE :final_state E
     run_at = CASE WHEN :retry_in IS NOT NULL THEN :now + :retry_in ELSE run_at END,
     failures = failures + :counts,
     reason = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE :reason END,
-    errors = json_insert(errors, '$[#]', json(:error)),
+    errors = json_insert(CASE WHEN json_valid(errors) THEN errors ELSE '[]' END, '$[#]', json(:error)),
     finished_at = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE :now END,
     worker_id = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE worker_id END,
     lease_until = NULL, updated_at = :now
@@ -317,7 +317,7 @@ SET state = CASE
     finished_at = CASE
         WHEN cancel_requested OR lost + 1 >= :max_lost THEN :now ELSE NULL END,
     lost = lost + 1,
-    errors = json_insert(errors, '$[#]', json_object(
+    errors = json_insert(CASE WHEN json_valid(errors) THEN errors ELSE '[]' END, '$[#]', json_object(
         'attempt', attempt, 'type', 'WorkerLost',
         'message', 'the worker holding this attempt stopped renewing its lease',
         'traceback', NULL, 'reason', 'worker_lost', 'at', :now)),
@@ -350,7 +350,7 @@ WHERE id = :id AND state = 'scheduled' AND waiting_on = 0;
 -- A job it waits for failed or was cancelled: it never runs.
 UPDATE backburner_jobs
 SET state = 'cancelled', reason = 'dependency_failed', finished_at = :now, updated_at = :now,
-    errors = json_insert(errors, '$[#]', json(:error))
+    errors = json_insert(CASE WHEN json_valid(errors) THEN errors ELSE '[]' END, '$[#]', json(:error))
 WHERE id = :id AND state = 'scheduled' AND waiting_on > 0
 RETURNING dependents;
 

@@ -47,12 +47,14 @@ local function member_id(member)
   return string.sub(member, SEQ_WIDTH + 2)
 end
 
+-- A field of a hash written by something other than Backburner may hold anything: read as
+-- 0 here, so the job still reaches a claim, which fails it (claim.lua, invalid_fields).
 local function make_ready(id, seq, priority, lost)
   local zset = READY
-  if tonumber(lost) > 0 then
+  if (tonumber(lost) or 0) > 0 then
     zset = SUSPECTS
   end
-  redis.call('ZADD', zset, -tonumber(priority), ready_member(seq, id))
+  redis.call('ZADD', zset, -(tonumber(priority) or 0), ready_member(seq, id))
 end
 
 local function unready(id, seq)

@@ -42,6 +42,54 @@ if redis.call('HGET', CONTROL, 'paused') == '1' then
   return out
 end
 
+-- The fields of a job hash (from take's HMGET) that are not what Backburner writes: such a
+-- job was written by something else (R20: untrusted rows never take a worker down). The
+-- same rule as records.claim_problems: integers as Python's int() reads them, times and the
+-- timeout as numbers (the timeout may be absent).
+local INTEGER_FIELDS = {{2, 'seq'}, {4, 'priority'}, {7, 'attempt'}, {8, 'max_attempts'},
+  {9, 'failures'}, {10, 'lost'}}
+local NUMBER_FIELDS = {{12, 'created_at'}, {13, 'run_at'}}
+local function is_number(v)
+  return v and tonumber(v) ~= nil and not string.find(v, '[xX]')
+end
+local function invalid_fields(f)
+  local bad = {}
+  for _, field in ipairs(INTEGER_FIELDS) do
+    local v = f[field[1]]
+    if not (v and string.find(v, '^%s*%-?%d+%s*$')) then
+      bad[#bad + 1] = field[2]
+    end
+  end
+  for _, field in ipairs(NUMBER_FIELDS) do
+    if not is_number(f[field[1]]) then
+      bad[#bad + 1] = field[2]
+    end
+  end
+  local timeout = f[11]
+  if timeout and timeout ~= '' and not (is_number(timeout) and tonumber(timeout) > 0) then
+    bad[#bad + 1] = 'timeout'
+  end
+  return bad
+end
+
+-- Such a job fails at once with `invalid_payload`, as a worker would fail a bad payload;
+-- it is never handed to a worker.
+local function refuse(id, f, bad)
+  local key = job_key(id)
+  local attempt = (tonumber(f[7]) or 0) + 1
+  append_error(key, cjson.encode({attempt = attempt, type = 'InvalidRow',
+    message = 'stored fields not readable: ' .. table.concat(bad, ', '),
+    traceback = cjson.null, reason = 'invalid_payload', at = now}))
+  redis.call('HSET', key, 'state', 'failed', 'reason', 'invalid_payload', 'attempt', attempt,
+    'finished_at', now_s, 'updated_at', now_s)
+  move(id, tonumber(f[2]) or 0, 'pending', 'failed', now_s)
+  release_key(id)
+  if f[14] then
+    cancel_dependents(id, 'failed', now_s)
+  end
+  events[#events + 1] = {'job', QUEUE, id, f[3] or '', 'failed', attempt, cjson.null}
+end
+
 -- The attempt number is the fencing token: incremented here, checked by every later write.
 local function take(id)
   local key = job_key(id)
@@ -50,6 +98,11 @@ local function take(id)
     'dependents', unpack(LIMIT_FIELDS))
   if f[1] ~= 'pending' then
     return false -- a stale index entry; the record is the truth
+  end
+  local bad = invalid_fields(f)
+  if #bad > 0 then
+    refuse(id, f, bad)
+    return false
   end
   local attempt = tonumber(f[7]) + 1
   -- Jobs without limits have none of these fields: they skip the check entirely.
