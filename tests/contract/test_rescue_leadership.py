@@ -42,3 +42,25 @@ async def test_a_dead_workers_job_restarts_soon_after_its_lease(
         await asyncio.wait_for(run, 10)
     record = await job.info()
     assert record.state is JobState.COMPLETED and record.lost == 1 and record.attempt == 2
+
+
+async def test_the_max_lost_limit_says_it_stopped_a_poison_job(app: Backburner) -> None:
+    """`max_lost` overrides `retries`: the last error must say so, not only that a worker
+    stopped renewing its lease (which the earlier deaths say)."""
+
+    @app.task(retries=10)
+    async def poison() -> None:
+        raise AssertionError("never run here: dead workers claim it")
+
+    job = await poison.enqueue()
+    for death in range(1, 4):
+        claim = await app.backend.claim(f"dead-{death}", ["default"], 1, 0.05, alone=True)
+        assert [j.id for j in claim.jobs] == [job.id]
+        await asyncio.sleep(0.1)
+        moved = await app.backend.rescue_expired(3)
+        assert [t.id for t in moved] == [job.id]
+    record = await job.info()
+    assert record.state is JobState.FAILED and record.lost == 3 and record.failures == 0
+    messages = [e.message for e in record.errors]
+    assert messages[:2] == ["the worker holding this attempt stopped renewing its lease"] * 2
+    assert messages[2].startswith("stopped as a poison job after 3 worker deaths"), messages

@@ -521,16 +521,15 @@ class MemoryBackend:
         for row in list(self._rows.values()):
             if row.state is not JobState.RUNNING or (row.lease_until or now) >= now:
                 continue
-            row.errors.append(
-                error_entry(
-                    {
-                        "type": "WorkerLost",
-                        "message": "the worker holding this attempt stopped renewing its lease",
-                    },
-                    row.attempt, FailureReason.WORKER_LOST, now,
-                )
-            )
             row.lost += 1
+            message = "the worker holding this attempt stopped renewing its lease"
+            if row.lost >= max_lost and not row.cancel_requested:
+                message = (f"stopped as a poison job after {row.lost} worker deaths (the "
+                           f"max_lost limit, whatever its retries): {message}")
+            row.errors.append(
+                error_entry({"type": "WorkerLost", "message": message},
+                            row.attempt, FailureReason.WORKER_LOST, now)
+            )
             row.worker_id = None
             row.lease_until = None
             row.updated_at = now

@@ -500,7 +500,11 @@ moved AS (
         lost = j.lost + 1,
         errors = j.errors || jsonb_build_array(jsonb_build_object(
             'attempt', j.attempt, 'type', 'WorkerLost',
-            'message', 'the worker holding this attempt stopped renewing its lease',
+            'message', CASE WHEN j.lost + 1 >= $1 AND NOT j.cancel_requested
+                THEN 'stopped as a poison job after ' || (j.lost + 1) || ' worker deaths '
+                     || '(the max_lost limit, whatever its retries): '
+                     || 'the worker holding this attempt stopped renewing its lease'
+                ELSE 'the worker holding this attempt stopped renewing its lease' END,
             'traceback', NULL, 'reason', 'worker_lost', 'at', date_part('epoch', now()))),
         worker_id = NULL, lease_until = NULL, updated_at = now()
     FROM expired AS e

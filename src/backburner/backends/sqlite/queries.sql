@@ -319,7 +319,11 @@ SET state = CASE
     lost = lost + 1,
     errors = json_insert(CASE WHEN json_valid(errors) THEN errors ELSE '[]' END, '$[#]', json_object(
         'attempt', attempt, 'type', 'WorkerLost',
-        'message', 'the worker holding this attempt stopped renewing its lease',
+        'message', CASE WHEN lost + 1 >= :max_lost AND NOT cancel_requested
+            THEN 'stopped as a poison job after ' || (lost + 1) || ' worker deaths (the '
+                 || 'max_lost limit, whatever its retries): '
+                 || 'the worker holding this attempt stopped renewing its lease'
+            ELSE 'the worker holding this attempt stopped renewing its lease' END,
         'traceback', NULL, 'reason', 'worker_lost', 'at', :now)),
     worker_id = NULL, lease_until = NULL, updated_at = :now
 WHERE state = 'running' AND lease_until < :now

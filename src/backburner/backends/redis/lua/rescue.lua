@@ -18,8 +18,13 @@ for _, id in ipairs(expired) do
   unlease(id, f[3])
   if f[1] == 'running' then
     local lost = tonumber(f[4]) + 1
-    append_error(key, '{"attempt":' .. f[2] .. ',"type":"WorkerLost","message":'
-      .. '"the worker holding this attempt stopped renewing its lease","traceback":null,'
+    local message = 'the worker holding this attempt stopped renewing its lease'
+    if lost >= max_lost and f[5] ~= '1' then
+      message = 'stopped as a poison job after ' .. lost .. ' worker deaths (the max_lost '
+        .. 'limit, whatever its retries): ' .. message
+    end
+    append_error(key, '{"attempt":' .. f[2] .. ',"type":"WorkerLost","message":"'
+      .. message .. '","traceback":null,'
       .. '"reason":"worker_lost","at":' .. now_s .. '}')
     redis.call('HSET', key, 'lost', lost, 'updated_at', now_s)
     redis.call('HDEL', key, 'worker_id', 'lease_until')
