@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from backburner.backends.postgres.config import PostgresConfig
 

@@ -9,7 +9,7 @@ to fix (`ConfigurationError`); anything else is a `BackendError`.
 
 from __future__ import annotations
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from backburner.errors import BackendError, BackendUnavailableError, ConfigurationError
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
-from asyncpg.pool import PoolConnectionProxy  # type: ignore[import-untyped]
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from backburner.errors import ConfigurationError
 

@@ -552,9 +552,10 @@ class RedisBackend:
             queue = (await self._queues_of(client, [job_id], fresh)).get(job_id)
             if queue is None:
                 return None
-            h: dict[str, str] = await client.hgetall(  # type: ignore[assignment]
-                self.keys.queue(queue).job(job_id)
-            )
+            # Through Any, not a cast or a type: ignore: redis-py's annotation of hgetall
+            # changes between releases, and either would then be flagged as redundant.
+            raw: Any = await client.hgetall(self.keys.queue(queue).job(job_id))
+            h: dict[str, str] = raw
             if h:
                 return rows.record_from_hash(h)
             if fresh:
