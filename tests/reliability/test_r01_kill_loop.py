@@ -2,8 +2,10 @@
 about every second (10 kills), each replaced at once by a new process.
 
 lost = 0; every job completed at least once; duplicates only from attempts that ran on a
-killed worker; no two attempts of a job ever ran at once (overlap = 0); orphans re-run within
-lease + rescue interval (+ a scheduling tolerance)."""
+killed worker; no two attempts of a job ever ran at once (overlap = 0); every job a kill
+interrupted runs again within lease + 5 s of the kill (the test reports the last one): a
+correctness bound on rescue, not a speed benchmark. Rescued jobs used to re-run one per poll
+interval on each idle worker, the last ones tens of seconds after the kill."""
 
 from __future__ import annotations
 
@@ -22,11 +24,11 @@ JOBS = 3000
 WORKERS = 4
 CONCURRENCY = 8
 LEASE = 2.0
-RESCUE_INTERVAL = min(LEASE / 2, 15.0)  # the worker's default
 KILLS = 10
-RERUN_TOLERANCE = 5.0
-# The tolerance covers what comes after the rescue: a rescued job is a suspect and waits for
-# a worker that runs nothing else (poison isolation: busy workers pause claiming until their
+RERUN_BOUND = LEASE + 5.0
+# The 5 s cover the sweep (every lease / 2), a dead leader's place being taken (a second after
+# its lease) and what comes after the rescue: a rescued job is a suspect and waits for a
+# worker that runs nothing else (poison isolation: busy workers pause claiming until their
 # running jobs end), on 2 cores that also start a replacement worker process every second.
 # A job can be caught by several kills; this scenario is about recovery, not the poison limit.
 MAX_LOST = KILLS + 1
@@ -87,9 +89,12 @@ def test_sigkill_loop_loses_nothing(scenario: Scenario, rng: random.Random) -> N
 
     interrupted = {a.pid for j in ids for a in history.of(j) if a.end is None}
     assert len(interrupted & set(victims)) >= KILLS // 2, "the kills hit too few busy workers"
-    bound = LEASE + RESCUE_INTERVAL + RERUN_TOLERANCE
-    max_delay = verdict.max_rerun_delay
-    assert max_delay is not None and max_delay <= bound, (max_delay, bound)
+    # The last rescued job: the longest from its worker's death to its next start.
+    last_restart = verdict.max_rerun_delay
+    assert last_restart is not None and last_restart <= RERUN_BOUND, (
+        f"the last rescued job restarted {last_restart}s after its worker died "
+        f"(bound lease + 5 s = {RERUN_BOUND}s; seed {scenario.seed})"
+    )
     if scenario.kind == "sqlite":
         (integrity,) = scenario.query("PRAGMA integrity_check")
         assert integrity == ("ok",)
@@ -98,4 +103,5 @@ def test_sigkill_loop_loses_nothing(scenario: Scenario, rng: random.Random) -> N
           f"{len(interrupted & set(victims))} attempts_interrupted={len(verdict.rerun_delays)} "
           f"jobs_lost_to_a_kill={sum(1 for n in lost_counts if n)} max_losses_of_one_job="
           f"{max(lost_counts)} drained_after={drained:.1f}s "
-          f"rerun_delay_bound={bound:.1f}s {summary}")
+          f"last_rescued_restart_after_death={last_restart:.2f}s "
+          f"bound=lease+5s={RERUN_BOUND:.1f}s {summary}")
