@@ -25,8 +25,11 @@ Method = Callable[Concatenate[B, P], Coroutine[Any, Any, T]]
 def translating(
     handled: tuple[type[BaseException], ...],
     translate: Callable[[BaseException], BaseException],
+    watch: Callable[[Any, BaseException | None], None] | None = None,
 ) -> Callable[[Method[B, P, T]], Method[B, P, T]]:
-    """A decorator for backend methods: exceptions in `handled` leave as `translate(exc)`."""
+    """A decorator for backend methods: exceptions in `handled` leave as `translate(exc)`.
+    `watch(backend, outcome)` hears of each call's outcome (None: success; else the
+    translated exception), e.g. to log an outage once (see outage.py)."""
 
     def decorator(method: Method[B, P, T]) -> Method[B, P, T]:
         @functools.wraps(method)
@@ -35,8 +38,13 @@ def translating(
                 result = await method(backend, *args, **kwargs)
             except handled as exc:
                 _raise_if_cancelling(exc)
-                raise translate(exc) from exc
+                translated = translate(exc)
+                if watch is not None:
+                    watch(backend, translated)
+                raise translated from exc
             _raise_if_cancelling(None)
+            if watch is not None:
+                watch(backend, None)
             return result
 
         return wrapper

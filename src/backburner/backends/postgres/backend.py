@@ -18,6 +18,7 @@ from typing import Any
 
 from backburner import codec
 from backburner.backends import records
+from backburner.backends.outage import OutageLog
 from backburner.backends.postgres import connections, errors, external, schema
 from backburner.backends.postgres.config import PostgresConfig, parse_url
 from backburner.backends.postgres.notifier import PostgresNotifier
@@ -56,7 +57,11 @@ QUERIES = load_queries("backburner.backends.postgres")
 CLOSE_TIMEOUT = 5.0
 """Seconds `close()` waits for statements in flight before it drops the connections."""
 
-translated = translating(errors.TRANSLATED, errors.translate)
+def _watch(backend: PostgresBackend, outcome: BaseException | None) -> None:
+    backend.outage.observe(outcome)
+
+
+translated = translating(errors.TRANSLATED, errors.translate, _watch)
 """No asyncpg exception leaves the backend: see errors.py."""
 
 _UNIQUE_ROUNDS = 10
@@ -128,6 +133,7 @@ class PostgresBackend:
         self._open_lock = asyncio.Lock()
         self._notifier = PostgresNotifier(self.config, lambda: self._pool, self._q["notify"])
         self._wakeup = self.config.channel("wakeup")
+        self.outage = OutageLog(f"PostgreSQL (schema {self.config.schema})")
 
     def __repr__(self) -> str:
         return f"<PostgresBackend schema={self.config.schema!r}>"

@@ -12,6 +12,7 @@ the statements run there take and return no timestamps.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import asyncpg
@@ -54,10 +55,26 @@ def _settings(config: PostgresConfig, role: str) -> dict[str, str]:
     return {"application_name": application_name(config, role)}
 
 
+class _FloorRetries(logging.Filter):
+    """asyncpg's pool keeps `min_size` connections open, and while the server is down it
+    logs a warning with a full traceback at every attempt to reconnect them (every 1 to
+    60 s, for as long as the outage lasts). The backend logs an outage itself, once when
+    it starts and once when it ends (backends/outage.py): those records are dropped. The
+    filter sits on asyncpg's own logger, which is one per process: added once, it only
+    ever drops that one message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to restore the pool connection floor")
+
+
+_FLOOR_RETRIES = _FloorRetries()
+
+
 async def create_pool(config: PostgresConfig) -> Any:
     """asyncpg's pool: statements are prepared once per connection and cached by text
     (every named query has a fixed text per schema), so each call is one round trip of
     Bind/Execute in the binary protocol."""
+    logging.getLogger("asyncpg.pool").addFilter(_FLOOR_RETRIES)  # a no-op when present
     return await asyncpg.create_pool(
         config.dsn,
         min_size=config.pool_min_size,
