@@ -1,11 +1,17 @@
-"""A real uvicorn for the API tests that need real sockets (concurrent requests, fuzzing)."""
+"""A real uvicorn for the API tests that need real sockets (concurrent requests, fuzzing),
+and the schemathesis CLI run against one."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -31,3 +37,30 @@ def serving(api: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(60)
+
+
+@dataclass(frozen=True)
+class SchemathesisReport:
+    returncode: int
+    output: str
+
+    @property
+    def summary(self) -> str:
+        return self.output[self.output.rfind("SUMMARY"):]
+
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+def run_schemathesis(schema_url: str, *, max_examples: int, extra: Sequence[str] = (),
+                     timeout: float = 540) -> SchemathesisReport:
+    """The schemathesis CLI, every check, every phase, deterministic data, over
+    `schema_url`, with tests/api/schemathesis.toml."""
+    command = [str(Path(sys.executable).parent / "schemathesis"), "--config-file",
+               str(CONFIG), "run", schema_url, "--checks", "all",
+               "--phases", "examples,coverage,fuzzing,stateful", "--mode", "all",
+               "--max-examples", str(max_examples), "--generation-deterministic",
+               "--no-shrink", "--workers", "1", "--request-timeout", "30", *extra]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          check=False, env={**os.environ, "NO_COLOR": "1"})
+    return SchemathesisReport(done.returncode, done.stdout + done.stderr)

@@ -96,7 +96,7 @@ def test_unknown_and_bad_names(client: TestClient) -> None:
     assert client.get("/queues/" + "x" * 201).status_code == 422
     for path in ("/queues/nul%00/pause", "/queues/nul%00"):
         response = (client.post if path.endswith("pause") else client.get)(path)
-        assert response.status_code == 400, response.text
+        assert response.status_code == 404, response.text
         assert "queue name" in response.json()["detail"]
 
 

@@ -19,6 +19,18 @@ from backburner.fastapi.background import (
 )
 from backburner.fastapi.lifespan import backburner_lifespan
 from backburner.fastapi.metrics import metrics_router
+from backburner.fastapi.origins import origin_check
+from backburner.fastapi.problems import (
+    PROBLEM_JSON,
+    VALIDATION_PROBLEM,
+    Problem,
+    ProblemRoute,
+    ValidationProblem,
+    close_methods,
+    install_problem_details,
+    problem,
+    problem_responses,
+)
 from backburner.fastapi.queues import QueueListOut, QueueOut, queue_router
 from backburner.fastapi.router import accepted, job_router
 from backburner.fastapi.schedules import (
@@ -30,20 +42,30 @@ from backburner.fastapi.schedules import (
 from backburner.fastapi.schemas import JobAccepted, JobOut, JobPageOut
 
 __all__ = [
+    "PROBLEM_JSON",
+    "VALIDATION_PROBLEM",
     "BackgroundJobs",
     "DurableBackgroundTasks",
     "JobAccepted",
     "JobOut",
     "JobPageOut",
+    "Problem",
+    "ProblemRoute",
     "QueueListOut",
     "QueueOut",
     "ScheduleListOut",
     "ScheduleOut",
     "ScheduleRunOut",
+    "ValidationProblem",
     "accepted",
     "backburner_lifespan",
+    "close_methods",
+    "install_problem_details",
     "job_router",
     "metrics_router",
+    "origin_check",
+    "problem",
+    "problem_responses",
     "queue_router",
     "register_background",
     "schedule_router",

@@ -2,7 +2,8 @@
 `write_dependencies` apply here too): list queues with their counts, pause and resume one.
 
 A queue needs no declaration: any name can be read (an unknown one answers 200 with zero
-counts, not paused, as a worker serving it would see it) and paused ahead of its first job.
+counts, not paused, as a worker serving it would see it) and paused ahead of its first job;
+a name no store can hold (a control character) is a 404: no such queue can exist.
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ from pydantic import BaseModel, Field
 from backburner.app import Backburner
 from backburner.errors import ConfigurationError
 from backburner.fastapi.origins import origin_check
+from backburner.fastapi.problems import VALIDATION_PROBLEM, ProblemRoute, close_methods, problem
 from backburner.fastapi.router import _store
-from backburner.fastapi.schemas import Problem
 from backburner.job import JobState
 from backburner.queues import MAX_QUEUE_NAME, QueueInfo
 
 _Responses = dict[int | str, dict[str, Any]]
 _UNAVAILABLE: _Responses = {
-    503: {"model": Problem, "description": "the job store is unreachable"}
+    503: problem("the job store is unreachable")
 }
-_BAD_NAME: _Responses = {400: {"model": Problem, "description": "a name no store can hold"}}
+# A queue needs no declaration, but a name no store can hold (a control character, ...)
+# names no queue that could ever exist: 404, like any other missing resource. The schema
+# cannot spell Python's notion of printable, so this is an answer, not a validation error.
+_BAD_NAME: _Responses = {404: problem("a name no queue can have")}
 _FORBIDDEN: _Responses = {
-    403: {"model": Problem, "description": "not allowed to change queues, or a foreign origin"}
+    403: problem("not allowed to change queues, or a foreign origin")
 }
 QueueName = Annotated[str, Path(min_length=1, max_length=MAX_QUEUE_NAME,
                                 description="the queue's name (`@app.task(queue=)`)")]
@@ -68,10 +72,12 @@ def queue_router(
     """The queue routes on a router of their own (`job_router` adds them to itself).
     Pause and resume refuse a foreign browser `Origin` with 403 as `job_router`'s writes
     do (`allowed_origins`: the same option, see `job_router`)."""
-    router = APIRouter(dependencies=list(dependencies))
+    router = APIRouter(dependencies=list(dependencies), route_class=ProblemRoute,
+                       responses={422: VALIDATION_PROBLEM})
     add_queue_routes(
         router, app, name=name,
         write_dependencies=[*write_dependencies, origin_check(allowed_origins)])
+    close_methods(router)
     return router
 
 
@@ -91,7 +97,7 @@ def add_queue_routes(
         try:
             return QueueOut.of(await app.queue(queue))
         except ConfigurationError as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise HTTPException(404, str(exc)) from None
 
     @router.get("/queues", response_model=QueueListOut, name=f"{name}_list_queues",
                 operation_id=f"{name}_list_queues", responses=_UNAVAILABLE, tags=tags)
@@ -119,7 +125,7 @@ def add_queue_routes(
             try:
                 await app.pause_queue(queue)
             except ConfigurationError as exc:
-                raise HTTPException(400, str(exc)) from None
+                raise HTTPException(404, str(exc)) from None
             return await one(queue)
 
     @router.post("/queues/{queue}/resume", response_model=QueueOut,
@@ -132,5 +138,5 @@ def add_queue_routes(
             try:
                 await app.resume_queue(queue)
             except ConfigurationError as exc:
-                raise HTTPException(400, str(exc)) from None
+                raise HTTPException(404, str(exc)) from None
             return await one(queue)

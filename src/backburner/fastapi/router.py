@@ -30,6 +30,12 @@ from backburner.errors import (
 )
 from backburner.fastapi.origins import normalise_origins, origin_check
 from backburner.fastapi.origins import origin_allowed as _origin_allowed
+from backburner.fastapi.problems import (
+    VALIDATION_PROBLEM,
+    ProblemRoute,
+    close_methods,
+    problem,
+)
 from backburner.fastapi.schemas import (
     BulkIn,
     BulkOut,
@@ -39,7 +45,6 @@ from backburner.fastapi.schemas import (
     JobCountOut,
     JobOut,
     JobPageOut,
-    Problem,
     RetriedOut,
 )
 from backburner.fastapi.streams import job_updates
@@ -49,14 +54,14 @@ from backburner.task import BoundTask, Task
 
 RETRY_AFTER_SECONDS = 1
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
-_CURSOR = r"^\d{1,18}(:[!-~]{1,200})?$"
+_CURSOR = r"^\d{1,18}(:[!-~]{0,200})?$"
 _Responses = dict[int | str, dict[str, Any]]
-_NOT_FOUND: _Responses = {404: {"model": Problem, "description": "no job with this id"}}
+_NOT_FOUND: _Responses = {404: problem("no job with this id")}
 _UNAVAILABLE: _Responses = {
-    503: {"model": Problem, "description": "the job store is unreachable"}
+    503: problem("the job store is unreachable")
 }
 _FORBIDDEN: _Responses = {
-    403: {"model": Problem, "description": "not allowed to change jobs, or a foreign origin"}
+    403: problem("not allowed to change jobs, or a foreign origin")
 }
 
 
@@ -72,11 +77,16 @@ class _FilterQuery:
     created_after: float | None
     created_before: float | None
 
-    def of(self, app: Backburner) -> JobFilter:
-        return app.job_filter(
-            states=self.states, task=self.task, queue=self.queue, search=self.search,
-            created_after=self.created_after, created_before=self.created_before,
-        )
+    def of(self, app: Backburner) -> JobFilter | None:
+        """The filter, or None when it names what no store can hold (an empty queue name, a
+        NUL): it matches no job, which is the answer, not an error."""
+        try:
+            return app.job_filter(
+                states=self.states, task=self.task, queue=self.queue, search=self.search,
+                created_after=self.created_after, created_before=self.created_before,
+            )
+        except ConfigurationError:
+            return None
 
 
 def _filter_query(
@@ -124,7 +134,8 @@ def job_router(
       `idempotency_ttl` seconds; a body past `max_body_bytes` (1 MiB) is a 413.
     - `name` prefixes route names and operation ids, so two routers can live in one app.
     """
-    router = APIRouter(dependencies=list(dependencies), tags=["jobs"])
+    router = APIRouter(dependencies=list(dependencies), tags=["jobs"],
+                       route_class=ProblemRoute, responses={422: VALIDATION_PROBLEM})
     status_route = f"{name}_get_job"
     origins = normalise_origins(allowed_origins)
     writes: list[DependsParam] = [*write_dependencies, origin_check(allowed_origins)]
@@ -139,33 +150,32 @@ def job_router(
         """How many jobs match the filters of `GET /jobs` (exact). With `action`, only
         those the bulk action would touch (narrowed to its states)."""
         filter = query.of(app)
-        counted = filter if action is None else bulk.narrowed(filter, action)
+        counted = filter if action is None or filter is None else bulk.narrowed(filter, action)
         async with _store():
             return JobCountOut(count=0 if counted is None else await app.count_jobs(counted))
 
     @router.post("/jobs/bulk/{action}", response_model=BulkOut, name=f"{name}_bulk_jobs",
                  operation_id=f"{name}_bulk_jobs", dependencies=writes,
                  responses={**_UNAVAILABLE, **_FORBIDDEN,
-                            400: {"model": Problem, "description": "the body is not JSON"},
-                            409: {"model": Problem,
-                                  "description": "the count is not expected_count any more"}})
+                            400: problem("the body is not JSON"),
+                            409: problem("the count is not expected_count any more")})
     async def bulk_jobs(action: Action, body: BulkIn) -> BulkOut:
         """Retry, cancel or delete every job matching the filter, in the states where the
         action applies (retry: failed, cancelled; cancel: pending, scheduled, running;
         delete: completed, failed, cancelled). Needs `confirm: true`; with
         `expected_count`, refused (409) when the count changed since the user saw it."""
-        filter = app.job_filter(
-            states=body.states, task=body.task, queue=body.queue, search=body.search,
-            created_after=body.created_after, created_before=body.created_before,
-        )
+        filter = _FilterQuery(tuple(body.states), body.task, body.queue, body.search,
+                              body.created_after, body.created_before).of(app)
         async with _store():
             if body.expected_count is not None:
-                target = bulk.narrowed(filter, action)
+                target = None if filter is None else bulk.narrowed(filter, action)
                 count = 0 if target is None else await app.count_jobs(target)
                 if count != body.expected_count:
                     raise HTTPException(
                         409, f"{count} jobs match now, not {body.expected_count}: count again"
                     )
+            if filter is None:
+                return BulkOut(action=action, matched=0, changed=0, skipped=0)
             result = await bulk.apply(app, filter, action, limit=body.limit)
         return BulkOut(action=action, matched=result.matched, changed=result.changed,
                        skipped=result.skipped)
@@ -206,8 +216,8 @@ def job_router(
 
     @router.get("/flows/{flow_id}", response_model=FlowOut, name=f"{name}_get_flow",
                 operation_id=f"{name}_get_flow",
-                responses={404: {"model": Problem, "description": "no chain or group starts "
-                                 "with this job id"}, **_UNAVAILABLE})
+                responses={404: problem("no chain or group starts "
+                                 "with this job id"), **_UNAVAILABLE})
     async def get_flow(flow_id: str) -> FlowOut:
         """A chain or group (with a callback) by its id, the id of its first job: its state
         and every job's record, with the links between them (see `app.get_flow`)."""
@@ -228,22 +238,26 @@ def job_router(
 
     @router.get("/jobs", response_model=JobPageOut, name=f"{name}_list_jobs",
                 operation_id=f"{name}_list_jobs",
-                responses={**_UNAVAILABLE, 400: {"model": Problem,
-                                                 "description": "a cursor of another store"}})
+                responses={**_UNAVAILABLE, 400: problem("a cursor of another store")})
     async def list_jobs(
         query: Annotated[_FilterQuery, Depends(_filter_query)],
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         # At most 18 digits: every cursor fits a signed 64-bit integer in every store (a
-        # Redis cursor adds ":<job id>").
-        cursor: Annotated[str | None, Query(max_length=219, pattern=_CURSOR)] = None,
+        # Redis cursor adds ":<job id>"; see _store_cursor).
+        cursor: Annotated[str | None, Query(max_length=219, pattern=_CURSOR,
+                                            description="a `next_cursor`")] = None,
     ) -> JobPageOut:
         """Jobs, newest first; pass `next_cursor` back as `cursor` for the next page (a
         page may be short, even empty, with a next cursor: `search` and the creation times
         are checked on a bounded number of jobs per page). `search`: case-insensitive, in
         arguments, results and errors; `created_after`/`created_before`: epoch seconds."""
+        filter = query.of(app)
+        if filter is None:
+            return JobPageOut(jobs=[], next_cursor=None)
         async with _store():
             try:
-                page = await app.list_jobs(filter=query.of(app), limit=limit, cursor=cursor)
+                page = await app.list_jobs(filter=filter, limit=limit,
+                                           cursor=_store_cursor(app, cursor))
             except ConfigurationError as exc:
                 raise HTTPException(400, str(exc)) from None
         return JobPageOut(jobs=[JobOut.of(r) for r in page.jobs], next_cursor=page.next_cursor)
@@ -251,7 +265,7 @@ def job_router(
     @router.post("/jobs/{job_id}/cancel", response_model=JobOut, name=f"{name}_cancel_job",
                  operation_id=f"{name}_cancel_job", dependencies=writes,
                  responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN,
-                            409: {"model": Problem, "description": "already finished"}})
+                            409: problem("already finished")})
     async def cancel_job(job_id: str) -> JobOut:
         """Cancel a waiting job now, or ask the worker of a running one to stop it."""
         async with _store():
@@ -267,7 +281,7 @@ def job_router(
     @router.post("/jobs/{job_id}/retry", response_model=JobOut, name=f"{name}_retry_job",
                  operation_id=f"{name}_retry_job", dependencies=writes,
                  responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN,
-                            409: {"model": Problem, "description": "not failed or cancelled"}})
+                            409: problem("not failed or cancelled")})
     async def retry_job(job_id: str) -> JobOut:
         """Run a failed or cancelled job again, with a fresh set of attempts."""
         async with _store():
@@ -286,7 +300,7 @@ def job_router(
                    operation_id=f"{name}_delete_job", response_class=Response,
                    dependencies=writes,
                    responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN,
-                              409: {"model": Problem, "description": "the job is running"}})
+                              409: problem("the job is running")})
     async def delete_job(job_id: str) -> Response:
         """Forget a job that is not running (cancel it first)."""
         async with _store():
@@ -372,7 +386,30 @@ def job_router(
     from backburner.fastapi.queues import add_queue_routes
 
     add_queue_routes(router, app, write_dependencies=writes, name=name)
+    close_methods(router)
     return router
+
+
+def _job_links(name: str) -> dict[str, Any]:
+    """OpenAPI links from an answer carrying a job's `id` to the operations on that job,
+    so a client (or a stateful test) can follow them."""
+    job_id = {"job_id": "$response.body#/id"}
+    return {label: {"operationId": f"{name}_{op}", "parameters": job_id,
+                    "description": f"{label} the job just started"}
+            for label, op in (("Get", "get_job"), ("Cancel", "cancel_job"),
+                              ("Retry", "retry_job"), ("Delete", "delete_job"))}
+
+
+def _store_cursor(app: Backburner, cursor: str | None) -> str | None:
+    """A cursor of the documented form in the form `app`'s store reads: a sequence number,
+    and for Redis also the job id that breaks ties (empty: before every job of that
+    number). So every cursor the schema allows is one the store takes."""
+    if cursor is None:
+        return None
+    seq, _, job_id = cursor.partition(":")
+    if type(app.backend).__module__.startswith("backburner.backends.redis"):
+        return f"{seq}:{job_id}"
+    return seq
 
 
 def _add_enqueue_route(
@@ -446,12 +483,13 @@ def _add_enqueue_route(
         name=f"{name}_enqueue_{safe}", operation_id=f"{name}_enqueue_{safe}",
         response_model=JobAccepted, summary=f"Enqueue {task.name}",
         description=(task.__doc__ or "").strip() or None, dependencies=dependencies,
-        responses={400: {"model": Problem, "description": "not JSON, or a bad Idempotency-Key"},
-                   403: {"model": Problem, "description": "not allowed to enqueue"},
-                   409: {"model": Problem, "description": "a request with this "
-                         "Idempotency-Key is still in flight"},
-                   413: {"model": Problem, "description": "the body is too large"},
-                   422: {"model": Problem, "description": "arguments the task does not "
+        responses={202: {"description": "the job is stored", "links": _job_links(name)},
+                   400: problem("not JSON, or a bad Idempotency-Key"),
+                   403: problem("not allowed to enqueue"),
+                   409: problem("a request with this "
+                         "Idempotency-Key is still in flight"),
+                   413: problem("the body is too large"),
+                   422: {**VALIDATION_PROBLEM, "description": "arguments the task does not "
                          "take, or an Idempotency-Key reused with other arguments"},
                    **_UNAVAILABLE},
         openapi_extra={
@@ -479,13 +517,28 @@ def _strict(task: Task[Any, Any], body: dict[str, Any]) -> None:
         if param is None or param.kind is inspect.Parameter.VAR_POSITIONAL:
             continue  # the signature's own check names it
         try:
-            param.adapter.validate_json(orjson.dumps(value), strict=True)
+            param.adapter.validate_json(orjson.dumps(_integral(value)), strict=True)
         except orjson.JSONEncodeError:
             continue  # an integer past 64 bits: the signature's check names it
+        except RecursionError:
+            raise HTTPException(
+                422, f"argument {name!r} of {task.name} is nested too deep to store") from None
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             raise HTTPException(
                 422, f"argument {name!r} of {task.name}: {error['msg']}") from None
+
+
+def _integral(value: Any) -> Any:
+    """Integral floats as integers: 1.0 is an integer in JSON Schema, strict pydantic
+    would refuse it for an `int`."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
 
 
 def _same_call(task: Task[Any, Any], body: dict[str, Any], first: JobRecord) -> bool:

@@ -20,19 +20,20 @@ from pydantic import BaseModel, Field
 
 from backburner.app import Backburner, ScheduleInfo
 from backburner.fastapi.origins import origin_check
+from backburner.fastapi.problems import VALIDATION_PROBLEM, ProblemRoute, close_methods, problem
 from backburner.fastapi.router import _store, accepted
-from backburner.fastapi.schemas import JobAccepted, Problem
+from backburner.fastapi.schemas import JobAccepted
 from backburner.job import JobRecord, JobState
 
 LAST_RUN_LOOKBACK = 50
 """How many of the task's newest jobs are searched for the schedule's last tick."""
 _Responses = dict[int | str, dict[str, Any]]
-_NOT_FOUND: _Responses = {404: {"model": Problem, "description": "no schedule of this name"}}
+_NOT_FOUND: _Responses = {404: problem("no schedule of this name")}
 _UNAVAILABLE: _Responses = {
-    503: {"model": Problem, "description": "the job store is unreachable"}
+    503: problem("the job store is unreachable")
 }
 _FORBIDDEN: _Responses = {
-    403: {"model": Problem, "description": "not allowed to change schedules, or a foreign origin"}
+    403: problem("not allowed to change schedules, or a foreign origin")
 }
 ScheduleName = Annotated[str, Path(min_length=1, max_length=200,
                                    description="the schedule's name (`@app.periodic(name=)`)")]
@@ -82,10 +83,12 @@ def schedule_router(
     `name`: the trigger's `Location` is that router's job status route. Pause, resume
     and trigger refuse a foreign browser `Origin` with 403 as `job_router`'s writes do
     (`allowed_origins`: the same option, see `job_router`)."""
-    router = APIRouter(dependencies=list(dependencies))
+    router = APIRouter(dependencies=list(dependencies), route_class=ProblemRoute,
+                       responses={422: VALIDATION_PROBLEM})
     add_schedule_routes(
         router, app, name=name,
         write_dependencies=[*write_dependencies, origin_check(allowed_origins)])
+    close_methods(router)
     return router
 
 

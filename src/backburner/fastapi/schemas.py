@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from backburner.flows import FlowState
 from backburner.job import JobRecord, JobState
@@ -25,6 +25,18 @@ class AttemptErrorOut(BaseModel):
     traceback: str | None = None
     reason: str
     at: datetime
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number, as the schema's `integer`/`number` means it: not a boolean (pydantic
+    would take `true` as 1) and not a string of digits; an integral float such as 1.0 is
+    an integer in JSON Schema, so it stays acceptable for an `int`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+_NUMBER = BeforeValidator(_json_number)  # after the constraints, so they stay in the schema
 
 
 class JobOut(BaseModel):
@@ -123,10 +135,6 @@ class JobAccepted(BaseModel):
     websocket_url: str
 
 
-class Problem(BaseModel):
-    detail: str
-
-
 class JobCountOut(BaseModel):
     count: int
 
@@ -140,14 +148,15 @@ class BulkIn(BaseModel):
     task: str | None = Field(None, max_length=500)
     queue: str | None = Field(None, max_length=200)
     search: str | None = Field(None, max_length=200)
-    created_after: float | None = Field(None, allow_inf_nan=False,
-                                        description="epoch seconds")
-    created_before: float | None = Field(None, allow_inf_nan=False,
-                                         description="epoch seconds")
-    limit: int | None = Field(None, ge=1, description="act on at most this many jobs")
+    created_after: Annotated[float, Field(allow_inf_nan=False), _NUMBER] | None = Field(
+        None, description="epoch seconds")
+    created_before: Annotated[float, Field(allow_inf_nan=False), _NUMBER] | None = Field(
+        None, description="epoch seconds")
+    limit: Annotated[int, Field(ge=1), _NUMBER] | None = Field(
+        None, description="act on at most this many jobs")
     confirm: Literal[True] = Field(description="must be true: the action is not undoable")
-    expected_count: int | None = Field(
-        None, ge=0, description="the count the user saw (GET /jobs/count with ?action=); "
+    expected_count: Annotated[int, Field(ge=0), _NUMBER] | None = Field(
+        None, description="the count the user saw (GET /jobs/count with ?action=); "
         "a different count now is a 409",
     )
 
