@@ -17,13 +17,14 @@ for _, id in ipairs(expired) do
     'cancel_requested', 'seq', 'priority', 'task', 'limit_key_group', 'limit_group')
   unlease(id, f[3])
   if f[1] == 'running' then
-    local lost = tonumber(f[4]) + 1
+    -- Read defensively (R20): a hash changed by something else must not fail the rescue.
+    local lost = (tonumber(f[4]) or 0) + 1
     local message = 'the worker holding this attempt stopped renewing its lease'
     if lost >= max_lost and f[5] ~= '1' then
       message = 'stopped as a poison job after ' .. lost .. ' worker deaths (the max_lost '
         .. 'limit, whatever its retries): ' .. message
     end
-    append_error(key, '{"attempt":' .. f[2] .. ',"type":"WorkerLost","message":"'
+    append_error(key, '{"attempt":' .. (tonumber(f[2]) or 0) .. ',"type":"WorkerLost","message":"'
       .. message .. '","traceback":null,'
       .. '"reason":"worker_lost","at":' .. now_s .. '}')
     redis.call('HSET', key, 'lost', lost, 'updated_at', now_s)
