@@ -11,20 +11,20 @@ DEMO_DATA_DIR, so those workers deliver to it and `/mails` lists what they sent.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from backburner.dashboard import mount_dashboard
-from backburner.errors import BackendUnavailableError, InvalidArgumentsError
-from backburner.fastapi import backburner_lifespan, job_router, metrics_router
+from backburner.fastapi import (
+    backburner_lifespan,
+    install_problem_details,
+    job_router,
+    metrics_router,
+)
 from examples.demo.local_sink import local_sink
 from examples.demo.routes import basics, deps, email, pages, tracking, upload, webhooks
 from examples.demo.settings import Settings
@@ -84,31 +84,10 @@ def create_app(
     api.include_router(pages.router(tasks))
     api.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
 
-    # Our own endpoints enqueue directly; their store errors get the router's answers.
-    @api.exception_handler(BackendUnavailableError)
-    async def unavailable(request: Request, exc: BackendUnavailableError) -> JSONResponse:
-        return JSONResponse({"detail": f"the job store is unavailable: {exc}"}, 503,
-                            headers={"Retry-After": "5"})
-
-    @api.exception_handler(InvalidArgumentsError)
-    async def invalid(request: Request, exc: InvalidArgumentsError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, 422)
-
-    # FastAPI parses bodies with json.loads, which takes NaN and Infinity; its 422 echoes the
-    # input back and cannot encode them, so `[NaN]` would be a 500. The same 422, encodable.
-    @api.exception_handler(RequestValidationError)
-    async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, 422)
+    # Every error as the library's routers answer it (RFC 9457 problems): our own
+    # endpoints' HTTPExceptions and validation errors, a store that is down (503) and
+    # arguments a task refuses (422), unknown paths and methods (404, 405 with Allow).
+    install_problem_details(api)
 
     return api
 
-
-def _finite(value: Any) -> Any:
-    """`value` with every NaN or infinity written as a string (JSON has neither)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value

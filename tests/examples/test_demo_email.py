@@ -55,10 +55,11 @@ async def test_s12_attachments_are_uploaded_files(demo: Demo, sink: SmtpSink) ->
         "attachments": [stored]})
     await demo.wait(response.json()["task_ids"][0])
     assert sink.mails[0].attachments == (stored,)
-    for name in ("../../etc/passwd", "0" * 32 + ".csv"):
+    # Not a stored name at all: the schema refuses it; a stored name never uploaded: 404.
+    for name, status in (("../../etc/passwd", 422), ("0" * 32 + ".csv", 404)):
         refused = await demo.client.post("/email/send", json={
             "to": ["a@example.com"], "subject": "x", "body": "x", "attachments": [name]})
-        assert refused.status_code == 422
+        assert refused.status_code == status, refused.text
 
 
 async def test_s12_invalid_requests_are_422(demo: Demo) -> None:

@@ -6,26 +6,27 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, Field
 
 from backburner.fastapi import DurableBackgroundTasks
 from examples.demo.routes.common import job_link
+from examples.demo.routes.types import ERRORS, Email
 from examples.demo.tasks import DemoTasks, write_log
 
 log = logging.getLogger("examples.demo")
 
 
 class User(BaseModel):
-    email: EmailStr
+    email: Email
     username: str = Field(min_length=1, max_length=100)
 
 
 def router(tasks: DemoTasks) -> APIRouter:
-    api = APIRouter(tags=["seeds: basics"])
+    api = APIRouter(tags=["seeds: basics"], responses=ERRORS)
     settings = tasks.services.settings
 
     @api.get("/send_email/{email}")
-    async def send_email(email: EmailStr, request: Request) -> dict[str, Any]:
+    async def send_email(email: Email, request: Request) -> dict[str, Any]:
         """S1/S2: answer in milliseconds; the mail (a slow job) is sent afterwards. The
         answer carries the job id, so the result can be read back later, by id."""
         job = await tasks.send_email.enqueue(email)
@@ -36,7 +37,7 @@ def router(tasks: DemoTasks) -> APIRouter:
     async def register(
         background_tasks: DurableBackgroundTasks,
         user: User | None = None,
-        email: Annotated[EmailStr | None, Query(description="the other seed's form")] = None,
+        email: Annotated[Email | None, Query(description="the other seed's form")] = None,
     ) -> dict[str, str]:
         """S5/S14: register (pydantic body `{email, username}`, or `?email=`), reply at once,
         send the welcome mail over SMTP in the background."""
@@ -50,7 +51,7 @@ def router(tasks: DemoTasks) -> APIRouter:
 
     @api.post("/send-notification/{email}")
     async def send_notification(
-        email: EmailStr, background_tasks: DurableBackgroundTasks
+        email: Email, background_tasks: DurableBackgroundTasks
     ) -> dict[str, str]:
         """S13: a plain function appends a line to a log file, in the background."""
         background_tasks.add_task(write_log, str(settings.notification_log),

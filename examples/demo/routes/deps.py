@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import EmailStr
 
 from backburner.fastapi import DurableBackgroundTasks
 from examples.demo.routes.common import demo_tasks
+from examples.demo.routes.types import ERRORS, Email
 from examples.demo.tasks import DemoTasks, log_request
 
 
@@ -47,7 +47,7 @@ Params = Annotated[dict[str, str], Depends(common_parameters)]
 
 
 def router() -> APIRouter:
-    api = APIRouter(tags=["seeds: dependencies"])
+    api = APIRouter(tags=["seeds: dependencies"], responses=ERRORS)
 
     @api.get("/items")
     async def get_items(params: Params) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def router() -> APIRouter:
 
     @api.post("/order")
     async def create_order(
-        email: Annotated[EmailStr, Query()],
+        email: Annotated[Email, Query()],
         task_manager: Annotated[TaskManager, Depends()],
     ) -> dict[str, str]:
         task_manager.schedule_email(email, "order confirmed")

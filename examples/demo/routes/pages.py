@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from backburner.fastapi.schemas import JobOut
 from backburner.job import JobState
 from examples.demo.routes.common import demo_sink
+from examples.demo.routes.types import ERRORS
 from examples.demo.tasks import DemoTasks
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -44,7 +45,7 @@ def _page(title: str, body: str) -> HTMLResponse:
 
 
 def router(tasks: DemoTasks) -> APIRouter:
-    api = APIRouter(tags=["demo pages"])
+    api = APIRouter(tags=["demo pages"], responses=ERRORS)
     jobs = tasks.long_task.app
     smtp = tasks.services.settings.smtp
 

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from backburner.fastapi import DurableBackgroundTasks, accepted
+from backburner.fastapi import DurableBackgroundTasks, accepted, problem
 from backburner.job import JobRecord, JobState
+from examples.demo.routes.types import ERRORS
 from examples.demo.tasks import DemoTasks, Number
 
 
@@ -54,7 +55,7 @@ def task_info(record: JobRecord) -> TaskInfo:
 
 
 def router(tasks: DemoTasks) -> APIRouter:
-    api = APIRouter(tags=["seeds: tracking"])
+    api = APIRouter(tags=["seeds: tracking"], responses=ERRORS)
     jobs = tasks.long_task.app
     tracked = (tasks.long_task.name, tasks.process_data.name)
 
@@ -65,7 +66,7 @@ def router(tasks: DemoTasks) -> APIRouter:
         return {"task_id": job.id}
 
     @api.get("/tasks/{task_id}", response_model=TaskInfo,
-             responses={404: {"description": "Task not found"}})
+             responses={404: problem("Task not found")})
     async def get_task(task_id: str) -> TaskInfo:
         record = await jobs.get_job(task_id)
         if record is None:

@@ -6,26 +6,29 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from backburner.fastapi import problem
 from examples.demo.routes.common import job_link
+from examples.demo.routes.types import ERRORS
 from examples.demo.tasks import DemoTasks
 from examples.demo.uploads import receive_csv
 
 
 def router(tasks: DemoTasks) -> APIRouter:
-    api = APIRouter(tags=["seeds: upload"])
+    api = APIRouter(tags=["seeds: upload"], responses=ERRORS)
     settings = tasks.services.settings
 
     @api.post(
         "/upload",
         openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {
             "schema": {"type": "object", "required": ["file"], "properties": {
-                "file": {"type": "string", "format": "binary"}}}}}}},
-        responses={413: {"description": "larger than the limit"},
-                   415: {"description": "not multipart/form-data, or the file is not CSV "
-                                        "text: no .csv name, a declared type that is "
-                                        "neither CSV nor text, or content that is not "
-                                        "UTF-8 text; the detail says which, and nothing "
-                                        "is stored"}},
+                "file": {"type": "string", "format": "binary"}}},
+            "encoding": {"file": {"contentType": "text/csv"}}}}}},
+        responses={413: problem("larger than the limit"),
+                   415: problem("not multipart/form-data, or the file is not CSV text: no "
+                                ".csv name, a declared type that is neither CSV nor text, "
+                                "or content that is not UTF-8 text; the detail says "
+                                "which, and nothing is stored"),
+                   422: problem("no `file` field in the form")},
     )
     async def upload_file(request: Request) -> dict[str, Any]:
         stored = await receive_csv(request, settings.upload_dir, settings.max_upload_bytes)

@@ -7,24 +7,29 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 
+from backburner.fastapi import problem
 from examples.demo.routes.common import job_link
+from examples.demo.routes.types import ERRORS, URL_PATTERN
 from examples.demo.ssrf import BlockedAddressError, UnsafeURLError, precheck
 from examples.demo.tasks import DemoTasks
 
-URL = Annotated[str, Query(min_length=1, max_length=2000)]
+URL = Annotated[str, Query(min_length=1, max_length=2000, pattern=URL_PATTERN)]
+REFUSED = {403: problem("the URL points at an internal address")}
 
 
 def router(tasks: DemoTasks) -> APIRouter:
-    api = APIRouter(tags=["seeds: outgoing HTTP"])
+    api = APIRouter(tags=["seeds: outgoing HTTP"], responses=ERRORS)
     policy = tasks.services.policy
 
     async def checked(url: str) -> None:
         try:
             await precheck(url, policy)
-        except (UnsafeURLError, BlockedAddressError) as exc:
+        except UnsafeURLError as exc:
             raise HTTPException(422, f"refused URL: {exc}") from None
+        except BlockedAddressError as exc:  # a well-formed URL, a forbidden destination
+            raise HTTPException(403, f"refused URL: {exc}") from None
 
-    @api.post("/fetch")
+    @api.post("/fetch", responses=REFUSED)
     async def fetch_url(url: URL, request: Request) -> dict[str, Any]:
         """S7: fetch a URL with an async client in the background; the status code is the
         job's result."""
@@ -32,7 +37,7 @@ def router(tasks: DemoTasks) -> APIRouter:
         job = await tasks.fetch_url.enqueue(url)
         return {"message": "fetching in the background", **job_link(request, job.id)}
 
-    @api.post("/webhook")
+    @api.post("/webhook", responses=REFUSED)
     async def trigger_webhook(
         url: URL, request: Request,
         data: Annotated[dict[str, Any], Body(description="the JSON payload to deliver")],
