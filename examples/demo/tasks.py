@@ -10,6 +10,7 @@ registered too (`register_background`) so that a separate worker process knows t
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import logging
 import ssl
@@ -296,6 +297,9 @@ def register_tasks(jobs: Backburner, settings: Settings) -> DemoTasks:
             with path.open("rb") as raw:
                 for number, line in enumerate(raw):
                     read += len(line)
+                    if number == 0:
+                        # Excel writes a byte-order mark before the first column's name.
+                        line = line.removeprefix(codecs.BOM_UTF8)
                     if number % 50_000 == 0:
                         ctx.set_progress(read, total=size or 1, message="counting rows")
                     yield line.decode("utf-8", "replace")

@@ -84,9 +84,9 @@ async def test_s18_both_bars_reach_100_percent_in_chromium(settings: Settings) -
                     if m.type == "error" else None)
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
             failed: list[str] = []
-            # The browser asks for /favicon.ico by itself; the demo has none.
+            # Every response, the page's icon included.
             page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
-                    if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+                    if r.status >= 400 else None)
 
             await page.goto(f"{demo.base}/progress")
             await expect(page.locator("#state-ws")).to_have_text("idle")

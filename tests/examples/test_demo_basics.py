@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import trustme
@@ -143,3 +144,13 @@ async def test_the_mails_page_says_when_there_are_no_mails_yet(
     listed = await demo.client.get("/mails")
     assert "No mails yet" not in listed.text
     assert "<table" in listed.text and "ada@example.com" in listed.text
+    (mail,) = (await demo.client.get("/mails.json")).json()
+    # One format for times: ISO 8601 with its offset, as the job API gives them.
+    assert datetime.fromisoformat(mail["received_at"]).utcoffset() is not None
+
+
+async def test_pages_have_an_icon(demo: Demo) -> None:
+    icon = await demo.client.get("/favicon.ico", follow_redirects=True)
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    for page in ("/demo", "/mails"):
+        assert 'rel="icon"' in (await demo.client.get(page)).text

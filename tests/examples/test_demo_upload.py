@@ -37,6 +37,14 @@ async def test_s15_upload_is_stored_and_its_rows_counted(demo: Demo) -> None:
     assert done["result"]["filename"] == "sales.csv"
 
 
+async def test_s15_a_byte_order_mark_is_not_part_of_the_first_column(demo: Demo) -> None:
+    data = b"\xef\xbb\xbf" + csv_bytes(3)  # as Excel saves "CSV UTF-8"
+    response = await demo.client.post("/upload", files={"file": ("excel.csv", data, "text/csv")})
+    assert response.status_code == 200, response.text
+    done = await demo.wait(response.json()["task_id"])
+    assert done["result"]["columns"] == ["id", "name", "amount"] and done["result"]["rows"] == 3
+
+
 async def test_s15_bad_uploads_are_4xx(demo: Demo) -> None:
     limit = demo.settings.max_upload_bytes
     too_big = await demo.client.post("/upload", files={"file": ("big.csv", b"x" * (limit + 1))})

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import html
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from backburner.fastapi.schemas import JobOut
 from backburner.job import JobState
@@ -38,6 +39,7 @@ def _page(title: str, body: str) -> HTMLResponse:
     return HTMLResponse(
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
+        f'<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         f'<link rel="stylesheet" href="/static/demo.css"></head><body><main>{body}</main>'
         "</body></html>",
         headers=SECURITY_HEADERS,
@@ -48,6 +50,11 @@ def router(tasks: DemoTasks) -> APIRouter:
     api = APIRouter(tags=["demo pages"], responses=ERRORS)
     jobs = tasks.long_task.app
     smtp = tasks.services.settings.smtp
+
+    @api.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> RedirectResponse:
+        # Browsers ask for /favicon.ico on their own, before reading any page.
+        return RedirectResponse("/static/favicon.svg", 308)
 
     @api.get("/progress", response_class=FileResponse, include_in_schema=False)
     async def progress_page() -> FileResponse:
@@ -105,7 +112,7 @@ def router(tasks: DemoTasks) -> APIRouter:
         return [] if sink is None else [
             {"to": list(m.to), "subject": m.subject, "body": m.body,
              "message_id": m.message_id, "attachments": list(m.attachments),
-             "received_at": m.received_at}
+             "received_at": datetime.fromtimestamp(m.received_at, UTC).isoformat()}
             for m in sink.mails
         ]
 
