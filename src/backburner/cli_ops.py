@@ -34,7 +34,7 @@ from backburner.cli import (
     jobs_cli,
     open_existing,
 )
-from backburner.errors import BackburnerError, StoreNotFoundError
+from backburner.errors import BackburnerError, ConfigurationError, StoreNotFoundError
 from backburner.job import TERMINAL_STATES, JobState
 
 LIVE_WORKER = 60.0
@@ -121,11 +121,14 @@ def _filter(
     app: Backburner, state: list[str] | None, task: str | None, queue: str | None,
     search: str | None, since: str | None, until: str | None,
 ) -> JobFilter:
-    return app.job_filter(
-        states=_states(state), task=task, queue=queue, search=search,
-        created_after=None if since is None else parse_when(since, "--since"),
-        created_before=None if until is None else parse_when(until, "--until"),
-    )
+    try:
+        return app.job_filter(
+            states=_states(state), task=task, queue=queue, search=search,
+            created_after=None if since is None else parse_when(since, "--since"),
+            created_before=None if until is None else parse_when(until, "--until"),
+        )
+    except ConfigurationError as exc:  # a filter no job can match (a bad queue name, NUL)
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _session(app: Backburner, work: Callable[[], Awaitable[Any]]) -> Any:
