@@ -41,6 +41,7 @@ from backburner.errors import BackburnerError, BackendUnavailableError, Configur
 from backburner.execution import Outcome, run_attempt, unexpected
 from backburner.instrument import Change
 from backburner.job import FailureReason, JobState, Progress
+from backburner.reachability import Reachability
 from backburner.retention import prune_expired
 from backburner.scheduler import Scheduler
 from backburner.threads import DaemonThreads
@@ -132,6 +133,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._wake = asyncio.Event()
+        self._reachability = Reachability(log)
         """Set by the listener when jobs may be ready, and by `stop()`."""
         self._acks: list[Outcome] = []
         self._acking: list[Outcome] = []
@@ -228,6 +230,7 @@ class Worker:
             except BackendUnavailableError as exc:
                 await self._pause_after(exc)
                 continue
+            self._reachability.reached()
             suspects_waiting = claim.suspects_waiting
             if claim.jobs:
                 quiet_rounds = 0
@@ -389,8 +392,9 @@ class Worker:
             try:
                 beat = await self.backend.heartbeat(self.id, self.lease)
             except BackendUnavailableError as exc:
-                log.warning("heartbeat failed, will retry: %s", exc)
+                self._reachability.failed("heartbeat", exc)
                 continue
+            self._reachability.reached()
             for key, entry in snapshot.items():
                 if key not in self._running:
                     continue
@@ -467,7 +471,7 @@ class Worker:
                 if self._leading:
                     moved = await self.backend.rescue_expired(self.max_lost)
             except BackendUnavailableError as exc:
-                log.warning("housekeeping failed, will retry: %s", exc)
+                self._reachability.failed("housekeeping", exc)
             if moved:
                 self.app.instrumentation.changed(
                     Change(t.id, t.task, t.queue, t.state.value, t.attempt,
@@ -495,7 +499,7 @@ class Worker:
             try:
                 await prune_expired(self.backend, retention)
             except BackendUnavailableError as exc:
-                log.warning("pruning failed, will retry: %s", exc)
+                self._reachability.failed("pruning", exc)
 
     def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         async def guarded() -> None:
@@ -515,14 +519,17 @@ class Worker:
         delay = 0.1
         while True:
             try:
-                return await call()
+                result = await call()
             except BackendUnavailableError as exc:
-                log.warning("backend unavailable, retrying in %.1fs: %s", delay, exc)
+                self._reachability.failed(getattr(call, "__name__", "a store call"), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            self._reachability.reached()
+            return result
 
-    async def _pause_after(self, exc: Exception) -> None:
-        log.warning("claim failed, backing off: %s", exc)
+    async def _pause_after(self, exc: BackendUnavailableError) -> None:
+        self._reachability.failed("claim", exc)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._stopping.wait()

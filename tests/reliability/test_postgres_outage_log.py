@@ -1,6 +1,6 @@
 """A PostgreSQL outage is logged once when it starts and once when it ends: no traceback
 per reconnect attempt of the pool (asyncpg logs one at each try to restore its connection
-floor), no line per failed call from the backend. The server is cut off by a TCP proxy
+floor), no line per failed call from the backend or per retry of the worker. The server is cut off by a TCP proxy
 (tcp_proxy.py), so the shared server other tests use stays up."""
 
 from __future__ import annotations
@@ -69,3 +69,9 @@ def test_an_outage_is_two_lines_and_no_traceback(caplog: pytest.LogCaptureFixtur
     outage = [r.getMessage() for r in caplog.records if r.name == "backburner.backends"]
     assert len(outage) == 2, outage
     assert "is unreachable" in outage[0] and "is reachable again" in outage[1], outage
+    # The worker's side tasks (claims, heartbeats, housekeeping) retried for 4 s: one line
+    # when they started failing, one when a call went through again, none per retry.
+    worker = [r.getMessage() for r in caplog.records
+              if r.name == "backburner.worker" and r.levelno >= logging.WARNING]
+    assert len(worker) == 2, worker
+    assert "store unreachable" in worker[0] and "reachable again" in worker[1], worker
