@@ -24,6 +24,7 @@ from backburner.backends.redis.keys import Keys, hash_tag
 from backburner.backends.redis.url import parse_url
 from backburner.errors import ConfigurationError
 from backburner.instrument import Change
+from backburner.job import JobState
 from backburner.notify import Event
 
 
@@ -112,6 +113,33 @@ async def test_scripts_are_reloaded_after_the_server_forgot_them(
         await redis_backend.insert([job])  # NOSCRIPT -> load -> run again
         claim = await redis_backend.claim("w", ["default"], 10, 30.0)
         assert len(claim.jobs) == 2
+    finally:
+        await redis_backend.destroy()
+        await redis_backend.close()
+
+
+@pytest.mark.parametrize("damage", [
+    {"attempt": "abc"}, {"attempt": "nan"}, {"attempt": "inf"}, {"attempt": "1.5"}, {"task": None}])
+async def test_a_running_job_damaged_by_hand_is_still_rescued(
+    redis_backend: RedisBackend, damage: dict[str, str | None],
+) -> None:
+    """R20: a running job's hash changed by something else (a non-numeric attempt, a field
+    gone) must not fail the leader's rescue (a ValueError there ended the worker)."""
+    try:
+        job = _job()
+        await redis_backend.insert([job])
+        (claimed,) = (await redis_backend.claim("w", ["default"], 1, 0.05)).jobs
+        key = redis_backend.keys.queue("default").job(claimed.id)
+        client = Redis.from_url(REDIS_URL)
+        try:
+            for field, value in damage.items():
+                await (client.hdel(key, field) if value is None else client.hset(key, field,
+                                                                                   value))
+        finally:
+            await client.aclose()
+        await asyncio.sleep(0.1)  # past the lease
+        (moved,) = await redis_backend.rescue_expired(max_lost=3)
+        assert moved.id == job.id and moved.state is JobState.PENDING
     finally:
         await redis_backend.destroy()
         await redis_backend.close()

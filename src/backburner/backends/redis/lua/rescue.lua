@@ -48,7 +48,15 @@ for _, id in ipairs(expired) do
     end
     local woken = (f[9] or f[10]) and free_slots(id, f[9], f[10])
     local n = #out
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = id, f[8], state, f[2], reason
+    -- A reply element must never be nil (it would cut the reply short), nor an attempt
+    -- something other than a whole number (R20: Python reads it as one).
+    local attempt = tonumber(f[2])
+    if attempt == nil or attempt ~= attempt or math.abs(attempt) == math.huge
+        or attempt ~= math.floor(attempt) then
+      attempt = 0
+    end
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] =
+      id, f[8] or '', state, attempt, reason
     out[n + 6] = woken and 1 or 0
   end
 end
