@@ -1,7 +1,7 @@
 """A PostgreSQL outage is logged once when it starts and once when it ends: no traceback
 per reconnect attempt of the pool (asyncpg logs one at each try to restore its connection
-floor), no line per failed call from the backend or per retry of the worker. The server is cut off by a TCP proxy
-(tcp_proxy.py), so the shared server other tests use stays up."""
+floor), no line per failed call from the backend or per retry of the worker. The server is
+cut off by a TCP proxy (tcp_proxy.py), so the shared server other tests use stays up."""
 
 from __future__ import annotations
 
