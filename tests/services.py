@@ -7,6 +7,7 @@ that is down fails the run under CI=true and skips (loudly) elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import socket
@@ -90,3 +91,20 @@ def backend_url(kind: str, tmp_path: Path) -> str:
         require_service(POSTGRES_URL)
         return f"{POSTGRES_URL}?schema=bbt_{token}"
     raise ValueError(kind)
+
+
+def destroy_store(url: str) -> None:
+    """Remove what a test made under `url` (a Redis prefix, a PostgreSQL schema); a SQLite
+    file goes with the test's tmp_path. Synchronous, for the teardown of sync fixtures."""
+
+    async def destroy() -> None:
+        from backburner.backends import open_backend
+
+        backend = open_backend(url)
+        await backend.open()
+        remove = getattr(backend, "destroy", None)
+        if remove is not None:
+            await remove()
+        await backend.close()
+
+    asyncio.run(destroy())

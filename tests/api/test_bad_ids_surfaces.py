@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-from services import SERVER_BACKENDS, backend_url
+from services import SERVER_BACKENDS, backend_url, destroy_store
 from typer.testing import CliRunner
 
 from backburner import Backburner
-from backburner.backends import open_backend
 from backburner.cli import cli
 from backburner.dashboard import mount_dashboard
 from backburner.fastapi import job_router
@@ -44,16 +43,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     asyncio.run(seed())
     yield found
-
-    async def destroy() -> None:
-        backend = open_backend(found)
-        await backend.open()
-        remove = getattr(backend, "destroy", None)
-        if remove is not None:
-            await remove()
-        await backend.close()
-
-    asyncio.run(destroy())
+    destroy_store(found)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import SERVER_BACKENDS, backend_url
+from services import SERVER_BACKENDS, backend_url, destroy_store
 from typer.testing import CliRunner
 
 from backburner.backends import open_backend
@@ -48,16 +48,7 @@ def exists(url: str) -> bool:
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     found = backend_url(request.param, tmp_path)
     yield found
-
-    async def destroy() -> None:
-        backend = open_backend(found)
-        await backend.open()
-        remove = getattr(backend, "destroy", None)
-        if remove is not None:
-            await remove()
-        await backend.close()
-
-    asyncio.run(destroy())
+    destroy_store(found)
 
 
 def test_commands_refuse_a_missing_store_and_do_not_create_it(url: str) -> None:

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from services import SERVER_BACKENDS, backend_url
+from services import SERVER_BACKENDS, backend_url, destroy_store
 from typer.testing import CliRunner
 
 from backburner import Backburner
-from backburner.backends import open_backend
 from backburner.backends.protocol import WorkerInfo
 from backburner.cli import cli
 from backburner.cli_ops import parse_when
@@ -26,16 +25,7 @@ runner = CliRunner()
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     found = backend_url(request.param, tmp_path)
     yield found
-
-    async def destroy() -> None:
-        backend = open_backend(found)
-        await backend.open()
-        remove = getattr(backend, "destroy", None)
-        if remove is not None:
-            await remove()
-        await backend.close()
-
-    asyncio.run(destroy())
+    destroy_store(found)
 
 
 def seed(url: str) -> dict[str, Any]:
