@@ -79,9 +79,10 @@ def parse_rate_limit(task: str, value: Any) -> RateLimit | None:
 def check_concurrency(task: str, name: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
-        raise ConfigurationError(f"{task}: {name} must be an int between 1 and 1000000")
-    return value
+    # Returned from the positive test: every supported mypy narrows `value` to int there.
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1_000_000:
+        return value
+    raise ConfigurationError(f"{task}: {name} must be an int between 1 and 1000000")
 
 
 def check_key(task: str, key: Any) -> str:

@@ -228,7 +228,8 @@ def claim_problems(fields: Mapping[str, Any]) -> list[str]:
         except _CONVERSION:
             bad.append(name)
     timeout = fields.get("timeout")
-    if timeout not in (None, ""):
+    # Not `not in (None, "")`: mypy 1.11 does not narrow None away through that.
+    if timeout is not None and timeout != "":
         try:
             if isinstance(timeout, bool) or not float(timeout) > 0:
                 raise ValueError(timeout)

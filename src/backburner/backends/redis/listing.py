@@ -133,7 +133,7 @@ async def _refill(client: Redis, sources: list[_Source], count: int) -> None:
         return
     async with client.pipeline(transaction=False) as pipe:
         for s in sources:
-            top = "+inf" if s.below is None else s.below[0]
+            top: int | str = "+inf" if s.below is None else s.below[0]
             # Inclusive of the bound's seq: an entry of this set may share it with the cursor
             # (seqs are unique within a queue only), and is kept if its id sorts below.
             pipe.zrevrangebyscore(s.key, top, "-inf", start=0, num=count + 1, withscores=True)
