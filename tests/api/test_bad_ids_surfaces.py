@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from backburner import Backburner
 from backburner.cli import cli
 from backburner.dashboard import mount_dashboard
-from backburner.fastapi import job_router
+from backburner.fastapi import backburner_lifespan, job_router
 
 KINDS = ["sqlite", *[k for k in SERVER_BACKENDS if k == "postgres"]]
 BAD_IDS = ["%00", "abc%00def", "x" * 1001]
@@ -49,7 +49,9 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def client(url: str) -> Iterator[TestClient]:
     app = Backburner(url)
-    api = FastAPI()
+    # The lifespan closes the app in the client's own event loop: a PostgreSQL pool left
+    # open there was collected later, in another test, as unclosed sockets.
+    api = FastAPI(lifespan=backburner_lifespan(app, worker=False))
     api.include_router(job_router(app))
     mount_dashboard(api, app, auth=admin)
     with TestClient(api, raise_server_exceptions=False) as c:
