@@ -328,7 +328,7 @@ def json_problem(value: Any, depth: int = 0) -> JsonProblem | None:
                     return problem
             return None
         for key, item in value.items():
-            if type(key) is not str and not isinstance(key, str):
+            if not isinstance(key, str):
                 return JsonProblem(_key_reason(key), [])
             item_kind = type(item)
             if item_kind is str or item_kind is bool or item is None or (

@@ -29,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from backburner import codec
+from backburner.backends.outage import OutageLog
 from backburner.backends.protocol import (
     ClaimedJob,
     Completion,
@@ -41,7 +42,6 @@ from backburner.errors import BackburnerError, BackendUnavailableError, Configur
 from backburner.execution import Outcome, run_attempt, unexpected
 from backburner.instrument import Change
 from backburner.job import FailureReason, JobState, Progress
-from backburner.reachability import Reachability
 from backburner.retention import prune_expired
 from backburner.scheduler import Scheduler
 from backburner.threads import DaemonThreads
@@ -133,7 +133,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._wake = asyncio.Event()
-        self._reachability = Reachability(log)
+        # Retried store calls log the outage once, not once per retry of each side task.
+        self._reachability = OutageLog("the store", log)
         """Set by the listener when jobs may be ready, and by `stop()`."""
         self._acks: list[Outcome] = []
         self._acking: list[Outcome] = []
@@ -392,7 +393,7 @@ class Worker:
             try:
                 beat = await self.backend.heartbeat(self.id, self.lease)
             except BackendUnavailableError as exc:
-                self._reachability.failed("heartbeat", exc)
+                self._reachability.failed(exc, "heartbeat")
                 continue
             self._reachability.reached()
             for key, entry in snapshot.items():
@@ -471,7 +472,7 @@ class Worker:
                 if self._leading:
                     moved = await self.backend.rescue_expired(self.max_lost)
             except BackendUnavailableError as exc:
-                self._reachability.failed("housekeeping", exc)
+                self._reachability.failed(exc, "housekeeping")
             if moved:
                 self.app.instrumentation.changed(
                     Change(t.id, t.task, t.queue, t.state.value, t.attempt,
@@ -499,7 +500,7 @@ class Worker:
             try:
                 await prune_expired(self.backend, retention)
             except BackendUnavailableError as exc:
-                self._reachability.failed("pruning", exc)
+                self._reachability.failed(exc, "pruning")
 
     def _supervise(self, name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         async def guarded() -> None:
@@ -521,7 +522,7 @@ class Worker:
             try:
                 result = await call()
             except BackendUnavailableError as exc:
-                self._reachability.failed(getattr(call, "__name__", "a store call"), exc)
+                self._reachability.failed(exc, getattr(call, "__name__", "a store call"))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -529,7 +530,7 @@ class Worker:
             return result
 
     async def _pause_after(self, exc: BackendUnavailableError) -> None:
-        self._reachability.failed("claim", exc)
+        self._reachability.failed(exc, "claim")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._stopping.wait()

@@ -74,4 +74,4 @@ def test_an_outage_is_two_lines_and_no_traceback(caplog: pytest.LogCaptureFixtur
     worker = [r.getMessage() for r in caplog.records
               if r.name == "backburner.worker" and r.levelno >= logging.WARNING]
     assert len(worker) == 2, worker
-    assert "store unreachable" in worker[0] and "reachable again" in worker[1], worker
+    assert "is unreachable" in worker[0] and "reachable again" in worker[1], worker
