@@ -83,9 +83,14 @@ class Progress:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Progress | None:
+        """Raises TypeError, KeyError or ValueError for data Backburner did not write."""
         if not data:
             return None
-        return cls(data["current"], data.get("total"), data.get("message"))
+        if not isinstance(data, dict):
+            raise TypeError(f"progress is not an object: {data!r}")
+        total, message = data.get("total"), data.get("message")
+        return cls(float(data["current"]), None if total is None else float(total),
+                   message if isinstance(message, str) else None)
 
 
 @dataclass(frozen=True, slots=True)

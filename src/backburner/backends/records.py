@@ -188,16 +188,8 @@ class _Reader:
         return tuple(read)
 
     def progress(self, data: Any) -> Progress | None:
-        if not data:
-            return None
         try:
-            if not isinstance(data, dict):
-                raise TypeError(data)
-            total, message = data.get("total"), data.get("message")
-            return Progress(
-                float(data["current"]), None if total is None else float(total),
-                message if isinstance(message, str) else None,
-            )
+            return Progress.from_json(data)
         except _CONVERSION:
             self.bad.append("progress")
             return None
