@@ -28,8 +28,7 @@ from backburner.errors import (
     InvalidArgumentsError,
     JobNotFoundError,
 )
-from backburner.fastapi.origins import normalise_origins, origin_check
-from backburner.fastapi.origins import origin_allowed as _origin_allowed
+from backburner.fastapi.origins import normalise_origins, origin_allowed, origin_check
 from backburner.fastapi.problems import (
     VALIDATION_PROBLEM,
     ProblemRoute,
@@ -350,7 +349,7 @@ def job_router(
         """The same messages as the event stream, as JSON text frames; closes after the
         terminal state (code 1000), or 4404 for an unknown job. A foreign `Origin` is refused
         before the handshake completes: HTTP 403."""
-        if not _origin_allowed(websocket, origins):
+        if not origin_allowed(websocket, origins):
             if "websocket.http.response" in websocket.scope.get("extensions", {}):
                 await websocket.send_denial_response(
                     JSONResponse({"detail": "cross-origin WebSocket refused"}, 403))
