@@ -254,8 +254,20 @@ class JobPage:
     Redis, which no set indexes): keep going until it is None."""
 
 
+# -- the seam, by role ---------------------------------------------------------------------
+# Each protocol below is what one kind of caller needs from a store, so a caller (or a test
+# double) can ask for no more than it uses. `Backend` is all of them: a store implements
+# `Backend`, and `isinstance(x, Backend)` checks every role at once.
+
+
 @runtime_checkable
-class Backend(Protocol):
+class StoreLifecycle(Protocol):
+    """Connecting to a store and keeping its schema current.
+
+    `url` is the URL the store was built from (what `open_backend` was given). Building a
+    store never connects; `open` does, and every other method needs it. `notifier` is the
+    store's channel of wake-ups and job events (best effort: the store stays the truth)."""
+
     url: str
 
     @property
@@ -271,7 +283,19 @@ class Backend(Protocol):
     async def migrate(self) -> list[int]:
         """Apply pending schema migrations; return the versions applied."""
 
-    # -- transitions -----------------------------------------------------------------------
+
+@runtime_checkable
+class JobTransitions(Protocol):
+    """Every change of a job's state: what producers, workers and the housekeeping leader do.
+
+    Each method is one atomic change of the store (one transaction, one Lua script); the
+    core owns policy (whether a failure is retried and after how long, what a timeout means,
+    when to rescue). Transition methods take batches so a worker can acknowledge many jobs
+    in one round trip, and answer per item whether the write was accepted: a write from an
+    attempt that no longer owns its job (lease lost, job re-claimed) is refused, `attempt`
+    being the fencing token. Every timestamp written or compared is the store's clock; the
+    core only passes durations (delays, leases)."""
+
     async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
         """Store new jobs, `pending` or `scheduled`, all or none; return, per job in order,
         the id actually used: its own, or for a job whose `unique_key` a live job holds, the
@@ -342,7 +366,14 @@ class Backend(Protocol):
         it would free its key, and a late scheduler could enqueue the tick again) is kept
         until the key lapses."""
 
-    # -- reads -----------------------------------------------------------------------------
+
+@runtime_checkable
+class JobReads(Protocol):
+    """Looking at jobs without changing them: the API, the CLI and the dashboard.
+
+    A read never changes a job; a listing is paged by cursor and stable under concurrent
+    inserts (see `list_jobs`)."""
+
     async def get(self, job_id: str) -> JobRecord | None: ...
 
     async def list_jobs(
@@ -358,16 +389,31 @@ class Backend(Protocol):
     async def counts(self) -> dict[tuple[str, JobState], int]:
         """Number of jobs per (queue, state)."""
 
-    # -- housekeeping leader ---------------------------------------------------------------
-    async def lead(self, worker_id: str, ttl: float) -> bool:
-        """Become, or stay, the one worker that runs housekeeping (rescue of expired leases)
-        for the next `ttl` seconds by the store's clock. True while this worker leads; another
-        worker takes over once the leader stops renewing."""
 
-    async def resign(self, worker_id: str) -> None:
-        """Give up leadership now (graceful shutdown), so another worker takes over at once."""
+@runtime_checkable
+class QueueControl(Protocol):
+    """Pausing and resuming queues for every worker at once.
 
-    # -- periodic schedules ----------------------------------------------------------------
+    The pause lives in the store, not in a worker, so it holds for every worker from its next
+    claim; a queue never paused or resumed has no record."""
+
+    async def set_queue_paused(self, queue: str, paused: bool) -> None:
+        """Pause or resume a queue for every worker (`changed_at` = now). The claim itself
+        skips a paused queue's jobs, so a pause holds from the next claim of any worker;
+        inserts into a paused queue still store jobs (they wait)."""
+
+    async def queue_states(self) -> dict[str, QueueState]:
+        """Every queue that was ever paused or resumed, by name."""
+
+
+@runtime_checkable
+class ScheduleControl(Protocol):
+    """What periodic schedulers share through the store: its clock and the pause of each
+    schedule (a schedule's definition lives in code, not in the store).
+
+    Every scheduler compares ticks with `now`, the one clock all workers share, so workers
+    whose own clocks are off still agree on which ticks are due."""
+
     async def now(self) -> float:
         """The store's clock (epoch seconds): what schedulers compare ticks with."""
 
@@ -377,18 +423,50 @@ class Backend(Protocol):
     async def set_schedule_paused(self, name: str, paused: bool) -> None:
         """Pause or resume a schedule for every scheduler (`changed_at` = now)."""
 
-    # -- queues ----------------------------------------------------------------------------
-    async def set_queue_paused(self, queue: str, paused: bool) -> None:
-        """Pause or resume a queue for every worker (`changed_at` = now). The claim itself
-        skips a paused queue's jobs, so a pause holds from the next claim of any worker;
-        inserts into a paused queue still store jobs (they wait)."""
 
-    async def queue_states(self) -> dict[str, QueueState]:
-        """Every queue that was ever paused or resumed, by name."""
+@runtime_checkable
+class Leadership(Protocol):
+    """One housekeeping leader among the workers of a store, by a lease on the store's clock.
 
-    # -- workers ---------------------------------------------------------------------------
+    At most one worker leads at a time; a leader that stops renewing (it died, or lost the
+    store) is replaced once its lease runs out, one that resigns at once."""
+
+    async def lead(self, worker_id: str, ttl: float) -> bool:
+        """Become, or stay, the one worker that runs housekeeping (rescue of expired leases)
+        for the next `ttl` seconds by the store's clock. True while this worker leads; another
+        worker takes over once the leader stops renewing."""
+
+    async def resign(self, worker_id: str) -> None:
+        """Give up leadership now (graceful shutdown), so another worker takes over at once."""
+
+
+@runtime_checkable
+class WorkerRegistry(Protocol):
+    """The workers of a store, for operators (`backburner info`, the dashboard).
+
+    A worker registers when it starts and deregisters when it stops; the store stamps
+    `started_at` and `heartbeat_at` with its own clock, and `JobTransitions.heartbeat`
+    refreshes the latter. A worker that died without deregistering may stay listed for a
+    while (readers judge liveness by `heartbeat_at`): leases, not worker rows, decide who
+    owns a job."""
+
     async def register_worker(self, info: WorkerInfo) -> None: ...
 
     async def deregister_worker(self, worker_id: str) -> None: ...
 
     async def list_workers(self) -> list[WorkerInfo]: ...
+
+
+@runtime_checkable
+class Backend(
+    StoreLifecycle,
+    JobTransitions,
+    JobReads,
+    QueueControl,
+    ScheduleControl,
+    Leadership,
+    WorkerRegistry,
+    Protocol,
+):
+    """A whole store: every role above. What `open_backend` builds and `Backburner` runs on;
+    the promises are those of each role (and the module docstring)."""
