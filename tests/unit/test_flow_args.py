@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from backburner.backends.records import released_args
+from backburner.backends.flow_rules import released_args
 
 
 def test_nothing_received_leaves_the_arguments_alone() -> None:

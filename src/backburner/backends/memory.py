@@ -16,6 +16,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backburner.backends import records
+from backburner.backends.flow_rules import (
+    CancelWaiting,
+    FlowNode,
+    MakeReady,
+    Plan,
+    Read,
+    WaitLess,
+    dependency_error,
+    drive,
+    plan_cancel,
+    plan_rearm,
+    plan_release,
+)
 from backburner.backends.protocol import (
     Claim,
     ClaimedJob,
@@ -32,13 +45,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import (
-    dependency_error,
-    error_entry,
-    released_args,
-    seq_cursor,
-    stored_json,
-)
+from backburner.backends.records import error_entry, seq_cursor, stored_json
 from backburner.errors import ConfigurationError
 from backburner.job import (
     WAITING_RUN_AT,
@@ -546,62 +553,48 @@ class MemoryBackend:
             moved.append(Transition(row.id, row.task, row.queue, row.state, row.attempt, reason))
         return moved
 
-    # -- chains and groups (backburner.flows) ----------------------------------------------
+    # -- chains and groups: backburner.backends.flow_rules decides, this applies -----------
     def _release_dependents(self, row: _Row, now: float) -> None:
-        """`row` completed: each dependent waits for one job less; at none it is ready."""
-        for dep_id in row.dependents:
-            dep = self._rows.get(dep_id)
-            if dep is None or dep.state is not JobState.SCHEDULED or dep.waiting_on <= 0:
-                continue  # cancelled or deleted meanwhile
-            dep.waiting_on -= 1
-            dep.updated_at = now
-            if dep.waiting_on == 0:
-                results = [self._result_of(d) for d in dep.depends_on]
-                dep.args = released_args(dep.args, dep.receives, results)
-                dep.run_at = now
-                self._make_ready(dep)
-
-    def _result_of(self, job_id: str) -> str | None:
-        row = self._rows.get(job_id)
-        return row.result if row is not None else None
+        self._apply_flow(plan_release(row.id), now)
 
     def _cancel_dependents(self, row: _Row, now: float, how: str | None = None) -> None:
-        """`row` ended without completing (or is deleted: `how`): what waits for it (and
-        on) never runs."""
-        todo = [(row, how or row.state.value)]
-        while todo:
-            ended, ended_how = todo.pop()
-            for dep_id in ended.dependents:
-                dep = self._rows.get(dep_id)
-                if dep is None or dep.state is not JobState.SCHEDULED or dep.waiting_on <= 0:
-                    continue
-                dep.state = JobState.CANCELLED
-                dep.reason = FailureReason.DEPENDENCY_FAILED.value
-                dep.errors.append(dependency_error(ended.id, ended_how, now))
-                dep.finished_at = dep.updated_at = now
-                todo.append((dep, "cancelled"))
+        """`row` ended without completing (or is deleted: `how`)."""
+        self._apply_flow(plan_cancel(row.id, how or row.state.value, row.dependents), now)
 
     def _rearm_dependents(self, row: _Row, now: float) -> None:
-        """`row` is retried: what it cancelled (and on) waits for it again, unless another
-        job it waits for failed or was cancelled too."""
-        todo = [row]
-        while todo:
-            live = todo.pop()
-            for dep_id in live.dependents:
-                dep = self._rows.get(dep_id)
-                if dep is None or dep.state is not JobState.CANCELLED or (
-                    dep.reason != FailureReason.DEPENDENCY_FAILED.value
-                ):
-                    continue
-                states = [self._rows[d].state if d in self._rows else None
-                          for d in dep.depends_on]
-                if any(s is None or s in (JobState.FAILED, JobState.CANCELLED) for s in states):
-                    continue
+        self._apply_flow(plan_rearm(row.id), now)
+
+    def _flow_nodes(self, wanted: Read) -> dict[str, FlowNode]:
+        found = {}
+        for job_id in wanted.ids:
+            row = self._rows.get(job_id)
+            if row is not None:
+                found[job_id] = FlowNode(
+                    id=row.id, state=row.state, reason=row.reason, waiting_on=row.waiting_on,
+                    depends_on=row.depends_on, dependents=row.dependents,
+                    receives=row.receives,  # type: ignore[arg-type]
+                    args=row.args, result=row.result,
+                )
+        return found
+
+    def _apply_flow(self, plan: Plan, now: float) -> None:
+        for change in drive(plan, self._flow_nodes):
+            dep = self._rows[change.id]
+            dep.updated_at = now
+            if isinstance(change, WaitLess):
+                dep.waiting_on = change.waiting_on
+            elif isinstance(change, MakeReady):
+                dep.waiting_on, dep.args, dep.run_at = 0, change.args, now
+                self._make_ready(dep)
+            elif isinstance(change, CancelWaiting):
+                dep.state = JobState.CANCELLED
+                dep.reason = FailureReason.DEPENDENCY_FAILED.value
+                dep.errors.append(dependency_error(change.after, change.how, now))
+                dep.finished_at = now
+            else:
                 dep.state, dep.run_at = JobState.SCHEDULED, WAITING_RUN_AT
-                dep.waiting_on = sum(1 for s in states if s is not JobState.COMPLETED)
+                dep.waiting_on = change.waiting_on
                 dep.reason = dep.finished_at = None
-                dep.updated_at = now
-                todo.append(dep)
 
     # -- reads -----------------------------------------------------------------------------
     def _record(self, row: _Row) -> JobRecord:

@@ -318,34 +318,6 @@ def scanned_match(
     return True
 
 
-def released_args(args: str, receives: str | None, results: Sequence[str | None]) -> str:
-    """The stored positional arguments (a JSON array) of a job of a flow being released:
-    what it `receives` put first (see `NewJob.receives`). `results`: the stored results
-    (JSON) of its dependencies, in `depends_on` order. String surgery, like the Lua side:
-    the stored arguments are kept byte for byte."""
-    if receives is None:
-        return args
-    if receives == "result":
-        given = results[0] if results and results[0] is not None else "null"
-    else:
-        given = "[" + ",".join(r if r is not None else "null" for r in results) + "]"
-    rest = args.strip()[1:-1].strip()
-    return f"[{given},{rest}]" if rest else f"[{given}]"
-
-
-def dependency_error(job_id: str, state: str, now: float) -> dict[str, Any]:
-    """The error entry of a job cancelled because `job_id`, which it waited for, ended in
-    `state` (failed, cancelled) or was deleted before it ran."""
-    return {
-        "attempt": 0,
-        "type": "DependencyFailed",
-        "message": f"job {job_id}, which this job waited for, did not complete: {state}",
-        "traceback": None,
-        "reason": "dependency_failed",
-        "at": now,
-    }
-
-
 def id_list(value: Any) -> tuple[str, ...]:
     """A stored JSON array of job ids (None: empty)."""
     loaded = stored_json(value, [])

@@ -18,6 +18,20 @@ from typing import Any
 
 from backburner import codec
 from backburner.backends import records
+from backburner.backends.flow_rules import (
+    CancelWaiting,
+    FlowNode,
+    MakeReady,
+    Plan,
+    Read,
+    Rearm,
+    WaitLess,
+    dependency_error,
+    drive_async,
+    plan_cancel,
+    plan_rearm,
+    plan_release,
+)
 from backburner.backends.outage import OutageLog
 from backburner.backends.postgres import connections, errors, external, schema
 from backburner.backends.postgres.config import PostgresConfig, parse_url
@@ -41,10 +55,8 @@ from backburner.backends.protocol import (
     WorkerInfo,
 )
 from backburner.backends.records import (
-    dependency_error,
     error_entry,
     record_from_row,
-    released_args,
     seq_cursor,
 )
 from backburner.backends.sql_files import load_queries
@@ -600,7 +612,7 @@ class PostgresBackend:
                         self._q["retry"], job_id, self._wakeup, self._notifier.origin
                     )
                     if row["dependents"] is not None:
-                        await self._rearm_dependents(conn, row["dependents"])
+                        await self._rearm_dependents(conn, job_id)
                 break
             except errors.TRANSLATED as exc:
                 if not errors.is_unique_violation(exc) or round_ == _RETRY_ROUNDS - 1:
@@ -644,59 +656,50 @@ class PostgresBackend:
             for r in rows
         ]
 
-    # -- chains and groups (backburner.flows): inside the caller's transaction ------------
+    # -- chains and groups: backburner.backends.flow_rules decides, inside the caller's ----
+    # transaction; these read what a rule asks for and apply what it returns.
     async def _release_dependents(self, conn: Any, job_id: str) -> None:
-        for dep_id in await conn.fetchval(self._q["flow_dependents"], job_id) or ():
-            released = await conn.fetchrow(self._q["flow_release"], dep_id)
-            if released is None or released["waiting_on"] > 0:
-                continue  # cancelled or deleted meanwhile, or still waiting for others
-            args = released["args"]
-            if released["receives"] is not None:
-                depends_on = list(released["depends_on"])
-                stored = {
-                    r["id"]: r["result"]
-                    for r in await conn.fetch(self._q["flow_results"], depends_on)
-                }
-                args = released_args(
-                    args, released["receives"], [stored.get(d) for d in depends_on]
-                )
-            await conn.execute(
-                self._q["flow_ready"], dep_id, args, self._wakeup, self._notifier.origin
-            )
+        await self._apply_flow(conn, plan_release(job_id))
 
     async def _cancel_dependents(
         self, conn: Any, job_id: str, state: str, dependents: Sequence[str] | None
     ) -> None:
-        if dependents is None:
-            dependents = await conn.fetchval(self._q["flow_dependents"], job_id) or ()
-        todo = [(job_id, state, list(dependents))]
-        while todo:
-            ended, ended_state, deps = todo.pop()
-            error = dependency_error(ended, ended_state, 0.0)
-            del error["at"]  # stamped by the statement, with the server's clock
-            for dep_id in deps:
-                cancelled = await conn.fetchrow(self._q["flow_cancel"], dep_id,
-                                                codec.dumps(error))
-                if cancelled is not None:
-                    todo.append((dep_id, "cancelled", list(cancelled["dependents"] or ())))
+        await self._apply_flow(conn, plan_cancel(job_id, state, dependents))
 
-    async def _rearm_dependents(self, conn: Any, dependents: Sequence[str]) -> None:
-        todo = [list(dependents)]
-        while todo:
-            for dep_id in todo.pop():
-                dep = await conn.fetchrow(self._q["flow_cancelled_dependent"], dep_id)
-                if dep is None:
-                    continue
-                depends_on = list(dep["depends_on"] or ())
-                states = {
-                    r["id"]: r["state"]
-                    for r in await conn.fetch(self._q["flow_results"], depends_on)
-                }
-                if any(states.get(d) in (None, "failed", "cancelled") for d in depends_on):
-                    continue  # another job it waits for ended badly: it stays cancelled
-                waiting = sum(1 for d in depends_on if states[d] != "completed")
-                await conn.execute(self._q["flow_rearm"], dep_id, waiting, WAITING_RUN_AT)
-                todo.append(list(dep["dependents"] or ()))
+    async def _rearm_dependents(self, conn: Any, job_id: str) -> None:
+        await self._apply_flow(conn, plan_rearm(job_id))
+
+    async def _apply_flow(self, conn: Any, plan: Plan) -> None:
+        async def read(wanted: Read) -> dict[str, FlowNode]:
+            query = self._q["flow_nodes_to_change" if wanted.to_change else "flow_nodes"]
+            return {r["id"]: _flow_node(r) for r in await conn.fetch(query, list(wanted.ids))}
+
+        changes = await drive_async(plan, read)
+        waits = [c for c in changes if isinstance(c, WaitLess)]
+        if waits:
+            await conn.execute(
+                self._q["flow_wait"], [c.id for c in waits], [c.waiting_on for c in waits]
+            )
+        ready = [c for c in changes if isinstance(c, MakeReady)]
+        if ready:
+            await conn.execute(
+                self._q["flow_ready"], [c.id for c in ready], [c.args for c in ready],
+                self._wakeup, self._notifier.origin,
+            )
+        cancelled = [c for c in changes if isinstance(c, CancelWaiting)]
+        if cancelled:
+            # Stamped by the statement, with the server's clock.
+            errors = [dependency_error(c.after, c.how, 0.0) for c in cancelled]
+            await conn.execute(
+                self._q["flow_cancel"], [c.id for c in cancelled],
+                [codec.dumps({k: v for k, v in e.items() if k != "at"}) for e in errors],
+            )
+        rearmed = [c for c in changes if isinstance(c, Rearm)]
+        if rearmed:
+            await conn.execute(
+                self._q["flow_rearm"], [c.id for c in rearmed],
+                [c.waiting_on for c in rearmed], WAITING_RUN_AT,
+            )
 
     @translated
     async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
@@ -849,6 +852,14 @@ def _accepted(items: Sequence[Completion | Failure | Release], rows: Sequence[An
     """One flag per item: whether the statement accepted (id, attempt)."""
     accepted = {(r["id"], r["attempt"]) for r in rows}
     return [(i.id, i.attempt) in accepted for i in items]
+
+
+def _flow_node(r: Mapping[str, Any]) -> FlowNode:
+    return FlowNode(
+        id=r["id"], state=JobState(r["state"]), reason=r["reason"], waiting_on=r["waiting_on"],
+        depends_on=tuple(r["depends_on"] or ()), dependents=tuple(r["dependents"] or ()),
+        receives=r["receives"], args=r["args"], result=r["result"],
+    )
 
 
 def _record(row: Mapping[str, Any]) -> JobRecord:

@@ -534,49 +534,48 @@ FROM moved WHERE (SELECT count(*) FROM woken) >= 0;
 -- are changed one statement at a time, so concurrent completions of a group's members
 -- queue on the callback's row lock, and each sees the count the previous one left.
 
--- name: flow_dependents
-SELECT dependents FROM {schema}.jobs WHERE id = $1;
-
--- name: flow_release
--- One of the job's dependencies completed.
-UPDATE {schema}.jobs SET waiting_on = waiting_on - 1, updated_at = now()
-WHERE id = $1 AND state = 'scheduled' AND waiting_on > 0
-RETURNING waiting_on, receives, depends_on, args;
-
--- name: flow_results
--- A statement of its own, so (read committed) it sees every member that committed before.
-SELECT id, result, state FROM {schema}.jobs WHERE id = ANY($1::text[]);
-
+-- name: flow_nodes
+-- What the flow rules (backburner.backends.flow_rules) look at: a statement of its own, so
+-- (read committed) it sees every job of the flow that committed before.
+SELECT id, state, reason, waiting_on, depends_on, dependents, receives, args, result
+FROM {schema}.jobs WHERE id = ANY($1::text[]);
+-- name: flow_nodes_to_change
+-- The jobs a flow rule may change, locked until the transaction ends: concurrent transitions
+-- of one flow (two members of a group completing) take turns on the job they both change.
+SELECT id, state, reason, waiting_on, depends_on, dependents, receives, args, result
+FROM {schema}.jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE;
+-- name: flow_wait
+-- One of their dependencies completed; they still wait for others.
+UPDATE {schema}.jobs j SET waiting_on = c.waiting_on, updated_at = now()
+FROM unnest($1::text[], $2::int[]) AS c(id, waiting_on)
+WHERE j.id = c.id AND j.state = 'scheduled';
 -- name: flow_ready
--- Its last dependency completed: ready now, with what it receives first in its arguments.
+-- Their last dependency completed: ready now, with what they receive first in their arguments.
 WITH ready AS (
-    UPDATE {schema}.jobs SET state = 'pending', run_at = now(), args = $2, updated_at = now()
-    WHERE id = $1 AND state = 'scheduled' AND waiting_on = 0
-    RETURNING queue
+    UPDATE {schema}.jobs j
+    SET state = 'pending', waiting_on = 0, run_at = now(), args = c.args, updated_at = now()
+    FROM unnest($1::text[], $2::text[]) AS c(id, args)
+    WHERE j.id = c.id AND j.state = 'scheduled'
+    RETURNING j.queue
 )
 SELECT pg_notify($3, json_build_object(
-           'o', $4::text, 'e', json_agg(json_build_array('wakeup', queue)))::text)
+           'o', $4::text, 'e', json_agg(DISTINCT jsonb_build_array('wakeup', queue)))::text)
 FROM ready HAVING count(*) > 0;
-
 -- name: flow_cancel
--- A job it waits for failed or was cancelled: it never runs.
-UPDATE {schema}.jobs
+-- A job they wait for failed or was cancelled: they never run.
+UPDATE {schema}.jobs j
 SET state = 'cancelled', reason = 'dependency_failed', finished_at = now(), updated_at = now(),
-    errors = errors || jsonb_build_array(
-        $2::jsonb || jsonb_build_object('at', date_part('epoch', now())))
-WHERE id = $1 AND state = 'scheduled' AND waiting_on > 0
-RETURNING dependents;
-
--- name: flow_cancelled_dependent
-SELECT depends_on, dependents FROM {schema}.jobs
-WHERE id = $1 AND state = 'cancelled' AND reason = 'dependency_failed';
-
+    errors = j.errors || jsonb_build_array(
+        c.error::jsonb || jsonb_build_object('at', date_part('epoch', now())))
+FROM unnest($1::text[], $2::text[]) AS c(id, error)
+WHERE j.id = c.id AND j.state = 'scheduled';
 -- name: flow_rearm
--- The job it waited for is retried: it waits again, for what has not completed.
-UPDATE {schema}.jobs
-SET state = 'scheduled', run_at = to_timestamp($3), waiting_on = $2, reason = NULL,
+-- The job they waited for is retried: they wait again, for what has not completed.
+UPDATE {schema}.jobs j
+SET state = 'scheduled', run_at = to_timestamp($3), waiting_on = c.waiting_on, reason = NULL,
     finished_at = NULL, updated_at = now()
-WHERE id = $1 AND state = 'cancelled' AND reason = 'dependency_failed';
+FROM unnest($1::text[], $2::int[]) AS c(id, waiting_on)
+WHERE j.id = c.id AND j.state = 'cancelled' AND j.reason = 'dependency_failed';
 
 -- name: get
 SELECT * FROM {schema}.jobs WHERE id = $1;

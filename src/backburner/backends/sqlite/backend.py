@@ -12,6 +12,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from backburner import codec
 from backburner.backends import records
+from backburner.backends.flow_rules import (
+    CancelWaiting,
+    FlowNode,
+    MakeReady,
+    Plan,
+    Read,
+    WaitLess,
+    dependency_error,
+    drive,
+    plan_cancel,
+    plan_rearm,
+    plan_release,
+)
 from backburner.backends.protocol import (
     TERMINAL_STATES,
     Claim,
@@ -31,12 +44,10 @@ from backburner.backends.protocol import (
 )
 from backburner.backends.records import (
     claim_problems,
-    dependency_error,
     error_entry,
     id_list,
     invalid_row_error,
     record_from_row,
-    released_args,
     seq_cursor,
 )
 from backburner.backends.sql_files import load_queries
@@ -667,67 +678,65 @@ def _rescue_expired(
     ], woken
 
 
-# Chains and groups (backburner.flows): run inside the transaction of the transition that
-# completed, ended or retried the job the others follow, so no step is lost or run twice.
+# Chains and groups: backburner.backends.flow_rules decides, inside the transaction of the
+# transition that completed, ended or retried the job the others follow, so no step is lost or
+# run twice; these read what a rule asks for and apply what it returns.
 
 
 def _release_dependents(conn: sqlite3.Connection, job_id: str, now: float) -> None:
-    found = conn.execute(Q["flow_dependents"], {"id": job_id}).fetchone()
-    for dep_id in id_list(found[0] if found else None):
-        released = conn.execute(Q["flow_release"], {"id": dep_id, "now": now}).fetchone()
-        if released is None or released[0] > 0:
-            continue  # cancelled or deleted meanwhile, or still waiting for others
-        receives, depends_on, args = released[1], id_list(released[2]), released[3]
-        if receives is not None:
-            stored = {
-                r[0]: r[1]
-                for r in conn.execute(Q["flow_results"], {"ids": codec.dumps(list(depends_on))})
-            }
-            args = released_args(args, receives, [stored.get(d) for d in depends_on])
-        conn.execute(Q["flow_ready"], {"id": dep_id, "args": args, "now": now})
+    _apply_flow(conn, plan_release(job_id), now)
 
 
 def _cancel_dependents(
     conn: sqlite3.Connection, job_id: str, state: str, now: float,
     dependents: tuple[str, ...] | None = None,
 ) -> None:
-    if dependents is None:
-        found = conn.execute(Q["flow_dependents"], {"id": job_id}).fetchone()
-        dependents = id_list(found[0] if found else None)
-    todo = [(job_id, state, dependents)]
-    while todo:
-        ended, ended_state, dependents = todo.pop()
-        error = codec.dumps(dependency_error(ended, ended_state, now))
-        for dep_id in dependents:
-            cancelled = conn.execute(
-                Q["flow_cancel"], {"id": dep_id, "error": error, "now": now}
-            ).fetchone()
-            if cancelled is not None:
-                todo.append((dep_id, "cancelled", id_list(cancelled[0])))
+    _apply_flow(conn, plan_cancel(job_id, state, dependents), now)
 
 
 def _rearm_dependents(conn: sqlite3.Connection, job_id: str, now: float) -> None:
-    found = conn.execute(Q["flow_dependents"], {"id": job_id}).fetchone()
-    todo = [id_list(found[0] if found else None)]
-    while todo:
-        for dep_id in todo.pop():
-            dep = conn.execute(Q["flow_cancelled_dependent"], {"id": dep_id}).fetchone()
-            if dep is None:
-                continue
-            depends_on = id_list(dep[0])
-            states = {
-                r[0]: r[2]
-                for r in conn.execute(Q["flow_results"], {"ids": codec.dumps(list(depends_on))})
-            }
-            if any(states.get(d) in (None, "failed", "cancelled") for d in depends_on):
-                continue  # another job it waits for ended badly: it stays cancelled
-            waiting = sum(1 for d in depends_on if states[d] != "completed")
-            conn.execute(
-                Q["flow_rearm"],
-                {"id": dep_id, "waiting_on": waiting, "waiting_run_at": WAITING_RUN_AT,
-                 "now": now},
-            )
-            todo.append(id_list(dep[1]))
+    _apply_flow(conn, plan_rearm(job_id), now)
+
+
+def _flow_nodes(conn: sqlite3.Connection, wanted: Read) -> dict[str, FlowNode]:
+    # The write transaction already excludes every other writer: nothing to lock.
+    found = {}
+    for r in conn.execute(Q["flow_nodes"], {"ids": codec.dumps(list(wanted.ids))}):
+        node = _flow_node(r)
+        if node is not None:
+            found[node.id] = node
+    return found
+
+
+def _flow_node(r: sqlite3.Row) -> FlowNode | None:
+    """A row as the flow rules read it; None (as if deleted) for a row something other than
+    Backburner wrote with a state or a count the rules cannot read (R20)."""
+    try:
+        state, waiting_on = JobState(r["state"]), int(r["waiting_on"])
+    except (TypeError, ValueError):
+        return None
+    receives = r["receives"] if r["receives"] in ("result", "results") else None
+    return FlowNode(
+        id=r["id"], state=state, reason=r["reason"], waiting_on=waiting_on,
+        depends_on=id_list(r["depends_on"]), dependents=id_list(r["dependents"]),
+        receives=receives, args=r["args"], result=r["result"],
+    )
+
+
+def _apply_flow(conn: sqlite3.Connection, plan: Plan, now: float) -> None:
+    for change in drive(plan, lambda wanted: _flow_nodes(conn, wanted)):
+        params: dict[str, Any] = {"id": change.id, "now": now}
+        if isinstance(change, WaitLess):
+            conn.execute(Q["flow_wait"], {**params, "waiting_on": change.waiting_on})
+        elif isinstance(change, MakeReady):
+            conn.execute(Q["flow_ready"], {**params, "args": change.args})
+        elif isinstance(change, CancelWaiting):
+            error = codec.dumps(dependency_error(change.after, change.how, now))
+            conn.execute(Q["flow_cancel"], {**params, "error": error})
+        else:
+            conn.execute(Q["flow_rearm"], {
+                **params, "waiting_on": change.waiting_on, "waiting_run_at": WAITING_RUN_AT,
+            })
 
 
 def _prune_window(

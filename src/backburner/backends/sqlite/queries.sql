@@ -333,35 +333,25 @@ RETURNING id, task, queue, state, attempt, reason, dependents,
 -- Chains and groups (backburner.flows). These run only for jobs with dependents, in the
 -- transaction of the transition that completed, ended or retried the job they follow.
 
--- name: flow_dependents
-SELECT dependents FROM backburner_jobs WHERE id = :id;
-
--- name: flow_release
--- One of the job's dependencies completed.
-UPDATE backburner_jobs SET waiting_on = waiting_on - 1, updated_at = :now
-WHERE id = :id AND state = 'scheduled' AND waiting_on > 0
-RETURNING waiting_on, receives, depends_on, args;
-
--- name: flow_results
-SELECT id, result, state FROM backburner_jobs WHERE id IN (SELECT value FROM json_each(:ids));
-
+-- name: flow_nodes
+-- What the flow rules (backburner.backends.flow_rules) read of the jobs they ask for.
+SELECT id, state, reason, waiting_on, depends_on, dependents, receives, args, result
+FROM backburner_jobs WHERE id IN (SELECT value FROM json_each(:ids));
+-- name: flow_wait
+-- One of the job's dependencies completed; it still waits for others.
+UPDATE backburner_jobs SET waiting_on = :waiting_on, updated_at = :now
+WHERE id = :id AND state = 'scheduled';
 -- name: flow_ready
 -- Its last dependency completed: ready now, with what it receives first in its arguments.
-UPDATE backburner_jobs SET state = 'pending', run_at = :now, args = :args, updated_at = :now
-WHERE id = :id AND state = 'scheduled' AND waiting_on = 0;
-
+UPDATE backburner_jobs
+SET state = 'pending', waiting_on = 0, run_at = :now, args = :args, updated_at = :now
+WHERE id = :id AND state = 'scheduled';
 -- name: flow_cancel
 -- A job it waits for failed or was cancelled: it never runs.
 UPDATE backburner_jobs
 SET state = 'cancelled', reason = 'dependency_failed', finished_at = :now, updated_at = :now,
     errors = json_insert(CASE WHEN json_valid(errors) THEN errors ELSE '[]' END, '$[#]', json(:error))
-WHERE id = :id AND state = 'scheduled' AND waiting_on > 0
-RETURNING dependents;
-
--- name: flow_cancelled_dependent
-SELECT depends_on, dependents FROM backburner_jobs
-WHERE id = :id AND state = 'cancelled' AND reason = 'dependency_failed';
-
+WHERE id = :id AND state = 'scheduled';
 -- name: flow_rearm
 -- The job it waited for is retried: it waits again, for what has not completed.
 UPDATE backburner_jobs
