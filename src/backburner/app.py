@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from backburner.backends import open_backend
 from backburner.backends.protocol import Backend, Inserted, JobFilter, JobPage, NewJob
+from backburner.enqueue import UNSET, store_jobs
 from backburner.errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
 from backburner.flows import Flow, chain_jobs, find_flow, group_jobs, insert_flow
 from backburner.handle import Job
@@ -23,7 +24,7 @@ from backburner.queues import QueueInfo, check_queue_name, queue_infos, set_paus
 from backburner.retention import Retention
 from backburner.retry import Backoff
 from backburner.schedule import DEFAULT_CATCH_UP, Schedule, make_schedule
-from backburner.task import UNSET, Call, Task, make_options
+from backburner.task import Call, Task, make_options
 
 if TYPE_CHECKING:
     from backburner.bulk import BulkResult
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
 
 
 def _epoch(value: float | datetime | None, name: str) -> float | None:
@@ -66,7 +66,7 @@ class TaskDecorator:
     @overload
     def __call__(self, func: Callable[P, R]) -> Task[P, R]: ...
     def __call__(self, func: Callable[..., Any]) -> Task[Any, Any]:
-        return self._app._register(func, self._options)
+        return self._app.register_task(func, **self._options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +185,12 @@ class Backburner:
         options = {k: v for k, v in options.items() if v is not UNSET}
         if func is None:
             return TaskDecorator(self, options)
-        return self._register(func, options)
+        return self.register_task(func, **options)
 
-    def _register(self, func: Callable[..., Any], options: dict[str, Any]) -> Task[Any, Any]:
+    def register_task(self, func: Callable[..., Any], /, **options: Any) -> Task[Any, Any]:
+        """Register `func` as a task, with `@app.task`'s options by keyword: what the
+        decorator does, for code handed functions to run (`register_background`). Prefer
+        `@app.task`, which mypy checks and types as `Task[P, R]`."""
         if not callable(func):
             raise ConfigurationError(f"@task needs a function, got {func!r}")
         task_options = make_options(func, **options)
@@ -327,58 +330,7 @@ class Backburner:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- jobs ------------------------------------------------------------------------------
-    async def _insert(
-        self, task: Task[Any, R], jobs: list[NewJob], connection: Any = None
-    ) -> list[Job[R]]:
-        if not self._opened:
-            await self.open()
-        # One key twice in a batch: the later ones are duplicates of the first, so the
-        # backends only ever judge a key against what is already stored.
-        first: dict[tuple[str, str, str], str] = {}
-        same_as: dict[str, str] = {}
-        sent = []
-        for job in jobs:
-            if job.unique_key is not None:
-                slot = (job.queue, job.task, job.unique_key)
-                if slot in first:
-                    same_as[job.id] = first[slot]
-                    continue
-                first[slot] = job.id
-            sent.append(job)
-        if self.tracing is None:
-            used = await self._store(sent, connection)
-        else:
-            with self.tracing.enqueue(sent) as traced:
-                used = await self._store(traced, connection)
-        actual = {job.id: done.id for job, done in zip(sent, used, strict=True)}
-        # A holder's state as the store saw it (it may be uncommitted, with `connection=`).
-        held = {done.id: done.holder_state for done in used if done.holder_state is not None}
-        now = time.time()
-        handles = []
-        changes = []
-        for job in jobs:
-            job_id = actual[same_as.get(job.id, job.id)]
-            state = (
-                JobState.SCHEDULED
-                if job.delay > 0 or (job.run_at is not None and job.run_at > now)
-                else JobState.PENDING
-            )
-            if job_id != job.id:
-                # Held by a job stored before, or by an earlier one of this batch.
-                handles.append(Job(self, job_id, task, held.get(job_id, state), duplicate=True))
-                continue
-            handles.append(Job(self, job.id, task, state))
-            changes.append(Change(job.id, job.task, job.queue, state.value, 0))
-        if changes:
-            self.instrumentation.enqueued((c.queue for c in changes), changes)
-        return handles
-
-    async def _store(self, jobs: list[NewJob], connection: Any) -> list[Inserted]:
-        if connection is None:
-            return await self.backend.insert(jobs)
-        return await self.backend.insert(jobs, connection)
-
+    # -- flows -----------------------------------------------------------------------------
     async def chain(
         self, *steps: Call, queue: str | None = None, connection: Any = None
     ) -> Flow:
@@ -416,35 +368,36 @@ class Backburner:
         first job (`Flow.id`, `JobRecord.flow_id`). See `backburner.flows.find_flow`."""
         return await find_flow(self, flow_id)
 
-    async def _insert_flow(self, jobs: list[NewJob], connection: Any) -> list[Job[Any]]:
-        if not self._opened:
-            await self.open()
-        if self.tracing is None:
-            await self._store(jobs, connection)
-        else:
-            with self.tracing.enqueue(jobs) as traced:
-                await self._store(traced, connection)
-        handles = []
-        changes = []
-        for job in jobs:
-            state = JobState.SCHEDULED if job.depends_on or job.delay > 0 or (
-                job.run_at is not None and job.run_at > time.time()
-            ) else JobState.PENDING
-            handles.append(Job(self, job.id, self.tasks.get(job.task), state))
-            changes.append(Change(job.id, job.task, job.queue, state.value, 0))
-        self.instrumentation.enqueued({j.queue for j in jobs}, changes)
-        return handles
-
+    # -- jobs ------------------------------------------------------------------------------
+    # Lookups and actions by id follow one rule: `job(id)` makes a handle without reading
+    # the store (nothing is checked); `get_job(id)` reads the record now and answers None
+    # when there is no such job; acting on a job (`cancel`, `retry`, `wait_for`, and the
+    # handle's `info`, `status`, `wait`, `result`, `cancel`, `retry`) raises
+    # JobNotFoundError when there is none; `delete` answers whether it deleted one. An id
+    # that can name no job (see `backburner.names`) is never sent to the store, and is
+    # answered like a job that is not there.
     def job(self, job_id: str) -> Job[Any]:
-        """A handle on an existing job, by id."""
+        """A handle on the job with this id, made without reading the store: the job may
+        not exist, and the handle's `task_name` is None and its `initial_state` `pending`,
+        since neither was read. Its methods read or act when called (`info()` for the
+        record; JobNotFoundError if there is no such job). For a lookup that answers None
+        instead, use `get_job`."""
         return Job(self, job_id)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job's record as stored now, or None when there is no such job (also for an
+        id that can name no job, which is never sent to the store). `Job.info()` is the
+        same read, raising JobNotFoundError instead of answering None."""
         if not is_job_id(job_id):
             return None  # names no job; never sent to a store (see backburner.names)
         if not self._opened:
             await self.open()
         return await self.backend.get(job_id)
+
+    async def _store(self, jobs: list[NewJob], connection: Any) -> list[Inserted]:
+        # Kept for tests/unit/test_redis_backend.py, which stores a job without the enqueue
+        # events; the package stores through `backburner.enqueue`.
+        return await store_jobs(self.backend, jobs, connection)
 
     def job_filter(
         self,
@@ -494,11 +447,27 @@ class Backburner:
             )
         return await self.backend.list_jobs(filter, limit, cursor)
 
-    async def count_jobs(self, filter: JobFilter | None = None, **filters: Any) -> int:
-        """How many jobs match `filter` (or the keyword filters of `job_filter`) now."""
+    async def count_jobs(
+        self,
+        filter: JobFilter | None = None,
+        *,
+        states: Sequence[JobState | str] = (),
+        task: str | None = None,
+        queue: str | None = None,
+        search: str | None = None,
+        created_after: float | datetime | None = None,
+        created_before: float | datetime | None = None,
+    ) -> int:
+        """How many jobs match now, exactly: `filter`, or the keyword filters (as for
+        `job_filter`, which checks them). `filter` replaces the keyword filters."""
         if not self._opened:
             await self.open()
-        return await self.backend.count_jobs(filter or self.job_filter(**filters))
+        if filter is None:
+            filter = self.job_filter(
+                states=states, task=task, queue=queue, search=search,
+                created_after=created_after, created_before=created_before,
+            )
+        return await self.backend.count_jobs(filter)
 
     async def bulk(
         self, filter: JobFilter, action: Literal["retry", "cancel", "delete"], *,
@@ -547,6 +516,8 @@ class Backburner:
         return state
 
     async def delete(self, job_id: str) -> bool:
+        """Delete a job that is not running: True if it was deleted, False if there is no
+        such job or it is running."""
         if not is_job_id(job_id):
             return False
         if not self._opened:

@@ -29,10 +29,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from backburner.backends.protocol import NewJob, Receives
+from backburner.enqueue import DEFAULT_OPTIONS, build_job, insert_jobs
 from backburner.errors import ConfigurationError, JobNotFoundError
 from backburner.handle import Job
 from backburner.job import JobRecord, JobState
-from backburner.task import _DEFAULT, Call
+from backburner.task import Call
 
 if TYPE_CHECKING:
     from backburner.app import Backburner
@@ -165,21 +166,21 @@ def _culprit(records: Sequence[JobRecord]) -> JobRecord | None:
     return None
 
 
-def _new_job(app: Backburner, call: Call, what: str, queue: str | None) -> NewJob:
+def _step_job(app: Backburner, call: Call, what: str, queue: str | None) -> NewJob:
     if not isinstance(call, Call) or call.task is None:
         raise ConfigurationError(
             f"{what} must be a task.call(...) or task.pipe(...), got {type(call).__name__}"
         )
     if call.task.app is not app:
         raise ConfigurationError(f"{what}: task {call.task.name} belongs to another app")
-    options = call.options or _DEFAULT
+    options = call.options or DEFAULT_OPTIONS
     if options.unique_key is not None or options.unique or options.unique_for is not None:
         raise ConfigurationError(f"{what}: unique jobs cannot be part of a chain or group")
     if options.connection is not None:
         raise ConfigurationError(f"{what}: pass connection= to the chain or group instead")
     if queue is not None:
         options = replace(options, queue=queue)
-    return call.task._new_job(options, call.args, call.kwargs, leave_first=call.receives)
+    return build_job(call.task, options, call.args, call.kwargs, leave_first=call.receives)
 
 
 def _no_delay(call: Call, what: str) -> None:
@@ -205,7 +206,7 @@ def chain_jobs(app: Backburner, calls: Sequence[Call], queue: str | None) -> lis
     """The jobs of a chain, linked: step n + 1 depends on step n."""
     if not calls:
         raise ConfigurationError("a chain needs at least one step")
-    jobs = [_new_job(app, c, f"chain step {i}", queue) for i, c in enumerate(calls)]
+    jobs = [_step_job(app, c, f"chain step {i}", queue) for i, c in enumerate(calls)]
     if calls[0].receives:
         raise ConfigurationError("the first step of a chain follows nothing: use task.call")
     for i, c in enumerate(calls[1:], 1):
@@ -233,7 +234,7 @@ def group_jobs(
     """A group's members, then its callback (if any), which depends on every member."""
     if not calls:
         raise ConfigurationError("a group needs at least one member")
-    members = [_new_job(app, c, f"group member {i}", queue) for i, c in enumerate(calls)]
+    members = [_step_job(app, c, f"group member {i}", queue) for i, c in enumerate(calls)]
     for i, c in enumerate(calls):
         if c.receives:
             raise ConfigurationError(f"group member {i} follows nothing: use task.call")
@@ -241,7 +242,7 @@ def group_jobs(
     if then is None:
         _one_queue(members, "group")
         return [replace(m, flow_id=flow_id) for m in members]
-    callback = _new_job(app, then, "the group's callback (then=)", queue)
+    callback = _step_job(app, then, "the group's callback (then=)", queue)
     _no_delay(then, "the group's callback (then=)")
     _one_queue([*members, callback], "group")
     receives: Receives | None = "results" if then.receives else None
@@ -257,5 +258,6 @@ def group_jobs(
 async def insert_flow(
     app: Backburner, kind: str, jobs: list[NewJob], has_last: bool, connection: Any
 ) -> Flow:
-    handles = await app._insert_flow(jobs, connection)
+    """Store a flow's jobs in one insert (all or none) and return its handle."""
+    handles: list[Job[Any]] = await insert_jobs(app, jobs, connection)
     return Flow(app, kind, handles, handles[-1] if has_last else None)

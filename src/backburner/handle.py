@@ -15,6 +15,14 @@ R = TypeVar("R")
 
 
 class Job(Generic[R]):
+    """A handle on one job, by id: what `enqueue` returns, and `app.job(id)`.
+
+    Making one reads nothing. Its methods read or act when called, through the app's
+    (`get_job`, `wait_for`, `cancel`, `retry`, `delete`), with the same answers: `info()` is
+    `app.get_job` raising JobNotFoundError instead of answering None, as `status`, `wait`,
+    `result`, `cancel` and `retry` do for a job that is not there; `delete()` answers
+    whether it deleted one."""
+
     __slots__ = ("_app", "_task", "duplicate", "id", "initial_state")
 
     def __init__(
@@ -29,7 +37,8 @@ class Job(Generic[R]):
         self._task = task
         self.id = job_id
         self.initial_state = initial_state
-        """The state the job had when this handle was made (a duplicate's: the holder's)."""
+        """The state the job had when this handle was made (a duplicate's: the holder's);
+        `pending`, unread, for `app.job(id)`."""
         self.duplicate = duplicate
         """True when the enqueue stored nothing: a live job held its unique key, and this
         is that job's handle."""
@@ -37,7 +46,14 @@ class Job(Generic[R]):
     def __repr__(self) -> str:
         return f"<Job {self.id}{' duplicate' if self.duplicate else ''}>"
 
+    @property
+    def task_name(self) -> str | None:
+        """The name of the job's task, when the handle was made knowing it (by an enqueue,
+        a flow); None for `app.job(id)`, which reads nothing (`info().task` has it)."""
+        return self._task.name if self._task is not None else None
+
     async def info(self) -> JobRecord:
+        """The job's record as stored now; JobNotFoundError if there is no such job."""
         record = await self._app.get_job(self.id)
         if record is None:
             raise JobNotFoundError(self.id)
@@ -69,4 +85,17 @@ class Job(Generic[R]):
         return task.signature.decode_result(record.result)  # type: ignore[no-any-return]
 
     async def cancel(self) -> JobState:
+        """`app.cancel(id)`: cancel a waiting job at once, ask the worker of a running one
+        to stop it; the state after the call. JobNotFoundError if there is no such job."""
         return await self._app.cancel(self.id)
+
+    async def retry(self) -> JobState:
+        """`app.retry(id)`: run a `failed` or `cancelled` job again with a fresh set of
+        attempts; the state after the call (`pending` when retried, else the state it is
+        in, unchanged). JobNotFoundError if there is no such job."""
+        return await self._app.retry(self.id)
+
+    async def delete(self) -> bool:
+        """`app.delete(id)`: True if the job was deleted, False if there is no such job or
+        it is running."""
+        return await self._app.delete(self.id)

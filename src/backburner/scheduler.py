@@ -21,13 +21,12 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from backburner.backends.protocol import NewJob, ScheduleState
+from backburner.backends.protocol import ScheduleState
+from backburner.enqueue import EnqueueOptions, build_job, insert_jobs
 from backburner.errors import BackendUnavailableError
 from backburner.schedule import MAX_TICKS_PER_ROUND, Schedule
-from backburner.task import EnqueueOptions
 from backburner.unique import UniqueScope
 
 if TYPE_CHECKING:
@@ -92,12 +91,19 @@ class Scheduler:
 
     async def enqueue_ticks(self, schedule: Schedule, ticks: Sequence[float]) -> None:
         task = schedule.task
-        options = EnqueueOptions(unique_scope=UniqueScope.PERIOD, unique_for=schedule.key_for)
-        jobs: list[NewJob] = []
-        for tick in ticks:
-            job = task._new_job(options, schedule.args, schedule.kwargs)
-            jobs.append(replace(job, unique_key=schedule.tick_key(tick)))
-        handles = await self.app._insert(task, jobs)
+        jobs = [
+            build_job(
+                task,
+                # The tick's own key: the store takes each tick once, whoever enqueues it.
+                EnqueueOptions(
+                    unique_key=schedule.tick_key(tick), unique_scope=UniqueScope.PERIOD,
+                    unique_for=schedule.key_for,
+                ),
+                schedule.args, schedule.kwargs,
+            )
+            for tick in ticks
+        ]
+        handles = await insert_jobs(self.app, jobs, task=task)
         fresh = [h.id for h in handles if not h.duplicate]
         if fresh:
             log.info("schedule %s: enqueued %d tick(s)", schedule.name, len(fresh))

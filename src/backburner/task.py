@@ -17,16 +17,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from backburner import codec
 from backburner.backends.protocol import NewJob
+from backburner.enqueue import DEFAULT_OPTIONS, UNSET, EnqueueOptions, build_job, insert_jobs
 from backburner.errors import ConfigurationError, InvalidArgumentsError
-from backburner.ids import new_job_id
 from backburner.limits import RateLimit, check_concurrency, parse_rate_limit
 from backburner.limits import check_key as check_limit_key
 from backburner.names import check_name
 from backburner.retry import Backoff, as_backoff
 from backburner.signature import TaskSignature
-from backburner.unique import UniqueScope, check_key, check_scope, derived_key
+from backburner.unique import UniqueScope, check_key, check_scope
 
 if TYPE_CHECKING:
     from backburner.app import Backburner
@@ -35,15 +34,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
 R = TypeVar("R")
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
-"""Sentinel for "keep the task's default", distinct from None (which may mean "no timeout")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,23 +109,6 @@ class Call:
     """Made by `task.pipe`: the first positional argument is what the job follows gives."""
     options: EnqueueOptions | None = None
     """Per-call options (`task.options(...).call(...)`); None: the task's defaults."""
-
-
-@dataclass(frozen=True, slots=True)
-class EnqueueOptions:
-    delay: float = 0.0
-    at: datetime | None = None
-    priority: int | None = None
-    queue: str | None = None
-    retries: int | None = None
-    timeout: float | None = UNSET
-    connection: Any = None
-    unique_key: str | None = None
-    unique: bool = False
-    """Derive the key from the arguments (see `backburner.unique.derived_key`)."""
-    unique_scope: UniqueScope = UniqueScope.ACTIVE
-    unique_for: float | None = None
-    concurrency_key: str | None = None
 
 
 class Task(Generic[P, R]):
@@ -235,15 +208,16 @@ class Task(Generic[P, R]):
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Store a job that calls this task with these arguments; returns its handle once it
         is durable."""
-        (job,) = await self.app._insert(self, [self._new_job(_DEFAULT, args, kwargs)])
-        return job
+        job = build_job(self, DEFAULT_OPTIONS, args, kwargs)
+        (handle,) = await insert_jobs(self.app, [job], task=self)
+        return handle
 
     async def enqueue_many(
         self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
     ) -> list[Job[R]]:
         """Store many jobs in one transaction (all or none). Each item is `task.call(...)`,
         a tuple of positional arguments, or a mapping of keyword arguments."""
-        return await self._bound_enqueue_many(_DEFAULT, calls)
+        return await _enqueue_many(self, DEFAULT_OPTIONS, calls)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """Arguments for `enqueue_many`, `app.chain` and `app.group`, checked by mypy like
@@ -260,29 +234,6 @@ class Task(Generic[P, R]):
         self.signature.encode(args, kwargs, leave_first=True)  # fail now, not when it runs
         return Call(args, kwargs, self, receives=True)
 
-    # -- internals -------------------------------------------------------------------------
-    async def _bound_enqueue_many(
-        self, options: EnqueueOptions, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
-    ) -> list[Job[R]]:
-        new_jobs = []
-        for index, item in enumerate(calls):
-            if isinstance(item, Call):
-                args, kwargs = item.args, item.kwargs
-            elif isinstance(item, tuple):
-                args, kwargs = item, {}
-            elif isinstance(item, Mapping):
-                args, kwargs = (), item
-            else:
-                raise InvalidArgumentsError(
-                    self.name, None,
-                    f"enqueue_many item {index} must be a task.call(...), a tuple or a mapping, "
-                    f"got {type(item).__name__}",
-                )
-            new_jobs.append(self._new_job(options, args, kwargs))
-        if not new_jobs:
-            return []
-        return await self.app._insert(self, new_jobs, options.connection)
-
     def _new_job(
         self,
         options: EnqueueOptions,
@@ -291,40 +242,33 @@ class Task(Generic[P, R]):
         *,
         leave_first: bool = False,
     ) -> NewJob:
-        json_args, json_kwargs = self.signature.encode(args, kwargs, leave_first=leave_first)
-        defaults = self.defaults
-        retries = options.retries if options.retries is not None else defaults.retries
-        timeout = defaults.timeout if options.timeout is UNSET else options.timeout
-        key = options.unique_key
-        if key is None and (options.unique or options.unique_for is not None):
-            key = derived_key(json_args, json_kwargs)
-        limit_key = options.concurrency_key
-        if limit_key is None and defaults.concurrency_key is not None:
-            limit_key = check_limit_key(self.name, defaults.concurrency_key(*args, **kwargs))
-        rate = defaults.rate_limit
-        return NewJob(
-            id=new_job_id(),
-            task=defaults.name,
-            queue=options.queue or defaults.queue,
-            priority=options.priority if options.priority is not None else defaults.priority,
-            args=codec.dumps(json_args),
-            kwargs=codec.dumps(json_kwargs),
-            max_attempts=1 + retries,
-            timeout=timeout,
-            delay=options.delay,
-            run_at=options.at.timestamp() if options.at is not None else None,
-            unique_key=key,
-            unique_scope=options.unique_scope,
-            unique_for=options.unique_for,
-            limit_concurrency=defaults.concurrency,
-            limit_key=limit_key if defaults.concurrency_per_key is not None else None,
-            limit_key_concurrency=defaults.concurrency_per_key if limit_key is not None else None,
-            rate_count=rate.count if rate is not None else None,
-            rate_period=rate.period if rate is not None else None,
-        )
+        # Kept for tests that build a job without storing it (tests/unit/test_limits.py);
+        # the package calls `backburner.enqueue.build_job`.
+        return build_job(self, options, args, kwargs, leave_first=leave_first)
 
 
-_DEFAULT = EnqueueOptions()
+async def _enqueue_many(
+    task: Task[Any, R],
+    options: EnqueueOptions,
+    calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]],
+) -> list[Job[R]]:
+    """`enqueue_many` of a task or a bound task: every item checked, then one insert."""
+    new_jobs = []
+    for index, item in enumerate(calls):
+        if isinstance(item, Call):
+            args, kwargs = item.args, item.kwargs
+        elif isinstance(item, tuple):
+            args, kwargs = item, {}
+        elif isinstance(item, Mapping):
+            args, kwargs = (), item
+        else:
+            raise InvalidArgumentsError(
+                task.name, None,
+                f"enqueue_many item {index} must be a task.call(...), a tuple or a mapping, "
+                f"got {type(item).__name__}",
+            )
+        new_jobs.append(build_job(task, options, args, kwargs))
+    return await insert_jobs(task.app, new_jobs, options.connection, task=task)
 
 
 class BoundTask(Generic[P, R]):
@@ -335,14 +279,16 @@ class BoundTask(Generic[P, R]):
         self._options = options
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
-        job = self.task._new_job(self._options, args, kwargs)
-        (handle,) = await self.task.app._insert(self.task, [job], self._options.connection)
+        job = build_job(self.task, self._options, args, kwargs)
+        (handle,) = await insert_jobs(
+            self.task.app, [job], self._options.connection, task=self.task
+        )
         return handle
 
     async def enqueue_many(
         self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
     ) -> list[Job[R]]:
-        return await self.task._bound_enqueue_many(self._options, calls)
+        return await _enqueue_many(self.task, self._options, calls)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """`task.call` with these options (a step of a chain or group)."""

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from backburner import Backburner
+from backburner.backends.protocol import Inserted, NewJob
 from backburner.fastapi import (
     DurableBackgroundTasks,
     backburner_lifespan,
@@ -156,3 +158,30 @@ def test_closures_and_bound_methods_are_refused(tmp_path: Path) -> None:
         task_for(jobs, Service().send)
     assert task_for(jobs, write_log).name == f"{__name__}.write_log"
     assert task_for(jobs, write_log) is task_for(jobs, write_log)
+
+
+async def test_a_request_stores_its_jobs_in_one_insert(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One job or one chain job: a single store insert, through the package's enqueue path
+    (so tracing and events are those of any enqueue)."""
+    from backburner.fastapi.background import BackgroundJobs
+
+    jobs = Backburner("memory://")
+    register_background(jobs, write_log)
+    inserts: list[list[str]] = []
+    insert = jobs.backend.insert
+
+    async def counting(batch: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
+        inserts.append([j.task for j in batch])
+        return await insert(batch, connection)
+
+    monkeypatch.setattr(jobs.backend, "insert", counting)
+    one = BackgroundJobs(jobs)
+    one.add_task(write_log, "a")
+    (single,) = await one.store()
+    several = BackgroundJobs(jobs)
+    several.add_task(write_log, "b")
+    several.add_task(write_log, "c")
+    (chained,) = await several.store()
+    assert inserts == [[f"{__name__}.write_log"], ["backburner.chain"]]
+    assert (single.task_name, chained.task_name) == (f"{__name__}.write_log", "backburner.chain")
+    await jobs.close()

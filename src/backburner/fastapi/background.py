@@ -35,12 +35,12 @@ from backburner import codec
 from backburner.app import Backburner
 from backburner.backends.protocol import NewJob
 from backburner.context import JobContext
+from backburner.enqueue import DEFAULT_OPTIONS, EnqueueOptions, build_job, insert_jobs
 from backburner.errors import BackendUnavailableError, ConfigurationError
 from backburner.handle import Job
-from backburner.task import EnqueueOptions, Task
+from backburner.task import Task
 
 CHAIN_TASK = "backburner.chain"
-_DEFAULTS = EnqueueOptions()
 
 
 class BackgroundJobs:
@@ -56,14 +56,14 @@ class BackgroundJobs:
         """Add `func(*args, **kwargs)`: an `@app.task`, or a module-level function. The
         arguments are checked against its signature now (InvalidArgumentsError)."""
         task = task_for(self.app, func)
-        self._pending.append((task, task._new_job(_DEFAULTS, args, kwargs)))
+        self._pending.append((task, build_job(task, DEFAULT_OPTIONS, args, kwargs)))
 
     async def store(self) -> list[Job[Any]]:
         """Persist what was added (called for you before the response is sent)."""
         pending, self._pending = self._pending, []
         if len(pending) == 1:
             task, job = pending[0]
-            self.jobs += await self.app._insert(task, [job])
+            self.jobs += await insert_jobs(self.app, [job], task=task)
         elif pending:
             self.jobs += await _store_chain(self.app, pending)
         return self.jobs
@@ -109,7 +109,7 @@ def task_for(app: Backburner, func: Task[Any, Any] | Callable[..., Any]) -> Task
             f"add_task({name}): a function defined inside another one (a closure) cannot be "
             "found by a worker; move it to module level or make it an @app.task"
         )
-    return app._register(func, {})
+    return app.register_task(func)
 
 
 def chain_task(app: Backburner) -> Task[Any, Any]:
@@ -138,7 +138,7 @@ def chain_task(app: Backburner) -> Task[Any, Any]:
         await ctx.progress(len(steps), total=len(steps), message="all steps done")
         return results
 
-    return app._register(run_chain, {"name": CHAIN_TASK})
+    return app.register_task(run_chain, name=CHAIN_TASK)
 
 
 async def _store_chain(
@@ -157,7 +157,7 @@ async def _store_chain(
         timeout=None if None in timeouts else sum(t for t in timeouts if t is not None),
         queue=pending[0][1].queue,
     )
-    return await app._insert(chain, [chain._new_job(options, (steps,), {})])
+    return await insert_jobs(app, [build_job(chain, options, (steps,), {})], task=chain)
 
 
 async def _background_jobs(request: Request) -> AsyncIterator[BackgroundJobs]:
