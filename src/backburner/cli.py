@@ -1,34 +1,35 @@
-"""The `backburner` command. Every option can also come from a BACKBURNER_* variable."""
+"""The `backburner` command. Every option can also come from a BACKBURNER_* variable.
+
+This module assembles the command: its own commands (worker, migrate, jobs show, schedules,
+demo), then those of cli_dashboard, cli_ops and cli_queues, which share cli_common's options
+and helpers and never import this module."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast, overload
+from typing import Annotated, Any, cast
 
 import typer
-from pydantic_core import to_jsonable_python
 
-from backburner import logs
+from backburner import cli_dashboard, cli_ops, cli_queues, logs
 from backburner._version import __version__
 from backburner.app import Backburner
-from backburner.errors import BackburnerError, ConfigurationError
-from backburner.job import JobRecord
-from backburner.loading import load_app
-
-T = TypeVar("T")
-
-# Plain help (click's formatter), not rich's boxed tables: at 80 columns those cut long
-# environment variable names with an ellipsis and show a `<bool>` type for every flag,
-# where click wraps whole words and shows flags bare.
-PLAIN: Any = None
-"""`rich_markup_mode` for every Typer of the CLI."""
+from backburner.cli_common import (
+    PLAIN,
+    AppOption,
+    JsonOption,
+    UrlOption,
+    app_from,
+    iso,
+    job_details,
+    open_existing,
+    run,
+)
 
 cli = typer.Typer(
     name="backburner",
@@ -46,17 +47,6 @@ schedules_cli = typer.Typer(
 )
 cli.add_typer(schedules_cli, name="schedules")
 
-AppOption = Annotated[
-    str | None,
-    typer.Option("--app", envvar="BACKBURNER_APP", metavar="MODULE:ATTR",
-                 help="The app as module:attribute."),
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", envvar="BACKBURNER_URL", metavar="URL",
-                 help="Backend URL, e.g. sqlite:///jobs.db (instead of --app)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ScheduleName = Annotated[str, typer.Argument(metavar="NAME", help="The schedule's name.")]
 
 
@@ -86,39 +76,6 @@ def main_options(
     if log_format not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--log-format")
     logs.configure(level, log_format)
-
-
-def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    async def runner() -> T:
-        return await coro_fn()
-
-    try:
-        return asyncio.run(runner())
-    except BackburnerError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-
-
-async def open_existing(app: Backburner) -> None:
-    """Open the app's store for a command that reads it or changes jobs already in it:
-    only `worker` and `migrate` create a store, so a mistyped URL is an error
-    (StoreNotFoundError, exit 2) instead of a new empty store and an empty listing."""
-    await app.backend.open(create=False)
-    await app.open()
-
-
-def _app(app: str | None, url: str | None) -> Backburner:
-    try:
-        if app:
-            return load_app(app)
-        if url:
-            return Backburner(url)
-    except ConfigurationError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-    typer.secho("error: give --app module:attribute or --url URL (or BACKBURNER_APP / "
-                "BACKBURNER_URL)", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 @cli.command()
@@ -164,7 +121,7 @@ def worker(
     ] = True,
 ) -> None:
     """Run a worker process for the app's tasks."""
-    the_app = _app(app, None)
+    the_app = app_from(app, None)
     options: dict[str, Any] = {
         "concurrency": concurrency, "burst": burst, "lease": lease, "grace": grace,
         "max_lost": max_lost, "batch_size": batch_size, "handle_signals": True,
@@ -180,13 +137,13 @@ def worker(
             _uvloop.install()
         except ImportError:
             pass
-    _run(lambda: the_app.run_worker(**options))
+    run(lambda: the_app.run_worker(**options))
 
 
 @cli.command()
 def migrate(app: AppOption = None, url: UrlOption = None) -> None:
     """Create or upgrade the backend's schema."""
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
 
     async def go() -> list[int]:
         try:
@@ -194,62 +151,13 @@ def migrate(app: AppOption = None, url: UrlOption = None) -> None:
         finally:
             await the_app.backend.close()
 
-    applied = _run(go)
+    applied = run(go)
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
-
-
-@overload
-def iso(value: datetime) -> str: ...
-@overload
-def iso(value: None) -> None: ...
-def iso(value: datetime | None) -> str | None:
-    """A time as the HTTP API writes it (pydantic's JSON form of a datetime: ISO 8601, UTC
-    as `Z`), so `jobs show` and `GET /jobs/{id}` print the same text for the same time."""
-    return None if value is None else cast(str, to_jsonable_python(value))
-
-
-def _summary(record: JobRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "task": record.task,
-        "queue": record.queue,
-        "state": record.state.value,
-        "attempt": record.attempt,
-        "created_at": iso(record.created_at),
-        # Rounded by Progress.percent itself, as every other surface shows it.
-        "progress": record.progress.percent if record.progress else None,
-    }
-
-
-def _full(record: JobRecord) -> dict[str, Any]:
-    return {
-        **_summary(record),
-        "priority": record.priority,
-        "args": record.args,
-        "kwargs": record.kwargs,
-        "max_attempts": record.max_attempts,
-        "failures": record.failures,
-        "lost": record.lost,
-        "reason": record.reason.value if record.reason else None,
-        "result": record.result,
-        "progress": None if record.progress is None else {
-            **record.progress.to_json(), "percent": record.progress.percent},
-        "errors": [{**e.to_json(), "at": iso(e.at)} for e in record.errors],
-        "worker_id": record.worker_id,
-        "updated_at": iso(record.updated_at),
-        "run_at": iso(record.run_at),
-        "started_at": iso(record.started_at),
-        "finished_at": iso(record.finished_at),
-        "flow_id": record.flow_id,
-        "depends_on": list(record.depends_on),
-        "dependents": list(record.dependents),
-        "waiting_on": record.waiting_on,
-    }
 
 
 def _one(app: str | None, url: str | None, job_id: str,
          action: Callable[[Backburner], Awaitable[Any]]) -> Any:
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
 
     async def go() -> Any:
         try:
@@ -258,7 +166,7 @@ def _one(app: str | None, url: str | None, job_id: str,
         finally:
             await the_app.close()
 
-    return _run(go)
+    return run(go)
 
 
 @jobs_cli.command("show")
@@ -269,7 +177,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(metavar="ID", help="The job'
     if record is None:
         typer.secho(f"error: no job with id {job_id!r}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(_full(record), indent=2))
+    typer.echo(json.dumps(job_details(record), indent=2))
 
 
 @schedules_cli.command("list")
@@ -291,7 +199,7 @@ def schedules_list(
         finally:
             await the_app.close()
 
-    found = _run(go)
+    found = run(go)
     if as_json:
         typer.echo(json.dumps([
             {"name": s.name, "task": s.task, "description": s.description, "cron": s.cron,
@@ -311,11 +219,11 @@ def _app_with_schedules(app: str | None) -> Backburner:
         typer.secho("error: give --app module:attribute (or BACKBURNER_APP): schedules are "
                     "defined in the app's code", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    return _app(app, None)
+    return app_from(app, None)
 
 
 def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> None:
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
     if app and name not in the_app.periodic_schedules:
         typer.secho(f"error: no schedule named {name!r}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
@@ -327,7 +235,7 @@ def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> No
         finally:
             await the_app.close()
 
-    _run(go)
+    run(go)
     typer.echo(f"{name} {'paused' if paused else 'resumed'}")
 
 
@@ -360,7 +268,7 @@ def schedules_trigger(name: ScheduleName, app: AppOption = None) -> None:
         finally:
             await the_app.close()
 
-    typer.echo(f"{name} triggered: job {_run(go)}")
+    typer.echo(f"{name} triggered: job {run(go)}")
 
 
 @cli.command(short_help="Run the example app, a worker and an SMTP sink (needs a clone).")
@@ -399,14 +307,11 @@ def _load_demo() -> Callable[..., None]:
     return cast(Callable[..., None], module.run_demo)
 
 
-from backburner.cli_dashboard import register as register_dashboard  # noqa: E402
-
-register_dashboard(cli)
-
-# The queue commands and the operator commands (info, healthcheck, purge, jobs
-# list/retry/cancel/delete) register themselves on `cli` and `jobs_cli`; imported last, as
-# they use this module's options and helpers.
-from backburner import cli_ops, cli_queues  # noqa: E402, F401
+# The other modules' commands, after this module's own: help lists commands in the order they
+# were added.
+cli_dashboard.register(cli)
+cli_ops.register(cli, jobs_cli)
+cli_queues.register(cli)
 
 
 def main() -> None:

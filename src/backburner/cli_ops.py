@@ -1,5 +1,5 @@
 """Operator commands of the `backburner` CLI: `info`, `healthcheck`, `purge`, and `jobs list /
-retry / cancel / delete` by id or by filter (registered on `backburner.cli`'s Typer apps).
+retry / cancel / delete` by id or by filter (`register` adds them to the `backburner` CLI).
 
 Times on the command line (`--since`, `--until`, `--older-than`) are durations back from now
 (`90s`, `15m`, `6h`, `2d`, `1w`), ISO 8601 datetimes (naive ones are UTC), or epoch seconds.
@@ -22,17 +22,15 @@ import typer
 from backburner import bulk
 from backburner.app import Backburner
 from backburner.backends.protocol import JobFilter, WorkerInfo
-from backburner.cli import (
+from backburner.cli_common import (
     AppOption,
     JsonOption,
     UrlOption,
-    _app,
-    _run,
-    _summary,
-    cli,
+    app_from,
     iso,
-    jobs_cli,
+    job_summary,
     open_existing,
+    run,
 )
 from backburner.errors import BackburnerError, ConfigurationError, StoreNotFoundError
 from backburner.job import TERMINAL_STATES, JobState
@@ -139,7 +137,7 @@ def _session(app: Backburner, work: Callable[[], Awaitable[Any]]) -> Any:
         finally:
             await app.close()
 
-    return _run(go)
+    return run(go)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -147,8 +145,19 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def register(cli: typer.Typer, jobs_cli: typer.Typer) -> None:
+    """Add `jobs list / retry / cancel / delete` to `jobs_cli`, and `purge`, `info` and
+    `healthcheck` to `cli` (in this order: help lists commands as they were added)."""
+    jobs_cli.command("list")(jobs_list)
+    jobs_cli.command("retry")(jobs_retry)
+    jobs_cli.command("cancel")(jobs_cancel)
+    jobs_cli.command("delete")(jobs_delete)
+    cli.command()(purge)
+    cli.command()(info)
+    cli.command()(healthcheck)
+
+
 # -- jobs ------------------------------------------------------------------------------------
-@jobs_cli.command("list")
 def jobs_list(
     app: AppOption = None,
     url: UrlOption = None,
@@ -168,7 +177,7 @@ def jobs_list(
     """List jobs, newest first.
 
     At most --limit of them; --cursor goes on where a list stopped."""
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
     filter = _filter(the_app, state, task, queue, search, since, until)
 
     async def work() -> tuple[list[Any], str | None]:
@@ -185,7 +194,7 @@ def jobs_list(
 
     jobs, next_cursor = _session(the_app, work)
     if as_json:
-        typer.echo(json.dumps({"jobs": [_summary(j) for j in jobs], "next_cursor": next_cursor}))
+        typer.echo(json.dumps({"jobs": [job_summary(j) for j in jobs], "next_cursor": next_cursor}))
         return
     from rich.console import Console
     from rich.table import Table
@@ -244,14 +253,13 @@ def _action_command(action: bulk.Action, job_id: str | None, all_: bool, yes: bo
     if job_id is None and not all_:
         raise _fail(f"give a job id, or --all (with filters) to {action} every matching job",
                     2)
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
     if job_id is None:
         _by_filter(action, the_app, _filter(the_app, **filters), yes, limit, as_json)
         return None
     return the_app
 
 
-@jobs_cli.command("retry")
 def jobs_retry(
     job_id: JobIdArgument = None,
     all_: AllOption = False, yes: YesOption = False,
@@ -273,7 +281,6 @@ def jobs_retry(
     typer.echo(f"{job_id} pending")
 
 
-@jobs_cli.command("cancel")
 def jobs_cancel(
     job_id: JobIdArgument = None,
     all_: AllOption = False, yes: YesOption = False,
@@ -300,7 +307,6 @@ def jobs_cancel(
         raise _fail(f"job {job_id} is already {state_after.value}")
 
 
-@jobs_cli.command("delete")
 def jobs_delete(
     job_id: JobIdArgument = None,
     all_: AllOption = False, yes: YesOption = False,
@@ -331,7 +337,6 @@ def jobs_delete(
     typer.echo(f"{job_id} deleted")
 
 
-@cli.command()
 def purge(
     older_than: Annotated[str, typer.Option(
         "--older-than", metavar="AGE", help="Created longer ago than this: 1d, 12h, 30m.")],
@@ -350,7 +355,7 @@ def purge(
     for s in states:
         if s not in TERMINAL_STATES:
             raise typer.BadParameter(f"{s.value!r} is not a finished state", param_hint="--state")
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
     cutoff = time.time() - parse_duration(older_than, "--older-than")
     filter = the_app.job_filter(states=states, task=task, queue=queue, created_before=cutoff)
     _by_filter("delete", the_app, filter, yes, None, as_json)
@@ -403,7 +408,6 @@ def _table(rows: list[QueueRow]) -> Any:
     return table
 
 
-@cli.command()
 def info(
     interval: Annotated[float | None, typer.Option(
         "--interval", "-i", min=0.1, metavar="SECONDS",
@@ -411,7 +415,7 @@ def info(
     app: AppOption = None, url: UrlOption = None, as_json: JsonOption = False,
 ) -> None:
     """Jobs per queue and state, and live workers per queue."""
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
     if as_json:
         rows = _session(the_app, lambda: queue_rows(the_app))
         typer.echo(json.dumps([{"queue": r.queue, **{s.value: n for s, n in r.counts.items()},
@@ -478,7 +482,6 @@ async def health(
     return None
 
 
-@cli.command()
 def healthcheck(
     max_backlog: Annotated[int | None, typer.Option(
         "--max-backlog", min=0, metavar="N",
@@ -499,7 +502,7 @@ def healthcheck(
     Healthy: the store answers, a live worker exists (serving --queue when given) and the
     backlog limits hold; otherwise exit 1 with a one-line reason. For liveness and
     readiness probes."""
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
 
     async def probe() -> str | None:
         await open_existing(the_app)

@@ -7,34 +7,38 @@ from typing import Annotated
 
 import typer
 
-from backburner.cli import (
+from backburner.cli_common import (
     PLAIN,
     AppOption,
     JsonOption,
     UrlOption,
-    _app,
-    _run,
-    cli,
+    app_from,
     iso,
     open_existing,
+    run,
 )
 from backburner.job import JobState
 from backburner.queues import QueueInfo
 
 QueueName = Annotated[str, typer.Argument(metavar="QUEUE", help="The queue's name.")]
 
-queues_cli = typer.Typer(help="List, pause and resume queues.", no_args_is_help=True,
-                         rich_markup_mode=PLAIN)
-cli.add_typer(queues_cli, name="queues")
+
+def register(cli: typer.Typer) -> None:
+    """Add the `queues` group to the `backburner` CLI."""
+    queues_cli = typer.Typer(help="List, pause and resume queues.", no_args_is_help=True,
+                             rich_markup_mode=PLAIN)
+    queues_cli.command("list")(queues_list)
+    queues_cli.command("pause")(queues_pause)
+    queues_cli.command("resume")(queues_resume)
+    cli.add_typer(queues_cli, name="queues")
 
 
-@queues_cli.command("list")
 def queues_list(app: AppOption = None, url: UrlOption = None,
                 as_json: JsonOption = False) -> None:
     """Queues: paused or not, jobs per state.
 
     Every queue that holds jobs or was ever paused."""
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
 
     async def go() -> list[QueueInfo]:
         try:
@@ -43,7 +47,7 @@ def queues_list(app: AppOption = None, url: UrlOption = None,
         finally:
             await the_app.close()
 
-    found = _run(go)
+    found = run(go)
     if as_json:
         typer.echo(json.dumps([
             {"name": q.name, "paused": q.paused,
@@ -60,7 +64,7 @@ def queues_list(app: AppOption = None, url: UrlOption = None,
 
 
 def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> None:
-    the_app = _app(app, url)
+    the_app = app_from(app, url)
 
     async def go() -> None:
         try:
@@ -72,11 +76,10 @@ def _set_paused(name: str, app: str | None, url: str | None, paused: bool) -> No
         finally:
             await the_app.close()
 
-    _run(go)
+    run(go)
     typer.echo(f"{name} {'paused' if paused else 'resumed'}")
 
 
-@queues_cli.command("pause")
 def queues_pause(name: QueueName, app: AppOption = None, url: UrlOption = None) -> None:
     """Stop every worker from claiming this queue's jobs.
 
@@ -84,7 +87,6 @@ def queues_pause(name: QueueName, app: AppOption = None, url: UrlOption = None) 
     _set_paused(name, app, url, True)
 
 
-@queues_cli.command("resume")
 def queues_resume(name: QueueName, app: AppOption = None, url: UrlOption = None) -> None:
     """Let workers claim this queue's jobs again (woken at once)."""
     _set_paused(name, app, url, False)
