@@ -29,6 +29,14 @@ from backburner.backends.flow_rules import (
     plan_rearm,
     plan_release,
 )
+from backburner.backends.limit_rules import (
+    Group,
+    LimitedJob,
+    groups_of,
+    plan_admission,
+    rate_windows,
+    slots_freed,
+)
 from backburner.backends.protocol import (
     Claim,
     ClaimedJob,
@@ -101,20 +109,19 @@ class _Row:
     limit_key_concurrency: int | None = None
     rate_count: int | None = None
     rate_period: float | None = None
-    parked: tuple[str, ...] | None = None
+    parked: Group | None = None
     """The limit group this pending job waits on for a free slot (out of the ready heap)."""
 
-    def limit_groups(self) -> list[tuple[tuple[str, ...], int]]:
-        """The concurrency groups this job counts in, with their limits (backburner.limits)."""
-        # The key's group first: a job refused for both waits for its key (as in SQL).
-        groups: list[tuple[tuple[str, ...], int]] = []
-        if self.limit_key is not None and self.limit_key_concurrency is not None:
-            groups.append(
-                (("key", self.queue, self.task, self.limit_key), self.limit_key_concurrency)
-            )
-        if self.limit_concurrency is not None:
-            groups.append((("task", self.queue, self.task), self.limit_concurrency))
-        return groups
+    def limited(self) -> LimitedJob | None:
+        """The job as the limit rules read it; None when it has no limits."""
+        if (self.limit_concurrency, self.limit_key_concurrency, self.rate_count) == (None,) * 3:
+            return None
+        return LimitedJob(
+            id=self.id, queue=self.queue, task=self.task, priority=self.priority,
+            order=self.seq, limit_concurrency=self.limit_concurrency, limit_key=self.limit_key,
+            limit_key_concurrency=self.limit_key_concurrency, rate_count=self.rate_count,
+            rate_period=self.rate_period,
+        )
 
 
 _WAITING = (JobState.PENDING, JobState.SCHEDULED)
@@ -151,8 +158,8 @@ class MemoryBackend:
         self._queues: dict[str, QueueState] = {}
         # Limits: ids running per concurrency group, parked jobs per group (a heap like the
         # ready one), and per (queue, task) the start times of the last rate period.
-        self._limit_running: dict[tuple[str, ...], set[str]] = {}
-        self._parked: dict[tuple[str, ...], list[tuple[int, int, str]]] = {}
+        self._limit_running: dict[Group, set[str]] = {}
+        self._parked: dict[Group, list[tuple[int, int, str]]] = {}
         self._starts: dict[tuple[str, str], deque[float]] = {}
 
     @property
@@ -211,33 +218,42 @@ class MemoryBackend:
                 self._make_ready(row)
 
     def _admit(self, row: _Row, now: float) -> bool:
-        """Whether a ready job may start now under its limits (then it counts in them).
-        Otherwise it is parked on its full group, or scheduled for the rate's next slot."""
-        groups = row.limit_groups()
-        for group, limit in groups:
-            if len(self._limit_running.get(group, ())) >= limit:
-                row.parked = group
-                heapq.heappush(
-                    self._parked.setdefault(group, []), (-row.priority, row.seq, row.id)
-                )
-                return False
-        if row.rate_count is not None and row.rate_period is not None:
-            starts = self._starts.setdefault((row.queue, row.task), deque())
-            while starts and starts[0] <= now - row.rate_period:
-                starts.popleft()
-            if len(starts) >= row.rate_count:
-                self._schedule(row, starts[len(starts) - row.rate_count] + row.rate_period)
-                return False
-            starts.append(now)
-        for group, _ in groups:
+        """Whether a ready job may start now under its limits (backends/limit_rules.py
+        decides; then it counts in them). Otherwise it is parked on its full group, or
+        scheduled for the rate's next slot."""
+        job = row.limited()
+        if job is None:
+            return True
+        # The store counts a claimed job among the running: so do the rules.
+        running = {g: len(self._limit_running.get(g, ())) + 1 for g in groups_of([job])}
+        starts: dict[tuple[str, str], deque[float]] = {}
+        for queue, task, period in rate_windows([job]):
+            window = starts[(queue, task)] = self._starts.setdefault((queue, task), deque())
+            while window and window[0] <= now - period:
+                window.popleft()
+        admission = plan_admission([job], running, starts, now)
+        for _, kind in admission.parked:
+            group = next(g for g, _ in job.groups if g[0] == kind)
+            row.parked = group
+            heapq.heappush(self._parked.setdefault(group, []), (-row.priority, row.seq, row.id))
+            return False
+        for _, run_at in admission.delayed:
+            self._schedule(row, run_at)
+            return False
+        for rate_window, n in admission.starts.items():
+            starts[rate_window].extend([now] * n)
+        for group, _ in job.groups:
             self._limit_running.setdefault(group, set()).add(row.id)
         return True
 
     def _free(self, row: _Row) -> None:
         """A limited job stopped running: its slots go to the next parked job of each group,
         and the workers of its queue are woken to claim it."""
+        job = row.limited()
+        if job is None:
+            return
         woken = False
-        for group, _ in row.limit_groups():
+        for group in slots_freed([job]):
             running = self._limit_running.get(group)
             if running is not None:
                 running.discard(row.id)

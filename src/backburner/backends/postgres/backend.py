@@ -32,6 +32,15 @@ from backburner.backends.flow_rules import (
     plan_rearm,
     plan_release,
 )
+from backburner.backends.limit_rules import (
+    PARKED_ON,
+    Group,
+    LimitedJob,
+    groups_of,
+    plan_admission,
+    rate_windows,
+    slots_freed,
+)
 from backburner.backends.outage import OutageLog
 from backburner.backends.postgres import connections, errors, external, schema
 from backburner.backends.postgres.config import PostgresConfig, parse_url
@@ -115,19 +124,6 @@ def _limit_columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
 _CLAIM_ROUNDS = 8
 """Most claim statements one claim runs when jobs over their limits keep being put back;
 past that it returns what it has and says more may be ready (next_run_at = now)."""
-
-
-def _groups_freed(rows: Sequence[Any]) -> dict[tuple[str, str, str, str | None], int]:
-    """Slots freed per concurrency group by jobs that stopped running."""
-    freed: dict[tuple[str, str, str, str | None], int] = {}
-    for r in rows:
-        if r["limit_concurrency"] is not None:
-            group = ("task", r["queue"], r["task"], None)
-            freed[group] = freed.get(group, 0) + 1
-        if r["limit_key_concurrency"] is not None and r["limit_key"] is not None:
-            group = ("key", r["queue"], r["task"], r["limit_key"])
-            freed[group] = freed.get(group, 0) + 1
-    return freed
 
 
 class PostgresBackend:
@@ -406,69 +402,41 @@ class PostgresBackend:
     async def _admit_once(
         self, pool: Any, rows: list[Any], now: float
     ) -> tuple[list[Any], float | None]:
-        """The claimed rows that may run under their limits (backburner.limits). The claim
-        has committed, so the store counts them among the running until this transaction
-        puts back the ones over a limit: parked (the latest in claim order of a full group)
-        or delayed to when their rate's window has room. Runs only for limited rows."""
-        rows = sorted(rows, key=lambda r: (-r["priority"], r["seq"]))
-        groups: dict[tuple[str, str, str, str | None], list[Any]] = {}
-        # The key's group before the task's: the task's count sees the keys' refusals.
-        for r in rows:
-            if r["limit_key_concurrency"] is not None and r["limit_key"] is not None:
-                groups.setdefault(("key", r["queue"], r["task"], r["limit_key"]), []).append(r)
-        for r in rows:
-            if r["limit_concurrency"] is not None:
-                groups.setdefault(("task", r["queue"], r["task"], None), []).append(r)
-        rated: dict[tuple[str, str, str, str | None], list[Any]] = {}
-        for r in rows:
-            if r["rate_count"] is not None:
-                rated.setdefault(("rate", r["queue"], r["task"], None), []).append(r)
-        refused: set[str] = set()
-        delayed: float | None = None
+        """The claimed rows that may run under their limits (backends/limit_rules.py
+        decides). The claim has committed, so the store counts them among the running until
+        this transaction puts back the ones over a limit. Runs only for limited rows."""
+        limited = [_limited_job(r) for r in rows if _limited(r)]
+        groups = groups_of(limited)
+        windows = rate_windows(limited)
         async with pool.acquire() as conn, conn.transaction():
-            await self._lock_limits(conn, [*groups, *rated])
-            names = list(groups)
-            counts = await conn.fetch(
-                self._q["limit_counts"], [g[0] for g in names], [g[1] for g in names],
-                [g[2] for g in names], [g[3] for g in names],
+            await self._lock_limits(
+                conn, [*groups, *(("rate", q, t, None) for q, t, _ in windows)]
             )
-            running = {names[r["ord"] - 1]: r["running"] for r in counts}
-            parked: list[tuple[str, int]] = []
-            for group, everyone in groups.items():
-                members = [r for r in everyone if r["id"] not in refused]
-                column = "limit_concurrency" if group[0] == "task" else "limit_key_concurrency"
-                # Jobs refused for their key no longer count among the task's running.
-                excess = running[group] - (len(everyone) - len(members)) - everyone[0][column]
-                if excess <= 0 or not members:
-                    continue
-                for r in members[max(0, len(members) - excess):]:
-                    parked.append((r["id"], 1 if group[0] == "task" else 2))
-                    refused.add(r["id"])
-            if parked:
-                await conn.execute(
-                    self._q["park"], [p[0] for p in parked], [p[1] for p in parked]
-                )
-            for (_, queue, task, _), members in rated.items():
-                members = [r for r in members if r["id"] not in refused]
-                if not members:
-                    continue
-                count, period = members[0]["rate_count"], float(members[0]["rate_period"])
+            counts = await conn.fetch(
+                self._q["limit_counts"], [g[0] for g in groups], [g[1] for g in groups],
+                [g[2] for g in groups], [g[3] for g in groups],
+            )
+            running = {groups[r["ord"] - 1]: r["running"] for r in counts}
+            starts: dict[tuple[str, str], list[float]] = {}
+            for queue, task, period in windows:
                 await conn.execute(self._q["trim_rate_window"], queue, task, period)
-                starts = [r["at"] for r in await conn.fetch(self._q["rate_starts"], queue, task)]
-                room = max(0, count - len(starts))
-                if room:
-                    await conn.execute(
-                        self._q["record_starts"], queue, task, min(room, len(members))
-                    )
-                starts += [now] * min(room, len(members))
-                late = [r["id"] for r in members[room:]]
-                if late:
-                    # Room again once the oldest start that must leave for one more has.
-                    run_at = starts[len(starts) - count] + period
-                    await conn.execute(self._q["delay_for_rate"], late, run_at)
-                    refused.update(late)
-                    delayed = run_at if delayed is None else min(delayed, run_at)
-        return [r for r in rows if r["id"] not in refused], delayed
+                found = await conn.fetch(self._q["rate_starts"], queue, task)
+                starts[(queue, task)] = [r["at"] for r in found]
+            admission = plan_admission(limited, running, starts, now)
+            if admission.parked:
+                await conn.execute(
+                    self._q["park"], [p[0] for p in admission.parked],
+                    [PARKED_ON[p[1]] for p in admission.parked],
+                )
+            for (queue, task), n in admission.starts.items():
+                await conn.execute(self._q["record_starts"], queue, task, n)
+            late: dict[float, list[str]] = {}
+            for job_id, run_at in admission.delayed:
+                late.setdefault(run_at, []).append(job_id)
+            for run_at, ids in late.items():
+                await conn.execute(self._q["delay_for_rate"], ids, run_at)
+        refused = admission.refused
+        return [r for r in rows if r["id"] not in refused], admission.next_run_at
 
     async def _lock_limits(
         self, conn: Any, groups: Sequence[tuple[str, str, str, str | None]]
@@ -481,9 +449,9 @@ class PostgresBackend:
     async def _free_slots(self, rows: Sequence[Any]) -> None:
         """Jobs that stopped running hand their slots to the next parked jobs of their
         groups (a transaction of its own after theirs; only when they had limits)."""
-        await self._unpark(_groups_freed(rows))
+        await self._unpark(slots_freed(_limited_job(r) for r in rows))
 
-    async def _unpark(self, freed: dict[tuple[str, str, str, str | None], int]) -> None:
+    async def _unpark(self, freed: Mapping[Group, int]) -> None:
         if not freed:
             return
         pool = await self._connected()
@@ -838,6 +806,15 @@ class PostgresBackend:
             )
             for r in await pool.fetch(self._q["list_workers"])
         ]
+
+
+def _limited_job(r: Any) -> LimitedJob:
+    return LimitedJob(
+        id=r["id"], queue=r["queue"], task=r["task"], priority=r.get("priority", 0),
+        order=r.get("seq", 0), limit_concurrency=r["limit_concurrency"],
+        limit_key=r["limit_key"], limit_key_concurrency=r["limit_key_concurrency"],
+        rate_count=r.get("rate_count"), rate_period=r.get("rate_period"),
+    )
 
 
 def _limited(row: Any) -> bool:

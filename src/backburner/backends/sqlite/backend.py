@@ -25,6 +25,14 @@ from backburner.backends.flow_rules import (
     plan_rearm,
     plan_release,
 )
+from backburner.backends.limit_rules import (
+    PARKED_ON,
+    LimitedJob,
+    groups_of,
+    plan_admission,
+    rate_windows,
+    slots_freed,
+)
 from backburner.backends.protocol import (
     TERMINAL_STATES,
     Claim,
@@ -366,7 +374,7 @@ def _claim(
                 params = {**base, "queue": queue, "limit": wanted}
                 rows = conn.execute(Q["claim_from_queue"], params).fetchall()
                 for r in _admit(conn, _refuse_invalid(conn, rows, now), now, limited_claims):
-                    claimed.append((position, -r[3], r[14], _claimed(r)))
+                    claimed.append((position, -r["priority"], r["seq"], _claimed(r)))
                 # Fewer than asked: the queue has no more ready jobs. Otherwise jobs over
                 # their limits were put back out of the way, and the ones behind them count.
                 if len(rows) < wanted:
@@ -400,14 +408,21 @@ def _refuse_invalid(
             "reason": FailureReason.INVALID_PAYLOAD.value, "counts": 1,
             "error": codec.dumps(invalid_row_error(problems, attempt, now)), "now": now,
         })
-        if r[15]:  # it has dependents: they never run
+        if r["has_dependents"]:  # they never run
             _cancel_dependents(conn, r["id"], "failed", now)
     return kept
 
 
-# Columns of a claimed row: claim_from_queue's RETURNING (seq, whether it has limits), then
-# the limits themselves, appended by _admit for the rows that have some.
-_SEQ, _HAS_LIMITS, _LIMIT, _KEY, _KEY_LIMIT, _RATE, _PERIOD = 14, 16, 17, 18, 19, 20, 21
+def _limited_job(r: sqlite3.Row) -> LimitedJob | None:
+    """A claimed row as the limit rules read it; None for a job without limits."""
+    if (r["limit_concurrency"], r["limit_key_concurrency"], r["rate_count"]) == (None,) * 3:
+        return None
+    return LimitedJob(
+        id=r["id"], queue=r["queue"], task=r["task"], priority=r["priority"], order=r["seq"],
+        limit_concurrency=r["limit_concurrency"], limit_key=r["limit_key"],
+        limit_key_concurrency=r["limit_key_concurrency"], rate_count=r["rate_count"],
+        rate_period=r["rate_period"],
+    )
 
 
 def _admit(
@@ -415,109 +430,64 @@ def _admit(
     rows: list[sqlite3.Row],
     now: float,
     limited_claims: set[tuple[str, int]],
-) -> list[Any]:
-    """The claimed rows that may run under their limits (backburner.limits). The claim is
-    already written, so the store counts them among the running: the jobs of a full group
-    are parked again (the latest in claim order), those over a rate scheduled for when the
-    window has room. Costs nothing when no row has limits."""
-    if not any(r[_HAS_LIMITS] for r in rows):
+) -> list[sqlite3.Row]:
+    """The claimed rows that may run under their limits (backends/limit_rules.py decides).
+    The claim is already written, so the store counts them among the running. Costs
+    nothing when no row has limits."""
+    limited = [job for r in rows if (job := _limited_job(r)) is not None]
+    if not limited:
         return rows
-    return _admit_limited(conn, rows, now, limited_claims)
-
-
-def _admit_limited(
-    conn: sqlite3.Connection,
-    claimed: list[sqlite3.Row],
-    now: float,
-    limited_claims: set[tuple[str, int]],
-) -> list[Any]:
-    rows = sorted(
-        (
-            (*r, *conn.execute(Q["limits_of_claimed"], {"seq": r[_SEQ]}).fetchone()[1:])
-            if r[_HAS_LIMITS] else (*r, None, None, None, None, None)
-            for r in claimed
-        ),
-        key=lambda r: (-r[3], r[_SEQ]),
-    )
-    refused: set[int] = set()
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    for r in rows:
-        if r[_KEY_LIMIT] is not None and r[_KEY] is not None:
-            groups.setdefault((2, r[2], r[1], r[_KEY]), []).append(r)
-    for r in rows:
-        if r[_LIMIT] is not None:
-            groups.setdefault((1, r[2], r[1], None), []).append(r)
-    # Key groups before the task's: the task's count sees the keys' refusals (as a job at a
-    # time would: one refused for its key leaves its task slot to the next).
-    for (parked, queue, task, key), members in groups.items():
-        members = [r for r in members if r[_SEQ] not in refused]
-        if not members:
-            continue
-        params = {"queue": queue, "task": task, "key": key}
-        # Counted afresh: the jobs parked just now for their keys no longer run.
-        query, column = (
-            ("running_in_task", _LIMIT) if parked == 1 else ("running_in_key", _KEY_LIMIT)
-        )
-        excess = conn.execute(Q[query], params).fetchone()[0] - members[0][column]
-        if excess <= 0:
-            continue
-        for r in members[max(0, len(members) - excess):]:
-            conn.execute(Q["park"], {"seq": r[_SEQ], "parked": parked})
-            refused.add(r[_SEQ])
-    rated: dict[tuple[str, str], list[Any]] = {}
-    for r in rows:
-        if r[_RATE] is not None and r[_SEQ] not in refused:
-            rated.setdefault((r[2], r[1]), []).append(r)
-    for (queue, task), members in rated.items():
-        count, period = members[0][_RATE], members[0][_PERIOD]
-        params = {"queue": queue, "task": task, "since": now - period, "now": now}
+    running = {
+        group: conn.execute(
+            Q["running_in_task" if group[0] == "task" else "running_in_key"],
+            {"queue": group[1], "task": group[2], "key": group[3]},
+        ).fetchone()[0]
+        for group in groups_of(limited)
+    }
+    starts: dict[tuple[str, str], list[float]] = {}
+    for queue, task, period in rate_windows(limited):
+        params = {"queue": queue, "task": task, "since": now - period}
         conn.execute(Q["trim_rate_window"], params)
-        starts = [s[0] for s in conn.execute(Q["rate_starts"], params)]
-        room = max(0, count - len(starts))
-        for _ in members[:room]:
-            conn.execute(Q["record_start"], params)
-            starts.append(now)
-        late = members[room:]
-        if not late:
-            continue
-        # The window has room again when the oldest start that must leave for one more
-        # has left: every delayed job tries then (the claim sorts out who fits).
-        run_at = starts[len(starts) - count] + period
-        for r in late:
-            conn.execute(Q["delay_for_rate"], {"seq": r[_SEQ], "run_at": run_at})
-            refused.add(r[_SEQ])
-    kept = [r for r in rows if r[_SEQ] not in refused]
+        starts[(queue, task)] = [s[0] for s in conn.execute(Q["rate_starts"], params)]
+    admission = plan_admission(limited, running, starts, now)
+    seq = {r["id"]: r["seq"] for r in rows}
+    for job_id, kind in admission.parked:
+        conn.execute(Q["park"], {"seq": seq[job_id], "parked": PARKED_ON[kind]})
+    for job_id, run_at in admission.delayed:
+        conn.execute(Q["delay_for_rate"], {"seq": seq[job_id], "run_at": run_at})
+    for (queue, task), n in admission.starts.items():
+        for _ in range(n):
+            conn.execute(Q["record_start"], {"queue": queue, "task": task, "now": now})
+    refused = admission.refused
+    kept = [r for r in rows if r["id"] not in refused]
     # Written here, on the connection's thread, so a claim whose caller stopped waiting for
     # its reply (the jobs come back as strays, released later) is remembered too.
+    attempts = {r["id"]: r["attempt"] for r in kept}
     limited_claims.update(
-        (r[0], r[6]) for r in kept if r[_LIMIT] is not None or r[_KEY_LIMIT] is not None
+        (job.id, attempts[job.id]) for job in limited if job.groups and job.id in attempts
     )
     return kept
 
 
-def _free_slots(conn: sqlite3.Connection, ended: Sequence[Sequence[Any]]) -> set[str]:
-    """Jobs that stopped running (rows of queue, task, limit_concurrency, limit_key,
-    limit_key_concurrency) hand their slots to the next parked jobs of their groups; returns
-    the queues to wake. Nothing is read or written for jobs without concurrency limits."""
-    freed: dict[tuple[int, str, str, str | None], int] = {}
-    for r in ended:
-        if r[2] is not None:
-            freed[(1, r[0], r[1], None)] = freed.get((1, r[0], r[1], None), 0) + 1
-        if r[4] is not None and r[3] is not None:
-            freed[(2, r[0], r[1], r[3])] = freed.get((2, r[0], r[1], r[3]), 0) + 1
+def _free_slots(conn: sqlite3.Connection, stopped: Sequence[LimitedJob]) -> set[str]:
+    """Jobs that stopped running hand their slots to the next parked jobs of their groups;
+    returns the queues to wake. Nothing is read or written for jobs without concurrency
+    limits."""
     woken: set[str] = set()
-    for (parked, queue, task, key), n in freed.items():
+    for (kind, queue, task, key), n in slots_freed(stopped).items():
         params = {"queue": queue, "task": task, "key": key, "n": n}
-        query = Q["unpark_task"] if parked == 1 else Q["unpark_key"]
+        query = Q["unpark_task"] if kind == "task" else Q["unpark_key"]
         woken.update(r[0] for r in conn.execute(query, params))
     return woken
 
 
-def _claimed(r: Sequence[Any]) -> ClaimedJob:
+def _claimed(r: sqlite3.Row) -> ClaimedJob:
     return ClaimedJob(
-        id=r[0], task=r[1], queue=r[2], priority=r[3], args=r[4], kwargs=r[5],
-        attempt=r[6], max_attempts=r[7], failures=r[8], lost=r[9], timeout=r[10],
-        created_at=r[11], run_at=r[12], started_at=r[13], has_dependents=bool(r[15]),
+        id=r["id"], task=r["task"], queue=r["queue"], priority=r["priority"], args=r["args"],
+        kwargs=r["kwargs"], attempt=r["attempt"], max_attempts=r["max_attempts"],
+        failures=r["failures"], lost=r["lost"], timeout=r["timeout"],
+        created_at=r["created_at"], run_at=r["run_at"], started_at=r["started_at"],
+        has_dependents=bool(r["has_dependents"]),
     )
 
 
@@ -610,12 +580,20 @@ def _free_slots_of(
     """_free_slots for the accepted items that are limited jobs (ids in `limited`)."""
     if not limited:
         return set()
-    ended = [
-        conn.execute(Q["limits_of"], {"id": i.id}).fetchone()
-        for i, ok in zip(items, accepted, strict=True)
-        if ok and i.id in limited
-    ]
-    return _free_slots(conn, [r for r in ended if r is not None])
+    stopped = []
+    for i, ok in zip(items, accepted, strict=True):
+        if ok and i.id in limited:
+            r = conn.execute(Q["limits_of"], {"id": i.id}).fetchone()
+            if r is not None:
+                stopped.append(_stopped_job(i.id, r))
+    return _free_slots(conn, stopped)
+
+
+def _stopped_job(job_id: str, r: sqlite3.Row) -> LimitedJob:
+    return LimitedJob(
+        id=job_id, queue=r["queue"], task=r["task"], limit_concurrency=r["limit_concurrency"],
+        limit_key=r["limit_key"], limit_key_concurrency=r["limit_key_concurrency"],
+    )
 
 
 def _cancel(conn: sqlite3.Connection, job_id: str) -> JobState | None:
@@ -663,16 +641,16 @@ def _rescue_expired(
     with WriteTransaction(conn):
         rows = conn.execute(Q["rescue_expired"], {"now": now, "max_lost": max_lost}).fetchall()
         for r in rows:
-            if r[6] is not None and r[3] in ("failed", "cancelled"):
-                _cancel_dependents(conn, r[0], r[3], now)
+            if r["dependents"] is not None and r["state"] in ("failed", "cancelled"):
+                _cancel_dependents(conn, r["id"], r["state"], now)
         # A dead worker's slots are returned with its jobs: none is leaked.
-        woken = _free_slots(conn, [(r[2], r[1], r[7], r[8], r[9]) for r in rows])
+        woken = _free_slots(conn, [_stopped_job(r["id"], r) for r in rows])
         # Workers that stopped heartbeating long ago are gone; keep the table small.
         conn.execute(Q["forget_dead_workers"], {"before": now - 3600})
     return [
         Transition(
-            id=r[0], task=r[1], queue=r[2], state=JobState(r[3]), attempt=r[4],
-            reason=FailureReason(r[5]) if r[5] else None,
+            id=r["id"], task=r["task"], queue=r["queue"], state=JobState(r["state"]),
+            attempt=r["attempt"], reason=FailureReason(r["reason"]) if r["reason"] else None,
         )
         for r in rows
     ], woken

@@ -87,9 +87,9 @@ WHERE seq IN (
     LIMIT :limit
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
-          timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL,
-          limit_concurrency IS NOT NULL OR limit_key_concurrency IS NOT NULL
-          OR rate_count IS NOT NULL;
+          timeout, created_at, run_at, started_at, seq,
+          dependents IS NOT NULL AS has_dependents, limit_concurrency, limit_key,
+          limit_key_concurrency, rate_count, rate_period;
 
 -- name: claim_suspect
 -- One job that lost a worker, for a worker that runs nothing else: if it is a poison job it
@@ -106,19 +106,15 @@ WHERE seq = (
     LIMIT 1
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
-          timeout, created_at, run_at, started_at, seq, dependents IS NOT NULL,
-          limit_concurrency IS NOT NULL OR limit_key_concurrency IS NOT NULL
-          OR rate_count IS NOT NULL;
+          timeout, created_at, run_at, started_at, seq,
+          dependents IS NOT NULL AS has_dependents, limit_concurrency, limit_key,
+          limit_key_concurrency, rate_count, rate_period;
 
 -- name: suspect_waiting
 SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND parked = 0
   AND queue = :queue
   AND NOT EXISTS (SELECT 1 FROM backburner_queues WHERE name = :queue AND paused)
 LIMIT 1;
-
--- name: limits_of_claimed
-SELECT seq, limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period
-FROM backburner_jobs WHERE seq = :seq;
 
 -- name: running_in_task
 -- Running jobs of a task's concurrency group: a walk of backburner_jobs_running, whose size
