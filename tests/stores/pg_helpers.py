@@ -1,4 +1,4 @@
-"""Shared by the PostgreSQL-specific unit tests: per-test schemas and a side connection
+"""Shared by the PostgreSQL tests of tests/stores: per-test schemas and a side connection
 that plays the operator (catalog reads, pg_terminate_backend)."""
 
 from __future__ import annotations
