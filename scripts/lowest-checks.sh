@@ -5,8 +5,10 @@
 # scripts/upgrade-deps.sh before it rewrites the locks:
 #   import backburner (with its CLI and dashboard)
 #   mypy --strict src          (mypy 1.11 and the oldest stubs: no release-dependent ignores)
-#   pytest tests/unit          every backend: Redis and PostgreSQL too (cheap, and asyncpg's and
-#                              redis-py's minimums are only tested there)
+#   pytest tests/unit tests/stores
+#                              every backend: Redis and PostgreSQL too (cheap, and asyncpg's and
+#                              redis-py's minimums are only tested there; tests/stores holds the
+#                              tests that talk to those servers directly)
 #   pytest tests/contract      memory and SQLite (BACKBURNER_TEST_BACKENDS)
 # Every step runs even when one fails; the exit status is 1 if any did.
 set -uo pipefail
@@ -29,6 +31,6 @@ step() {
 step python -c 'import backburner, backburner.cli, backburner.dashboard'
 # A cache of its own: the main venv's newer mypy keeps .mypy_cache.
 step mypy --cache-dir "$venv/.mypy_cache" src
-step pytest -p no:cacheprovider -q tests/unit
+step pytest -p no:cacheprovider -q tests/unit tests/stores
 step env BACKBURNER_TEST_BACKENDS=memory,sqlite pytest -p no:cacheprovider -q tests/contract
 exit "$status"
