@@ -27,7 +27,7 @@ def _job(queue: str = "default") -> NewJob:
 
 async def test_a_wakeup_crosses_to_another_instance_at_once() -> None:
     url, _ = schema_url()
-    async with opened(url) as sender, opened(url) as worker_side:
+    async with opened(url) as sender, opened(url) as worker_side, opened(url) as third:
         with worker_side.notifier.subscribe(["wakeup"]) as sub:
             await worker_side._notifier.connected.wait()
             started = time.monotonic()
@@ -41,7 +41,11 @@ async def test_a_wakeup_crosses_to_another_instance_at_once() -> None:
                 await sender._notifier.connected.wait()
                 await sender.insert([_job()])
                 assert await sub.wait(1.0)
-                assert not await own.wait(0.3)
+                # PostgreSQL delivers notifications in commit order: once a later one from
+                # another instance is here, the sender's own would have been too.
+                await third.insert([_job("marker")])
+                assert await own.wait(5.0)
+                assert [e.queue for e in own.drain()] == ["marker"]
 
 
 async def test_job_events_and_cancel_requests_cross_over() -> None:
@@ -76,8 +80,19 @@ async def test_a_result_waiter_in_another_process_is_woken_by_the_completion() -
                 return a + b
 
         job = await client_app.get_task("n.add").enqueue(2, 3)
+        # The waiter subscribes, then reads the job: once it has read it (still pending),
+        # only a notification can tell it about the completion before its next poll.
+        read = asyncio.Event()
+        real_get = client_side.get
+
+        async def get(job_id: str) -> Any:
+            record = await real_get(job_id)
+            read.set()
+            return record
+
+        client_side.get = get  # type: ignore[method-assign]
         waiter = asyncio.create_task(job.result(timeout=10))
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(read.wait(), 5)
         await worker_app.run_worker(burst=True)
         # With a 30 s poll interval only the NOTIFY can have been that quick.
         assert await asyncio.wait_for(waiter, 3) == 5
@@ -133,9 +148,21 @@ async def test_while_the_listener_is_down_workers_poll_and_pick_up_jobs() -> Non
             assert await sub.wait(2.0) and sub.overflowed
             assert time.monotonic() - started < 1.0
             assert not worker_side._notifier.connected.is_set() and attempts >= 1
+        # The worker's first claim finds nothing: from then on it is idle (30 s poll
+        # interval), so only the fallback poll can make it see the job inserted next.
+        idle = asyncio.Event()
+        real_claim = worker_side.claim
+
+        async def claim(*args: Any, **kwargs: Any) -> Any:
+            claimed = await real_claim(*args, **kwargs)
+            if not claimed.jobs:
+                idle.set()
+            return claimed
+
+        worker_side.claim = claim  # type: ignore[method-assign]
         worker = asyncio.create_task(app.run_worker(concurrency=1))
         try:
-            await asyncio.sleep(0.5)  # idle, waiting (30 s poll interval)
+            await asyncio.wait_for(idle.wait(), 5)
             job = NewJob(
                 id=new_job_id(), task="n.mark", queue="default", priority=0, args="[]",
                 kwargs="{}", max_attempts=1,

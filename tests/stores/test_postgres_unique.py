@@ -14,7 +14,7 @@ from services import POSTGRES_URL
 
 from backburner import Backburner
 
-from .pg_helpers import opened, schema_url
+from .pg_helpers import admin, eventually, opened, schema_url
 
 
 @pytest.fixture
@@ -56,8 +56,16 @@ async def test_a_concurrent_enqueue_waits_for_the_commit_then_is_a_duplicate(
         async with conn.transaction():
             mine = await charge.options(unique_key="o2", connection=conn).enqueue(2)
             other = asyncio.create_task(charge.options(unique_key="o2").enqueue(2))
-            await asyncio.sleep(0.3)
-            assert not other.done()  # waits on the uncommitted holder
+            # Seen waiting on this transaction's lock by the server itself, rather than
+            # "not done after a while" (which a slow start would pass too).
+            async with admin() as watcher:
+                await eventually(
+                    lambda: watcher.fetchval(
+                        "SELECT count(*) > 0 FROM pg_stat_activity"
+                        " WHERE $1 = ANY(pg_blocking_pids(pid))", conn.get_server_pid()),
+                    10, "the other enqueue to wait on the uncommitted holder",
+                )
+            assert not other.done()
         theirs = await asyncio.wait_for(other, 10)
         assert theirs.duplicate and theirs.id == mine.id
     finally:
