@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backburner.backends import records
+from backburner.backends.attempt_rules import plan_failure
 from backburner.backends.flow_rules import (
     CancelWaiting,
     FlowNode,
@@ -54,6 +55,11 @@ from backburner.backends.protocol import (
     WorkerInfo,
 )
 from backburner.backends.records import error_entry, seq_cursor, stored_json
+from backburner.backends.unique_rules import (
+    KeyHolder,
+    answer_insert,
+    keeps_key_on_retry,
+)
 from backburner.errors import ConfigurationError
 from backburner.job import (
     WAITING_RUN_AT,
@@ -125,16 +131,12 @@ class _Row:
 
 
 _WAITING = (JobState.PENDING, JobState.SCHEDULED)
-_ACTIVE = (JobState.PENDING, JobState.SCHEDULED, JobState.RUNNING)
 
 
-def holds_key(row: _Row, now: float) -> bool:
-    """Whether `row` still holds its unique key (see `backburner.unique`)."""
-    if row.unique_scope is UniqueScope.PERIOD:
-        return row.unique_until is not None and row.unique_until > now
-    if row.unique_scope is UniqueScope.QUEUED:
-        return row.state in _WAITING and row.attempt == 0
-    return row.state in _ACTIVE
+def _key_holder(row: _Row | None) -> KeyHolder | None:
+    if row is None:
+        return None
+    return KeyHolder(row.id, row.state, row.unique_scope, row.attempt, row.unique_until)
 
 
 class MemoryBackend:
@@ -152,7 +154,7 @@ class MemoryBackend:
         self._workers: dict[str, WorkerInfo] = {}
         self._leader: tuple[str, float] | None = None
         # (queue, task, unique key) -> id of the job that took it last; whether that job
-        # still holds it is judged when the key is next asked for (holds_key).
+        # still holds it is judged when the key is next asked for (unique_rules).
         self._unique: dict[tuple[str, str, str], str] = {}
         self._schedules: dict[str, ScheduleState] = {}
         self._queues: dict[str, QueueState] = {}
@@ -292,9 +294,11 @@ class MemoryBackend:
         for j in jobs:
             if j.unique_key is not None:
                 slot = (j.queue, j.task, j.unique_key)
-                holder = self._rows.get(self._unique.get(slot, ""))
-                if holder is not None and holds_key(holder, now):
-                    used.append(Inserted(holder.id, holder.state))
+                answer = answer_insert(
+                    _key_holder(self._rows.get(self._unique.get(slot, ""))), now
+                )
+                if answer is not None:
+                    used.append(answer)
                     continue
                 self._unique[slot] = j.id
             run_at = max(j.run_at or now, now + j.delay)
@@ -424,18 +428,18 @@ class MemoryBackend:
             row = self._owned(item.id, item.attempt)
             if row is not None:
                 row.errors.append(error_entry(item.error, item.attempt, item.reason, now))
-                row.failures += 1 if item.counts else 0
+                end = plan_failure(item, now)
+                row.failures += end.failures_added
                 row.lease_until = None
                 row.updated_at = now
-                if item.retry_in is not None:
+                if end.run_at is not None:
                     row.reason = None
                     row.worker_id = None
                     row.finished_at = None
-                    self._schedule(row, now + item.retry_in)
+                    self._schedule(row, end.run_at)
                 else:
-                    cancelled = item.reason is FailureReason.CANCELLED
-                    row.state = JobState.CANCELLED if cancelled else JobState.FAILED
-                    row.reason = item.reason.value
+                    row.state = end.state
+                    row.reason = end.reason.value if end.reason else None
                     row.finished_at = now
                     self._cancel_dependents(row, now)
                 self._free(row)
@@ -485,10 +489,10 @@ class MemoryBackend:
             if row.unique_key is not None:
                 # Back in scope: it holds its key again unless another live job took it.
                 slot = (row.queue, row.task, row.unique_key)
-                holder = self._rows.get(self._unique.get(slot, ""))
-                if holder is None or not holds_key(holder, now):
+                holder = _key_holder(self._rows.get(self._unique.get(slot, "")))
+                if keeps_key_on_retry(row.id, holder, now):
                     self._unique[slot] = row.id
-                elif holder.id != row.id:
+                else:
                     # Runs without it, for good (as the SQL stores clear the column).
                     row.unique_key = None
             self._rearm_dependents(row, now)

@@ -18,6 +18,7 @@ from typing import Any
 
 from backburner import codec
 from backburner.backends import records
+from backburner.backends.attempt_rules import ended_state
 from backburner.backends.flow_rules import (
     CancelWaiting,
     FlowNode,
@@ -523,7 +524,7 @@ class PostgresBackend:
                 for r in done:
                     item = ended.get(r["id"])
                     if item is not None:
-                        final = "cancelled" if item.reason is FailureReason.CANCELLED else "failed"
+                        final = ended_state(item.reason).value
                         await self._cancel_dependents(conn, item.id, final, None)
                 rows += done
         await self._free_slots(rows)
@@ -535,7 +536,7 @@ class PostgresBackend:
             [i.id for i in items],
             [i.attempt for i in items],
             [i.retry_in for i in items],
-            ["cancelled" if i.reason is FailureReason.CANCELLED else "failed" for i in items],
+            [ended_state(i.reason).value for i in items],
             [i.reason.value for i in items],
             [1 if i.counts else 0 for i in items],
             # The time is stamped by the statement, with the server's clock.

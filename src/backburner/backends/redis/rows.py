@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from backburner import codec
+from backburner.backends.attempt_rules import ended_state
 from backburner.backends.protocol import ClaimedJob, Failure, NewJob, WorkerInfo
 from backburner.backends.records import error_entry, record_from_row
 from backburner.backends.redis.keys import limit_digest, unique_digest
-from backburner.job import FailureReason, JobRecord
+from backburner.job import JobRecord
 
 CLAIMED_FIELDS = 13
 """Fields per job in a claim reply (see lua/claim.lua)."""
@@ -101,7 +102,7 @@ def fail_args(items: Sequence[Failure]) -> list[str | int | float]:
         # The stored entry is error_entry's; its time ("at") is added by the server's clock.
         entry = error_entry(i.error, i.attempt, i.reason, 0.0)
         del entry["at"]
-        final = "cancelled" if i.reason is FailureReason.CANCELLED else "failed"
+        final = ended_state(i.reason).value
         args += [
             i.id, i.attempt, "" if i.retry_in is None else repr(float(i.retry_in)), final,
             i.reason.value, 1 if i.counts else 0, codec.dumps(entry),

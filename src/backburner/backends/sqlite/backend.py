@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from backburner import codec
 from backburner.backends import records
+from backburner.backends.attempt_rules import ended_state
 from backburner.backends.flow_rules import (
     CancelWaiting,
     FlowNode,
@@ -540,7 +541,7 @@ def _fail(
     accepted = []
     with WriteTransaction(conn):
         for i in items:
-            final = "cancelled" if i.reason is FailureReason.CANCELLED else "failed"
+            final = ended_state(i.reason).value
             params = {
                 "id": i.id,
                 "attempt": i.attempt,
