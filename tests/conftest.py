@@ -1,6 +1,6 @@
-"""Fixtures shared by every tier. `backend` runs a test once per backend: memory, SQLite,
-and the server backends (see services.py), each test on its own key prefix or schema,
-removed afterwards."""
+"""Fixtures shared by every tier. `backend` runs a test once per registered store (memory,
+SQLite, the server backends and any other; see services.py), each test on its own file, key
+prefix or schema, removed afterwards."""
 
 from __future__ import annotations
 
@@ -8,24 +8,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from services import IN_CI, ONLY_BACKENDS, SERVER_BACKENDS, backend_url, require_service
+from services import BACKENDS, IN_CI, backend_url, require_service
 
 from backburner import Backburner
 from backburner.backends import open_backend
-from backburner.backends.memory import MemoryBackend
 from backburner.backends.protocol import Backend
-from backburner.backends.sqlite import SQLiteBackend
 
-BACKENDS = [kind for kind in ("memory", "sqlite") if ONLY_BACKENDS is None or kind in ONLY_BACKENDS]
-BACKENDS += SERVER_BACKENDS
 __all__ = ["BACKENDS", "require_service"]  # require_service: for server-specific tests
 
 
 def make_backend(kind: str, tmp_path: Path) -> Backend:
-    if kind == "memory":
-        return MemoryBackend()
-    if kind == "sqlite":
-        return SQLiteBackend(backend_url(kind, tmp_path))
     return open_backend(backend_url(kind, tmp_path))
 
 

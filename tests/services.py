@@ -1,4 +1,8 @@
-"""The real servers tests talk to, and per-test isolated URLs on them.
+"""The stores tests run on, and per-test isolated URLs on them.
+
+The kinds come from the store registry (`backburner.stores` entry points, see
+backburner/backends/registry.py): each registered store is one kind, and TEST_URLS says how a
+test gets an isolated URL on it; a registered store without one fails the run.
 
 Redis: BACKBURNER_TEST_REDIS_URL (default redis://127.0.0.1:6379/15); PostgreSQL:
 BACKBURNER_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). A server
@@ -8,15 +12,18 @@ that is down fails the run under CI=true and skips (loudly) elsewhere.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import socket
 import uuid
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from backburner.backends.registry import installed_stores
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REDIS_URL = os.environ.get("BACKBURNER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -25,37 +32,19 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-ALL_BACKENDS = ("memory", "sqlite", "redis", "postgres")
-
-
-def _only() -> frozenset[str] | None:
+def _only(known: tuple[str, ...]) -> frozenset[str] | None:
     """BACKBURNER_TEST_BACKENDS=memory,sqlite restricts every backend-parametrised test to
     those backends (scripts/test.sh's run on the lowest supported versions uses it)."""
     raw = os.environ.get("BACKBURNER_TEST_BACKENDS", "").strip()
     if not raw:
         return None
     kinds = frozenset(k.strip() for k in raw.split(",") if k.strip())
-    unknown = sorted(kinds - set(ALL_BACKENDS))
+    unknown = sorted(kinds - set(known))
     if unknown:
         raise pytest.UsageError(
-            f"BACKBURNER_TEST_BACKENDS: unknown backend(s) {unknown}; known: {list(ALL_BACKENDS)}"
+            f"BACKBURNER_TEST_BACKENDS: unknown backend(s) {unknown}; known: {list(known)}"
         )
     return kinds
-
-
-ONLY_BACKENDS = _only()
-
-SERVER_BACKENDS = [
-    kind
-    for kind, module in (("redis", "backburner.backends.redis"),
-                         ("postgres", "backburner.backends.postgres"))
-    if _available(module) and (ONLY_BACKENDS is None or kind in ONLY_BACKENDS)
-]
-"""A server backend joins the tests as soon as its package exists (unless restricted)."""
 
 
 def require_service(url: str) -> None:
@@ -77,20 +66,81 @@ def require_service(url: str) -> None:
     pytest.skip(f"SKIPPED LOUDLY: {reason}")
 
 
+@dataclass(frozen=True)
+class StoreUrls:
+    """How tests reach one registered store."""
+
+    make: Callable[[Path], str]
+    """A URL isolated to one test (given its tmp_path): its own file, key prefix or schema."""
+    server: bool
+    """The store is a server the tests must reach (SERVER_BACKENDS)."""
+
+
+def _token() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _redis_url(tmp_path: Path) -> str:
+    require_service(REDIS_URL)
+    return f"{REDIS_URL}?prefix=bbt-{_token()}"
+
+
+def _postgres_url(tmp_path: Path) -> str:
+    require_service(POSTGRES_URL)
+    return f"{POSTGRES_URL}?schema=bbt_{_token()}"
+
+
+TEST_URLS: dict[str, StoreUrls] = {
+    "memory": StoreUrls(lambda tmp_path: "memory://", server=False),
+    "sqlite": StoreUrls(lambda tmp_path: f"sqlite:///{tmp_path}/jobs.db", server=False),
+    "redis": StoreUrls(_redis_url, server=True),
+    "postgres": StoreUrls(_postgres_url, server=True),
+}
+"""Keyed by one registered scheme of each store, which names its test kind; in the order tests
+run them. Every store of the registry needs exactly one entry here (see `store_kinds`)."""
+
+
+def store_kinds() -> tuple[str, ...]:
+    """The test kinds: one per store the registry holds (schemes naming the same factory are
+    one store), named by its scheme in TEST_URLS. A registered store with no URL maker
+    fails the run instead of going untested."""
+    stores = installed_stores()
+    schemes_of: dict[str, list[str]] = {}
+    for scheme, entry in sorted(stores.entries.items()):
+        schemes_of.setdefault(entry.target, []).append(scheme)
+    problems = [f"scheme {scheme!r} is claimed by several packages" for scheme in stores.clashes]
+    kinds: set[str] = set()
+    for target, schemes in schemes_of.items():
+        named = [scheme for scheme in schemes if scheme in TEST_URLS]
+        if len(named) == 1:
+            kinds.add(named[0])
+        else:
+            problems.append(
+                f"{target} (schemes {schemes}) needs exactly one URL maker in "
+                f"tests/services.py TEST_URLS, has {len(named)}"
+            )
+    problems += [
+        f"TEST_URLS[{scheme!r}] names no registered store" for scheme in TEST_URLS
+        if scheme not in stores.entries
+    ]
+    if problems:
+        raise pytest.UsageError("stores registered in 'backburner.stores': " + "; ".join(problems))
+    return tuple(kind for kind in TEST_URLS if kind in kinds)
+
+
+ALL_BACKENDS = store_kinds()
+ONLY_BACKENDS = _only(ALL_BACKENDS)
+BACKENDS = [kind for kind in ALL_BACKENDS if ONLY_BACKENDS is None or kind in ONLY_BACKENDS]
+"""What the `backend` fixture runs each test on."""
+SERVER_BACKENDS = [kind for kind in BACKENDS if TEST_URLS[kind].server]
+"""The server stores among them: every registered one joins the tests (unless restricted)."""
+
+
 def backend_url(kind: str, tmp_path: Path) -> str:
     """A URL isolated to one test: its own file, key prefix or schema."""
-    token = uuid.uuid4().hex[:12]
-    if kind == "memory":
-        return "memory://"
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path}/jobs.db"
-    if kind == "redis":
-        require_service(REDIS_URL)
-        return f"{REDIS_URL}?prefix=bbt-{token}"
-    if kind == "postgres":
-        require_service(POSTGRES_URL)
-        return f"{POSTGRES_URL}?schema=bbt_{token}"
-    raise ValueError(kind)
+    if kind not in ALL_BACKENDS:
+        raise ValueError(f"unknown store kind {kind!r}; known: {list(ALL_BACKENDS)}")
+    return TEST_URLS[kind].make(tmp_path)
 
 
 def destroy_store(url: str) -> None:
