@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BACKENDS, dispose, make_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backburner.backends.memory import MemoryBackend
 from backburner.backends.protocol import Backend, Completion, Failure, NewJob
 from backburner.job import FailureReason, JobState
+from tests.contract.model_stores import MODEL_CHECKED, store_on_loop
 
 OUTCOMES = ("complete", "fail", "retry", "cancelled")
 
@@ -156,12 +156,9 @@ async def run_case(store: Backend, shape: Shape, plan: list[Step]) -> None:
     await model.close()
 
 
-@pytest.mark.parametrize("kind", [k for k in BACKENDS if k != "memory"])
+@pytest.mark.parametrize("kind", MODEL_CHECKED)
 def test_every_store_applies_the_flow_rules(kind: str, tmp_path: Path) -> None:
-    loop = asyncio.new_event_loop()
-    store = make_backend(kind, tmp_path)
-    loop.run_until_complete(store.open())
-    try:
+    with store_on_loop(kind, tmp_path) as (loop, store):
         @settings(max_examples=60, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow])
         @given(shape=shapes(), plan=steps)
@@ -169,9 +166,6 @@ def test_every_store_applies_the_flow_rules(kind: str, tmp_path: Path) -> None:
             loop.run_until_complete(run_case(store, shape, plan))
 
         check()
-    finally:
-        loop.run_until_complete(dispose(store))
-        loop.close()
 
 
 @settings(max_examples=150, deadline=None, database=None)

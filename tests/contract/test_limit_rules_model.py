@@ -14,14 +14,12 @@ starts than its rate.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, dispose, make_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +27,7 @@ from backburner.backends.limit_rules import LimitedJob, groups_of, plan_admissio
 from backburner.backends.memory import MemoryBackend
 from backburner.backends.protocol import Backend, Completion, Failure, NewJob, Release
 from backburner.job import FailureReason
+from tests.contract.model_stores import MODEL_CHECKED, store_on_loop
 
 RATE_PERIOD = 3600.0
 """Long enough that no start leaves the window during a test: delayed jobs stay delayed."""
@@ -126,12 +125,9 @@ async def run_case(store: Backend, spec: Limits, plan: list[Step]) -> None:
     await model.close()
 
 
-@pytest.mark.parametrize("kind", [k for k in BACKENDS if k != "memory"])
+@pytest.mark.parametrize("kind", MODEL_CHECKED)
 def test_every_store_applies_the_limit_rules(kind: str, tmp_path: Path) -> None:
-    loop = asyncio.new_event_loop()
-    store = make_backend(kind, tmp_path)
-    loop.run_until_complete(store.open())
-    try:
+    with store_on_loop(kind, tmp_path) as (loop, store):
         @settings(max_examples=60, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow])
         @given(spec=limits(), plan=steps)
@@ -139,9 +135,6 @@ def test_every_store_applies_the_limit_rules(kind: str, tmp_path: Path) -> None:
             loop.run_until_complete(run_case(store, spec, plan))
 
         check()
-    finally:
-        loop.run_until_complete(dispose(store))
-        loop.close()
 
 
 limited_jobs = st.lists(

@@ -109,9 +109,6 @@ class SQLiteBackend:
         self._opened_in: int | None = None
         self._prune_from = 0
         """Where the retention pruner's walk goes on (a rowid; 0: from the oldest job)."""
-        self._limited_claims: set[tuple[str, int]] = set()
-        """(id, attempt) of the limited jobs claimed through this backend and not yet
-        acknowledged (see `_ending`); written on the connection's thread by `_claim`."""
 
     @property
     def notifier(self) -> Notifier:
@@ -153,9 +150,7 @@ class SQLiteBackend:
         lease: float,
         alone: bool = False,
     ) -> Claim:
-        return await self._db.run(
-            _claim, worker_id, list(queues), limit, lease, alone, self._limited_claims
-        )
+        return await self._db.run(_claim, worker_id, list(queues), limit, lease, alone)
 
     async def heartbeat(self, worker_id: str, lease: float) -> Heartbeat:
         return await self._db.run(_heartbeat, worker_id, lease)
@@ -164,28 +159,13 @@ class SQLiteBackend:
         return await self._db.run(_update_progress, job_id, attempt, progress)
 
     async def complete(self, items: Sequence[Completion]) -> list[bool]:
-        return self._woken(await self._db.run(_complete, items, self._ending(items)))
+        return self._woken(await self._db.run(_complete, items))
 
     async def fail(self, items: Sequence[Failure]) -> list[bool]:
-        return self._woken(await self._db.run(_fail, items, self._ending(items)))
+        return self._woken(await self._db.run(_fail, items))
 
     async def release(self, items: Sequence[Release]) -> list[bool]:
-        return self._woken(await self._db.run(_release, items, self._ending(items)))
-
-    def _ending(self, items: Sequence[Completion | Failure | Release]) -> frozenset[str]:
-        """The items that end attempts of limited jobs claimed through this backend: only
-        theirs hand slots on (a statement more each), so an ordinary acknowledgement stays
-        one plain UPDATE with nothing returned. Attempts are acknowledged by the worker that
-        claimed them, through its backend; any other way a running job ends (a rescue of a
-        dead worker's jobs) returns its slots by itself."""
-        if not self._limited_claims:
-            return frozenset()
-        found = set()
-        for i in items:
-            if (i.id, i.attempt) in self._limited_claims:
-                self._limited_claims.discard((i.id, i.attempt))
-                found.add(i.id)
-        return frozenset(found)
+        return self._woken(await self._db.run(_release, items))
 
     def _woken(self, outcome: Outcome) -> list[bool]:
         """Wake the workers of queues where a freed slot made parked jobs ready."""
@@ -355,7 +335,6 @@ def _claim(
     limit: int,
     lease: float,
     alone: bool,
-    limited_claims: set[tuple[str, int]],
 ) -> Claim:
     now = time.time()
     claimed: list[tuple[int, int, int, ClaimedJob]] = []
@@ -368,13 +347,13 @@ def _claim(
             for queue in queues:
                 # A suspect over its limit is parked by _admit; the next one is tried.
                 while row := conn.execute(Q["claim_suspect"], {**base, "queue": queue}).fetchone():
-                    if _admit(conn, _refuse_invalid(conn, [row], now), now, limited_claims):
+                    if _admit(conn, _refuse_invalid(conn, [row], now), now):
                         return Claim([_claimed(row)], now, None, False)
         for position, queue in enumerate(queues):
             while (wanted := limit - len(claimed)) > 0:
                 params = {**base, "queue": queue, "limit": wanted}
                 rows = conn.execute(Q["claim_from_queue"], params).fetchall()
-                for r in _admit(conn, _refuse_invalid(conn, rows, now), now, limited_claims):
+                for r in _admit(conn, _refuse_invalid(conn, rows, now), now):
                     claimed.append((position, -r["priority"], r["seq"], _claimed(r)))
                 # Fewer than asked: the queue has no more ready jobs. Otherwise jobs over
                 # their limits were put back out of the way, and the ones behind them count.
@@ -408,7 +387,7 @@ def _refuse_invalid(
             "id": r["id"], "attempt": attempt, "retry_in": None, "final_state": "failed",
             "reason": FailureReason.INVALID_PAYLOAD.value, "counts": 1,
             "error": codec.dumps(invalid_row_error(problems, attempt, now)), "now": now,
-        })
+        }).fetchone()
         if r["has_dependents"]:  # they never run
             _cancel_dependents(conn, r["id"], "failed", now)
     return kept
@@ -430,7 +409,6 @@ def _admit(
     conn: sqlite3.Connection,
     rows: list[sqlite3.Row],
     now: float,
-    limited_claims: set[tuple[str, int]],
 ) -> list[sqlite3.Row]:
     """The claimed rows that may run under their limits (backends/limit_rules.py decides).
     The claim is already written, so the store counts them among the running. Costs
@@ -460,14 +438,7 @@ def _admit(
         for _ in range(n):
             conn.execute(Q["record_start"], {"queue": queue, "task": task, "now": now})
     refused = admission.refused
-    kept = [r for r in rows if r["id"] not in refused]
-    # Written here, on the connection's thread, so a claim whose caller stopped waiting for
-    # its reply (the jobs come back as strays, released later) is remembered too.
-    attempts = {r["id"]: r["attempt"] for r in kept}
-    limited_claims.update(
-        (job.id, attempts[job.id]) for job in limited if job.groups and job.id in attempts
-    )
-    return kept
+    return [r for r in rows if r["id"] not in refused]
 
 
 def _free_slots(conn: sqlite3.Connection, stopped: Sequence[LimitedJob]) -> set[str]:
@@ -514,31 +485,26 @@ Outcome = tuple[list[bool], set[str]]
 """Per item whether it was accepted, and the queues whose parked jobs got a slot."""
 
 
-def _complete(
-    conn: sqlite3.Connection, items: Sequence[Completion], limited: frozenset[str]
-) -> Outcome:
+def _complete(conn: sqlite3.Connection, items: Sequence[Completion]) -> Outcome:
     now = time.time()
     statement = Q["complete"]
     with WriteTransaction(conn):
-        accepted = [
+        ended = [
             conn.execute(
                 statement, {"id": i.id, "attempt": i.attempt, "result": i.result, "now": now}
-            ).rowcount
-            == 1
+            ).fetchone()
             for i in items
         ]
-        for i, ok in zip(items, accepted, strict=True):
-            if ok and i.has_dependents:
+        for i, row in zip(items, ended, strict=True):
+            if row is not None and i.has_dependents:
                 _release_dependents(conn, i.id, now)
-        return accepted, _free_slots_of(conn, items, accepted, limited)
+        return _ended(conn, items, ended)
 
 
-def _fail(
-    conn: sqlite3.Connection, items: Sequence[Failure], limited: frozenset[str]
-) -> Outcome:
+def _fail(conn: sqlite3.Connection, items: Sequence[Failure]) -> Outcome:
     now = time.time()
     statement = Q["fail"]
-    accepted = []
+    ended = []
     with WriteTransaction(conn):
         for i in items:
             final = ended_state(i.reason).value
@@ -552,42 +518,40 @@ def _fail(
                 "error": codec.dumps(error_entry(i.error, i.attempt, i.reason, now)),
                 "now": now,
             }
-            ok = conn.execute(statement, params).rowcount == 1
-            accepted.append(ok)
-            if ok and i.has_dependents and i.retry_in is None:
+            row = conn.execute(statement, params).fetchone()
+            ended.append(row)
+            if row is not None and i.has_dependents and i.retry_in is None:
                 _cancel_dependents(conn, i.id, final, now)
-        return accepted, _free_slots_of(conn, items, accepted, limited)
+        return _ended(conn, items, ended)
 
 
-def _release(
-    conn: sqlite3.Connection, items: Sequence[Release], limited: frozenset[str]
-) -> Outcome:
+def _release(conn: sqlite3.Connection, items: Sequence[Release]) -> Outcome:
     now = time.time()
+    statement = Q["release"]
     with WriteTransaction(conn):
-        accepted = [
-            conn.execute(Q["release"], {"id": i.id, "attempt": i.attempt, "now": now}).rowcount
-            == 1
+        ended = [
+            conn.execute(statement, {"id": i.id, "attempt": i.attempt, "now": now}).fetchone()
             for i in items
         ]
-        return accepted, _free_slots_of(conn, items, accepted, limited)
+        return _ended(conn, items, ended)
 
 
-def _free_slots_of(
+def _ended(
     conn: sqlite3.Connection,
     items: Sequence[Completion | Failure | Release],
-    accepted: list[bool],
-    limited: frozenset[str],
-) -> set[str]:
-    """_free_slots for the accepted items that are limited jobs (ids in `limited`)."""
-    if not limited:
-        return set()
-    stopped = []
-    for i, ok in zip(items, accepted, strict=True):
-        if ok and i.id in limited:
-            r = conn.execute(Q["limits_of"], {"id": i.id}).fetchone()
-            if r is not None:
-                stopped.append(_stopped_job(i.id, r))
-    return _free_slots(conn, stopped)
+    ended: Sequence[sqlite3.Row | None],
+) -> Outcome:
+    """Which acknowledgements were accepted (a row came back), and the queues woken by the
+    concurrency slots the accepted ones handed on. Each acknowledgement returns the limits
+    of its job, so no state ties a claim to it (a give-back of a stray claim frees its slots
+    like any other)."""
+    stopped = [
+        _stopped_job(i.id, row)
+        for i, row in zip(items, ended, strict=True)
+        if row is not None and (row["limit_concurrency"] is not None
+                                or row["limit_key_concurrency"] is not None)
+    ]
+    return [row is not None for row in ended], _free_slots(conn, stopped) if stopped else set()
 
 
 def _stopped_job(job_id: str, r: sqlite3.Row) -> LimitedJob:

@@ -194,13 +194,9 @@ WHERE id = :id AND attempt = :attempt AND state = 'running';
 UPDATE backburner_jobs
 SET state = 'completed', result = :result, finished_at = :now, updated_at = :now,
     lease_until = NULL
-WHERE id = :id AND attempt = :attempt AND state = 'running';
-
--- name: limits_of
--- What _free_slots needs of a limited job that stopped running (asked for those only: the
--- others' acknowledgements stay one plain statement each).
-SELECT queue, task, limit_concurrency, limit_key, limit_key_concurrency
-FROM backburner_jobs WHERE id = :id;
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+-- What the freeing of concurrency slots needs (backends/limit_rules.py slots_freed).
+RETURNING queue, task, limit_concurrency, limit_key, limit_key_concurrency;
 
 -- name: fail
 -- One failed attempt. Retried (scheduled after :retry_in) or ended (failed/cancelled).
@@ -213,12 +209,16 @@ SET state = CASE WHEN :retry_in IS NOT NULL THEN 'scheduled' ELSE :final_state E
     finished_at = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE :now END,
     worker_id = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE worker_id END,
     lease_until = NULL, updated_at = :now
-WHERE id = :id AND attempt = :attempt AND state = 'running';
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+-- What the freeing of concurrency slots needs (backends/limit_rules.py slots_freed).
+RETURNING queue, task, limit_concurrency, limit_key, limit_key_concurrency;
 
 -- name: release
 UPDATE backburner_jobs
 SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = :now
-WHERE id = :id AND attempt = :attempt AND state = 'running';
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+-- What the freeing of concurrency slots needs (backends/limit_rules.py slots_freed).
+RETURNING queue, task, limit_concurrency, limit_key, limit_key_concurrency;
 
 -- name: cancel_waiting
 -- A parked job leaves the parked indexes (only pending jobs are parked: see schema.sql).
