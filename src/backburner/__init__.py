@@ -3,7 +3,7 @@
 from backburner._version import __version__
 from backburner.app import Backburner, ScheduleInfo
 from backburner.backends.protocol import Backend
-from backburner.context import JobContext
+from backburner.context import CancelReason, JobContext
 from backburner.errors import (
     BackburnerError,
     BackendError,
@@ -38,6 +38,7 @@ __all__ = [
     "BackburnerError",
     "BoundTask",
     "Call",
+    "CancelReason",
     "ConfigurationError",
     "FailureReason",
     "Flow",

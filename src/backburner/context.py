@@ -6,6 +6,7 @@ import asyncio
 import math
 import threading
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 
 from backburner.errors import LeaseLostError
 from backburner.job import Progress
@@ -14,6 +15,19 @@ ProgressWriter = Callable[["JobContext", Progress], Awaitable[bool | None]]
 """Stores an update: True accepted, False refused (lease lost), None skipped (outage)."""
 
 _MAX_MESSAGE = 2000
+
+
+class CancelReason(StrEnum):
+    """Why a running attempt is asked to stop."""
+
+    CANCELLED = "cancelled"
+    """`cancel()` was called on its job: it ends `cancelled`."""
+    TIMEOUT = "timeout"
+    """It ran past the task's timeout: a failed attempt, retried like any other."""
+    SHUTDOWN = "shutdown"
+    """The worker is shutting down past its grace period: the job is given back."""
+    LOST = "lost"
+    """The worker lost the job's lease (another attempt may own it): the attempt is dropped."""
 
 
 class JobContext:
@@ -47,7 +61,7 @@ class JobContext:
         # A threading.Event, not an asyncio one: sync tasks poll it from their own thread.
         # Made on first use: most jobs never look at it.
         self._cancelled: threading.Event | None = None
-        self._cancel_reason: str | None = None
+        self._cancel_reason: CancelReason | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -85,10 +99,15 @@ class JobContext:
         return self._cancel_reason is not None
 
     @property
-    def cancel_reason(self) -> str | None:
+    def cancel_reason(self) -> CancelReason | None:
+        """Why the attempt is being stopped (a string enum: compares equal to "cancelled",
+        "timeout", "shutdown" or "lost"); None while it is not."""
         return self._cancel_reason
 
-    def _signal_cancel(self, reason: str) -> None:
+    def signal_cancel(self, reason: CancelReason) -> None:
+        """Ask the running attempt to stop (the worker calls this; the first reason given
+        is the one kept). Async tasks are cancelled by the worker as well; sync tasks see
+        `cancelled` turn true and `wait_cancelled` return."""
         if self._cancel_reason is None:
             self._cancel_reason = reason
         if self._cancelled is not None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from backburner import codec, tracing
 from backburner.backends.protocol import ClaimedJob, Completion, Failure, Release
-from backburner.context import JobContext
+from backburner.context import CancelReason, JobContext
 from backburner.errors import InvalidArgumentsError, LeaseLostError, RetryLater
 from backburner.job import FailureReason
 from backburner.task import Task
@@ -96,7 +96,7 @@ async def run_attempt(
         done = {call}
     if not done:
         # Sync tasks keep running in their thread; the flag lets them stop early.
-        ctx._signal_cancel("timeout")
+        ctx.signal_cancel(CancelReason.TIMEOUT)
         await _stop(call, job)
         error = {"type": "TimeoutError",
                  "message": f"attempt ran past its {timeout or 0:g}s timeout",
@@ -211,11 +211,11 @@ async def _cancelled(
     (None: no reason was recorded, the worker itself is being torn down)."""
     reason = ctx.cancel_reason
     await _stop(call, job)
-    if reason == "shutdown":
+    if reason is CancelReason.SHUTDOWN:
         return Outcome("release", job, Release(job.id, job.attempt))
-    if reason == "lost":
+    if reason is CancelReason.LOST:
         return Outcome("abandon", job, None)
-    if reason == "cancelled":
+    if reason is CancelReason.CANCELLED:
         error = {"type": "Cancelled", "message": "cancelled on request", "traceback": None}
         return _end(job, error, FailureReason.CANCELLED, counts=False)
     return None

@@ -29,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from backburner import codec
+from backburner.backends.attempt_rules import ended_state
 from backburner.backends.outage import OutageLog
 from backburner.backends.protocol import (
     ClaimedJob,
@@ -37,11 +38,11 @@ from backburner.backends.protocol import (
     Release,
     WorkerInfo,
 )
-from backburner.context import JobContext
+from backburner.context import CancelReason, JobContext
 from backburner.errors import BackburnerError, BackendUnavailableError, ConfigurationError
 from backburner.execution import Outcome, run_attempt, unexpected
 from backburner.instrument import Change
-from backburner.job import FailureReason, JobState, Progress
+from backburner.job import JobState, Progress
 from backburner.retention import prune_expired
 from backburner.scheduler import Scheduler
 from backburner.threads import DaemonThreads
@@ -402,11 +403,11 @@ class Worker:
                 job_id, attempt = key
                 if beat.owned.get(job_id) != attempt:
                     log.warning("job %s attempt %d lost its lease; abandoning it", job_id, attempt)
-                    entry.ctx._signal_cancel("lost")
+                    entry.ctx.signal_cancel(CancelReason.LOST)
                     entry.task.cancel()
                 elif job_id in beat.cancel_requested:
                     log.info("job %s cancel requested; cancelling attempt %d", job_id, attempt)
-                    entry.ctx._signal_cancel("cancelled")
+                    entry.ctx.signal_cancel(CancelReason.CANCELLED)
                     entry.task.cancel()
             await self._give_back_strays(beat.owned)
 
@@ -446,7 +447,7 @@ class Worker:
                     for (job_id, _), entry in list(self._running.items()):
                         if job_id == event.job_id:
                             log.info("job %s cancel requested; cancelling it", job_id)
-                            entry.ctx._signal_cancel("cancelled")
+                            entry.ctx.signal_cancel(CancelReason.CANCELLED)
                             entry.task.cancel()
             if self._signals.overflowed:
                 self._signals.overflowed = False
@@ -544,7 +545,7 @@ class Worker:
             await asyncio.wait(tasks, timeout=self.grace)
         late = list(self._running.values())
         for entry in late:
-            entry.ctx._signal_cancel("shutdown")
+            entry.ctx.signal_cancel(CancelReason.SHUTDOWN)
             entry.task.cancel()
         if late:
             log.info("releasing %d job(s) still running after the grace period", len(late))
@@ -588,7 +589,7 @@ class Worker:
                 log.warning("second signal: releasing running jobs now")
                 self.grace = 0
                 for entry in list(self._running.values()):
-                    entry.ctx._signal_cancel("shutdown")
+                    entry.ctx.signal_cancel(CancelReason.SHUTDOWN)
                     entry.task.cancel()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -608,7 +609,7 @@ def _change_for(outcome: Outcome) -> Change:
         return Change(job.id, job.task, job.queue, "scheduled", job.attempt,
                       {"reason": write.reason.value, "retry_in": round(write.retry_in, 3),
                        "error": write.error.get("type")}, ran=outcome.ran)
-    state = "cancelled" if write.reason is FailureReason.CANCELLED else "failed"
+    state = ended_state(write.reason).value
     return Change(job.id, job.task, job.queue, state, job.attempt,
                   {"reason": write.reason.value, "error": write.error.get("type")},
                   ran=outcome.ran)

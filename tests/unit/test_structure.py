@@ -50,10 +50,7 @@ PRIVATE_NAMES_ALLOWED = {
 }
 
 # Being removed by issue 11. "caller -> the called expression".
-PRIVATE_CALLS_ALLOWED = {
-    "backburner.execution -> ctx._signal_cancel",
-    "backburner.worker -> entry.ctx._signal_cancel",
-}
+PRIVATE_CALLS_ALLOWED: set[str] = set()
 
 # Being removed by issue 11. "importer -> module".
 STORAGE_IMPORTS_TRACING_ALLOWED = {
