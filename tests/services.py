@@ -5,8 +5,10 @@ backburner/backends/registry.py): each registered store is one kind, and TEST_UR
 test gets an isolated URL on it; a registered store without one fails the run.
 
 Redis: BACKBURNER_TEST_REDIS_URL (default redis://127.0.0.1:6379/15); PostgreSQL:
-BACKBURNER_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test). A server
-that is down fails the run under CI=true and skips (loudly) elsewhere.
+BACKBURNER_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test); MySQL or
+MariaDB: BACKBURNER_TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306, each test on a
+database bbt_<token> of its own). A server that is down fails the run under CI=true and
+skips (loudly) elsewhere.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ REDIS_URL = os.environ.get("BACKBURNER_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 POSTGRES_URL = os.environ.get(
     "BACKBURNER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+MYSQL_URL = os.environ.get("BACKBURNER_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
+_DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "mysql": 3306, "mariadb": 3306}
 
 
 def _only(known: tuple[str, ...]) -> frozenset[str] | None:
@@ -51,7 +55,7 @@ def require_service(url: str) -> None:
     """Fail under CI, skip loudly elsewhere, when the server behind `url` is not listening."""
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
-    port = parts.port or (6379 if parts.scheme.startswith("redis") else 5432)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 5432)
     try:
         with socket.create_connection((host, port), timeout=2):
             return
@@ -90,11 +94,17 @@ def _postgres_url(tmp_path: Path) -> str:
     return f"{POSTGRES_URL}?schema=bbt_{_token()}"
 
 
+def _mysql_url(tmp_path: Path) -> str:
+    require_service(MYSQL_URL)
+    return f"{MYSQL_URL.rstrip('/')}/bbt_{_token()}"  # the backend creates the database
+
+
 TEST_URLS: dict[str, StoreUrls] = {
     "memory": StoreUrls(lambda tmp_path: "memory://", server=False),
     "sqlite": StoreUrls(lambda tmp_path: f"sqlite:///{tmp_path}/jobs.db", server=False),
     "redis": StoreUrls(_redis_url, server=True),
     "postgres": StoreUrls(_postgres_url, server=True),
+    "mysql": StoreUrls(_mysql_url, server=True),
 }
 """Keyed by one registered scheme of each store, which names its test kind; in the order tests
 run them. Every store of the registry needs exactly one entry here (see `store_kinds`)."""
