@@ -17,6 +17,7 @@ from backburner.fastapi.background import (
     DurableBackgroundTasks,
     register_background,
 )
+from backburner.fastapi.common import accepted
 from backburner.fastapi.lifespan import backburner_lifespan
 from backburner.fastapi.metrics import metrics_router
 from backburner.fastapi.origins import origin_check
@@ -32,7 +33,7 @@ from backburner.fastapi.problems import (
     problem_responses,
 )
 from backburner.fastapi.queues import QueueListOut, QueueOut, queue_router
-from backburner.fastapi.router import accepted, job_router
+from backburner.fastapi.router import job_router
 from backburner.fastapi.schedules import (
     ScheduleListOut,
     ScheduleOut,

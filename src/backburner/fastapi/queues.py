@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.params import Depends as DependsParam
@@ -19,23 +19,26 @@ from pydantic import BaseModel, Field
 
 from backburner.app import Backburner
 from backburner.errors import ConfigurationError
+from backburner.fastapi.common import (
+    UNAVAILABLE,
+    AppDep,
+    Responses,
+    RouterContext,
+    bind,
+    forbidden,
+    new_router,
+    store_access,
+)
 from backburner.fastapi.origins import origin_check
-from backburner.fastapi.problems import VALIDATION_PROBLEM, ProblemRoute, close_methods, problem
-from backburner.fastapi.router import _store
+from backburner.fastapi.problems import close_methods, problem
 from backburner.job import JobState
 from backburner.queues import MAX_QUEUE_NAME, QueueInfo
 
-_Responses = dict[int | str, dict[str, Any]]
-_UNAVAILABLE: _Responses = {
-    503: problem("the job store is unreachable")
-}
 # A queue needs no declaration, but a name no store can hold (a control character, ...)
 # names no queue that could ever exist: 404, like any other missing resource. The schema
 # cannot spell Python's notion of printable, so this is an answer, not a validation error.
-_BAD_NAME: _Responses = {404: problem("a name no queue can have")}
-_FORBIDDEN: _Responses = {
-    403: problem("not allowed to change queues, or a foreign origin")
-}
+BAD_NAME: Responses = {404: problem("a name no queue can have")}
+FORBIDDEN = forbidden("queues")
 QueueName = Annotated[str, Path(min_length=1, max_length=MAX_QUEUE_NAME,
                                 description="the queue's name (`@app.task(queue=)`)")]
 
@@ -72,71 +75,72 @@ def queue_router(
     """The queue routes on a router of their own (`job_router` adds them to itself).
     Pause and resume refuse a foreign browser `Origin` with 403 as `job_router`'s writes
     do (`allowed_origins`: the same option, see `job_router`)."""
-    router = APIRouter(dependencies=list(dependencies), route_class=ProblemRoute,
-                       responses={422: VALIDATION_PROBLEM})
-    add_queue_routes(
-        router, app, name=name,
-        write_dependencies=[*write_dependencies, origin_check(allowed_origins)])
+    router = new_router([bind(RouterContext(app, name)), *dependencies])
+    add_queue_routes(router, name=name,
+                     writes=[*write_dependencies, origin_check(allowed_origins)])
     close_methods(router)
     return router
 
 
-def add_queue_routes(
-    router: APIRouter,
-    app: Backburner,
-    *,
-    write_dependencies: Sequence[DependsParam] = (),
-    name: str = "backburner",
-) -> None:
-    """Add `app`'s queue routes to `router`, under the router's own dependencies;
-    `write_dependencies` apply on top of them to pause and resume."""
-    writes = list(write_dependencies)
-    tags: list[str | Enum] = ["queues"]
+async def _one(app: Backburner, queue: str) -> QueueOut:
+    try:
+        return QueueOut.of(await app.queue(queue))
+    except ConfigurationError as exc:
+        raise HTTPException(404, str(exc)) from None
 
-    async def one(queue: str) -> QueueOut:
+
+async def list_queues(app: AppDep) -> QueueListOut:
+    """Every queue that holds jobs or was ever paused: paused or not, jobs per state."""
+    async with store_access():
+        return QueueListOut(queues=[QueueOut.of(q) for q in await app.queues()])
+
+
+async def get_queue(queue: QueueName, app: AppDep) -> QueueOut:
+    """One queue. A name the store knows nothing of is a queue with no jobs, not paused
+    (200, zero counts): queues need no declaration."""
+    async with store_access():
+        return await _one(app, queue)
+
+
+async def pause_queue(queue: QueueName, app: AppDep) -> QueueOut:
+    """No worker claims this queue's jobs until it is resumed (running ones finish);
+    jobs enqueued meanwhile are stored and wait."""
+    async with store_access():
         try:
-            return QueueOut.of(await app.queue(queue))
+            await app.pause_queue(queue)
         except ConfigurationError as exc:
             raise HTTPException(404, str(exc)) from None
+        return await _one(app, queue)
 
-    @router.get("/queues", response_model=QueueListOut, name=f"{name}_list_queues",
-                operation_id=f"{name}_list_queues", responses=_UNAVAILABLE, tags=tags)
-    async def list_queues() -> QueueListOut:
-        """Every queue that holds jobs or was ever paused: paused or not, jobs per state."""
-        async with _store():
-            return QueueListOut(queues=[QueueOut.of(q) for q in await app.queues()])
 
-    @router.get("/queues/{queue}", response_model=QueueOut, name=f"{name}_get_queue",
-                operation_id=f"{name}_get_queue", responses={**_BAD_NAME, **_UNAVAILABLE},
-                tags=tags)
-    async def get_queue(queue: QueueName) -> QueueOut:
-        """One queue. A name the store knows nothing of is a queue with no jobs, not paused
-        (200, zero counts): queues need no declaration."""
-        async with _store():
-            return await one(queue)
+async def resume_queue(queue: QueueName, app: AppDep) -> QueueOut:
+    """Workers claim this queue's jobs again, woken at once."""
+    async with store_access():
+        try:
+            await app.resume_queue(queue)
+        except ConfigurationError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return await _one(app, queue)
 
-    @router.post("/queues/{queue}/pause", response_model=QueueOut, name=f"{name}_pause_queue",
-                 operation_id=f"{name}_pause_queue", dependencies=writes, tags=tags,
-                 responses={**_BAD_NAME, **_UNAVAILABLE, **_FORBIDDEN})
-    async def pause_queue(queue: QueueName) -> QueueOut:
-        """No worker claims this queue's jobs until it is resumed (running ones finish);
-        jobs enqueued meanwhile are stored and wait."""
-        async with _store():
-            try:
-                await app.pause_queue(queue)
-            except ConfigurationError as exc:
-                raise HTTPException(404, str(exc)) from None
-            return await one(queue)
 
-    @router.post("/queues/{queue}/resume", response_model=QueueOut,
-                 name=f"{name}_resume_queue", operation_id=f"{name}_resume_queue",
-                 dependencies=writes, tags=tags,
-                 responses={**_BAD_NAME, **_UNAVAILABLE, **_FORBIDDEN})
-    async def resume_queue(queue: QueueName) -> QueueOut:
-        """Workers claim this queue's jobs again, woken at once."""
-        async with _store():
-            try:
-                await app.resume_queue(queue)
-            except ConfigurationError as exc:
-                raise HTTPException(404, str(exc)) from None
-            return await one(queue)
+def add_queue_routes(
+    router: APIRouter, *, name: str = "backburner", writes: Sequence[DependsParam] = (),
+) -> None:
+    """Add the queue routes to `router`, a router with a `RouterContext` bound (see
+    `common`), under its own dependencies; `writes` apply on top of them to pause and
+    resume."""
+    tags: list[str | Enum] = ["queues"]
+    router.add_api_route(
+        "/queues", list_queues, methods=["GET"], response_model=QueueListOut,
+        name=f"{name}_list_queues", operation_id=f"{name}_list_queues",
+        responses=UNAVAILABLE, tags=tags)
+    router.add_api_route(
+        "/queues/{queue}", get_queue, methods=["GET"], response_model=QueueOut,
+        name=f"{name}_get_queue", operation_id=f"{name}_get_queue",
+        responses={**BAD_NAME, **UNAVAILABLE}, tags=tags)
+    for verb, endpoint in (("pause", pause_queue), ("resume", resume_queue)):
+        router.add_api_route(
+            f"/queues/{{queue}}/{verb}", endpoint, methods=["POST"], response_model=QueueOut,
+            name=f"{name}_{verb}_queue", operation_id=f"{name}_{verb}_queue",
+            dependencies=writes, tags=tags,
+            responses={**BAD_NAME, **UNAVAILABLE, **FORBIDDEN})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.params import Depends as DependsParam
@@ -19,22 +19,27 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from backburner.app import Backburner, ScheduleInfo
+from backburner.fastapi.common import (
+    UNAVAILABLE,
+    AppDep,
+    ContextDep,
+    Responses,
+    RouterContext,
+    accepted,
+    bind,
+    forbidden,
+    new_router,
+    store_access,
+)
 from backburner.fastapi.origins import origin_check
-from backburner.fastapi.problems import VALIDATION_PROBLEM, ProblemRoute, close_methods, problem
-from backburner.fastapi.router import _store, accepted
+from backburner.fastapi.problems import close_methods, problem
 from backburner.fastapi.schemas import JobAccepted
 from backburner.job import JobRecord, JobState
 
 LAST_RUN_LOOKBACK = 50
 """How many of the task's newest jobs are searched for the schedule's last tick."""
-_Responses = dict[int | str, dict[str, Any]]
-_NOT_FOUND: _Responses = {404: problem("no schedule of this name")}
-_UNAVAILABLE: _Responses = {
-    503: problem("the job store is unreachable")
-}
-_FORBIDDEN: _Responses = {
-    403: problem("not allowed to change schedules, or a foreign origin")
-}
+NOT_FOUND: Responses = {404: problem("no schedule of this name")}
+FORBIDDEN = forbidden("schedules")
 ScheduleName = Annotated[str, Path(min_length=1, max_length=200,
                                    description="the schedule's name (`@app.periodic(name=)`)")]
 
@@ -83,94 +88,96 @@ def schedule_router(
     `name`: the trigger's `Location` is that router's job status route. Pause, resume
     and trigger refuse a foreign browser `Origin` with 403 as `job_router`'s writes do
     (`allowed_origins`: the same option, see `job_router`)."""
-    router = APIRouter(dependencies=list(dependencies), route_class=ProblemRoute,
-                       responses={422: VALIDATION_PROBLEM})
-    add_schedule_routes(
-        router, app, name=name,
-        write_dependencies=[*write_dependencies, origin_check(allowed_origins)])
+    router = new_router([bind(RouterContext(app, name)), *dependencies])
+    add_schedule_routes(router, name=name,
+                        writes=[*write_dependencies, origin_check(allowed_origins)])
     close_methods(router)
     return router
 
 
+Runs = Annotated[int, Query(ge=1, le=100, description="next ticks to list")]
+
+
+async def _one(app: Backburner, schedule: str, runs: int = 5) -> ScheduleOut:
+    for info in await app.schedules(runs=runs):
+        if info.name == schedule:
+            return await _out(app, info)
+    raise _unknown(schedule)  # pragma: no cover - checked by the caller first
+
+
+def _known(app: Backburner, schedule: str) -> None:
+    if schedule not in app.periodic_schedules:
+        raise _unknown(schedule)
+
+
+async def list_schedules(app: AppDep, runs: Runs = 5) -> ScheduleListOut:
+    """Every periodic schedule: cron or interval, time zone, description, paused or
+    not, the next ticks and the job of the latest one."""
+    async with store_access():
+        infos = await app.schedules(runs=runs)
+        return ScheduleListOut(schedules=[await _out(app, info) for info in infos])
+
+
+async def get_schedule(schedule: ScheduleName, app: AppDep, runs: Runs = 5) -> ScheduleOut:
+    """One periodic schedule (as in the listing)."""
+    _known(app, schedule)
+    async with store_access():
+        return await _one(app, schedule, runs)
+
+
+async def pause_schedule(schedule: ScheduleName, app: AppDep) -> ScheduleOut:
+    """Enqueue no tick of this schedule, on any worker, until it is resumed."""
+    _known(app, schedule)
+    async with store_access():
+        await app.pause_schedule(schedule)
+        return await _one(app, schedule)
+
+
+async def resume_schedule(schedule: ScheduleName, app: AppDep) -> ScheduleOut:
+    """Enqueue its ticks again from now on; none that fell while paused is caught up."""
+    _known(app, schedule)
+    async with store_access():
+        await app.resume_schedule(schedule)
+        return await _one(app, schedule)
+
+
+async def trigger_schedule(
+    schedule: ScheduleName, request: Request, context: ContextDep,
+) -> JSONResponse:
+    """Run the schedule's task once now, outside its ticks (paused or not): 202, with
+    the job's status resource as `Location`."""
+    _known(context.app, schedule)
+    async with store_access():
+        job = await context.app.trigger_schedule(schedule)
+    return accepted(job, request, status_route=context.status_route)
+
+
 def add_schedule_routes(
-    router: APIRouter,
-    app: Backburner,
-    *,
-    write_dependencies: Sequence[DependsParam] = (),
-    name: str = "backburner",
+    router: APIRouter, *, name: str = "backburner", writes: Sequence[DependsParam] = (),
 ) -> None:
-    """Add `app`'s schedule routes to `router`, under the router's own dependencies;
-    `write_dependencies` apply on top of them to pause, resume and trigger."""
-    status_route = f"{name}_get_job"
-    writes = list(write_dependencies)
+    """Add the schedule routes to `router`, a router with a `RouterContext` bound (see
+    `common`), under its own dependencies; `writes` apply on top of them to pause, resume
+    and trigger."""
     tags: list[str | Enum] = ["schedules"]
-
-    async def one(schedule: str, runs: int = 5) -> ScheduleOut:
-        for info in await app.schedules(runs=runs):
-            if info.name == schedule:
-                return await _out(app, info)
-        raise _unknown(schedule)  # pragma: no cover - checked by the caller first
-
-    def known(schedule: str) -> None:
-        if schedule not in app.periodic_schedules:
-            raise _unknown(schedule)
-
-    @router.get("/schedules", response_model=ScheduleListOut, name=f"{name}_list_schedules",
-                operation_id=f"{name}_list_schedules", responses=_UNAVAILABLE, tags=tags)
-    async def list_schedules(
-        runs: Annotated[int, Query(ge=1, le=100, description="next ticks to list")] = 5,
-    ) -> ScheduleListOut:
-        """Every periodic schedule: cron or interval, time zone, description, paused or
-        not, the next ticks and the job of the latest one."""
-        async with _store():
-            infos = await app.schedules(runs=runs)
-            return ScheduleListOut(schedules=[await _out(app, info) for info in infos])
-
-    @router.get("/schedules/{schedule}", response_model=ScheduleOut,
-                name=f"{name}_get_schedule", operation_id=f"{name}_get_schedule",
-                responses={**_NOT_FOUND, **_UNAVAILABLE}, tags=tags)
-    async def get_schedule(
-        schedule: ScheduleName,
-        runs: Annotated[int, Query(ge=1, le=100, description="next ticks to list")] = 5,
-    ) -> ScheduleOut:
-        """One periodic schedule (as in the listing)."""
-        known(schedule)
-        async with _store():
-            return await one(schedule, runs)
-
-    @router.post("/schedules/{schedule}/pause", response_model=ScheduleOut,
-                 name=f"{name}_pause_schedule", operation_id=f"{name}_pause_schedule",
-                 dependencies=writes, tags=tags,
-                 responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN})
-    async def pause_schedule(schedule: ScheduleName) -> ScheduleOut:
-        """Enqueue no tick of this schedule, on any worker, until it is resumed."""
-        known(schedule)
-        async with _store():
-            await app.pause_schedule(schedule)
-            return await one(schedule)
-
-    @router.post("/schedules/{schedule}/resume", response_model=ScheduleOut,
-                 name=f"{name}_resume_schedule", operation_id=f"{name}_resume_schedule",
-                 dependencies=writes, tags=tags,
-                 responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN})
-    async def resume_schedule(schedule: ScheduleName) -> ScheduleOut:
-        """Enqueue its ticks again from now on; none that fell while paused is caught up."""
-        known(schedule)
-        async with _store():
-            await app.resume_schedule(schedule)
-            return await one(schedule)
-
-    @router.post("/schedules/{schedule}/trigger", status_code=202, response_model=JobAccepted,
-                 name=f"{name}_trigger_schedule", operation_id=f"{name}_trigger_schedule",
-                 dependencies=writes, tags=tags,
-                 responses={**_NOT_FOUND, **_UNAVAILABLE, **_FORBIDDEN})
-    async def trigger_schedule(schedule: ScheduleName, request: Request) -> JSONResponse:
-        """Run the schedule's task once now, outside its ticks (paused or not): 202, with
-        the job's status resource as `Location`."""
-        known(schedule)
-        async with _store():
-            job = await app.trigger_schedule(schedule)
-        return accepted(job, request, status_route=status_route)
+    router.add_api_route(
+        "/schedules", list_schedules, methods=["GET"], response_model=ScheduleListOut,
+        name=f"{name}_list_schedules", operation_id=f"{name}_list_schedules",
+        responses=UNAVAILABLE, tags=tags)
+    router.add_api_route(
+        "/schedules/{schedule}", get_schedule, methods=["GET"], response_model=ScheduleOut,
+        name=f"{name}_get_schedule", operation_id=f"{name}_get_schedule",
+        responses={**NOT_FOUND, **UNAVAILABLE}, tags=tags)
+    for verb, endpoint in (("pause", pause_schedule), ("resume", resume_schedule)):
+        router.add_api_route(
+            f"/schedules/{{schedule}}/{verb}", endpoint, methods=["POST"],
+            response_model=ScheduleOut, name=f"{name}_{verb}_schedule",
+            operation_id=f"{name}_{verb}_schedule", dependencies=writes, tags=tags,
+            responses={**NOT_FOUND, **UNAVAILABLE, **FORBIDDEN})
+    router.add_api_route(
+        "/schedules/{schedule}/trigger", trigger_schedule, methods=["POST"], status_code=202,
+        response_model=JobAccepted, name=f"{name}_trigger_schedule",
+        operation_id=f"{name}_trigger_schedule", dependencies=writes, tags=tags,
+        responses={**NOT_FOUND, **UNAVAILABLE, **FORBIDDEN})
 
 
 def _unknown(schedule: str) -> HTTPException:
@@ -178,7 +185,7 @@ def _unknown(schedule: str) -> HTTPException:
 
 
 async def _out(app: Backburner, info: ScheduleInfo) -> ScheduleOut:
-    last = await _last_tick(app, info)
+    last = await last_tick(app, info)
     return ScheduleOut(
         name=info.name, task=info.task, description=info.description, cron=info.cron,
         every=info.every, tz=info.tz, paused=info.paused, next_runs=info.next_runs,
@@ -188,7 +195,7 @@ async def _out(app: Backburner, info: ScheduleInfo) -> ScheduleOut:
     )
 
 
-async def _last_tick(app: Backburner, info: ScheduleInfo) -> JobRecord | None:
+async def last_tick(app: Backburner, info: ScheduleInfo) -> JobRecord | None:
     """The newest job among the task's newest that carries one of this schedule's tick keys
     (`periodic:<name>@<tick>`, see `Schedule.tick_key`)."""
     prefix = f"periodic:{info.name}@"
