@@ -145,7 +145,7 @@ def _job(queue: str = "default") -> NewJob:
 async def test_schemas_keep_apps_sharing_a_database_apart() -> None:
     url_a, schema_a = schema_url()
     url_b, _ = schema_url()
-    async with opened(url_a) as a, opened(url_b) as b:
+    async with opened(url_a) as a, opened(url_b) as b, opened(url_b) as b_too:
         job = _job()
         with b.notifier.subscribe(["wakeup"]) as heard_by_b:
             await b._notifier.connected.wait()
@@ -155,8 +155,12 @@ async def test_schemas_keep_apps_sharing_a_database_apart() -> None:
             assert (await b.claim("w", ["default"], 10, 30)).jobs == []
             assert await b.counts() == {}
             assert await a.counts() == {("default", JobState.PENDING): 1}
-            # Wake-ups travel on the schema's own channel.
-            assert not await heard_by_b.wait(0.3)
+            # Wake-ups travel on the schema's own channel: one sent on b's afterwards (by
+            # another instance: b skips its own) arrives alone, as PostgreSQL delivers
+            # notifications in commit order.
+            await b_too.insert([_job("marker")])
+            assert await heard_by_b.wait(5.0)
+            assert [e.queue for e in heard_by_b.drain()] == ["marker"]
         assert await a.lead("w1", 30) and await b.lead("w2", 30)
         async with admin() as conn:
             tables = await conn.fetch(

@@ -63,9 +63,20 @@ async def _check_committed(theirs: PostgresBackend, sub: Subscription, job_id: s
     assert record is not None and record.state is JobState.PENDING
 
 
-async def _check_discarded(theirs: PostgresBackend, sub: Subscription, job_id: str) -> None:
+async def _check_discarded(
+    app: Backburner, theirs: PostgresBackend, sub: Subscription, job_id: str,
+) -> None:
     assert await theirs.get(job_id) is None
-    assert not await sub.wait(0.3), "a rolled-back enqueue woke a worker"
+    await _check_unheard(app, sub, "a rolled-back enqueue woke a worker")
+
+
+async def _check_unheard(app: Backburner, sub: Subscription, why: str) -> None:
+    """No wake-up reached `sub` so far: one committed now (queue "marker") arrives alone.
+    PostgreSQL delivers notifications in commit order, so an earlier one would come first;
+    no waiting for something not to happen."""
+    await app.get_task("tx.send").options(queue="marker").enqueue("marker@x.io")
+    assert await sub.wait(5.0), "the marker woke no worker"
+    assert [e.queue for e in sub.drain()] == ["marker"], why
 
 
 async def test_asyncpg_commit_makes_the_job_visible_and_wakes_workers(
@@ -79,7 +90,7 @@ async def test_asyncpg_commit_makes_the_job_visible_and_wakes_workers(
             job = await app.get_task("tx.send").options(connection=conn).enqueue("a@x.io")
             # Not yet: nobody else sees the job, and no wake-up went out.
             assert await theirs.get(job.id) is None
-            assert not await sub.wait(0.3)
+            await _check_unheard(app, sub, "a wake-up went out before the commit")
         await _check_committed(theirs, sub, job.id)
     finally:
         sub.close()
@@ -97,7 +108,7 @@ async def test_asyncpg_rollback_discards_the_job(
             async with conn.transaction():
                 job = await app.get_task("tx.send").options(connection=conn).enqueue("a@x.io")
                 raise Rollback
-        await _check_discarded(theirs, sub, job.id)
+        await _check_discarded(app, theirs, sub, job.id)
     finally:
         sub.close()
         await conn.close()
@@ -138,7 +149,7 @@ async def test_sqlalchemy_session_commit_and_rollback(
                     await session.execute(text("SELECT 1"))
                 dropped = await send.options(connection=session).enqueue("b@x.io")
                 await session.rollback()
-            await _check_discarded(theirs, sub, dropped.id)
+            await _check_discarded(app, theirs, sub, dropped.id)
     finally:
         sub.close()
 
@@ -158,7 +169,7 @@ async def test_sqlalchemy_connection_commit_and_rollback(
             async with engine.begin() as conn:
                 dropped = await send.options(connection=conn).enqueue("b@x.io")
                 raise Rollback
-        await _check_discarded(theirs, sub, dropped.id)
+        await _check_discarded(app, theirs, sub, dropped.id)
 
         # "Commit as you go": a connection without begin() joins the implicit transaction.
         async with engine.connect() as conn:
