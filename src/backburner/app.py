@@ -25,10 +25,10 @@ from backburner.retention import Retention
 from backburner.retry import Backoff
 from backburner.schedule import DEFAULT_CATCH_UP, Schedule, make_schedule
 from backburner.task import Call, Task, make_options
+from backburner.tracing import JobSpans, NoTracing, Tracing
 
 if TYPE_CHECKING:
     from backburner.bulk import BulkResult
-    from backburner.tracing import Tracing
     from backburner.worker import Worker
 
 P = ParamSpec("P")
@@ -123,9 +123,10 @@ class Backburner:
         self.tracing: Tracing | None = None
         """OpenTelemetry spans (see `backburner.tracing`), None when off."""
         if tracing is not False and tracing is not None:
-            from backburner.tracing import Tracing
-
             self.tracing = Tracing(None if tracing is True else tracing)
+        self.spans: JobSpans = self.tracing if self.tracing is not None else NoTracing()
+        """What enqueue and the worker call around each job: `tracing`, or when it is off
+        a `NoTracing` whose calls do nothing."""
         self._open_lock: asyncio.Lock | None = None
         self._opened = False
 

@@ -137,11 +137,8 @@ async def insert_jobs(
                 continue
             first[slot] = job.id
         sent.append(job)
-    if app.tracing is None:
-        used = await store_jobs(app.backend, sent, connection)
-    else:
-        with app.tracing.enqueue(sent) as traced:
-            used = await store_jobs(app.backend, traced, connection)
+    with app.spans.enqueue(sent) as stored:
+        used = await store_jobs(app.backend, stored, connection)
     actual = {job.id: done.id for job, done in zip(sent, used, strict=True)}
     # A holder's state as the store saw it (it may be uncommitted, with `connection=`).
     held = {done.id: done.holder_state for done in used if done.holder_state is not None}

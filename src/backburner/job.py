@@ -174,6 +174,10 @@ class JobRecord:
     waiting_on: int = 0
     """How many of `depends_on` have not completed yet; while > 0 the job is `scheduled`
     with `run_at` 9999-12-31 (`WAITING_RUN_AT`) and no worker takes it."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """What travels with the job beside its arguments (`trace`: its enqueue span's context,
+    see `backburner.tracing`); never passed to the task. Empty when there is none, or when
+    what is stored is not a JSON object."""
 
     @property
     def is_terminal(self) -> bool:

@@ -53,10 +53,7 @@ PRIVATE_NAMES_ALLOWED = {
 PRIVATE_CALLS_ALLOWED: set[str] = set()
 
 # Being removed by issue 11. "importer -> module".
-STORAGE_IMPORTS_TRACING_ALLOWED = {
-    "backburner.backends.memory -> backburner.tracing",
-    "backburner.backends.records -> backburner.tracing",
-}
+STORAGE_IMPORTS_TRACING_ALLOWED: set[str] = set()
 
 
 # -- reading a package -----------------------------------------------------------------------

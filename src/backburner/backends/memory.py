@@ -54,7 +54,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import error_entry, seq_cursor, stored_json
+from backburner.backends.records import error_entry, seq_cursor, stored_json, stored_meta
 from backburner.backends.unique_rules import (
     KeyHolder,
     answer_insert,
@@ -71,7 +71,6 @@ from backburner.job import (
     timestamp,
 )
 from backburner.notify import Event, LocalNotifier, Notifier
-from backburner.tracing import strip
 from backburner.unique import UniqueScope
 
 
@@ -115,6 +114,7 @@ class _Row:
     limit_key_concurrency: int | None = None
     rate_count: int | None = None
     rate_period: float | None = None
+    meta: str | None = None
     parked: Group | None = None
     """The limit group this pending job waits on for a free slot (out of the ready heap)."""
 
@@ -313,7 +313,7 @@ class MemoryBackend:
                 waiting_on=len(j.depends_on), receives=j.receives,
                 limit_concurrency=j.limit_concurrency, limit_key=j.limit_key,
                 limit_key_concurrency=j.limit_key_concurrency, rate_count=j.rate_count,
-                rate_period=j.rate_period,
+                rate_period=j.rate_period, meta=j.meta,
             )
             self._rows[j.id] = row
             used.append(Inserted(j.id))
@@ -369,7 +369,7 @@ class MemoryBackend:
             args=row.args, kwargs=row.kwargs, attempt=row.attempt,
             max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
             timeout=row.timeout, created_at=row.created_at, run_at=row.run_at,
-            started_at=now, has_dependents=bool(row.dependents),
+            started_at=now, has_dependents=bool(row.dependents), meta=row.meta,
         )
 
     def next_run_at(self) -> float | None:
@@ -621,7 +621,7 @@ class MemoryBackend:
         progress = stored_json(row.progress, None)
         return JobRecord(
             id=row.id, task=row.task, queue=row.queue, priority=row.priority, state=row.state,
-            args=stored_json(row.args, []), kwargs=strip(stored_json(row.kwargs, {})),
+            args=stored_json(row.args, []), kwargs=stored_json(row.kwargs, {}),
             attempt=row.attempt,
             max_attempts=row.max_attempts, failures=row.failures, lost=row.lost,
             timeout=row.timeout,
@@ -636,7 +636,7 @@ class MemoryBackend:
             started_at=timestamp(row.started_at), finished_at=timestamp(row.finished_at),
             lease_until=timestamp(row.lease_until), unique_key=row.unique_key,
             flow_id=row.flow_id, depends_on=row.depends_on, dependents=row.dependents,
-            waiting_on=row.waiting_on,
+            waiting_on=row.waiting_on, meta=stored_meta(row.meta),
         )
 
     async def get(self, job_id: str) -> JobRecord | None:

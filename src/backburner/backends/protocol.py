@@ -68,6 +68,10 @@ class NewJob:
     rate_period: float | None = None
     """At most `rate_count` jobs of this (queue, task) started per `rate_period` seconds;
     a job over the rate is scheduled again for when the window has room."""
+    meta: str | None = None
+    """JSON object: what travels with the job but is no argument of its task (the trace
+    context, see `backburner.tracing`). Stored, returned by claims and records, never passed
+    to the task. None: no meta (nothing stored for it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,8 @@ class ClaimedJob:
     has_dependents: bool = False
     """Jobs wait for this one (chains, groups): its outcome goes through the backend's flow
     path (ordinary jobs never pay for it)."""
+    meta: str | None = None
+    """The job's `NewJob.meta` as stored (None: none)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from backburner import codec
 from backburner.errors import ConfigurationError
 from backburner.job import AttemptError, FailureReason, JobRecord, JobState, Progress, timestamp
-from backburner.tracing import strip
 
 T = TypeVar("T")
 log = logging.getLogger("backburner.backends")
@@ -28,6 +27,14 @@ def stored_json(value: Any, default: Any) -> Any:
             # Rows written by something other than Backburner are shown, not trusted.
             return value
     return value
+
+
+def stored_meta(value: Any) -> dict[str, Any]:
+    """A job's stored meta (NULL or absent: empty). Anything but a JSON object reads as
+    empty: meta never decides how a job runs (a carrier that cannot be read only leaves the
+    attempt's span without a parent), so a row written by hand is not marked for it."""
+    loaded = stored_json(value, {})
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def record_from_row(
@@ -55,7 +62,7 @@ def record_from_row(
         priority=read.integer("priority"),
         state=read.parse("state", JobState, JobState.FAILED),
         args=stored_json(read.raw("args"), []),
-        kwargs=strip(stored_json(read.raw("kwargs"), {})),
+        kwargs=stored_json(read.raw("kwargs"), {}),
         attempt=read.integer("attempt"),
         max_attempts=read.integer("max_attempts"),
         failures=read.integer("failures"),
@@ -78,6 +85,7 @@ def record_from_row(
         depends_on=id_list(read.raw("depends_on")),
         dependents=id_list(read.raw("dependents")),
         waiting_on=read.integer("waiting_on"),
+        meta=stored_meta(read.raw("meta")),
     )
     if not read.bad:
         return record

@@ -113,12 +113,12 @@ def _flow_columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
     )
 
 
-def _limit_columns(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
-    """The limit arrays of insert_jobs and insert_unique_jobs (their last parameters)."""
+def _limits_and_meta(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
+    """The limit arrays of the insert queries, then the meta array (their last parameters)."""
     return (
         [j.limit_concurrency for j in jobs], [j.limit_key for j in jobs],
         [j.limit_key_concurrency for j in jobs], [j.rate_count for j in jobs],
-        [j.rate_period for j in jobs],
+        [j.rate_period for j in jobs], [j.meta for j in jobs],
     )
 
 
@@ -229,7 +229,7 @@ class PostgresBackend:
                     self._q["insert_flow_jobs"], *_columns(jobs), *_flow_columns(jobs),
                     WAITING_RUN_AT, self._wakeup,
                     self._notifier.origin if connection is None else "",
-                    *_limit_columns(jobs),
+                    *_limits_and_meta(jobs),
                 )
                 return [Inserted(j.id) for j in jobs]
             if connection is None:
@@ -237,7 +237,7 @@ class PostgresBackend:
                 if all(j.unique_key is None for j in jobs):
                     await pool.execute(
                         self._q["insert_jobs"], *_columns(jobs), self._wakeup,
-                        self._notifier.origin, *_limit_columns(jobs),
+                        self._notifier.origin, *_limits_and_meta(jobs),
                     )
                     return [Inserted(j.id) for j in jobs]
                 async with pool.acquire() as conn, conn.transaction():
@@ -248,7 +248,7 @@ class PostgresBackend:
             if all(j.unique_key is None for j in jobs):
                 await driver.execute(
                     self._q["insert_jobs"], *_columns(jobs), self._wakeup, "",
-                    *_limit_columns(jobs),
+                    *_limits_and_meta(jobs),
                 )
                 return [Inserted(j.id) for j in jobs]
             # A savepoint, so a failure here leaves the application's transaction usable.
@@ -281,7 +281,7 @@ class PostgresBackend:
                 self._q["insert_unique_jobs"], *_columns(waiting),
                 [j.unique_key for j in waiting], [j.unique_scope.value for j in waiting],
                 [j.unique_for for j in waiting], self._wakeup, origin,
-                *_limit_columns(waiting),
+                *_limits_and_meta(waiting),
             )
             used.update((r["id"], Inserted(r["id"])) for r in rows)
             skipped = [j for j in waiting if j.id not in used]
@@ -381,6 +381,7 @@ class PostgresBackend:
                 max_attempts=r["max_attempts"], failures=r["failures"], lost=r["lost"],
                 timeout=r["timeout"], created_at=r["created_at"], run_at=r["run_at"],
                 started_at=r["started_at"], has_dependents=r["has_dependents"],
+                meta=r["meta"],
             )
             for r in claimed
         ]

@@ -20,28 +20,29 @@
 -- Any number of jobs in one statement: all or none. Rows are inserted in the order given,
 -- so seq (the FIFO tiebreak) follows it. statement_timestamp(), not now(): this statement
 -- may run inside the application's own transaction (transactional enqueue), and now() would
--- date the job, and start its delay, at that transaction's BEGIN.
+-- date the job, and start its delay, at that transaction's BEGIN. $18: each job's meta
+-- (JSON text, NULL for none).
 WITH new AS (
     SELECT n.*,
            greatest(coalesce(to_timestamp(n.at), statement_timestamp()),
                     statement_timestamp() + make_interval(secs => n.delay)) AS run_at
     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
                 $7::int[], $8::float8[], $9::float8[], $10::float8[], $13::int[], $14::text[],
-                $15::int[], $16::int[], $17::float8[]) WITH ORDINALITY
+                $15::int[], $16::int[], $17::float8[], $18::text[]) WITH ORDINALITY
          AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at,
               limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period,
-              ord)
+              meta, ord)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
          created_at, updated_at, run_at, limit_concurrency, limit_key, limit_key_concurrency,
-         rate_count, rate_period)
+         rate_count, rate_period, meta)
     SELECT id, task, queue, priority,
            CASE WHEN run_at > statement_timestamp() THEN 'scheduled' ELSE 'pending' END,
            args, kwargs, max_attempts, timeout, statement_timestamp(), statement_timestamp(),
            run_at, limit_concurrency, limit_key, limit_key_concurrency, rate_count,
-           rate_period
+           rate_period, meta
     FROM new
     ORDER BY ord
     RETURNING queue
@@ -53,7 +54,8 @@ HAVING count(*) > 0;
 
 -- name: insert_flow_jobs
 -- The jobs of a chain or group (backburner.flows), all or none: insert_jobs plus their
--- links ($11 flow ids; $12, $13 JSON arrays of ids or NULL; $14 waiting_on; $15 receives).
+-- links ($11 flow ids; $12, $13 JSON arrays of ids or NULL; $14 waiting_on; $15 receives;
+-- $24 the jobs' meta, as in insert_jobs).
 -- One that waits for others is scheduled at $16 (9999-12-31): past the end of every staging
 -- scan, so only the completion of its last dependency (flow_ready) makes it pending.
 WITH new AS (
@@ -63,17 +65,17 @@ WITH new AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
                 $7::int[], $8::float8[], $9::float8[], $10::float8[], $11::text[],
                 $12::text[], $13::text[], $14::int[], $15::text[], $19::int[], $20::text[],
-                $21::int[], $22::int[], $23::float8[]) WITH ORDINALITY
+                $21::int[], $22::int[], $23::float8[], $24::text[]) WITH ORDINALITY
          AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at,
               flow_id, depends_on, dependents, waiting_on, receives, limit_concurrency,
-              limit_key, limit_key_concurrency, rate_count, rate_period, ord)
+              limit_key, limit_key_concurrency, rate_count, rate_period, meta, ord)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
          created_at, updated_at, run_at, flow_id, depends_on, dependents, waiting_on,
          receives, limit_concurrency, limit_key, limit_key_concurrency, rate_count,
-         rate_period)
+         rate_period, meta)
     SELECT id, task, queue, priority,
            CASE WHEN waiting_on > 0 OR due > statement_timestamp() THEN 'scheduled'
                 ELSE 'pending' END,
@@ -85,7 +87,7 @@ inserted AS (
            CASE WHEN dependents IS NULL THEN NULL
                 ELSE ARRAY(SELECT jsonb_array_elements_text(dependents::jsonb)) END,
            waiting_on, receives, limit_concurrency, limit_key, limit_key_concurrency,
-           rate_count, rate_period
+           rate_count, rate_period, meta
     FROM new
     ORDER BY ord
     RETURNING queue
@@ -130,22 +132,22 @@ WITH new AS (
     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
                 $7::int[], $8::float8[], $9::float8[], $10::float8[], $11::text[],
                 $12::text[], $13::float8[], $16::int[], $17::text[], $18::int[], $19::int[],
-                $20::float8[]) WITH ORDINALITY
+                $20::float8[], $21::text[]) WITH ORDINALITY
          AS n(id, task, queue, priority, args, kwargs, max_attempts, timeout, delay, at,
               unique_key, unique_scope, unique_for, limit_concurrency, limit_key,
-              limit_key_concurrency, rate_count, rate_period, ord)
+              limit_key_concurrency, rate_count, rate_period, meta, ord)
 ),
 inserted AS (
     INSERT INTO {schema}.jobs
         (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
          created_at, updated_at, run_at, unique_key, unique_scope, unique_until,
-         limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period)
+         limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period, meta)
     SELECT id, task, queue, priority,
            CASE WHEN run_at > statement_timestamp() THEN 'scheduled' ELSE 'pending' END,
            args, kwargs, max_attempts, timeout, statement_timestamp(), statement_timestamp(),
            run_at, unique_key, unique_scope,
            statement_timestamp() + make_interval(secs => unique_for),
-           limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period
+           limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period, meta
     FROM new
     ORDER BY ord
     ON CONFLICT (queue, task, unique_key) WHERE unique_key IS NOT NULL AND (
@@ -237,9 +239,9 @@ claimed AS (
     RETURNING c.pos, j.seq, j.id, j.task, j.queue, j.priority, j.args, j.kwargs, j.attempt,
               j.max_attempts, j.failures, j.lost, j.timeout, j.created_at, j.run_at,
               j.started_at, j.dependents IS NOT NULL AS has_dependents, j.limit_concurrency,
-              j.limit_key, j.limit_key_concurrency, j.rate_count, j.rate_period
+              j.limit_key, j.limit_key_concurrency, j.rate_count, j.rate_period, j.meta
 ),
-meta AS (
+summary AS (
     SELECT now() AS now,
            (SELECT min(run_at) FROM {schema}.jobs WHERE state = 'scheduled') AS next_run_at,
            EXISTS (SELECT 1 FROM {schema}.jobs AS s
@@ -250,7 +252,7 @@ meta AS (
                AS suspects_waiting
 )
 SELECT m.now, m.next_run_at, m.suspects_waiting, c.*
-FROM meta AS m LEFT JOIN claimed AS c ON true;
+FROM summary AS m LEFT JOIN claimed AS c ON true;
 
 -- name: stage_due
 -- Scheduled jobs whose time has come become claimable (every queue, like the other

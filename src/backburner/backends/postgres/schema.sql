@@ -44,7 +44,8 @@ CREATE TABLE {schema}.jobs (
     depends_on       text[],        -- job's id), the jobs this one waits for and the jobs
     dependents       text[],        -- waiting for it, how many of the former have not
     waiting_on       integer     NOT NULL DEFAULT 0, -- completed, and what it receives
-    receives         text           -- when released ('result' / 'results')
+    receives         text,          -- when released ('result' / 'results')
+    meta             text           -- migration 8: JSON object beside the arguments, or NULL
 )
 -- Heartbeats and progress rewrite a running job's row often without touching an indexed
 -- column; free room on the page lets them be HOT updates (no index writes, no bloat).

@@ -1,7 +1,7 @@
 """Job hashes and script replies to protocol objects, and protocol objects to script args.
 
 A job is one hash; every value is a string. Absent fields are None (result, reason,
-progress, worker_id, lease_until, started_at, finished_at, timeout).
+progress, worker_id, lease_until, started_at, finished_at, timeout, meta).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from backburner.backends.records import error_entry, record_from_row
 from backburner.backends.redis.keys import limit_digest, unique_digest
 from backburner.job import JobRecord
 
-CLAIMED_FIELDS = 13
+CLAIMED_FIELDS = 14
 """Fields per job in a claim reply (see lua/claim.lua)."""
 
 _FIELDS = ("id", "task", "queue", "state", "args", "kwargs", "errors", "result", "reason",
            "progress", "worker_id", "unique_key", "flow_id", "depends_on", "dependents",
            "priority", "attempt", "max_attempts", "failures", "lost", "cancel_requested",
            "waiting_on", "timeout", "created_at", "updated_at", "run_at", "started_at",
-           "finished_at", "lease_until")
+           "finished_at", "lease_until", "meta")
 
 
 def record_from_hash(h: Mapping[str, str]) -> JobRecord:
@@ -36,7 +36,7 @@ def claimed_jobs(queue: str, started_at: float, flat: Sequence[Any]) -> list[Cla
     jobs = []
     for i in range(0, len(flat), CLAIMED_FIELDS):
         (job_id, task, priority, args, kwargs, attempt, max_attempts, failures, lost,
-         timeout, created_at, run_at, has_dependents) = flat[i : i + CLAIMED_FIELDS]
+         timeout, created_at, run_at, has_dependents, meta) = flat[i : i + CLAIMED_FIELDS]
         jobs.append(
             ClaimedJob(
                 id=job_id, task=task, queue=queue, priority=int(priority), args=args,
@@ -44,7 +44,7 @@ def claimed_jobs(queue: str, started_at: float, flat: Sequence[Any]) -> list[Cla
                 failures=int(failures), lost=int(lost),
                 timeout=float(timeout) if timeout else None, created_at=float(created_at),
                 run_at=float(run_at), started_at=started_at,
-                has_dependents=int(has_dependents) == 1,
+                has_dependents=int(has_dependents) == 1, meta=meta or None,
             )
         )
     return jobs
@@ -63,6 +63,7 @@ def insert_args(jobs: Sequence[NewJob]) -> list[str | int | float]:
             codec.dumps(list(j.dependents)) if j.dependents else "",
             j.receives or "",
             *limit_args(j),
+            j.meta or "",
         ]
     return args
 

@@ -286,6 +286,7 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[Inserted]:
             "limit_key_concurrency": j.limit_key_concurrency,
             "rate_count": j.rate_count,
             "rate_period": j.rate_period,
+            "meta": j.meta,
         }
         for j in jobs
     ]
@@ -459,7 +460,7 @@ def _claimed(r: sqlite3.Row) -> ClaimedJob:
         kwargs=r["kwargs"], attempt=r["attempt"], max_attempts=r["max_attempts"],
         failures=r["failures"], lost=r["lost"], timeout=r["timeout"],
         created_at=r["created_at"], run_at=r["run_at"], started_at=r["started_at"],
-        has_dependents=bool(r["has_dependents"]),
+        has_dependents=bool(r["has_dependents"]), meta=r["meta"],
     )
 
 

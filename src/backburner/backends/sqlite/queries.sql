@@ -3,34 +3,34 @@
 -- name: insert_job
 INSERT INTO backburner_jobs
     (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
-     created_at, updated_at, run_at)
+     created_at, updated_at, run_at, meta)
 VALUES
     (:id, :task, :queue, :priority,
      CASE WHEN :run_at > :now THEN 'scheduled' ELSE 'pending' END,
-     :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now));
+     :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now), :meta);
 
 -- name: insert_limited_job
 -- insert_job for a job with limits (backburner.limits); unique keys may come with them.
 INSERT INTO backburner_jobs
     (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
      created_at, updated_at, run_at, unique_key, unique_scope, unique_until,
-     limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period)
+     limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period, meta)
 VALUES
     (:id, :task, :queue, :priority,
      CASE WHEN :run_at > :now THEN 'scheduled' ELSE 'pending' END,
      :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now),
      :unique_key, :unique_scope, :unique_until,
-     :limit_concurrency, :limit_key, :limit_key_concurrency, :rate_count, :rate_period);
+     :limit_concurrency, :limit_key, :limit_key_concurrency, :rate_count, :rate_period, :meta);
 
 -- name: insert_unique_job
 INSERT INTO backburner_jobs
     (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
-     created_at, updated_at, run_at, unique_key, unique_scope, unique_until)
+     created_at, updated_at, run_at, unique_key, unique_scope, unique_until, meta)
 VALUES
     (:id, :task, :queue, :priority,
      CASE WHEN :run_at > :now THEN 'scheduled' ELSE 'pending' END,
      :args, :kwargs, :max_attempts, :timeout, :now, :now, max(:run_at, :now),
-     :unique_key, :unique_scope, :unique_until);
+     :unique_key, :unique_scope, :unique_until, :meta);
 
 -- name: insert_flow_job
 -- A job of a chain or group (backburner.flows). One that waits for others is stored
@@ -39,14 +39,14 @@ VALUES
 INSERT INTO backburner_jobs
     (id, task, queue, priority, state, args, kwargs, max_attempts, timeout,
      created_at, updated_at, run_at, flow_id, depends_on, dependents, waiting_on, receives,
-     limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period)
+     limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period, meta)
 VALUES
     (:id, :task, :queue, :priority,
      CASE WHEN :waiting_on > 0 OR :run_at > :now THEN 'scheduled' ELSE 'pending' END,
      :args, :kwargs, :max_attempts, :timeout, :now, :now,
      CASE WHEN :waiting_on > 0 THEN :waiting_run_at ELSE max(:run_at, :now) END,
      :flow_id, :depends_on, :dependents, :waiting_on, :receives,
-     :limit_concurrency, :limit_key, :limit_key_concurrency, :rate_count, :rate_period);
+     :limit_concurrency, :limit_key, :limit_key_concurrency, :rate_count, :rate_period, :meta);
 
 -- name: release_lapsed_key
 -- The period scope ends by the clock, which the unique index cannot see: its holder lets go
@@ -89,7 +89,7 @@ WHERE seq IN (
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
           timeout, created_at, run_at, started_at, seq,
           dependents IS NOT NULL AS has_dependents, limit_concurrency, limit_key,
-          limit_key_concurrency, rate_count, rate_period;
+          limit_key_concurrency, rate_count, rate_period, meta;
 
 -- name: claim_suspect
 -- One job that lost a worker, for a worker that runs nothing else: if it is a poison job it
@@ -108,7 +108,7 @@ WHERE seq = (
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
           timeout, created_at, run_at, started_at, seq,
           dependents IS NOT NULL AS has_dependents, limit_concurrency, limit_key,
-          limit_key_concurrency, rate_count, rate_period;
+          limit_key_concurrency, rate_count, rate_period, meta;
 
 -- name: suspect_waiting
 SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND parked = 0

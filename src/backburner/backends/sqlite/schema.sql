@@ -6,8 +6,10 @@
 -- (backburner.unique). Migration 5: its limits and whether it is parked (backburner.limits).
 -- Migration 6: the links of chains and groups (backburner.flows): the flow's id, the ids
 -- (JSON arrays) a job waits for and that wait for it, how many it still waits for, and what
--- it receives when released. Times are epoch seconds (REAL) by the clock of the machine
--- that holds the file, which every process sharing the file reads.
+-- it receives when released. Migration 8: its meta (JSON object, NULL: none), what travels
+-- with it but is no argument of its task (backburner.tracing's context). Times are epoch
+-- seconds (REAL) by the clock of the machine that holds the file, which every process
+-- sharing the file reads.
 CREATE TABLE backburner_jobs (
     seq              INTEGER PRIMARY KEY,          -- rowid: insertion order, FIFO tiebreak
     id               TEXT    NOT NULL UNIQUE,
@@ -35,7 +37,7 @@ CREATE TABLE backburner_jobs (
     run_at           REAL    NOT NULL,
     started_at       REAL,
     finished_at      REAL
-, unique_key TEXT, unique_scope TEXT, unique_until REAL, limit_concurrency INTEGER, limit_key TEXT, limit_key_concurrency INTEGER, rate_count INTEGER, rate_period REAL, parked INTEGER NOT NULL DEFAULT 0, flow_id TEXT, depends_on TEXT, dependents TEXT, waiting_on INTEGER NOT NULL DEFAULT 0, receives TEXT);
+, unique_key TEXT, unique_scope TEXT, unique_until REAL, limit_concurrency INTEGER, limit_key TEXT, limit_key_concurrency INTEGER, rate_count INTEGER, rate_period REAL, parked INTEGER NOT NULL DEFAULT 0, flow_id TEXT, depends_on TEXT, dependents TEXT, waiting_on INTEGER NOT NULL DEFAULT 0, receives TEXT, meta TEXT);
 
 -- Every index is written on every state change, so there are few, and partial where they
 -- can be. The claim walks this one in order and stops after LIMIT rows: no sort, no scan.

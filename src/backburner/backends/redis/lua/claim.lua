@@ -4,9 +4,9 @@
 --   'suspect' one job that lost a worker (lost > 0), for a worker that runs nothing else;
 --   'both'    'suspect', then 'normal' when no suspect waits (one queue, idle worker).
 -- Returns {now, next_run_at ('' = none or not asked), suspects_waiting (0/1), job fields...}:
--- 13 fields per job (see rows.claimed_jobs). The `running` events of the claimed jobs are
--- published here on ARGV[8], in the name of the sender ARGV[7] (notifier.py's format): no
--- publish round trip of the worker's per claim.
+-- 14 fields per job (see rows.claimed_jobs; the last is its meta, '' = none). The `running`
+-- events of the claimed jobs are published here on ARGV[8], in the name of the sender
+-- ARGV[7] (notifier.py's format): no publish round trip of the worker's per claim.
 local now, now_s = clock()
 local worker, limit, lease, mode = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local ORIGIN, EVENTS = ARGV[7], ARGV[8]
@@ -95,7 +95,7 @@ local function take(id)
   local key = job_key(id)
   local f = redis.call('HMGET', key, 'state', 'seq', 'task', 'priority', 'args', 'kwargs',
     'attempt', 'max_attempts', 'failures', 'lost', 'timeout', 'created_at', 'run_at',
-    'dependents', unpack(LIMIT_FIELDS))
+    'dependents', 'meta', unpack(LIMIT_FIELDS))
   if f[1] ~= 'pending' then
     return false -- a stale index entry; the record is the truth
   end
@@ -106,8 +106,8 @@ local function take(id)
   end
   local attempt = tonumber(f[7]) + 1
   -- Jobs without limits have none of these fields: they skip the check entirely.
-  if (f[15] or f[17] or f[19]) and not admit(id, f[2], f[4], attempt,
-      {f[15], f[16], f[17], f[18], f[19], f[20], f[21]}, now) then
+  if (f[16] or f[18] or f[20]) and not admit(id, f[2], f[4], attempt,
+      {f[16], f[17], f[18], f[19], f[20], f[21], f[22]}, now) then
     return false
   end
   redis.call('HSET', key, 'state', 'running', 'attempt', attempt, 'worker_id', worker,
@@ -120,7 +120,7 @@ local function take(id)
   out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, f[3], f[4], f[5]
   out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[6], attempt, f[8], f[9]
   out[n + 9], out[n + 10], out[n + 11], out[n + 12] = f[10], f[11] or '', f[12], f[13]
-  out[n + 13] = f[14] and 1 or 0
+  out[n + 13], out[n + 14] = f[14] and 1 or 0, f[15] or ''
   events[#events + 1] = {'job', QUEUE, id, f[3], 'running', attempt, cjson.null}
   return true
 end

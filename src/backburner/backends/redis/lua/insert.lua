@@ -9,14 +9,15 @@
 -- (chains and groups, '' = none) flow id, depends_on and dependents (JSON arrays of ids),
 -- receives; then the limits (backburner/limits.py, '' = none): limit_concurrency and its
 -- group's digest, limit_key, limit_key_concurrency and its group's digest, rate_count,
--- rate_period and the rate's group digest: 25 in all. A job that depends on others is
+-- rate_period and the rate's group digest; last the job's meta (JSON object, '' = none, then
+-- the hash has no such field): 26 in all. A job that depends on others is
 -- stored scheduled at WAITING_RUN_AT with waiting_on = their number, in no ready or
 -- scheduled index.
 -- Returns {1, id} for an id that already exists (then nothing was written), or
 -- {0, id, state, ...}: per job the id used and '' or, when a live job holds its unique key,
 -- the holder's id and state (then that job is not stored).
 local now, now_s, now_us = clock()
-local N = 25
+local N = 26
 local FIRST = 6
 local ORIGIN, SIGNALS, EVENTS = ARGV[3], ARGV[4], ARGV[5]
 local events = {}
@@ -92,6 +93,9 @@ for i = FIRST, #ARGV, N do
       'seq', seq_s)
     if ARGV[i + 6] ~= '' then
       redis.call('HSET', key, 'timeout', ARGV[i + 6])
+    end
+    if ARGV[i + 25] ~= '' then
+      redis.call('HSET', key, 'meta', ARGV[i + 25])
     end
     for n, field in ipairs({'limit_concurrency', 'limit_group', 'limit_key',
         'limit_key_concurrency', 'limit_key_group', 'rate_count', 'rate_period', 'rate_group'}) do
