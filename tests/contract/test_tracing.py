@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from backburner import Backburner
-from backburner.backends.protocol import Backend
-from backburner.tracing import TRACE_KEY
+from backburner import Backburner, codec
+from backburner.backends.protocol import Backend, NewJob
+from backburner.ids import new_job_id
+from backburner.tracing import META_KEY, TRACE_KEY
 
 
 def provider() -> tuple[TracerProvider, InMemorySpanExporter]:
@@ -119,3 +120,42 @@ async def test_the_steps_of_a_chain_are_traced_too(backend: Backend) -> None:
     for task in ("traced.ok", "traced.double"):
         enqueue, process = one(spans, f"enqueue {task}"), one(spans, f"process {task}")
         assert process.parent is not None and process.parent.span_id == enqueue.context.span_id
+
+
+async def test_a_job_enqueued_with_the_carrier_in_its_kwargs_still_runs_parented(
+    backend: Backend,
+) -> None:
+    # An earlier release stored the context under TRACE_KEY in the kwargs, not in meta.
+    tracer_provider, exporter = provider()
+    app = Backburner(backend=backend, poll_interval=0.2, tracing=tracer_provider)
+    seen: list[Any] = []
+    register(app, seen)
+    with tracer_provider.get_tracer("test").start_as_current_span("old enqueue") as old:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+    job = NewJob(id=new_job_id(), task="traced.ok", queue="default", priority=0, args="[]",
+                 kwargs=codec.dumps({"x": 5, TRACE_KEY: carrier}), max_attempts=1)
+    await backend.insert([job])
+    await app.run_worker(burst=True)
+
+    record = await app.get_job(job.id)
+    assert record is not None and record.result == 5  # the key was not bound to the task
+    assert record.meta == {}
+    assert TRACE_KEY in record.kwargs  # records strip nothing (see backburner.tracing)
+    process = one(exporter.get_finished_spans(), "process traced.ok")
+    assert process.parent is not None
+    assert process.parent.span_id == old.get_span_context().span_id
+    assert [link.context.span_id for link in process.links] == [old.get_span_context().span_id]
+    assert seen == [process.context]
+
+
+async def test_the_carrier_joins_the_meta_a_job_already_has(backend: Backend) -> None:
+    tracer_provider, _ = provider()
+    app = Backburner(backend=backend, tracing=tracer_provider)
+    assert app.tracing is not None
+    job = NewJob(id="j1", task="traced.ok", queue="default", priority=0, args="[]",
+                 kwargs='{"x":1}', max_attempts=1, meta=codec.dumps({"kept": True}))
+    with app.tracing.enqueue([job]) as (traced,):
+        meta = codec.loads(traced.meta or "null")
+    assert meta["kept"] is True and "traceparent" in meta[META_KEY]
+    assert traced.kwargs == '{"x":1}'
