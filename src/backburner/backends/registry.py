@@ -39,6 +39,8 @@ BUILTIN_STORES: Mapping[str, str] = MappingProxyType(
         "rediss": "backburner.backends.redis:RedisBackend",
         "postgresql": "backburner.backends.postgres:PostgresBackend",
         "postgres": "backburner.backends.postgres:PostgresBackend",
+        "mysql": "backburner.backends.mysql:MySQLBackend [mysql]",
+        "mariadb": "backburner.backends.mysql:MySQLBackend [mysql]",
     }
 )
 """Our own stores, exactly as pyproject.toml declares them (a unit test keeps the two equal).
@@ -59,9 +61,11 @@ DRIVERS: Mapping[str, Driver] = MappingProxyType(
     {
         "backburner.backends.redis": Driver("the Redis backend", "redis-py", "redis"),
         "backburner.backends.postgres": Driver("the PostgreSQL backend", "asyncpg", "postgres"),
+        "backburner.backends.mysql": Driver("the MySQL/MariaDB backend", "asyncmy", "mysql"),
     }
 )
-"""By the module an entry point names: the extra to install when its import fails."""
+"""By the module an entry point names: what our stores say when their import fails. Other
+stores are described by their entry point: `module:attr [extra]` names the extra to install."""
 
 
 def _normalized(distribution: str) -> str:
@@ -114,12 +118,11 @@ class StoreEntry:
                 f"{driver.store} needs {driver.package}: "
                 f"pip install 'backburner[{driver.extra}]' ({exc})"
             )
-        extras = f"[{','.join(reference.extras)}]" if reference.extras else ""
-        return (
-            f"the store registered for {self.scheme}:// ({self.describe()}) cannot be "
-            f"imported ({exc}): install {self.distribution!r} with what it needs, "
-            f"pip install '{self.distribution}{extras}'"
-        )
+        what = f"the store registered for {self.scheme}:// ({self.describe()})"
+        if reference.extras:
+            extras = ",".join(reference.extras)
+            return f"{what} needs: pip install '{self.distribution}[{extras}]' ({exc})"
+        return f"{what} cannot be imported ({exc}): is all {self.distribution!r} needs installed?"
 
 
 @dataclass(frozen=True, slots=True)
