@@ -33,8 +33,10 @@ class ScenarioFailed(Exception):
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
-    # The bench/peers modules are imported by name by the libraries' own CLIs.
-    env["PYTHONPATH"] = str(PEERS_DIR)
+    # The bench/peers modules are imported by name by the libraries' own CLIs. bench/compare.py
+    # sets BENCH_BACKBURNER_SRC to run another commit's Backburner (its src/ comes first).
+    paths = [os.environ.get("BENCH_BACKBURNER_SRC", ""), str(PEERS_DIR)]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.pop("VIRTUAL_ENV", None)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)

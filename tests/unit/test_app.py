@@ -22,7 +22,8 @@ def test_public_surface_is_curated() -> None:
     assert sorted(backburner.__all__) == sorted(
         [
             "AttemptError", "Backburner", "Backend", "BackendError", "BackendUnavailableError",
-            "Backoff", "BackburnerError", "BoundTask", "Call", "ConfigurationError",
+            "Backoff", "BackburnerError", "BoundTask", "Call", "CancelReason",
+            "ConfigurationError",
             "FailureReason", "Flow", "FlowState", "FlowStatus", "InvalidArgumentsError", "Job",
             "JobCancelledError", "JobContext",
             "JobFailedError", "JobNotFoundError", "JobRecord", "JobState", "JobStateError",
