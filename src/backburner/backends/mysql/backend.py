@@ -32,20 +32,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from backburner import codec
-from backburner.backends.flow_rules import (
-    plan_cancel,
-    plan_rearm,
-    plan_release,
-)
+from backburner.backends.flow_rules import Plan, plan_cancel, plan_rearm, plan_release
 from backburner.backends.mysql import connections, errors, external, schema
 from backburner.backends.mysql.claims import Claimer
 from backburner.backends.mysql.config import MySQLConfig, parse_url
-from backburner.backends.mysql.connections import Result, Row, Session, Statement, single
+from backburner.backends.mysql.connections import NOW, Result, Row, Session, Statement, single
 from backburner.backends.mysql.flows import Flows
 from backburner.backends.mysql.limits import Limits
 from backburner.backends.mysql.rows import (
     counting,
     insert_jobs,
+    limited_job,
     listing,
     page,
     unique_hash,
@@ -67,11 +64,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.records import (
-    error_entry,
-    id_list,
-    record_from_row,
-)
+from backburner.backends.records import error_entry, id_list, record_from_row
 from backburner.backends.sql_files import load_queries
 from backburner.backends.sqlite.datagrams import DatagramNotifier
 from backburner.backends.translation import translating
@@ -80,11 +73,7 @@ from backburner.job import FailureReason, JobRecord, JobState
 from backburner.notify import Event, Notifier
 
 QUERIES = load_queries("backburner.backends.mysql")
-NOW = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) / 1e6)"
 CLOSE_TIMEOUT = 5.0
-_CLAIM_ROUNDS = 8
-"""Most reads of one queue in one claim while claimed jobs over their limits are put aside;
-past that the claim returns what it has and says more may be ready (next_run_at = now)."""
 _UNIQUE_ROUNDS = 10
 _RETRY_ROUNDS = 3
 # An insert or a retry whose unique key an insert still in flight takes: the index refuses
@@ -208,8 +197,8 @@ class MySQLBackend:
             self._notifier.publish([Event("wakeup", q) for q in sorted(queues)])
 
     async def _now(self, s: Session, *more: Statement) -> tuple[float, list[Result]]:
-        """The server's clock, read with the transaction's first statements."""
-        first, *rest = await s.run((self._q["now"], ()), *more)
+        """The transaction's instant of the server's clock, read with its first statements."""
+        first, *rest = await s.run((self._q["clock"], ()), *more)
         return float(first.rows[0]["now"]), rest
 
     # -- transitions -----------------------------------------------------------------------
@@ -229,7 +218,8 @@ class MySQLBackend:
 
     async def _insert(self, s: Session, jobs: Sequence[NewJob]) -> list[Inserted]:
         """Insert what no live job holds the key of; answer the holders' ids for the rest."""
-        now, _ = await self._now(s)
+        # The clock itself, not the transaction's instant: `s` may be the application's.
+        now = float((await s.rows(self._q["now"]))[0]["now"])
         hashes = {j.id: h for j in jobs if (h := unique_hash(j)) is not None}
         used: dict[str, Inserted] = {}
         waiting = list(jobs)
@@ -299,67 +289,79 @@ class MySQLBackend:
 
     @translated
     async def complete(self, items: Sequence[Completion]) -> list[bool]:
-        def write(i: Completion, now: float) -> Statement:
-            return self._q["complete"], {"id": i.id, "attempt": i.attempt, "result": i.result,
-                                         "now": now}
-
-        async def follow(s: Session, i: Completion, now: float) -> None:
-            if i.has_dependents:
-                await self._flows.apply(s, plan_release(i.id), now)
-
-        return await self._acknowledge(items, write, follow)
+        return await self._acknowledge(
+            items,
+            lambda i: (self._q["complete"], {"id": i.id, "attempt": i.attempt,
+                                             "result": i.result}),
+            lambda i: plan_release(i.id) if i.has_dependents else None,
+        )
 
     @translated
     async def fail(self, items: Sequence[Failure]) -> list[bool]:
-        def write(i: Failure, now: float) -> Statement:
-            retried = i.retry_in is not None
+        def write(i: Failure) -> Statement:
             return self._q["fail"], {
-                "id": i.id, "attempt": i.attempt, "counts": 1 if i.counts else 0,
-                "state": "scheduled" if retried else _ended(i.reason),
-                "run_at": now + i.retry_in if i.retry_in is not None else None,
-                "reason": None if retried else i.reason.value,
-                "error": codec.dumps(error_entry(i.error, i.attempt, i.reason, now)),
-                "finished_at": None if retried else now, "now": now,
+                "id": i.id, "attempt": i.attempt, "retry_in": i.retry_in,
+                "final": _ended(i.reason), "reason": i.reason.value,
+                "counts": 1 if i.counts else 0,
+                # Its time is stamped by the statement, with the transaction's instant.
+                "error": codec.dumps(error_entry(i.error, i.attempt, i.reason, 0.0)),
             }
 
-        async def follow(s: Session, i: Failure, now: float) -> None:
-            if i.has_dependents and i.retry_in is None:
-                await self._flows.apply(s, plan_cancel(i.id, _ended(i.reason)), now)
-
-        return await self._acknowledge(items, write, follow)
+        return await self._acknowledge(items, write, lambda i: (
+            plan_cancel(i.id, _ended(i.reason))
+            if i.has_dependents and i.retry_in is None else None
+        ))
 
     @translated
     async def release(self, items: Sequence[Release]) -> list[bool]:
-        def write(i: Release, now: float) -> Statement:
-            return self._q["release"], {"id": i.id, "attempt": i.attempt, "now": now}
+        return await self._acknowledge(
+            items, lambda i: (self._q["release"], {"id": i.id, "attempt": i.attempt}),
+            lambda i: None,
+        )
 
-        return await self._acknowledge(items, write, None)
-
-    async def _acknowledge(self, items: Sequence[Any], write: Callable[[Any, float], Statement],
-                           follow: Callable[[Session, Any, float], Any] | None) -> list[bool]:
-        """Lock the running attempts `items` name (id order), write each accepted one,
-        `follow` it (flows), hand freed slots on, all in one transaction."""
+    async def _acknowledge(
+        self, items: Sequence[Any], write: Callable[[Any], Statement],
+        flow: Callable[[Any], Plan | None],
+    ) -> list[bool]:
+        """Lock the running attempts `items` name (id order) and write them, each write
+        fenced by its attempt: one script from BEGIN to COMMIT, unless a flow follows (then
+        the rules run in the same transaction). Freed slots are handed on afterwards, in a
+        transaction of their own (a slot whose hand-over a dying process missed is handed on
+        by the rescue), as the PostgreSQL backend does."""
         if not items:
             return []
-        woken: set[str] = set()
+        flows = any(flow(i) is not None for i in items)
 
-        async def work(s: Session) -> list[bool]:
-            now, (locked,) = await self._now(
-                s, (self._q["lock_running"], {"ids": tuple(i.id for i in items)}))
+        async def work(s: Session) -> tuple[list[bool], list[Row]]:
+            ids = {"ids": tuple(i.id for i in items)}
+            clock, locked, *_ = await s.run((self._q["clock"], ()),
+                                            (self._q["lock_running"], ids),
+                                            *map(write, items), commit=not flows)
             running = {(r["id"], r["attempt"]): r for r in locked.rows}
             accepted = [(i.id, i.attempt) in running for i in items]
-            s.defer(*(write(i, now) for i, ok in zip(items, accepted, strict=True) if ok))
             for i, ok in zip(items, accepted, strict=True):
-                if ok and follow is not None:
-                    await follow(s, i, now)
-            stopped = [running[(i.id, i.attempt)] for i, ok in zip(items, accepted, strict=True)
-                       if ok]
-            await self._limits.free_slots(s, stopped, woken)
-            return accepted
+                if ok and (plan := flow(i)) is not None:
+                    await self._flows.apply(s, plan, float(clock.rows[0]["now"]))
+            return accepted, [running[(i.id, i.attempt)] for i, ok in zip(items, accepted,
+                                                                          strict=True) if ok]
 
-        accepted: list[bool] = await self._transaction(work)
+        accepted, stopped = await self._transaction(work)
+        await self._hand_on(stopped)
+        return accepted  # type: ignore[no-any-return]
+
+    async def _hand_on(self, stopped: Sequence[Row], stranded: bool = False) -> None:
+        """Freed slots (and with `stranded`, slots nobody handed on) to parked jobs."""
+        if not stranded and all(limited_job(r) is None for r in stopped):
+            return
+        woken: set[str] = set()
+
+        async def work(s: Session) -> None:
+            await self._limits.free_slots(s, stopped, woken)
+            if stranded:
+                await self._limits.unpark_stranded(s, woken)
+
+        await self._transaction(work)
         self._wake(woken)
-        return accepted
 
     @translated
     async def cancel(self, job_id: str) -> JobState | None:
@@ -426,46 +428,46 @@ class MySQLBackend:
 
     @translated
     async def rescue_expired(self, max_lost: int) -> list[Transition]:
-        woken: set[str] = set()
-
-        async def work(s: Session) -> list[Transition]:
-            now, (expired,) = await self._now(s, (self._q["expired"], ()))
-            moved = []
-            for r in expired.rows:
-                lost = r["lost"] + 1
-                poison = lost >= max_lost and not r["cancel_requested"]
-                state = ("cancelled" if r["cancel_requested"] else
-                         "failed" if poison else "pending")
-                reason = {"cancelled": "cancelled", "failed": "worker_lost"}.get(state)
-                message = "the worker holding this attempt stopped renewing its lease"
-                if poison:
-                    message = (f"stopped as a poison job after {lost} worker deaths (the "
-                               f"max_lost limit, whatever its retries): {message}")
-                error = {"attempt": r["attempt"], "type": "WorkerLost", "message": message,
-                         "traceback": None, "reason": "worker_lost", "at": now}
-                s.defer((self._q["rescue"], {
-                    "seq": r["seq"], "state": state, "reason": reason, "now": now,
-                    "finished_at": None if state == "pending" else now,
-                    "error": codec.dumps(error),
-                }))
-                if r["dependents"] is not None and state != "pending":
-                    plan = plan_cancel(r["id"], state, id_list(r["dependents"]))
-                    await self._flows.apply(s, plan, now)
-                moved.append(Transition(r["id"], r["task"], r["queue"], JobState(state),
-                                        r["attempt"], FailureReason(reason) if reason else None))
-            # A dead worker's slots come back with its jobs, and slots whose hand-over a
-            # dying process missed go to their parked jobs.
-            await self._limits.free_slots(s, expired.rows, woken)
-            await self._limits.unpark_stranded(s, woken)
-            s.defer((self._q["forget_dead_workers"], {"now": now}))
-            return moved
-
-        moved: list[Transition] = await self._transaction(work)
-        self._wake(woken)
+        pool = await self._connected()
+        (expired,) = await single(pool, (self._q["expired"], ()))
+        moved: list[Transition] = []
+        rows: list[Row] = []
+        if expired.rows:
+            seqs = {"seqs": tuple(r["seq"] for r in expired.rows)}
+            moved, rows = await self._transaction(lambda s: self._rescue(s, seqs, max_lost))
+        # A dead worker's slots come back with its jobs, and slots whose hand-over a dying
+        # process missed go to their parked jobs.
+        await self._hand_on(rows, stranded=True)
+        await single(pool, (self._q["forget_dead_workers"], {"now": await self.now()}))
         return moved
 
-    # -- chains and groups: backburner.backends.flow_rules decides, inside the caller's ----
-    # transaction; this reads what a rule asks for and defers the changes it returns.
+    async def _rescue(
+        self, s: Session, seqs: Mapping[str, Any], max_lost: int
+    ) -> tuple[list[Transition], list[Row]]:
+        now, (locked,) = await self._now(s, (self._q["lock_expired"], seqs))
+        moved = []
+        for r in locked.rows:
+            lost = r["lost"] + 1
+            poison = lost >= max_lost and not r["cancel_requested"]
+            state = "cancelled" if r["cancel_requested"] else "failed" if poison else "pending"
+            reason = {"cancelled": "cancelled", "failed": "worker_lost"}.get(state)
+            message = "the worker holding this attempt stopped renewing its lease"
+            if poison:
+                message = (f"stopped as a poison job after {lost} worker deaths (the max_lost "
+                           f"limit, whatever its retries): {message}")
+            error = {"attempt": r["attempt"], "type": "WorkerLost", "message": message,
+                     "traceback": None, "reason": "worker_lost", "at": now}
+            s.defer((self._q["rescue"], {
+                "seq": r["seq"], "state": state, "reason": reason, "now": now,
+                "finished_at": None if state == "pending" else now, "error": codec.dumps(error),
+            }))
+            if r["dependents"] is not None and state != "pending":
+                plan = plan_cancel(r["id"], state, id_list(r["dependents"]))
+                await self._flows.apply(s, plan, now)
+            moved.append(Transition(r["id"], r["task"], r["queue"], JobState(state),
+                                    r["attempt"], FailureReason(reason) if reason else None))
+        return moved, locked.rows
+
     @translated
     async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
         states = [s for s in TERMINAL_STATES if s in older_than]

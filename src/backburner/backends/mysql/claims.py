@@ -36,17 +36,26 @@ class Claimer:
         self, s: Session, worker_id: str, queues: tuple[str, ...], limit: int, lease: float,
         alone: bool,
     ) -> Claim:
-        meta, suspects = await s.run((self._q["claim_meta"], ()),
-                                     (self._q["suspects_waiting"], {"queues": queues}))
+        # The first read rides with the clock (one script): a plain claim is this script
+        # and the one that starts its rows and commits.
+        first = {"queue": queues[0], "limit": 1 if alone else limit}
+        meta, suspects, read = await s.run(
+            (self._q["claim_meta"], ()), (self._q["suspects_waiting"], {"queues": queues}),
+            (self._q["claim_suspect" if alone else "claim_ready"], first),
+        )
         now, next_run_at = float(meta.rows[0]["now"]), meta.rows[0]["next_run_at"]
+        ahead: list[Row] | None = read.rows
         if next_run_at is not None and next_run_at <= now:
             next_run_at = await self._stage(s, now)
+            ahead = None  # read again: staged jobs may come first
         start = {"worker_id": worker_id, "lease": lease, "now": now}
         delayed: list[float] = []
         if alone:
             for queue in queues:
                 for _ in range(ROUNDS):
-                    rows, kept = await self._take(s, queue, 1, now, delayed, suspect=True)
+                    rows, kept = await self._take(s, queue, 1, now, delayed, suspect=True,
+                                                  read=ahead)
+                    ahead = None
                     if kept:
                         s.defer((self._q["start"], {**start, "seqs": (kept[0]["seq"],)}))
                         return Claim([claimed_job(kept[0], now)], now, None, False)
@@ -58,7 +67,9 @@ class Claimer:
                 wanted = limit - len(taken)
                 if wanted <= 0:
                     break
-                rows, kept = await self._take(s, queue, wanted, now, delayed, suspect=False)
+                rows, kept = await self._take(s, queue, wanted, now, delayed, suspect=False,
+                                              read=None if alone else ahead)
+                ahead = None
                 if kept:
                     s.defer((self._q["start"], {**start, "seqs": tuple(r["seq"] for r in kept)}))
                 taken += [(position, r) for r in kept]
@@ -84,12 +95,15 @@ class Claimer:
 
     async def _take(
         self, s: Session, queue: str, wanted: int, now: float, delayed: list[float], *,
-        suspect: bool,
+        suspect: bool, read: list[Row] | None,
     ) -> tuple[list[Row], list[Row]]:
-        """Ready rows of `queue`, locked, and those of them that may start now: rows that
-        are not what Backburner writes fail, rows over their limits are put aside."""
-        query = self._q["claim_suspect" if suspect else "claim_ready"]
-        rows = await s.rows(query, {"queue": queue, "limit": wanted})
+        """Ready rows of `queue`, locked (`read`: already read), and those of them that may
+        start now: rows that are not what Backburner writes fail, rows over their limits are
+        put aside."""
+        rows = read
+        if rows is None:
+            query = self._q["claim_suspect" if suspect else "claim_ready"]
+            rows = await s.rows(query, {"queue": queue, "limit": wanted})
         valid = []
         for r in rows:
             problems = claim_problems(r)

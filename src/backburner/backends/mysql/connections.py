@@ -9,7 +9,14 @@ Every connection speaks utf8mb4 (4-byte UTF-8, NUL characters kept), in strict S
 data is an error, never a silent truncation and a warning), with FOUND_ROWS (an UPDATE counts
 the rows it matched, not only those it changed). Our transactions run READ COMMITTED, as the
 PostgreSQL backend's do: each statement sees what committed before it, so a transaction that
-waited for a lock reads the winner's work.
+waited for a lock reads the winner's work. A transaction stamps every time with one instant of
+the server's clock, `@backburner_now`, set when it begins.
+
+A transaction holds its row locks until its last script: a process stopped between two
+scripts (SIGSTOP, an event loop blocked by a job) keeps others off those rows until it goes
+on or its connection drops. So the transitions that lock running jobs (acknowledgements,
+heartbeats) are one script from BEGIN to COMMIT whenever no flow is involved, and the rescue
+locks only rows it has already seen expire.
 """
 
 from __future__ import annotations
@@ -32,7 +39,15 @@ Statement = tuple[str, Params]
 Row = dict[str, Any]
 
 SQL_MODE = "STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
-BEGIN: Statement = ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", ())
+NOW = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) / 1e6)"
+"""The server's clock in epoch seconds: UTC_TIMESTAMP needs no session time zone and has no
+daylight-saving ambiguity (UNIX_TIMESTAMP(NOW()) has both)."""
+OPENING: list[Statement] = [
+    ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", ()),
+    ("BEGIN", ()),
+    # One instant for the whole transaction, usable by every statement of its first script.
+    (f"SET @backburner_now = {NOW}", ()),
+]
 RETRY_ROUNDS = 5
 """Runs of a transaction the server rolled back to break a deadlock, before giving up."""
 
@@ -78,7 +93,7 @@ class Session:
         self.scripts = scripts
         """False for a connection that is not ours (transactional enqueue): its client may
         not allow multi-statements, so each statement is a round trip of its own."""
-        self._opening: list[Statement] = [BEGIN, ("BEGIN", ())] if transaction else []
+        self._opening: list[Statement] = list(OPENING) if transaction else []
         self._deferred: list[Statement] = []
         self.open = False
         """A transaction is open: begun by a script, not committed yet."""

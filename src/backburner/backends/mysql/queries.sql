@@ -11,9 +11,13 @@
 -- name: now
 SELECT {now} AS now;
 
+-- name: clock
+-- The instant of the current transaction (see connections.OPENING).
+SELECT @backburner_now AS now;
+
 -- name: claim_meta
--- Read before the claim: the clock, and when the earliest scheduled job is due.
-SELECT {now} AS now,
+-- Read with the claim's first rows: the clock, and when the earliest scheduled job is due.
+SELECT @backburner_now AS now,
        (SELECT MIN(run_at) FROM {db}.backburner_jobs WHERE state = 'scheduled') AS next_run_at;
 
 -- name: suspects_waiting
@@ -42,7 +46,7 @@ WHERE seq IN %(seqs)s AND state = 'scheduled';
 -- row. A paused queue gives nothing (one primary-key probe, not locked: a locking read
 -- locks the rows of its subqueries only when they say so). `lost` > 0: suspects, see claim.
 SELECT seq, id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
-       timeout, created_at, run_at, dependents IS NOT NULL AS has_dependents,
+       timeout, created_at, run_at, dependents IS NOT NULL AS has_dependents, meta,
        limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period
 FROM {db}.backburner_jobs
 WHERE queue = %(queue)s AND state = 'pending' AND parked = 0 AND {lost}
@@ -154,28 +158,34 @@ WHERE id IN %(ids)s AND state = 'running'
 ORDER BY id
 FOR UPDATE;
 
+-- Acknowledgements: sent in the script that locks them (lock_running), before their
+-- acceptance is known, so each is fenced by its WHERE and stamped with @backburner_now.
+
 -- name: complete
 UPDATE {db}.backburner_jobs
-SET state = 'completed', result = %(result)s, finished_at = %(now)s, updated_at = %(now)s,
-    lease_until = NULL
+SET state = 'completed', result = %(result)s, finished_at = @backburner_now,
+    updated_at = @backburner_now, lease_until = NULL
 WHERE id = %(id)s AND attempt = %(attempt)s AND state = 'running';
 
 -- name: fail
--- One failed attempt: retried (scheduled at run_at) or ended; its error appended (a row
--- whose errors are not JSON, written by something else, starts a new list).
+-- One failed attempt: retried (scheduled `retry_in` seconds from now) or ended in `final`;
+-- its error appended with the time (a row whose errors are not JSON, written by something
+-- else, starts a new list).
 UPDATE {db}.backburner_jobs
-SET state = %(state)s, run_at = COALESCE(%(run_at)s, run_at),
-    failures = failures + %(counts)s, reason = %(reason)s,
+SET state = IF(%(retry_in)s IS NULL, %(final)s, 'scheduled'),
+    run_at = IF(%(retry_in)s IS NULL, run_at, @backburner_now + %(retry_in)s),
+    failures = failures + %(counts)s,
+    reason = IF(%(retry_in)s IS NULL, %(reason)s, NULL),
     errors = JSON_ARRAY_APPEND(IF(JSON_VALID(errors), errors, '[]'), '$',
-                               JSON_EXTRACT(%(error)s, '$')),
-    finished_at = %(finished_at)s,
-    worker_id = IF(%(run_at)s IS NULL, worker_id, NULL),
-    lease_until = NULL, updated_at = %(now)s
+                               JSON_SET(JSON_EXTRACT(%(error)s, '$'), '$.at', @backburner_now)),
+    finished_at = IF(%(retry_in)s IS NULL, @backburner_now, NULL),
+    worker_id = IF(%(retry_in)s IS NULL, worker_id, NULL),
+    lease_until = NULL, updated_at = @backburner_now
 WHERE id = %(id)s AND attempt = %(attempt)s AND state = 'running';
 
 -- name: release
 UPDATE {db}.backburner_jobs
-SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = %(now)s
+SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = @backburner_now
 WHERE id = %(id)s AND attempt = %(attempt)s AND state = 'running';
 
 -- name: renew_leases
@@ -224,12 +234,17 @@ WHERE id = %(id)s;
 DELETE FROM {db}.backburner_jobs WHERE id = %(id)s;
 
 -- name: expired
--- Running jobs whose lease ran out by the server's clock. SKIP LOCKED: concurrent rescuers
--- split them, and a heartbeat holding a row at that moment wins (the worker is alive).
+-- Running jobs whose lease ran out by the server's clock: read without locks (a walk of the
+-- running jobs), so a rescue that finds none takes no lock at all.
+SELECT seq FROM {db}.backburner_jobs WHERE state = 'running' AND lease_until < {now};
+
+-- name: lock_expired
+-- Those of them still expired, locked by primary key (no other row). SKIP LOCKED:
+-- concurrent rescuers split them, and a heartbeat holding a row at that moment wins.
 SELECT seq, id, task, queue, attempt, lost, cancel_requested, dependents,
        limit_concurrency, limit_key, limit_key_concurrency
 FROM {db}.backburner_jobs
-WHERE state = 'running' AND lease_until < {now}
+WHERE seq IN %(seqs)s AND state = 'running' AND lease_until < @backburner_now
 FOR UPDATE SKIP LOCKED;
 
 -- name: rescue

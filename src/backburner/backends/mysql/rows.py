@@ -21,6 +21,7 @@ _INSERTED = (
     "errors", "created_at", "updated_at", "run_at", "unique_key", "unique_scope",
     "unique_until", "unique_hash", "limit_concurrency", "limit_key", "limit_key_concurrency",
     "rate_count", "rate_period", "flow_id", "depends_on", "dependents", "waiting_on", "receives",
+    "meta",
 )
 _ROW = "(" + ", ".join(["%s"] * len(_INSERTED)) + ")"
 
@@ -53,6 +54,7 @@ def insert_jobs(table: str, jobs: Sequence[NewJob], now: float) -> Statement:
             j.rate_count, j.rate_period, j.flow_id,
             codec.dumps(list(j.depends_on)) if j.depends_on else None,
             codec.dumps(list(j.dependents)) if j.dependents else None, waiting, j.receives,
+            j.meta,
         )
     sql = (f"INSERT INTO {table} ({', '.join(_INSERTED)}) VALUES "
            + ", ".join([_ROW] * len(jobs)))
@@ -66,7 +68,7 @@ def claimed_job(r: Row, now: float) -> ClaimedJob:
         kwargs=r["kwargs"], attempt=r["attempt"] + 1, max_attempts=r["max_attempts"],
         failures=r["failures"], lost=r["lost"], timeout=r["timeout"],
         created_at=r["created_at"], run_at=r["run_at"], started_at=now,
-        has_dependents=bool(r["has_dependents"]),
+        has_dependents=bool(r["has_dependents"]), meta=r["meta"],
     )
 
 

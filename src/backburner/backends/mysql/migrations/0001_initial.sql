@@ -62,6 +62,9 @@ CREATE TABLE {db}.backburner_jobs (
     dependents       LONGTEXT     NULL,
     waiting_on       INT          NOT NULL DEFAULT 0,
     receives         VARCHAR(16)  NULL,
+    -- What travels with the job but is no argument of its task (its enqueue span's trace
+    -- context): a JSON object, NULL for none.
+    meta             LONGTEXT     NULL,
     PRIMARY KEY (seq),
     UNIQUE KEY jobs_id (id),
     UNIQUE KEY jobs_unique (unique_live),
