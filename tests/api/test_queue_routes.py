@@ -5,6 +5,7 @@ store is down."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,10 +48,15 @@ def build(url: str, *, auth: bool = False) -> tuple[FastAPI, Backburner]:
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    api, _ = build(f"sqlite:///{tmp_path}/queues.db")
+def served(tmp_path: Path) -> Iterator[tuple[TestClient, Backburner]]:
+    api, jobs = build(f"sqlite:///{tmp_path}/queues.db")
     with TestClient(api) as c:
-        yield c
+        yield c, jobs
+
+
+@pytest.fixture
+def client(served: tuple[TestClient, Backburner]) -> TestClient:
+    return served[0]
 
 
 def state_of(client: TestClient, job_id: str) -> str:
@@ -64,7 +70,20 @@ def wait_state(client: TestClient, job_id: str, wanted: str) -> None:
         time.sleep(0.02)
 
 
-def test_pause_list_resume(client: TestClient) -> None:
+def burst_drain(client: TestClient, jobs: Backburner) -> None:
+    """Run a burst worker on the served app's event loop (where its store was opened): it
+    returns only after two claims in a row, both started after this call, came back empty,
+    i.e. once nothing it serves is claimable any more."""
+    assert client.portal is not None
+    client.portal.call(functools.partial(jobs.run_worker, burst=True, handle_signals=False))
+
+
+def test_pause_list_resume(served: tuple[TestClient, Backburner]) -> None:
+    """A paused queue keeps its job pending. No sleep decides that: a burst worker serving
+    the queue drains until its claims, made after the enqueue, come back empty. If the pause
+    did not hold, the burst worker (or the embedded one) would claim and run the job, and it
+    would not be pending."""
+    client, jobs = served
     assert client.get("/queues").json() == {"queues": []}
     paused = client.post("/queues/mail/pause")
     assert paused.status_code == 200, paused.text
@@ -75,7 +94,7 @@ def test_pause_list_resume(client: TestClient) -> None:
                                    "cancelled"}
 
     job_id = client.post("/tasks/send", json={"to": "ada"}).json()["id"]
-    time.sleep(0.5)  # the embedded worker was woken by the enqueue and claimed nothing
+    burst_drain(client, jobs)
     assert state_of(client, job_id) == "pending"
     [listed] = client.get("/queues").json()["queues"]
     assert listed["name"] == "mail" and listed["paused"] and listed["counts"]["pending"] == 1
