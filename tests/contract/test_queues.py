@@ -114,7 +114,12 @@ async def test_app_pause_resume_and_listing(app: Backburner) -> None:
 
 async def test_a_pause_stops_a_running_worker_and_a_resume_wakes_it(app: Backburner) -> None:
     """The worker polls only every 60 s here: the job runs after the resume because the
-    resume woke it (as an enqueue does), not because a poll came round."""
+    resume woke it (as an enqueue does), not because a poll came round.
+
+    That the paused job waits is shown by a burst drain, not a sleep: a second worker on the
+    queue returns once two claims in a row, both made after the enqueue, came back empty. Had
+    the pause not held, it (or the running worker, woken by the enqueue) would have claimed
+    and run the job, and the job would not be pending."""
 
     @app.task(queue="q")
     async def job() -> str:
@@ -127,7 +132,8 @@ async def test_a_pause_stops_a_running_worker_and_a_resume_wakes_it(app: Backbur
         assert await first.result(timeout=10) == "done"
         await app.pause_queue("q")
         waiting = await job.enqueue()
-        await asyncio.sleep(0.5)  # the enqueue's wake-up came and went: nothing claimed
+        await app.worker(queues=["q"], burst=True, scheduler=False,
+                         handle_signals=False).run()
         record = await app.get_job(waiting.id)
         assert record is not None and record.state is JobState.PENDING
         await app.resume_queue("q")
