@@ -289,12 +289,9 @@ class Worker:
         began = time.monotonic()
         task = self.app.tasks.get(job.task)
         try:
-            if self.app.tracing is None:
+            with self.app.spans.execution(job) as span:
                 outcome = await run_attempt(job, task, ctx, self._threads)
-            else:
-                with self.app.tracing.execution(job) as span:
-                    outcome = await run_attempt(job, task, ctx, self._threads)
-                    self.app.tracing.finished(span, outcome)
+                self.app.spans.finished(span, outcome)
             outcome = replace(outcome, ran=time.monotonic() - began)
         except asyncio.CancelledError:
             # Cancelled with no reason recorded: the worker is being torn down hard.
