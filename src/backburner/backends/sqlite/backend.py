@@ -318,7 +318,7 @@ def _insert(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[Inserted]:
                 conn.execute(Q["release_lapsed_key"], row)
                 holder = conn.execute(Q["unique_holder"], row).fetchone()
                 if holder is not None:
-                    used.append(Inserted(str(holder[0]), JobState(holder[1])))
+                    used.append(Inserted(str(holder["id"]), JobState(holder["state"])))
                     continue
             conn.execute(Q["insert_limited_job" if _has_limits(j) else "insert_unique_job"], row)
             used.append(Inserted(j.id))
@@ -471,8 +471,8 @@ def _heartbeat(conn: sqlite3.Connection, worker_id: str, lease: float) -> Heartb
         rows = conn.execute(Q["heartbeat"], params).fetchall()
         conn.execute(Q["heartbeat_worker"], params)
     return Heartbeat(
-        owned={r[0]: r[1] for r in rows},
-        cancel_requested=frozenset(r[0] for r in rows if r[2]),
+        owned={r["id"]: r["attempt"] for r in rows},
+        cancel_requested=frozenset(r["id"] for r in rows if r["cancel_requested"]),
     )
 
 
@@ -568,7 +568,7 @@ def _cancel(conn: sqlite3.Connection, job_id: str) -> JobState | None:
     with WriteTransaction(conn):
         cancelled = conn.execute(Q["cancel_waiting"], params).fetchone()
         if cancelled is not None:
-            if cancelled[3] is not None:
+            if cancelled["dependents"] is not None:
                 _cancel_dependents(conn, job_id, "cancelled", now)
             return JobState.CANCELLED
         conn.execute(Q["request_cancel"], params)
@@ -582,7 +582,7 @@ def _retry(conn: sqlite3.Connection, job_id: str) -> JobState | None:
     with WriteTransaction(conn):
         retried = conn.execute(Q["retry"], params).fetchone()
         if retried is not None:
-            if retried[3] is not None:
+            if retried["dependents"] is not None:
                 _rearm_dependents(conn, job_id, now)
             return JobState.PENDING
         row = conn.execute(Q["state_of"], params).fetchone()
@@ -592,11 +592,13 @@ def _retry(conn: sqlite3.Connection, job_id: str) -> JobState | None:
 def _delete(conn: sqlite3.Connection, job_id: str) -> bool:
     with WriteTransaction(conn):
         deleted = conn.execute(Q["delete"], {"id": job_id}).fetchone()
-        if deleted is not None and deleted[1] is not None and deleted[0] in (
+        if deleted is not None and deleted["dependents"] is not None and deleted["state"] in (
             "pending", "scheduled"
         ):
             # What waits for a job that never ran would wait for ever.
-            _cancel_dependents(conn, job_id, "deleted", time.time(), id_list(deleted[1]))
+            _cancel_dependents(
+                conn, job_id, "deleted", time.time(), id_list(deleted["dependents"])
+            )
     return deleted is not None
 
 
@@ -717,8 +719,8 @@ def _first_created_at_or_after(conn: sqlite3.Connection, cutoff: float) -> int:
     high += 1
     while low < high:
         row = conn.execute(Q["job_at_or_after"], {"seq": (low + high) // 2}).fetchone()
-        if row is not None and row[1] < cutoff:
-            low = row[0] + 1
+        if row is not None and row["created_at"] < cutoff:
+            low = row["seq"] + 1
         else:
             high = (low + high) // 2
     return int(low)
@@ -813,7 +815,7 @@ def _scanned(filter: JobFilter, params: dict[str, Any]) -> str:
 
 
 def _counts(conn: sqlite3.Connection) -> dict[tuple[str, JobState], int]:
-    return {(r[0], JobState(r[1])): r[2] for r in conn.execute(Q["counts"])}
+    return {(r["queue"], JobState(r["state"])): r["n"] for r in conn.execute(Q["counts"])}
 
 
 def _lead(conn: sqlite3.Connection, worker_id: str, ttl: float) -> bool:
@@ -830,7 +832,10 @@ def _resign(conn: sqlite3.Connection, worker_id: str) -> None:
 
 
 def _schedule_states(conn: sqlite3.Connection) -> dict[str, ScheduleState]:
-    return {r[0]: ScheduleState(bool(r[1]), r[2]) for r in conn.execute(Q["schedule_states"])}
+    return {
+        r["name"]: ScheduleState(bool(r["paused"]), r["changed_at"])
+        for r in conn.execute(Q["schedule_states"])
+    }
 
 
 def _set_schedule_paused(conn: sqlite3.Connection, name: str, paused: bool) -> None:
@@ -840,7 +845,10 @@ def _set_schedule_paused(conn: sqlite3.Connection, name: str, paused: bool) -> N
 
 
 def _queue_states(conn: sqlite3.Connection) -> dict[str, QueueState]:
-    return {r[0]: QueueState(bool(r[1]), r[2]) for r in conn.execute(Q["queue_states"])}
+    return {
+        r["name"]: QueueState(bool(r["paused"]), r["changed_at"])
+        for r in conn.execute(Q["queue_states"])
+    }
 
 
 def _set_queue_paused(conn: sqlite3.Connection, queue: str, paused: bool) -> None:
@@ -871,8 +879,10 @@ def _deregister_worker(conn: sqlite3.Connection, worker_id: str) -> None:
 def _list_workers(conn: sqlite3.Connection) -> list[WorkerInfo]:
     return [
         WorkerInfo(
-            id=r[0], hostname=r[1], pid=r[2], queues=tuple(codec.loads(r[3])),
-            concurrency=r[4], started_at=r[5], heartbeat_at=r[6], extra=codec.loads(r[7]),
+            id=r["id"], hostname=r["hostname"], pid=r["pid"],
+            queues=tuple(codec.loads(r["queues"])), concurrency=r["concurrency"],
+            started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
+            extra=codec.loads(r["extra"]),
         )
         for r in conn.execute(Q["list_workers"])
     ]

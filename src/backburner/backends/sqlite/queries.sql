@@ -359,7 +359,7 @@ WHERE id = :id AND state = 'cancelled' AND reason = 'dependency_failed';
 SELECT * FROM backburner_jobs WHERE id = :id;
 
 -- name: counts
-SELECT queue, state, count(*) FROM backburner_jobs GROUP BY queue, state;
+SELECT queue, state, count(*) AS n FROM backburner_jobs GROUP BY queue, state;
 
 -- name: register_worker
 INSERT OR REPLACE INTO backburner_workers
