@@ -4,8 +4,11 @@ run, pause/resume/trigger through the store, and a worker that runs its schedule
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from datetime import datetime, timedelta
+
+import pytest
 
 from backburner import Backburner, JobState
 from backburner.backends.protocol import Backend
@@ -69,18 +72,59 @@ async def test_pause_resume_trigger_and_listing(app: Backburner) -> None:
     assert not (await app.schedules())[0].paused
 
 
-async def test_a_paused_schedule_enqueues_nothing(app: Backburner) -> None:
+class SteppedStoreClock:
+    """The store's clock, as the scheduler reads it (`Backend.now`), moved by the test: the
+    scheduler takes its time from the store alone, so a round can be run "a second later"
+    without waiting a second. It starts a minute ahead of the real clock, so no stall of
+    the test puts the store's own timestamps (a resume's, on most stores) in its future, and
+    half a second past a whole second: with `every=1` each step passes exactly one tick."""
+
+    def __init__(self, real_now: float) -> None:
+        self.now = math.ceil(real_now) + 60.5
+
+    async def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_paused_schedule_enqueues_nothing(
+    app: Backburner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same scheduler rounds, one store-clock second apart, on a paused schedule and on
+    its unpaused twin: the twin enqueues the latest tick on the first round and one tick on
+    each later round, the paused one nothing; resumed, it enqueues the ticks from then on,
+    none from while it was paused. Without the pause check, `tick` would have the twin's
+    ticks; with a scheduler that enqueued nothing at all, the twin would have none."""
     @app.periodic(every=1)
     @app.task
     async def tick() -> None: ...
 
+    @app.periodic(every=1)
+    @app.task
+    async def twin() -> None: ...
+
+    clock = SteppedStoreClock(await app.backend.now())
+    monkeypatch.setattr(app.backend, "now", clock)
+    first = math.floor(clock.now)
     await app.pause_schedule(tick.name)
     scheduler = Scheduler(app, list(app.periodic_schedules.values()))
-    for _ in range(2):
-        await scheduler.round()
-        await asyncio.sleep(0.6)
+
+    async def later_rounds(count: int) -> None:
+        for _ in range(count):
+            clock.now += 1.0
+            await scheduler.round()
+
     await scheduler.round()
+    await later_rounds(2)
     assert await periodic_jobs(app, tick.name) == []
+    assert sorted(map(tick_of, await periodic_jobs(app, twin.name))) == [
+        first, first + 1, first + 2]
+
+    # Resumed at the last round's reading (Redis stamps the resume with `now`; the other
+    # stores with their real clock, which is behind it): the ticks after it are due.
+    await app.resume_schedule(tick.name)
+    await later_rounds(2)
+    assert sorted(map(tick_of, await periodic_jobs(app, tick.name))) == [first + 3, first + 4]
+    assert len(await periodic_jobs(app, twin.name)) == 5
 
 
 async def test_a_worker_runs_its_schedules(app: Backburner) -> None:
