@@ -14,6 +14,7 @@ from backburner import Backburner, ConfigurationError, JobState, Retention, code
 from backburner.backends.protocol import Backend, Completion, Failure, JobFilter, NewJob
 from backburner.job import FailureReason
 from backburner.retention import prune_expired
+from backburner.testing import ManualClock, memory_backend
 from backburner.unique import UniqueScope
 from tests.contract.test_transitions import ERR, new
 
@@ -92,31 +93,55 @@ async def test_a_pruned_job_frees_its_unique_key(backend: Backend) -> None:
     assert duplicate.id == again.id  # and the new job holds it
 
 
+def period_tick(key: str, unique_for: float) -> NewJob:
+    """A job holding a periodic tick's key (period scope) for `unique_for` seconds."""
+    return dataclasses.replace(new(), unique_key=key, unique_scope=UniqueScope.PERIOD,
+                               unique_for=unique_for)
+
+
 async def test_a_job_holding_a_period_key_is_kept_until_the_key_lapses(
     backend: Backend,
 ) -> None:
     """A periodic tick holds its key for the catch-up window + 1 h: deleting it sooner would
-    let a late scheduler enqueue the same tick again."""
-    def tick(key: str, unique_for: float) -> NewJob:
-        return dataclasses.replace(new(), unique_key=key, unique_scope=UniqueScope.PERIOD,
-                                   unique_for=unique_for)
+    let a late scheduler enqueue the same tick again.
 
-    held = await finish(backend, JobState.COMPLETED, tick("periodic:s@1", 3600.0))
-    lapsing = await finish(backend, JobState.COMPLETED, tick("periodic:s@2", 0.3))
-    await asyncio.sleep(0.1)
-    assert await backend.prune(ALL_NOW, 10) == 0
-    await asyncio.sleep(0.4)
+    No stall of the machine can decide this test: the kept jobs hold their keys for an hour
+    and a minute, and the job pruned beside them finished after them with its key already
+    lapsed, so they were old enough to go and only their keys kept them. (That one job is
+    kept, then pruned once its key lapses, is shown on the memory store's clock below.)"""
+    held = await finish(backend, JobState.COMPLETED, period_tick("periodic:s@1", 3600.0))
+    holding = await finish(backend, JobState.COMPLETED, period_tick("periodic:s@2", 60.0))
+    lapsed = await finish(backend, JobState.COMPLETED, period_tick("periodic:s@3", 0.1))
+    await asyncio.sleep(0.3)  # past the last key's hold (a slower machine: further past)
     assert await backend.prune(ALL_NOW, 10) == 1
-    assert await exists(backend, held) and not await exists(backend, lapsing)
-    [duplicate] = await backend.insert([tick("periodic:s@1", 3600.0)])
+    assert await exists(backend, held) and await exists(backend, holding)
+    assert not await exists(backend, lapsed)
+    assert await backend.prune(ALL_NOW, 10) == 0
+    [duplicate] = await backend.insert([period_tick("periodic:s@1", 3600.0)])
     assert duplicate.id == held  # the tick is still taken exactly once
-    fresh = tick("periodic:s@2", 3600.0)
+    fresh = period_tick("periodic:s@3", 3600.0)
     assert await finish(backend, JobState.COMPLETED, fresh) == fresh.id  # the key was free
     # A held job does not block the batches behind it.
     plain = await finish(backend, JobState.COMPLETED)
     await asyncio.sleep(0.05)
     assert await backend.prune({JobState.COMPLETED: 0.0}, 1) == 1
     assert not await exists(backend, plain) and await exists(backend, held)
+
+
+async def test_a_job_is_pruned_once_its_period_key_lapses() -> None:
+    """The same job, on the memory store's manual clock: kept while its key is held (a tenth
+    of a second before the minute is up), pruned once it lapses (a tenth after)."""
+    clock = ManualClock()
+    backend = memory_backend(clock)
+    await backend.open()
+    try:
+        job = await finish(backend, JobState.COMPLETED, period_tick("periodic:s@1", 60.0))
+        clock.advance(59.9)
+        assert await backend.prune(ALL_NOW, 10) == 0 and await exists(backend, job)
+        clock.advance(0.2)
+        assert await backend.prune(ALL_NOW, 10) == 1 and not await exists(backend, job)
+    finally:
+        await backend.close()
 
 
 async def test_prune_expired_loops_over_full_batches(backend: Backend) -> None:
