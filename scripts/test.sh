@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set everything up and run every quality gate: ruff, mypy --strict, the whole test suite on
 # the locked (newest tested) releases; then the same code on the lowest supported releases
-# (requirements/lowest.txt in .venv-lowest): import, mypy --strict, tests/unit on every backend,
-# tests/contract on memory and SQLite (scripts/lowest-checks.sh; about 2 minutes on 2 cores).
+# (requirements/lowest.txt in .venv-lowest): import, mypy --strict, tests/unit and tests/stores
+# on every backend, tests/contract on memory and SQLite (scripts/lowest-checks.sh; about 2
+# minutes on 2 cores).
 # Extra arguments go to the main pytest run only (e.g. scripts/test.sh tests/unit -x); the
 # lowest-releases run is always the same. BACKBURNER_TEST_LOWEST=0 skips it (for a quick local
 # loop; CI and a change to pyproject.toml's ranges need it).

@@ -2,14 +2,14 @@
 # Re-resolve the locks to the newest releases pyproject.toml's ranges allow, check them in
 # throwaway virtualenvs, and rewrite requirements/lock.txt and requirements/lowest.txt only if
 # every check is green:
-#   lock.txt    newest releases:                 ruff, mypy --strict, tests/unit
+#   lock.txt    newest releases:                 ruff, mypy --strict, tests/unit tests/stores
 #   lowest.txt  the minimum of every direct range
 #               (--resolution lowest-direct):    scripts/lowest-checks.sh, as scripts/test.sh
 #                                                runs it: import, mypy --strict, tests/unit,
-#                                                tests/contract (memory, SQLite)
+#                                                tests/stores, tests/contract (memory, SQLite)
 # On a failure the locks stay as they are, and it says which releases changed and which check
 # failed (its output is above). Run it after changing a range in pyproject.toml, too.
-# Redis and PostgreSQL at their test addresses make the unit tier complete (see tests/services.py).
+# Redis and PostgreSQL at their test addresses: tests/stores needs them (see tests/services.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -60,7 +60,7 @@ gate() {  # name
   if [ "$name" = lock ]; then
     check "$name" "$venv/bin/ruff" check src tests bench examples
     check "$name" "$venv/bin/mypy" --cache-dir "$venv/.mypy_cache" src
-    check "$name" "$venv/bin/pytest" -p no:cacheprovider -q tests/unit
+    check "$name" "$venv/bin/pytest" -p no:cacheprovider -q tests/unit tests/stores
   else
     check "$name" bash scripts/lowest-checks.sh "$venv"
   fi
