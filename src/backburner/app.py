@@ -396,7 +396,7 @@ class Backburner:
         return await self.backend.get(job_id)
 
     async def _store(self, jobs: list[NewJob], connection: Any) -> list[Inserted]:
-        # Kept for tests/unit/test_redis_backend.py, which stores a job without the enqueue
+        # Kept for tests/stores/test_redis_backend.py, which stores a job without the enqueue
         # events; the package stores through `backburner.enqueue`.
         return await store_jobs(self.backend, jobs, connection)
 

@@ -1,4 +1,4 @@
--- The current schema in full, for readers. tests/unit/test_postgres_schema.py checks that
+-- The current schema in full, for readers. tests/stores/test_postgres_schema.py checks that
 -- applying every migration gives exactly this schema (catalog against catalog): change both
 -- together. The migrations ledger ({schema}.migrations) is created by schema.py, not here.
 -- Jobs: one row per job for its whole life. `{schema}` is replaced by the quoted schema
