@@ -34,9 +34,10 @@ from backburner.task import BoundTask, Task
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Exposed:
-    """One exposed task of one router, bound to its route."""
+    """One exposed task of one router, bound to its route (compared by identity: it holds
+    the route's keys in flight)."""
 
     task: Task[Any, Any]
     ttl: float
