@@ -52,7 +52,9 @@ def _is_context(annotation: Any) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Parameter:
+class Parameter:
+    """One parameter of a task as its arguments are checked and converted."""
+
     name: str
     kind: inspect._ParameterKind
     adapter: TypeAdapter[Any]
@@ -78,7 +80,7 @@ class TaskSignature:
         full = inspect.signature(func)
         self.context_parameter: str | None = None
         kept: list[inspect.Parameter] = []
-        params: dict[str, _Parameter] = {}
+        params: dict[str, Parameter] = {}
         for p in full.parameters.values():
             annotation = hints.get(p.name, Any)
             if _is_context(annotation):
@@ -91,7 +93,7 @@ class TaskSignature:
             if p.kind is p.VAR_POSITIONAL or p.kind is p.VAR_KEYWORD:
                 element = annotation  # annotation of *args / **kwargs is per element
             native = element if element in _NATIVE else None
-            params[p.name] = _Parameter(
+            params[p.name] = Parameter(
                 p.name, p.kind, _adapter(element), native,
                 plain=_is_any(element), json_shaped=_json_shaped(element),
             )
@@ -112,6 +114,11 @@ class TaskSignature:
         self.returns: TypeAdapter[Any] = _adapter(returns)
 
     # -- enqueue side ----------------------------------------------------------------------
+
+    @property
+    def parameters(self) -> Mapping[str, Parameter]:
+        """The task's own parameters (the job context left out), by name."""
+        return self._params
     def encode(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], *, leave_first: bool = False
     ) -> tuple[list[Any], dict[str, Any]]:
@@ -157,7 +164,7 @@ class TaskSignature:
             "a piped task needs a first positional parameter to receive the result",
         )
 
-    def _to_json(self, param: _Parameter, label: str, value: Any) -> Any:
+    def _to_json(self, param: Parameter, label: str, value: Any) -> Any:
         kind = type(value)
         if kind is param.json_native:
             if kind is int and not INT64_MIN <= value <= INT64_MAX:
@@ -213,7 +220,7 @@ class TaskSignature:
                 call_kwargs[name] = self._from_json(param, name, value)
         return call_args, call_kwargs
 
-    def _from_json(self, param: _Parameter, label: str, value: Any) -> Any:
+    def _from_json(self, param: Parameter, label: str, value: Any) -> Any:
         if param.json_native is not None and type(value) is param.json_native:
             return value
         try:

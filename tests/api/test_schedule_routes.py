@@ -38,8 +38,10 @@ async def writer(who: Annotated[str, Depends(role)]) -> None:
 def build(url: str, *, auth: bool = False) -> tuple[FastAPI, Backburner]:
     jobs = Backburner(url, poll_interval=0.2)
 
+    # No catch-up: with the default 15-minute window a run between 09:00 and 09:15 Paris time
+    # would enqueue today's tick, and "a tick that has not come has no last run" would fail.
     @jobs.periodic(cron="0 9 * * *", tz="Europe/Paris", name="morning-report",
-                   kwargs={"who": "board"})
+                   kwargs={"who": "board"}, catch_up=timedelta(0))
     @jobs.task(name="report", retries=0)
     async def report(who: str) -> dict[str, str]:
         return {"report": f"for {who}"}

@@ -164,7 +164,7 @@ def job_links(name: str) -> dict[str, Any]:
 def check_strictly(task: Task[Any, Any], body: dict[str, Any]) -> None:
     """Each argument as the published schema says, without pydantic's lax conversions (a
     JSON `false` is not the integer 0, `"3"` is not 3): 422 naming the argument."""
-    params = task.signature._params
+    params = task.signature.parameters
     extra = next((p for p in params.values()
                   if p.kind is inspect.Parameter.VAR_KEYWORD), None)
     for name, value in body.items():
