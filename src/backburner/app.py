@@ -124,9 +124,11 @@ class Backburner:
         """OpenTelemetry spans (see `backburner.tracing`), None when off."""
         if tracing is not False and tracing is not None:
             self.tracing = Tracing(None if tracing is True else tracing)
-        self.spans: JobSpans = self.tracing if self.tracing is not None else NoTracing()
+        self.spans: JobSpans = NoTracing()
         """What enqueue and the worker call around each job: `tracing`, or when it is off
         a `NoTracing` whose calls do nothing."""
+        if self.tracing is not None:
+            self.spans = self.tracing
         self._open_lock: asyncio.Lock | None = None
         self._opened = False
 
