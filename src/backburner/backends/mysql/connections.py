@@ -21,8 +21,10 @@ locks only rows it has already seen expire.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -72,10 +74,37 @@ def connect_options(config: MySQLConfig) -> dict[str, Any]:
     }
 
 
-async def create_pool(config: MySQLConfig) -> Any:
-    return await asyncmy.create_pool(
+class Pool:
+    """asyncmy's pool behind a first-come, first-served gate. Its own waiters are not served
+    in order: a connection given back is taken by whoever asks next without waiting, so
+    under steady load a waiter (the rescue, a heartbeat) could wait for seconds or for ever
+    (measured: one acquire never returned while twelve tasks shared four connections). Past
+    the gate, a connection is always free."""
+
+    def __init__(self, pool: Any, size: int) -> None:
+        self.pool = pool
+        self._gate = asyncio.Semaphore(size)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        async with self._gate, self.pool.acquire() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def terminate(self) -> None:
+        self.pool.terminate()
+
+    async def wait_closed(self) -> None:
+        await self.pool.wait_closed()
+
+
+async def create_pool(config: MySQLConfig) -> Pool:
+    pool = await asyncmy.create_pool(
         minsize=config.pool_min_size, maxsize=config.pool_size, **connect_options(config)
     )
+    return Pool(pool, config.pool_size)
 
 
 async def connect(config: MySQLConfig) -> Any:

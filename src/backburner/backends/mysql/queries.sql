@@ -31,7 +31,7 @@ SELECT EXISTS (
 -- name: due
 -- Scheduled jobs whose time has come (every queue, like the other backends). SKIP LOCKED:
 -- concurrent stagers split them instead of queueing on each other's row locks.
-SELECT seq FROM {db}.backburner_jobs
+SELECT seq FROM {db}.backburner_jobs FORCE INDEX (jobs_due)
 WHERE state = 'scheduled' AND run_at <= %(now)s
 ORDER BY run_at LIMIT 1000
 FOR UPDATE SKIP LOCKED;
@@ -48,7 +48,7 @@ WHERE seq IN %(seqs)s AND state = 'scheduled';
 SELECT seq, id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
        timeout, created_at, run_at, dependents IS NOT NULL AS has_dependents, meta,
        limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period
-FROM {db}.backburner_jobs
+FROM {db}.backburner_jobs FORCE INDEX (jobs_ready)
 WHERE queue = %(queue)s AND state = 'pending' AND parked = 0 AND {lost}
   AND NOT EXISTS (SELECT 1 FROM {db}.backburner_queues AS p
                   WHERE p.name = %(queue)s AND p.paused)
@@ -115,15 +115,15 @@ UPDATE {db}.backburner_jobs SET state = 'scheduled', run_at = %(run_at)s WHERE s
 
 -- name: parked_in_task
 -- A slot of a task's group freed: the next parked jobs (priority, then FIFO).
-SELECT seq, queue FROM {db}.backburner_jobs
-WHERE parked = 1 AND queue = %(queue)s AND task = %(task)s AND state = 'pending'
+SELECT seq, queue FROM {db}.backburner_jobs FORCE INDEX (jobs_ready)
+WHERE queue = %(queue)s AND state = 'pending' AND parked = 1 AND task = %(task)s
 ORDER BY priority DESC, seq LIMIT %(n)s
 FOR UPDATE;
 
 -- name: parked_in_key
-SELECT seq, queue FROM {db}.backburner_jobs
-WHERE parked = 2 AND queue = %(queue)s AND task = %(task)s AND limit_key = %(key)s
-  AND state = 'pending'
+SELECT seq, queue FROM {db}.backburner_jobs FORCE INDEX (jobs_ready)
+WHERE queue = %(queue)s AND state = 'pending' AND parked = 2 AND task = %(task)s
+  AND limit_key = %(key)s
 ORDER BY priority DESC, seq LIMIT %(n)s
 FOR UPDATE;
 
@@ -153,7 +153,7 @@ SELECT unique_live, id, state FROM {db}.backburner_jobs WHERE unique_live IN %(h
 -- in order), so two batches never lock the same rows in opposite orders.
 SELECT id, attempt, queue, task, dependents IS NOT NULL AS has_dependents,
        limit_concurrency, limit_key, limit_key_concurrency
-FROM {db}.backburner_jobs
+FROM {db}.backburner_jobs FORCE INDEX (jobs_id)
 WHERE id IN %(ids)s AND state = 'running'
 ORDER BY id
 FOR UPDATE;
@@ -189,7 +189,7 @@ SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = @backb
 WHERE id = %(id)s AND attempt = %(attempt)s AND state = 'running';
 
 -- name: renew_leases
-UPDATE {db}.backburner_jobs SET lease_until = {now} + %(lease)s
+UPDATE {db}.backburner_jobs FORCE INDEX (jobs_worker) SET lease_until = {now} + %(lease)s
 WHERE worker_id = %(worker_id)s AND state = 'running';
 
 -- name: held
@@ -205,7 +205,7 @@ WHERE id = %(id)s AND attempt = %(attempt)s AND state = 'running';
 
 -- name: lock_job
 SELECT id, state, queue, task, attempt, waiting_on, dependents, unique_hash, unique_scope
-FROM {db}.backburner_jobs WHERE id = %(id)s FOR UPDATE;
+FROM {db}.backburner_jobs FORCE INDEX (jobs_id) WHERE id = %(id)s FOR UPDATE;
 
 -- name: cancel_waiting
 -- A parked job leaves the parked walk (only pending jobs are parked).
@@ -243,7 +243,7 @@ SELECT seq FROM {db}.backburner_jobs WHERE state = 'running' AND lease_until < {
 -- concurrent rescuers split them, and a heartbeat holding a row at that moment wins.
 SELECT seq, id, task, queue, attempt, lost, cancel_requested, dependents,
        limit_concurrency, limit_key, limit_key_concurrency
-FROM {db}.backburner_jobs
+FROM {db}.backburner_jobs FORCE INDEX (PRIMARY)
 WHERE seq IN %(seqs)s AND state = 'running' AND lease_until < @backburner_now
 FOR UPDATE SKIP LOCKED;
 
@@ -270,7 +270,7 @@ FROM {db}.backburner_jobs WHERE id IN %(ids)s;
 -- name: flow_nodes_to_change
 -- The jobs a flow rule may change, locked in id order until the transaction ends.
 SELECT id, state, reason, waiting_on, depends_on, dependents, receives, args, result
-FROM {db}.backburner_jobs WHERE id IN %(ids)s ORDER BY id FOR UPDATE;
+FROM {db}.backburner_jobs FORCE INDEX (jobs_id) WHERE id IN %(ids)s ORDER BY id FOR UPDATE;
 
 -- name: flow_wait
 UPDATE {db}.backburner_jobs SET waiting_on = %(waiting_on)s, updated_at = %(now)s
@@ -300,7 +300,7 @@ WHERE id = %(id)s AND state = 'cancelled' AND reason = 'dependency_failed';
 -- period-scoped key is still held (deleting it would let a late scheduler enqueue the tick
 -- again) and one a job of its flow still waits for (that one reads its result, or re-arms on
 -- its retry). SKIP LOCKED: a job some transition holds now is left for the next batch.
-SELECT seq FROM {db}.backburner_jobs AS f
+SELECT seq FROM {db}.backburner_jobs AS f FORCE INDEX (jobs_finished)
 WHERE f.state = %(state)s AND f.finished_at < %(before)s
   AND (f.unique_scope IS NULL OR f.unique_scope <> 'period' OR f.unique_until IS NULL
        OR f.unique_until <= %(now)s)

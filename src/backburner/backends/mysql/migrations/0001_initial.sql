@@ -68,16 +68,17 @@ CREATE TABLE {db}.backburner_jobs (
     PRIMARY KEY (seq),
     UNIQUE KEY jobs_id (id),
     UNIQUE KEY jobs_unique (unique_live),
-    -- The claim walks this one in order and stops at its LIMIT (suspects: lost > 0).
+    -- The claim walks this one in order and stops at its LIMIT (suspects: lost > 0); a
+    -- freed slot walks its parked jobs (parked 1/2) here too. Every locking read names its
+    -- index (FORCE INDEX): a plan that walked another index would lock, if only for a
+    -- moment, rows it does not want (running jobs the rescue must take, say).
     KEY jobs_ready (queue, state, parked, lost, priority DESC, seq),
     -- Staging of due scheduled jobs, the next due time; the rescue's walk of running jobs.
     KEY jobs_due (state, run_at),
     KEY jobs_worker (worker_id, state),
     -- Listings by state, newest first; the retention pruner, oldest finished first.
     KEY jobs_listing (state, seq),
-    KEY jobs_finished (state, finished_at),
-    -- Parked jobs in the order a freed slot hands them out.
-    KEY jobs_parked (parked, queue, priority DESC, seq)
+    KEY jobs_finished (state, finished_at)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = {collation};
 
 CREATE TABLE {db}.backburner_workers (
