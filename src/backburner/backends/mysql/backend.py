@@ -5,14 +5,14 @@ Driver: asyncmy. Of the two maintained asyncio drivers it is the one that ships 
 information (mypy --strict checks our calls), needs no other package (aiomysql needs PyMySQL),
 speaks MariaDB's protocol extensions, and since 0.2.13 closes a connection whose read was
 cancelled instead of handing it back to the pool half-read (a cancelled worker must never
-leave a desynced connection behind). Both ship wheels for every CPython we support.
+leave a desynced connection behind). It installs from wheels (CPython 3.11 checked).
 
 Every transition is one transaction: it reads the rows it may change locked (`SELECT ...
 FOR UPDATE`; claims add SKIP LOCKED, so concurrent claimers never wait for each other nor share
 a job), then writes them, since MySQL has no UPDATE ... RETURNING. connections.py sends the
-statements as scripts, so a plain claim or acknowledgement costs two round trips. Every time
-is the server's clock (`{now}`, read once per transaction); every write of an attempt is
-fenced by its attempt number. The decisions are not made here: flows follow
+statements as scripts: a batch acknowledgement is one round trip, a claim two. Every time
+is the server's clock (one instant per transaction, see connections.py); every write of an
+attempt is fenced by its attempt number. The decisions are not made here: flows follow
 backends/flow_rules.py, limits backends/limit_rules.py, rows are read by backends/records.py.
 
 Wake-ups: MySQL has no LISTEN/NOTIFY. Local subscribers get every event at once, and every
@@ -27,6 +27,7 @@ leaves the backend: see errors.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,14 +39,14 @@ from backburner.backends.mysql.claims import Claimer
 from backburner.backends.mysql.config import MySQLConfig, parse_url
 from backburner.backends.mysql.connections import NOW, Result, Row, Session, Statement, single
 from backburner.backends.mysql.flows import Flows
+from backburner.backends.mysql.housekeeping import rescue
+from backburner.backends.mysql.inserts import insert
 from backburner.backends.mysql.limits import Limits
 from backburner.backends.mysql.rows import (
     counting,
-    insert_jobs,
     limited_job,
     listing,
     page,
-    unique_hash,
 )
 from backburner.backends.outage import OutageLog
 from backburner.backends.protocol import (
@@ -74,7 +75,6 @@ from backburner.notify import Event, Notifier
 
 QUERIES = load_queries("backburner.backends.mysql")
 CLOSE_TIMEOUT = 5.0
-_UNIQUE_ROUNDS = 10
 _RETRY_ROUNDS = 3
 # An insert or a retry whose unique key an insert still in flight takes: the index refuses
 # ours once that one commits, and the next round sees the holder.
@@ -183,6 +183,8 @@ class MySQLBackend:
             await single(pool, (f"DROP DATABASE IF EXISTS {db}", ()))
         elif ours:
             await single(pool, (f"DROP TABLE {', '.join(f'{db}.`{t}`' for t in ours)}", ()))
+        with contextlib.suppress(OSError):  # the wake-up sockets' folder, once it is empty
+            os.rmdir(self._notifier.directory)
 
     async def _connected(self) -> Any:
         if self._pool is None or self._opened_in != os.getpid():
@@ -208,46 +210,14 @@ class MySQLBackend:
             return []
         try:
             if connection is None:
-                return await self._transaction(lambda s: self._insert(s, jobs))  # type: ignore[no-any-return]
+                return await self._transaction(  # type: ignore[no-any-return]
+                    lambda s: insert(s, self._q, self._jobs, jobs))
             driver = await external.driver_connection(connection)
-            return await self._insert(Session(driver, scripts=False), jobs)
+            return await insert(Session(driver, scripts=False), self._q, self._jobs, jobs)
         except errors.TRANSLATED as exc:
             if errors.is_duplicate(exc, "jobs_id"):
                 raise ConfigurationError(f"duplicate job id in {[j.id for j in jobs]}") from exc
             raise
-
-    async def _insert(self, s: Session, jobs: Sequence[NewJob]) -> list[Inserted]:
-        """Insert what no live job holds the key of; answer the holders' ids for the rest."""
-        # The clock itself, not the transaction's instant: `s` may be the application's.
-        now = float((await s.rows(self._q["now"]))[0]["now"])
-        hashes = {j.id: h for j in jobs if (h := unique_hash(j)) is not None}
-        used: dict[str, Inserted] = {}
-        waiting = list(jobs)
-        for _ in range(_UNIQUE_ROUNDS):
-            keyed = tuple(hashes[j.id] for j in waiting if j.id in hashes)
-            if keyed:
-                params = {"hashes": keyed, "now": now}
-                _, found = await s.run((self._q["release_lapsed_keys"], params),
-                                       (self._q["unique_holders"], params))
-                held = {r["unique_live"]: Inserted(r["id"], JobState(r["state"]))
-                        for r in found.rows}
-                used.update((j.id, held[hashes[j.id]]) for j in waiting
-                            if hashes.get(j.id) in held)
-            waiting = [j for j in waiting if j.id not in used]
-            if not waiting:
-                break
-            try:
-                await s.run(insert_jobs(self._jobs, waiting, now))
-            except errors.TRANSLATED as exc:
-                if not (keyed and errors.is_duplicate(exc, "jobs_unique")):
-                    raise
-                continue  # a concurrent insert of a key committed first: see _UNIQUE_ROUNDS
-            used.update((j.id, Inserted(j.id)) for j in waiting)
-            break
-        else:
-            keys = [j.unique_key for j in waiting]
-            raise ConfigurationError(f"unique keys kept changing hands during the insert: {keys}")
-        return [used[j.id] for j in jobs]
 
     @translated
     async def claim(
@@ -434,39 +404,13 @@ class MySQLBackend:
         rows: list[Row] = []
         if expired.rows:
             seqs = {"seqs": tuple(r["seq"] for r in expired.rows)}
-            moved, rows = await self._transaction(lambda s: self._rescue(s, seqs, max_lost))
+            moved, rows = await self._transaction(
+                lambda s: rescue(s, self._q, self._flows, seqs, max_lost))
         # A dead worker's slots come back with its jobs, and slots whose hand-over a dying
         # process missed go to their parked jobs.
         await self._hand_on(rows, stranded=True)
         await single(pool, (self._q["forget_dead_workers"], {"now": await self.now()}))
         return moved
-
-    async def _rescue(
-        self, s: Session, seqs: Mapping[str, Any], max_lost: int
-    ) -> tuple[list[Transition], list[Row]]:
-        now, (locked,) = await self._now(s, (self._q["lock_expired"], seqs))
-        moved = []
-        for r in locked.rows:
-            lost = r["lost"] + 1
-            poison = lost >= max_lost and not r["cancel_requested"]
-            state = "cancelled" if r["cancel_requested"] else "failed" if poison else "pending"
-            reason = {"cancelled": "cancelled", "failed": "worker_lost"}.get(state)
-            message = "the worker holding this attempt stopped renewing its lease"
-            if poison:
-                message = (f"stopped as a poison job after {lost} worker deaths (the max_lost "
-                           f"limit, whatever its retries): {message}")
-            error = {"attempt": r["attempt"], "type": "WorkerLost", "message": message,
-                     "traceback": None, "reason": "worker_lost", "at": now}
-            s.defer((self._q["rescue"], {
-                "seq": r["seq"], "state": state, "reason": reason, "now": now,
-                "finished_at": None if state == "pending" else now, "error": codec.dumps(error),
-            }))
-            if r["dependents"] is not None and state != "pending":
-                plan = plan_cancel(r["id"], state, id_list(r["dependents"]))
-                await self._flows.apply(s, plan, now)
-            moved.append(Transition(r["id"], r["task"], r["queue"], JobState(state),
-                                    r["attempt"], FailureReason(reason) if reason else None))
-        return moved, locked.rows
 
     @translated
     async def prune(self, older_than: Mapping[JobState, float], limit: int) -> int:
