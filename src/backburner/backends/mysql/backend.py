@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from backburner import codec
+from backburner.backends.attempt_rules import ended_state
 from backburner.backends.flow_rules import Plan, plan_cancel, plan_rearm, plan_release
 from backburner.backends.mysql import connections, errors, external, schema
 from backburner.backends.mysql.claims import Claimer
@@ -70,7 +71,7 @@ from backburner.backends.sql_files import load_queries
 from backburner.backends.sqlite.datagrams import DatagramNotifier
 from backburner.backends.translation import translating
 from backburner.errors import ConfigurationError
-from backburner.job import FailureReason, JobRecord, JobState
+from backburner.job import JobRecord, JobState
 from backburner.notify import Event, Notifier
 
 QUERIES = load_queries("backburner.backends.mysql")
@@ -271,14 +272,14 @@ class MySQLBackend:
         def write(i: Failure) -> Statement:
             return self._q["fail"], {
                 "id": i.id, "attempt": i.attempt, "retry_in": i.retry_in,
-                "final": _ended(i.reason), "reason": i.reason.value,
+                "final": ended_state(i.reason).value, "reason": i.reason.value,
                 "counts": 1 if i.counts else 0,
                 # Its time is stamped by the statement, with the transaction's instant.
                 "error": codec.dumps(error_entry(i.error, i.attempt, i.reason, 0.0)),
             }
 
         return await self._acknowledge(items, write, lambda i: (
-            plan_cancel(i.id, _ended(i.reason))
+            plan_cancel(i.id, ended_state(i.reason).value)
             if i.has_dependents and i.retry_in is None else None
         ))
 
@@ -524,11 +525,6 @@ class MySQLBackend:
             )
             for r in found.rows
         ]
-
-
-def _ended(reason: FailureReason) -> str:
-    """The terminal state of a job whose last attempt ended for `reason`."""
-    return "cancelled" if reason is FailureReason.CANCELLED else "failed"
 
 
 def _state(value: Any) -> JobState | None:
