@@ -15,6 +15,8 @@ import pytest
 
 from backburner import Backburner, JobState, Retention
 from backburner.backends.memory import MemoryBackend
+from backburner.backends.mysql import MySQLBackend
+from backburner.backends.mysql.connections import single
 from backburner.backends.protocol import Backend
 from backburner.backends.sqlite import SQLiteBackend
 
@@ -34,6 +36,10 @@ async def stored(backend: Backend) -> int:
     if isinstance(backend, SQLiteBackend):
         with sqlite3.connect(backend.path) as conn:
             return int(conn.execute("SELECT count(*) FROM backburner_jobs").fetchone()[0])
+    if isinstance(backend, MySQLBackend):
+        (found,) = await single(backend._pool, (
+            f"SELECT COUNT(*) AS n FROM {backend.config.quoted_database}.backburner_jobs", ()))
+        return int(found.rows[0]["n"])
     pool: Any = getattr(backend, "_pool", None)
     if pool is not None:  # PostgreSQL
         schema = backend.config.quoted_schema  # type: ignore[attr-defined]
