@@ -329,6 +329,10 @@ def _has_limits(j: NewJob) -> bool:
     return (j.limit_concurrency, j.limit_key_concurrency, j.rate_count) != (None, None, None)
 
 
+ClaimedRow = dict[str, Any]
+"""A row of claim_from_queue / claim_suspect's RETURNING, by column name."""
+
+
 def _claim(
     conn: sqlite3.Connection,
     worker_id: str,
@@ -348,8 +352,8 @@ def _claim(
             for queue in queues:
                 # A suspect over its limit is parked by _admit; the next one is tried.
                 while row := conn.execute(Q["claim_suspect"], {**base, "queue": queue}).fetchone():
-                    if _admit(conn, _refuse_invalid(conn, [row], now), now):
-                        return Claim([_claimed(row)], now, None, False)
+                    if admitted := _admit(conn, _refuse_invalid(conn, [row], now), now):
+                        return Claim([_claimed(admitted[0])], now, None, False)
         for position, queue in enumerate(queues):
             while (wanted := limit - len(claimed)) > 0:
                 params = {**base, "queue": queue, "limit": wanted}
@@ -372,14 +376,16 @@ def _claim(
 
 def _refuse_invalid(
     conn: sqlite3.Connection, rows: list[sqlite3.Row], now: float
-) -> list[sqlite3.Row]:
-    """The claimed rows a worker can run. A row written by something other than Backburner
-    with fields of the wrong type (`priority='high'`, `max_attempts='abc'`: SQLite stores
-    whatever it is given) fails here, in the claim's transaction, with `invalid_payload`,
-    before it is counted against any limit: a worker never sees it (R20)."""
+) -> list[ClaimedRow]:
+    """The claimed rows a worker can run, by column name. A row written by something other
+    than Backburner with fields of the wrong type (`priority='high'`, `max_attempts='abc'`:
+    SQLite stores whatever it is given) fails here, in the claim's transaction, with
+    `invalid_payload`, before it is counted against any limit: a worker never sees it (R20)."""
     kept = []
-    for r in rows:
-        problems = claim_problems(dict(zip(r.keys(), r, strict=True)))
+    for row in rows:
+        # A dict once per row: sqlite3.Row looks a name up by a scan of its columns.
+        r = dict(zip(row.keys(), row, strict=True))
+        problems = claim_problems(r)
         if not problems:
             kept.append(r)
             continue
@@ -388,33 +394,33 @@ def _refuse_invalid(
             "id": r["id"], "attempt": attempt, "retry_in": None, "final_state": "failed",
             "reason": FailureReason.INVALID_PAYLOAD.value, "counts": 1,
             "error": codec.dumps(invalid_row_error(problems, attempt, now)), "now": now,
-        }).fetchone()
+        })
         if r["has_dependents"]:  # they never run
             _cancel_dependents(conn, r["id"], "failed", now)
     return kept
 
 
-def _limited_job(r: sqlite3.Row) -> LimitedJob | None:
-    """A claimed row as the limit rules read it; None for a job without limits."""
-    if (r["limit_concurrency"], r["limit_key_concurrency"], r["rate_count"]) == (None,) * 3:
+def _limited_job(conn: sqlite3.Connection, r: ClaimedRow) -> LimitedJob | None:
+    """A claimed row as the limit rules read it; None for a job without limits. The claim
+    returns only whether a job has limits: they are read for those that do."""
+    if not r["has_limits"]:
         return None
+    limits = conn.execute(Q["limits_of_claimed"], {"seq": r["seq"]}).fetchone()
     return LimitedJob(
         id=r["id"], queue=r["queue"], task=r["task"], priority=r["priority"], order=r["seq"],
-        limit_concurrency=r["limit_concurrency"], limit_key=r["limit_key"],
-        limit_key_concurrency=r["limit_key_concurrency"], rate_count=r["rate_count"],
-        rate_period=r["rate_period"],
+        limit_concurrency=limits["limit_concurrency"], limit_key=limits["limit_key"],
+        limit_key_concurrency=limits["limit_key_concurrency"],
+        rate_count=limits["rate_count"], rate_period=limits["rate_period"],
     )
 
 
-def _admit(
-    conn: sqlite3.Connection,
-    rows: list[sqlite3.Row],
-    now: float,
-) -> list[sqlite3.Row]:
+def _admit(conn: sqlite3.Connection, rows: list[ClaimedRow], now: float) -> list[ClaimedRow]:
     """The claimed rows that may run under their limits (backends/limit_rules.py decides).
     The claim is already written, so the store counts them among the running. Costs
     nothing when no row has limits."""
-    limited = [job for r in rows if (job := _limited_job(r)) is not None]
+    if not any(r["has_limits"] for r in rows):
+        return rows
+    limited = [job for r in rows if (job := _limited_job(conn, r)) is not None]
     if not limited:
         return rows
     running = {
@@ -454,7 +460,7 @@ def _free_slots(conn: sqlite3.Connection, stopped: Sequence[LimitedJob]) -> set[
     return woken
 
 
-def _claimed(r: sqlite3.Row) -> ClaimedJob:
+def _claimed(r: ClaimedRow) -> ClaimedJob:
     return ClaimedJob(
         id=r["id"], task=r["task"], queue=r["queue"], priority=r["priority"], args=r["args"],
         kwargs=r["kwargs"], attempt=r["attempt"], max_attempts=r["max_attempts"],
@@ -490,22 +496,23 @@ def _complete(conn: sqlite3.Connection, items: Sequence[Completion]) -> Outcome:
     now = time.time()
     statement = Q["complete"]
     with WriteTransaction(conn):
-        ended = [
+        accepted = [
             conn.execute(
                 statement, {"id": i.id, "attempt": i.attempt, "result": i.result, "now": now}
-            ).fetchone()
+            ).rowcount
+            == 1
             for i in items
         ]
-        for i, row in zip(items, ended, strict=True):
-            if row is not None and i.has_dependents:
+        for i, ok in zip(items, accepted, strict=True):
+            if ok and i.has_dependents:
                 _release_dependents(conn, i.id, now)
-        return _ended(conn, items, ended)
+        return accepted, _free_slots_of(conn, items, accepted)
 
 
 def _fail(conn: sqlite3.Connection, items: Sequence[Failure]) -> Outcome:
     now = time.time()
     statement = Q["fail"]
-    ended = []
+    accepted = []
     with WriteTransaction(conn):
         for i in items:
             final = ended_state(i.reason).value
@@ -519,40 +526,38 @@ def _fail(conn: sqlite3.Connection, items: Sequence[Failure]) -> Outcome:
                 "error": codec.dumps(error_entry(i.error, i.attempt, i.reason, now)),
                 "now": now,
             }
-            row = conn.execute(statement, params).fetchone()
-            ended.append(row)
-            if row is not None and i.has_dependents and i.retry_in is None:
+            ok = conn.execute(statement, params).rowcount == 1
+            accepted.append(ok)
+            if ok and i.has_dependents and i.retry_in is None:
                 _cancel_dependents(conn, i.id, final, now)
-        return _ended(conn, items, ended)
+        return accepted, _free_slots_of(conn, items, accepted)
 
 
 def _release(conn: sqlite3.Connection, items: Sequence[Release]) -> Outcome:
     now = time.time()
     statement = Q["release"]
     with WriteTransaction(conn):
-        ended = [
-            conn.execute(statement, {"id": i.id, "attempt": i.attempt, "now": now}).fetchone()
+        accepted = [
+            conn.execute(statement, {"id": i.id, "attempt": i.attempt, "now": now}).rowcount
+            == 1
             for i in items
         ]
-        return _ended(conn, items, ended)
+        return accepted, _free_slots_of(conn, items, accepted)
 
 
-def _ended(
+def _free_slots_of(
     conn: sqlite3.Connection,
     items: Sequence[Completion | Failure | Release],
-    ended: Sequence[sqlite3.Row | None],
-) -> Outcome:
-    """Which acknowledgements were accepted (a row came back), and the queues woken by the
-    concurrency slots the accepted ones handed on. Each acknowledgement returns the limits
-    of its job, so no state ties a claim to it (a give-back of a stray claim frees its slots
-    like any other)."""
-    stopped = [
-        _stopped_job(i.id, row)
-        for i, row in zip(items, ended, strict=True)
-        if row is not None and (row["limit_concurrency"] is not None
-                                or row["limit_key_concurrency"] is not None)
-    ]
-    return [row is not None for row in ended], _free_slots(conn, stopped) if stopped else set()
+    accepted: list[bool],
+) -> set[str]:
+    """The concurrency slots the accepted acknowledgements hand on (one read per batch: no
+    state ties a claim to its acknowledgement, so a give-back of a stray claim frees its
+    slots like any other); returns the queues to wake."""
+    ended = [i.id for i, ok in zip(items, accepted, strict=True) if ok]
+    if not ended:
+        return set()
+    found = conn.execute(Q["limited_of"], {"ids": codec.dumps(ended)}).fetchall()
+    return _free_slots(conn, [_stopped_job(r["id"], r) for r in found]) if found else set()
 
 
 def _stopped_job(job_id: str, r: sqlite3.Row) -> LimitedJob:

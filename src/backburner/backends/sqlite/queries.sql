@@ -88,8 +88,9 @@ WHERE seq IN (
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
           timeout, created_at, run_at, started_at, seq,
-          dependents IS NOT NULL AS has_dependents, limit_concurrency, limit_key,
-          limit_key_concurrency, rate_count, rate_period, meta;
+          dependents IS NOT NULL AS has_dependents,
+          limit_concurrency IS NOT NULL OR limit_key_concurrency IS NOT NULL
+          OR rate_count IS NOT NULL AS has_limits, meta;
 
 -- name: claim_suspect
 -- One job that lost a worker, for a worker that runs nothing else: if it is a poison job it
@@ -107,8 +108,9 @@ WHERE seq = (
 )
 RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failures, lost,
           timeout, created_at, run_at, started_at, seq,
-          dependents IS NOT NULL AS has_dependents, limit_concurrency, limit_key,
-          limit_key_concurrency, rate_count, rate_period, meta;
+          dependents IS NOT NULL AS has_dependents,
+          limit_concurrency IS NOT NULL OR limit_key_concurrency IS NOT NULL
+          OR rate_count IS NOT NULL AS has_limits, meta;
 
 -- name: suspect_waiting
 SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND parked = 0
@@ -116,6 +118,11 @@ SELECT 1 FROM backburner_jobs WHERE state = 'pending' AND lost > 0 AND parked = 
   AND NOT EXISTS (SELECT 1 FROM backburner_queues WHERE name = :queue AND paused)
 LIMIT 1;
 
+-- name: limits_of_claimed
+-- The limits of a claimed job that has some (has_limits): the claim returns only whether it
+-- does, so ordinary jobs carry five columns fewer through it.
+SELECT limit_concurrency, limit_key, limit_key_concurrency, rate_count, rate_period
+FROM backburner_jobs WHERE seq = :seq;
 -- name: running_in_task
 -- Running jobs of a task's concurrency group: a walk of backburner_jobs_running, whose size
 -- is bounded by the workers' total concurrency (read only when a claim took limited jobs).
@@ -190,13 +197,19 @@ UPDATE backburner_workers SET heartbeat_at = :now WHERE id = :worker_id;
 UPDATE backburner_jobs SET progress = :progress, updated_at = :now
 WHERE id = :id AND attempt = :attempt AND state = 'running';
 
+-- name: limited_of
+-- Of the jobs whose attempts just ended, those with concurrency limits and what freeing their
+-- slots needs (backends/limit_rules.py slots_freed): one read per acknowledged batch, through
+-- the partial index of limited jobs, so a batch of ordinary jobs finds nothing at once.
+SELECT id, queue, task, limit_concurrency, limit_key, limit_key_concurrency
+FROM backburner_jobs INDEXED BY backburner_jobs_limited
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND (limit_concurrency IS NOT NULL OR limit_key_concurrency IS NOT NULL);
 -- name: complete
 UPDATE backburner_jobs
 SET state = 'completed', result = :result, finished_at = :now, updated_at = :now,
     lease_until = NULL
-WHERE id = :id AND attempt = :attempt AND state = 'running'
--- What the freeing of concurrency slots needs (backends/limit_rules.py slots_freed).
-RETURNING queue, task, limit_concurrency, limit_key, limit_key_concurrency;
+WHERE id = :id AND attempt = :attempt AND state = 'running';
 
 -- name: fail
 -- One failed attempt. Retried (scheduled after :retry_in) or ended (failed/cancelled).
@@ -209,16 +222,12 @@ SET state = CASE WHEN :retry_in IS NOT NULL THEN 'scheduled' ELSE :final_state E
     finished_at = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE :now END,
     worker_id = CASE WHEN :retry_in IS NOT NULL THEN NULL ELSE worker_id END,
     lease_until = NULL, updated_at = :now
-WHERE id = :id AND attempt = :attempt AND state = 'running'
--- What the freeing of concurrency slots needs (backends/limit_rules.py slots_freed).
-RETURNING queue, task, limit_concurrency, limit_key, limit_key_concurrency;
+WHERE id = :id AND attempt = :attempt AND state = 'running';
 
 -- name: release
 UPDATE backburner_jobs
 SET state = 'pending', worker_id = NULL, lease_until = NULL, updated_at = :now
-WHERE id = :id AND attempt = :attempt AND state = 'running'
--- What the freeing of concurrency slots needs (backends/limit_rules.py slots_freed).
-RETURNING queue, task, limit_concurrency, limit_key, limit_key_concurrency;
+WHERE id = :id AND attempt = :attempt AND state = 'running';
 
 -- name: cancel_waiting
 -- A parked job leaves the parked indexes (only pending jobs are parked: see schema.sql).

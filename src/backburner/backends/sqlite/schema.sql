@@ -80,6 +80,10 @@ CREATE INDEX backburner_jobs_parked_task
     ON backburner_jobs (queue, task, priority DESC, seq) WHERE parked = 1;
 CREATE INDEX backburner_jobs_parked_key
     ON backburner_jobs (queue, task, limit_key, priority DESC, seq) WHERE parked = 2;
+-- The jobs with concurrency limits, by id: what an acknowledgement reads to hand their slots
+-- on (limited_of); the columns never change after the insert.
+CREATE INDEX backburner_jobs_limited ON backburner_jobs (id)
+    WHERE limit_concurrency IS NOT NULL OR limit_key_concurrency IS NOT NULL;
 
 CREATE TABLE backburner_workers (
     id           TEXT PRIMARY KEY,
