@@ -84,20 +84,32 @@ def median(values: list[float | None]) -> float | None:
 def table(labels: tuple[str, str], results: dict[str, list[dict[str, Any]]]) -> str:
     before, after = (results[label] for label in labels)
     lines = [
-        f"| system | metric | before ({labels[0]}) | after ({labels[1]}) | after/before |",
-        "|---|---|---:|---:|---:|",
+        f"| system | metric | before ({labels[0]}) | after ({labels[1]}) | after/before "
+        "| spread of the rounds |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for system in SYSTEMS.split(","):
         for metric, better_up in HIGHER_IS_BETTER.items():
-            b = median([r.get(system, {}).get(metric) for r in before])
-            a = median([r.get(system, {}).get(metric) for r in after])
+            b_runs = [r.get(system, {}).get(metric) for r in before]
+            a_runs = [r.get(system, {}).get(metric) for r in after]
+            b, a = median(b_runs), median(a_runs)
             if a is None and b is None:
                 continue
             ratio = "n/a" if not a or not b else f"{a / b:.2f}"
             direction = "higher is better" if better_up else "lower is better"
             lines.append(f"| {system} | {metric} ({UNITS[metric]}, {direction}) | "
-                         f"{_fmt(b)} | {_fmt(a)} | {ratio} |")
+                         f"{_fmt(b)} | {_fmt(a)} | {ratio} | "
+                         f"{_spread(b_runs)} / {_spread(a_runs)} |")
     return "\n".join(lines)
+
+
+def _spread(runs: list[float | None]) -> str:
+    """How far a variant's rounds lie apart, as a share of their median: the noise to read
+    a ratio against."""
+    found = [v for v in runs if v is not None]
+    if len(found) < 2 or not statistics.median(found):
+        return "-"
+    return f"±{(max(found) - min(found)) / 2 / statistics.median(found):.0%}"
 
 
 def _fmt(value: float | None) -> str:
