@@ -127,7 +127,9 @@ async def run_attempt(
         result = codec.dumps(task.signature.encode_result(value))
     except Exception as exc:  # a serializer may raise anything: the result cannot be stored
         return _end(job, describe(exc, False), FailureReason.ERROR)
-    return Outcome("complete", job, Completion(job.id, job.attempt, result, job.has_dependents))
+    return Outcome("complete", job, Completion(
+        job.id, job.attempt, result, job.has_dependents, job.has_limits
+    ))
 
 
 def unexpected(job: ClaimedJob, task: Task[Any, Any] | None, exc: Exception) -> Outcome:
@@ -259,11 +261,12 @@ def _failed(
     if delay is None:
         delay = task.defaults.backoff.delay(failures)
     return Outcome("fail", job, Failure(job.id, job.attempt, error, reason, max(0.0, delay),
-                                         has_dependents=job.has_dependents))
+                                         has_dependents=job.has_dependents,
+                                         has_limits=job.has_limits))
 
 
 def _end(
     job: ClaimedJob, error: dict[str, Any], reason: FailureReason, *, counts: bool = True
 ) -> Outcome:
     return Outcome("fail", job, Failure(job.id, job.attempt, error, reason, None, counts,
-                                         job.has_dependents))
+                                         job.has_dependents, job.has_limits))

@@ -108,6 +108,10 @@ class ClaimedJob:
     path (ordinary jobs never pay for it)."""
     meta: str | None = None
     """The job's `NewJob.meta` as stored (None: none)."""
+    has_limits: bool | None = None
+    """Whether it counts in a concurrency group (`backburner.limits`), when the store says
+    so at the claim (None: not said). A hint handed back in its acknowledgement, so a store
+    can skip looking for slots to hand on after ordinary jobs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,8 @@ class Completion:
     """JSON."""
     has_dependents: bool = False
     """From `ClaimedJob.has_dependents`: this completion releases waiting jobs."""
+    has_limits: bool | None = None
+    """From `ClaimedJob.has_limits`; None (unknown) makes the store look."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,8 @@ class Failure:
     """Whether this attempt counts against `max_attempts` (unknown tasks etc. end it anyway)."""
     has_dependents: bool = False
     """From `ClaimedJob.has_dependents`: ending this job cancels waiting jobs."""
+    has_limits: bool | None = None
+    """From `ClaimedJob.has_limits`; None (unknown) makes the store look."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -467,6 +467,7 @@ def _claimed(r: ClaimedRow) -> ClaimedJob:
         failures=r["failures"], lost=r["lost"], timeout=r["timeout"],
         created_at=r["created_at"], run_at=r["run_at"], started_at=r["started_at"],
         has_dependents=bool(r["has_dependents"]), meta=r["meta"],
+        has_limits=bool(r["has_limits"]),
     )
 
 
@@ -553,7 +554,12 @@ def _free_slots_of(
     """The concurrency slots the accepted acknowledgements hand on (one read per batch: no
     state ties a claim to its acknowledgement, so a give-back of a stray claim frees its
     slots like any other); returns the queues to wake."""
-    ended = [i.id for i, ok in zip(items, accepted, strict=True) if ok]
+    # A worker hands back what the claim said (has_limits): only the jobs not known to be
+    # ordinary are looked at; an acknowledgement made by hand, or a give-back, says nothing.
+    ended = [
+        i.id for i, ok in zip(items, accepted, strict=True)
+        if ok and getattr(i, "has_limits", None) is not False
+    ]
     if not ended:
         return set()
     found = conn.execute(Q["limited_of"], {"ids": codec.dumps(ended)}).fetchall()
