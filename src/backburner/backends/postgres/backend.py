@@ -451,7 +451,12 @@ class PostgresBackend:
     async def _free_slots(self, rows: Sequence[Any]) -> None:
         """Jobs that stopped running hand their slots to the next parked jobs of their
         groups (a transaction of its own after theirs; only when they had limits)."""
-        await self._unpark(slots_freed(_limited_job(r) for r in rows))
+        # Only jobs with concurrency limits are read into the rules: ordinary acknowledgements
+        # (the hot path) build nothing.
+        await self._unpark(slots_freed(
+            _limited_job(r) for r in rows
+            if r["limit_concurrency"] is not None or r["limit_key_concurrency"] is not None
+        ))
 
     async def _unpark(self, freed: Mapping[Group, int]) -> None:
         if not freed:
