@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -50,8 +51,9 @@ OPENING: list[Statement] = [
     # One instant for the whole transaction, usable by every statement of its first script.
     (f"SET @backburner_now = {NOW}", ()),
 ]
-RETRY_ROUNDS = 5
-"""Runs of a transaction the server rolled back to break a deadlock, before giving up."""
+RETRY_ROUNDS = 12
+"""Runs of a transaction the server rolled back to break a deadlock, before giving up (a
+hundred clients inserting the same unique keys at once needed more than five)."""
 
 log = logging.getLogger("backburner.backends")
 
@@ -185,6 +187,9 @@ async def transaction(pool: Any, work: Callable[[Session], Awaitable[T]]) -> T:
                 if not errors.is_retryable(exc) or round_ == RETRY_ROUNDS - 1:
                     raise
                 log.debug("MySQL transaction rolled back (%s); running it again", exc)
+                # A random pause, growing with the rounds, so the transactions that met do
+                # not meet again in the same order.
+                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(round_, 6)))
             except BaseException:
                 await _roll_back(conn)
                 raise
