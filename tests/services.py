@@ -91,7 +91,9 @@ def _redis_url(tmp_path: Path) -> str:
 
 def _postgres_url(tmp_path: Path) -> str:
     require_service(POSTGRES_URL)
-    return f"{POSTGRES_URL}?schema=bbt_{_token()}"
+    # The URL may carry options already (pooler=transaction: the run through PgBouncer).
+    joiner = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{joiner}schema=bbt_{_token()}"
 
 
 def _mysql_url(tmp_path: Path) -> str:
