@@ -19,7 +19,7 @@ import pytest
 from services import IN_CI
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -39,7 +39,7 @@ class RedisServer:
     def __init__(self, directory: Path, *config: str) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.config = config
         self.binary = redis_server_binary()
         self.process: subprocess.Popen[bytes] | None = None

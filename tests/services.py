@@ -4,7 +4,9 @@ The kinds come from the store registry (`backburner.stores` entry points, see
 backburner/backends/registry.py): each registered store is one kind, and TEST_URLS says how a
 test gets an isolated URL on it; a registered store without one fails the run.
 
-Redis: BACKBURNER_TEST_REDIS_URL (default redis://127.0.0.1:6379/15); PostgreSQL:
+Redis: BACKBURNER_TEST_REDIS_URL (default redis://127.0.0.1:6379/15), or with
+BACKBURNER_TEST_REDIS_CLUSTER=1 a private 6-node Redis Cluster the run starts on first use
+and stops at exit (tests/redis_cluster.py; scripts/test.sh runs tests/contract so); PostgreSQL:
 BACKBURNER_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test); MySQL or
 MariaDB: BACKBURNER_TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306, each test on a
 database bbt_<token> of its own). A server that is down fails the run under CI=true and
@@ -84,7 +86,28 @@ def _token() -> str:
     return uuid.uuid4().hex[:12]
 
 
+_CLUSTER: list[str] = []
+"""The URL of the run's private Redis Cluster, once started (BACKBURNER_TEST_REDIS_CLUSTER)."""
+
+
+def _cluster_url() -> str:
+    if not _CLUSTER:
+        import atexit
+        import tempfile
+
+        from redis_cluster import RedisClusterSetup
+
+        directory = Path(tempfile.mkdtemp(prefix="bb-redis-cluster-"))
+        cluster = RedisClusterSetup(directory)
+        cluster.start()
+        atexit.register(cluster.stop)
+        _CLUSTER.append(cluster.url)
+    return _CLUSTER[0]
+
+
 def _redis_url(tmp_path: Path) -> str:
+    if os.environ.get("BACKBURNER_TEST_REDIS_CLUSTER", "") == "1":
+        return f"{_cluster_url()}?prefix=bbt-{_token()}"
     require_service(REDIS_URL)
     return f"{REDIS_URL}?prefix=bbt-{_token()}"
 

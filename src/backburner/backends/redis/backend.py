@@ -13,10 +13,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from backburner import codec
 from backburner.backends.protocol import (
     TERMINAL_STATES,
@@ -35,11 +31,12 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.redis import checks, listing, rows, wire
+from backburner.backends.redis import checks, listing, rows
+from backburner.backends.redis.client import Client, connect
 from backburner.backends.redis.errors import TRANSLATED, translate
 from backburner.backends.redis.keys import FINISHED_STATES, LAYOUT_VERSION, Keys, QueueKeys
 from backburner.backends.redis.notifier import RedisNotifier
-from backburner.backends.redis.scripts import Call, Script, Scripts
+from backburner.backends.redis.scripts import Call, Script, Scripts, Wait
 from backburner.backends.redis.url import parse_url
 from backburner.backends.translation import translating
 from backburner.errors import BackendError, ConfigurationError, StoreNotFoundError
@@ -54,8 +51,6 @@ RESCUE_BATCH = 1000
 DEAD_WORKER_AGE = 3600.0
 """Seconds without a heartbeat after which a worker is dropped from the registry."""
 QUEUE_CACHE_SIZE = 100_000
-POOL_WAIT = 10.0
-"""Seconds a call waits for a free connection (`max_connections` in the URL, default 50)."""
 
 ENQUEUED_STATES = ("pending", "scheduled")
 COMPLETED_STATES = ("completed",)
@@ -72,7 +67,12 @@ class RedisBackend:
         self.url = url
         self.options = parse_url(url)
         self.keys = Keys(self.options.prefix)
-        self._client: Redis | None = None
+        self._client: Client | None = None
+        self._wait = (
+            Wait(self.options.wait_replicas, self.options.wait_timeout)
+            if self.options.wait_replicas else None
+        )
+        """With `wait_replicas`: what every acknowledging call waits for (scripts.py)."""
         self._notifier = RedisNotifier(self.keys, lambda: self._client)
         self._job_queues: dict[str, str] = {}
         """Job id -> queue, as far as this process has seen (a job never changes queue)."""
@@ -89,24 +89,7 @@ class RedisBackend:
     async def open(self, *, create: bool = True) -> None:
         if self._client is not None:
             return
-        # A blocking pool: a burst of concurrent calls (a busy web process, many result
-        # waiters) queues for a connection instead of failing with "Too many connections";
-        # past POOL_WAIT seconds the call fails as unavailable (HTTP 503, a worker's back-off).
-        pool = BlockingConnectionPool.from_url(
-            self.options.connection_url,
-            timeout=POOL_WAIT,
-            decode_responses=True,
-            # Payloads not written by Backburner are shown, not trusted (R20): never crash on
-            # bytes that are not UTF-8.
-            encoding_errors="replace",
-            # No silent retries: re-running a script whose reply was lost is not always
-            # harmless (an insert would then find its own ids). Callers get
-            # BackendUnavailableError and decide (the worker backs off and retries).
-            retry=Retry(NoBackoff(), 0),
-            socket_keepalive=True,
-        )
-        pool.connection_class = wire.packed(pool.connection_class)
-        client = Redis.from_pool(pool)
+        client = await connect(self.options)
         try:
             where = self.options.display
             await checks.check_version(client, where)
@@ -125,7 +108,7 @@ class RedisBackend:
             raise
         self._client = client
 
-    async def _check_layout(self, client: Redis) -> None:
+    async def _check_layout(self, client: Client) -> None:
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.layout, LAYOUT_VERSION, nx=True)
             pipe.get(self.keys.layout)
@@ -136,7 +119,7 @@ class RedisBackend:
                 f"{version}, newer than this Backburner understands ({LAYOUT_VERSION})"
             )
 
-    async def _index_finished(self, client: Redis) -> None:
+    async def _index_finished(self, client: Client) -> None:
         """File jobs that finished before the per-state finished indexes existed (stores
         written by an earlier Backburner), so retention prunes them too. Once per store: a
         marker says it is done. Idempotent (NX), so processes opening at once may all run
@@ -156,7 +139,7 @@ class RedisBackend:
         await client.set(self.keys.finished_indexed, 1)
 
     async def _file_finished(
-        self, client: Redis, q: QueueKeys, state: JobState, ids: list[str]
+        self, client: Client, q: QueueKeys, state: JobState, ids: list[str]
     ) -> None:
         if not ids:
             return
@@ -194,7 +177,7 @@ class RedisBackend:
             await client.unlink(*batch)
         self._job_queues.clear()
 
-    async def _connected(self) -> Redis:
+    async def _connected(self) -> Client:
         if self._client is None:
             await self.open()
         assert self._client is not None
@@ -216,7 +199,7 @@ class RedisBackend:
         self._job_queues[job_id] = queue
 
     async def _queues_of(
-        self, client: Redis, ids: Sequence[str], fresh: bool = False
+        self, client: Client, ids: Sequence[str], fresh: bool = False
     ) -> dict[str, str]:
         """The queue of each known id (from the directory for ids this process has not
         seen, or for all of them with `fresh`)."""
@@ -242,7 +225,9 @@ class RedisBackend:
             queue = (await self._queues_of(client, [job_id], fresh)).get(job_id)
             if queue is None:
                 return unknown
-            result = await SCRIPTS.run(client, self._call(script, queue, job_id, *args))
+            result = await SCRIPTS.run(
+                client, self._call(script, queue, job_id, *args), self._wait
+            )
             if result != unknown:
                 return result
             if fresh or job_id not in self._job_queues:
@@ -265,7 +250,8 @@ class RedisBackend:
         accepted = [False] * len(ids)
         woken = []
         for queue, positions, flags in zip(
-            by_queue, by_queue.values(), await SCRIPTS.run_many(client, calls), strict=True
+            by_queue, by_queue.values(), await SCRIPTS.run_many(client, calls, self._wait),
+            strict=True,
         ):
             for position, flag in zip(positions, flags, strict=True):
                 accepted[position] = flag in (1, 2)
@@ -276,7 +262,7 @@ class RedisBackend:
             self._notifier.publish([Event("wakeup", q) for q in woken])
         return accepted
 
-    async def _known_queues(self, client: Redis) -> list[str]:
+    async def _known_queues(self, client: Client) -> list[str]:
         return sorted(str(q) for q in await client.smembers(self.keys.queues))
 
     # -- transitions -----------------------------------------------------------------------
@@ -305,7 +291,7 @@ class RedisBackend:
             self._call(SCRIPTS["insert"], q, *publishing, *rows.insert_args(batch))
             for q, batch in by_queue.items()
         ]
-        status, *results = await SCRIPTS.run_many(client, [reserve, *calls])
+        status, *results = await SCRIPTS.run_many(client, [reserve, *calls], self._wait)
         clash = status[1] if status[0] != 0 else next(
             (r[1] for r in results if r[0] != 0), None
         )
@@ -331,7 +317,7 @@ class RedisBackend:
         return [used[j.id] for j in jobs]
 
     async def _unwind(
-        self, client: Redis, by_queue: dict[str, list[NewJob]], results: list[Any], clash: str,
+        self, client: Client, by_queue: dict[str, list[NewJob]], results: list[Any], clash: str,
         reserved: bool,
     ) -> None:
         """Take back what an insert with a clashing id stored, so the batch is all or none:
@@ -405,7 +391,7 @@ class RedisBackend:
         return Claim(claimed, first_now, next_due, suspects)
 
     async def _claim_queue(
-        self, client: Redis, queue: str, worker_id: str, limit: int, lease: float, mode: str
+        self, client: Client, queue: str, worker_id: str, limit: int, lease: float, mode: str
     ) -> tuple[float, float | None, bool, list[ClaimedJob]]:
         # The script publishes the `running` events itself (lua/claim.lua).
         reply = await SCRIPTS.run(client, self._call(
@@ -633,7 +619,9 @@ class RedisBackend:
         # Registered first, so queue_states finds it (a queue may be paused before its first
         # job); the control hash itself lives in the queue's slot, where claim.lua reads it.
         await client.sadd(self.keys.queues, queue)
-        await SCRIPTS.run(client, self._call(SCRIPTS["set_paused"], queue, "1" if paused else "0"))
+        await SCRIPTS.run(
+            client, self._call(SCRIPTS["set_paused"], queue, "1" if paused else "0"), self._wait
+        )
 
     @translated
     async def queue_states(self) -> dict[str, QueueState]:

@@ -4,15 +4,21 @@ Redis's defaults can lose acknowledged jobs: an eviction policy other than `noev
 deletes keys when memory runs out, and a server without AOF or RDB persistence forgets
 everything when it restarts. The `durable` profile refuses such a server; the `dev` profile
 (the default) warns. Managed services often disable CONFIG: then we cannot know, and say so.
+
+On a Redis Cluster every primary holds part of the jobs, so every primary is checked (at
+open, one CONFIG GET per primary); replicas are not: a replica's settings matter only once
+it is promoted, and the next open after that checks it then.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from redis import exceptions as rx
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
+from backburner.backends.redis.client import Client
 from backburner.errors import ConfigurationError
 
 log = logging.getLogger("backburner.redis")
@@ -21,7 +27,7 @@ MIN_VERSION = (5, 0)
 """ZPOPMIN and multi-field HSET."""
 
 
-async def check_version(client: Redis, where: str) -> None:
+async def check_version(client: Client, where: str) -> None:
     try:
         info = await client.info("server")
     except rx.ResponseError:
@@ -58,12 +64,21 @@ def durability_problems(config: dict[str, str]) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-async def check_durability(client: Redis, profile: str, where: str) -> None:
+async def check_durability(client: Client, profile: str, where: str) -> None:
+    if isinstance(client, RedisCluster):
+        for node in client.get_primaries():
+            await _check_server(client, profile, f"{where} (cluster primary {node.name})",
+                                {"target_nodes": node})
+    else:
+        await _check_server(client, profile, where, {})
+
+
+async def _check_server(client: Client, profile: str, where: str, route: dict[str, Any]) -> None:
     try:
         config = {
             str(k): str(v)
             for name in ("maxmemory-policy", "appendonly", "appendfsync", "save")
-            for k, v in (await client.config_get(name)).items()
+            for k, v in (await client.config_get(name, **route)).items()
         }
     except rx.ResponseError as exc:
         config = {}

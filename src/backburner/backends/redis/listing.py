@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
-
 from backburner.backends import records
 from backburner.backends.protocol import JobFilter, JobPage
+from backburner.backends.redis.client import Client
 from backburner.backends.redis.keys import STATES, Keys
 from backburner.backends.redis.rows import record_from_hash
 from backburner.errors import ConfigurationError
@@ -49,7 +48,7 @@ class _Source:
 
 
 async def list_jobs(
-    client: Redis, keys: Keys, queues: Sequence[str], filter: JobFilter, limit: int,
+    client: Client, keys: Keys, queues: Sequence[str], filter: JobFilter, limit: int,
     cursor: str | None,
 ) -> JobPage:
     start = parse_cursor(cursor)
@@ -107,7 +106,7 @@ def _scanned_match(filter: JobFilter, h: Mapping[str, str], record: JobRecord) -
 
 
 async def count_jobs(
-    client: Redis, keys: Keys, queues: Sequence[str], filter: JobFilter
+    client: Client, keys: Keys, queues: Sequence[str], filter: JobFilter
 ) -> int:
     """From the per-state sets (ZCARD) when only states and queues are asked for; otherwise
     by reading every candidate, a page at a time."""
@@ -128,7 +127,7 @@ async def count_jobs(
         cursor = page.next_cursor
 
 
-async def _refill(client: Redis, sources: list[_Source], count: int) -> None:
+async def _refill(client: Client, sources: list[_Source], count: int) -> None:
     if not sources:
         return
     async with client.pipeline(transaction=False) as pipe:
@@ -164,7 +163,7 @@ def _merge(sources: list[_Source], count: int) -> list[tuple[str, Position]]:
 
 
 async def counts(
-    client: Redis, keys: Keys, queues: Sequence[str]
+    client: Client, keys: Keys, queues: Sequence[str]
 ) -> dict[tuple[str, JobState], int]:
     pairs = [(q, s) for q in queues for s in STATES]
     async with client.pipeline(transaction=False) as pipe:

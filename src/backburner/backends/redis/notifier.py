@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from backburner.backends.redis.client import Client
 from backburner.backends.redis.errors import TRANSLATED
 from backburner.backends.redis.keys import Keys
 from backburner.notify import Event, EventKind, LocalNotifier, Subscription
@@ -46,7 +46,7 @@ SENT_MARKS = 10_000
 
 
 class RedisNotifier(LocalNotifier):
-    def __init__(self, keys: Keys, client: Callable[[], Redis | None]) -> None:
+    def __init__(self, keys: Keys, client: Callable[[], Client | None]) -> None:
         super().__init__()
         self._client = client
         self._channels: dict[EventKind, str] = {
