@@ -37,6 +37,7 @@ BUILTIN_STORES: Mapping[str, str] = MappingProxyType(
         "sqlite": "backburner.backends.sqlite:SQLiteBackend",
         "redis": "backburner.backends.redis:RedisBackend",
         "rediss": "backburner.backends.redis:RedisBackend",
+        "redis+sentinel": "backburner.backends.redis:RedisBackend",
         "postgresql": "backburner.backends.postgres:PostgresBackend",
         "postgres": "backburner.backends.postgres:PostgresBackend",
         "mysql": "backburner.backends.mysql:MySQLBackend [mysql]",
