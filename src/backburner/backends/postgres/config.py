@@ -10,7 +10,24 @@ asyncpg knows (`sslmode`, ...) pass through untouched. Ours:
 - `pool_size` (10), `pool_min_size` (1): connections of the statement pool; the LISTEN
   connection comes on top.
 - `command_timeout` (30 s), `connect_timeout` (10 s): past them a call fails as unavailable.
-- `fallback_poll` (1 s): how often waiters are poked while the LISTEN connection is down.
+- `fallback_poll` (1 s): how often waiters are poked while the LISTEN connection is down
+  (and all the time when there is none: see `pooler`).
+- `pooler` (`none`): what sits between Backburner and the server. `transaction` (PgBouncer's
+  `pool_mode = transaction`, or any pooler that hands a server session to a client for one
+  transaction only) turns off what needs a session of its own: prepared statements cached
+  per connection (asyncpg's statement cache: every statement is parsed again, unnamed) and
+  the pool's reset query on release; LISTEN goes to `listen_url`, or, without one, wake-ups
+  fall back to polling every `fallback_poll` seconds. `session` changes nothing (a session
+  pooler keeps a client on one server session). Backburner holds no other session state
+  across transactions: its advisory locks are transaction-level, every setting it changes
+  is `SET LOCAL`/`set_config(..., true)`.
+- `listen_url`: a percent-encoded postgresql:// URL reaching the same database directly (not
+  through the transaction pooler), used for the LISTEN connection only. Only with
+  `pooler=transaction`.
+
+Several hosts (`postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write`) and
+`target_session_attrs` are asyncpg's: each new connection tries the hosts in order and keeps
+the first that matches, so after a failover the pool reconnects to whichever was promoted.
 """
 
 from __future__ import annotations
@@ -26,7 +43,10 @@ DEFAULT_SCHEMA = "backburner"
 
 _OPTIONS = {
     "schema", "pool_size", "pool_min_size", "command_timeout", "connect_timeout", "fallback_poll",
+    "pooler", "listen_url",
 }
+POOLERS = ("none", "session", "transaction")
+"""The allowed values of `pooler=`."""
 _MAX_IDENTIFIER = 63
 """Bytes PostgreSQL keeps of an identifier (NAMEDATALEN - 1); longer names are truncated on
 LISTEN but refused by pg_notify(), so channel names must fit."""
@@ -51,6 +71,15 @@ class PostgresConfig:
     fallback_poll: float = 1.0
     """While the LISTEN connection is down, seconds between the pokes that make waiting
     workers and result waiters re-read the store (notifications may be missed meanwhile)."""
+    pooler: str = "none"
+    """One of POOLERS: `transaction` means no session state may outlive a transaction."""
+    listen_dsn: str | None = None
+    """Where the LISTEN connection goes; None means nowhere (a transaction pooler without
+    `listen_url`): wake-ups and job events from other processes arrive by polling only."""
+
+    @property
+    def transaction_pooled(self) -> bool:
+        return self.pooler == "transaction"
 
     @property
     def quoted_schema(self) -> str:
@@ -95,5 +124,43 @@ def parse_url(url: str) -> PostgresConfig:
     if command_timeout <= 0 or connect_timeout <= 0 or fallback_poll <= 0:
         raise ConfigurationError(f"{url!r}: timeouts must be > 0")
     dsn = urlunsplit(parts._replace(query=urlencode(theirs)))
+    pooler = _pooler(url, ours.get("pooler", "none"))
+    listen_dsn = _listen_dsn(url, pooler, ours.get("listen_url"), dsn)
     return PostgresConfig(dsn, schema, pool_size, pool_min_size, command_timeout,
-                          connect_timeout, fallback_poll)
+                          connect_timeout, fallback_poll, pooler, listen_dsn)
+
+
+def _pooler(url: str, value: str) -> str:
+    if value in POOLERS:
+        return value
+    hint = (
+        " (statement pooling cannot run the multi-statement transactions Backburner needs;"
+        " use transaction pooling)" if value == "statement" else ""
+    )
+    raise ConfigurationError(
+        f"{url!r}: pooler={value!r} is not known; use one of {', '.join(POOLERS)}{hint}"
+    )
+
+
+def _listen_dsn(url: str, pooler: str, listen_url: str | None, dsn: str) -> str | None:
+    """The LISTEN connection's URL: the pool's own unless a transaction pooler is in
+    between, then `listen_url` (direct to the server) or none at all."""
+    if listen_url is None:
+        return None if pooler == "transaction" else dsn
+    if pooler != "transaction":
+        raise ConfigurationError(
+            f"{url!r}: listen_url is only for pooler=transaction (without a transaction "
+            "pooler, LISTEN uses the URL itself)"
+        )
+    listen = urlsplit(listen_url)
+    if listen.scheme.lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"{url!r}: listen_url must be a percent-encoded postgresql:// URL, got {listen_url!r}"
+        )
+    mixed = sorted({key for key, _ in parse_qsl(listen.query)} & _OPTIONS)
+    if mixed:
+        raise ConfigurationError(
+            f"{url!r}: listen_url takes connection options only; {', '.join(mixed)} belong "
+            "to the main URL"
+        )
+    return listen_url

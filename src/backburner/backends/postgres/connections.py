@@ -52,7 +52,24 @@ def application_name(config: PostgresConfig, role: str) -> str:
 
 
 def _settings(config: PostgresConfig, role: str) -> dict[str, str]:
+    # A startup parameter, which PgBouncer passes on (it tracks application_name per client).
     return {"application_name": application_name(config, role)}
+
+
+def _pooled_options(config: PostgresConfig) -> dict[str, Any]:
+    """What changes behind a transaction pooler: each transaction may land on another
+    server session, where a statement prepared on the previous one does not exist. With
+    the cache off, asyncpg parses every statement again, unnamed, in the same message
+    exchange as its execution."""
+    return {"statement_cache_size": 0} if config.transaction_pooled else {}
+
+
+async def _no_reset(_conn: Any) -> None:
+    """The pool's release step behind a transaction pooler. asyncpg's default sends
+    `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release: a round
+    trip that would land on whatever server session the pooler picks, undoing settings of
+    a session that is not ours. Backburner leaves nothing to reset (transaction-level locks
+    and SET LOCAL only)."""
 
 
 class _FloorRetries(logging.Filter):
@@ -73,8 +90,12 @@ _FLOOR_RETRIES = _FloorRetries()
 async def create_pool(config: PostgresConfig) -> Any:
     """asyncpg's pool: statements are prepared once per connection and cached by text
     (every named query has a fixed text per schema), so each call is one round trip of
-    Bind/Execute in the binary protocol."""
+    Bind/Execute in the binary protocol. Behind a transaction pooler, not: see
+    `_pooled_options`."""
     logging.getLogger("asyncpg.pool").addFilter(_FLOOR_RETRIES)  # a no-op when present
+    extra: dict[str, Any] = {}
+    if config.transaction_pooled:
+        extra = {"reset": _no_reset, **_pooled_options(config)}
     return await asyncpg.create_pool(
         config.dsn,
         min_size=config.pool_min_size,
@@ -83,16 +104,30 @@ async def create_pool(config: PostgresConfig) -> Any:
         timeout=config.connect_timeout,
         init=prepare_connection,
         server_settings=_settings(config, ""),
+        **extra,
     )
 
 
+LISTEN = "listen"
+"""The role of the LISTEN connection: it goes to `config.listen_dsn`."""
+
+
 async def connect(config: PostgresConfig, role: str) -> Any:
-    """One connection outside the pool (LISTEN needs a session of its own)."""
+    """One connection outside the pool (LISTEN needs a session of its own; migrations run
+    on one when the backend is closed)."""
+    if role == LISTEN:
+        if config.listen_dsn is None:
+            raise ConnectionError("no LISTEN connection behind a transaction pooler without "
+                                  "listen_url")
+        dsn, options = config.listen_dsn, {}
+    else:
+        dsn, options = config.dsn, _pooled_options(config)
     conn = await asyncpg.connect(
-        config.dsn,
+        dsn,
         command_timeout=config.command_timeout,
         timeout=config.connect_timeout,
         server_settings=_settings(config, role),
+        **options,
     )
     await prepare_connection(conn)
     return conn

@@ -22,6 +22,8 @@ is per session) and reconnects by itself with backoff; while it is down, subscri
 poked every `fallback_poll` seconds so workers claim and waiters re-read the store (polling
 instead of notifications), and once more when it is back, since messages sent meanwhile are
 gone.
+Behind a transaction pooler (`pooler=transaction`) the LISTEN connection goes to `listen_url`,
+directly to the server; without one there is none, and the fallback polls all the time.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class PostgresNotifier(LocalNotifier):
         """The server process of the LISTEN connection while it is up."""
         self._leftover: Any = None
         """The LISTEN connection of a listener that was stopped, for close() to close."""
+        self._polling_said = False
+        """Whether the polling-only warning was logged (once per notifier)."""
 
     # -- sending ---------------------------------------------------------------------------
     def publish(self, events: Sequence[Event]) -> None:
@@ -159,12 +163,26 @@ class PostgresNotifier(LocalNotifier):
                 self._wanted.add(channel)
                 self._more_channels.set()
         loop = asyncio.get_running_loop()
-        if self._listener is None or self._listener.done():
+        if self._config.listen_dsn is None:
+            self._poll_only()
+        elif self._listener is None or self._listener.done():
             self._down.set()
             self._listener = loop.create_task(self._listen(), name="backburner-pg-listen")
         if self._fallback is None or self._fallback.done():
             self._fallback = loop.create_task(self._poll_while_down(), name="backburner-pg-poll")
         return sub
+
+    def _poll_only(self) -> None:
+        """Behind a transaction pooler without `listen_url` there is no session to LISTEN
+        on: the fallback polls for as long as the notifier lives, and says so once."""
+        if not self._down.is_set() and not self._polling_said:
+            self._polling_said = True
+            log.warning(
+                "pooler=transaction without listen_url: no LISTEN connection; other "
+                "processes' wake-ups and job events are polled every %g s (fallback_poll)",
+                self._config.fallback_poll,
+            )
+        self._down.set()
 
     async def _listen(self) -> None:
         """Forever: connect, LISTEN, wait; after any failure reconnect with backoff."""
@@ -175,7 +193,7 @@ class PostgresNotifier(LocalNotifier):
             try:
                 if self._pool() is None:
                     raise ConnectionError("the backend is closed")
-                conn = await self._connect(self._config, "listen")
+                conn = await self._connect(self._config, connections.LISTEN)
                 lost = asyncio.Event()
                 conn.add_termination_listener(functools.partial(_set_on_close, lost))
                 listening: set[str] = set()

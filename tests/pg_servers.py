@@ -1,0 +1,267 @@
+"""PostgreSQL servers of a test's own: a PgBouncer in front of the shared server, and whole
+clusters (a primary and a streaming replica) for failover. The shared server on 5432 is never
+stopped or reconfigured.
+
+Everything listens on a free loopback port; clusters live under a directory of their own
+owned by the `postgres` OS user (PostgreSQL refuses to run as root), and every process is
+stopped when its context ends, on failure too.
+
+`python tests/pg_servers.py pgbouncer -- CMD...` runs CMD with a transaction-pooling
+PgBouncer in front of BACKBURNER_TEST_POSTGRES_URL and that variable pointing through it
+(with `pooler=transaction`): scripts/test.sh runs the contract suite that way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PG_BIN = Path(os.environ.get("BACKBURNER_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PGBOUNCER = os.environ.get("BACKBURNER_TEST_PGBOUNCER", "/usr/sbin/pgbouncer")
+OS_USER = "postgres"
+"""Who runs the servers: PostgreSQL and PgBouncer both refuse root."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def missing_tools() -> str | None:
+    """Why these servers cannot be started here, or None."""
+    if not Path(PGBOUNCER).exists():
+        return f"{PGBOUNCER} is not installed (apt-get install pgbouncer)"
+    if not (PG_BIN / "initdb").exists():
+        return f"{PG_BIN}/initdb is not installed (apt-get install postgresql-15)"
+    try:
+        pwd.getpwnam(OS_USER)
+    except KeyError:
+        return f"no {OS_USER!r} OS user to run the servers as"
+    return None
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _as_postgres() -> list[str]:
+    return [] if os.geteuid() != 0 else ["runuser", "-u", OS_USER, "--"]
+
+
+def _workdir(prefix: str) -> Path:
+    """A directory the `postgres` user owns (clusters and PgBouncer's files go there)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(OS_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    path.chmod(0o755)
+    return path
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@contextlib.contextmanager
+def pgbouncer(upstream_url: str, pool_mode: str = "transaction",
+              pool_size: int = 20) -> Iterator[int]:
+    """A PgBouncer on a free port in front of `upstream_url`'s server (trust auth, as the
+    test server's); yields its port."""
+    parts = urlsplit(upstream_url)
+    workdir = _workdir("bbt-pgbouncer-")
+    port = free_port()
+    user = parts.username or "postgres"
+    (workdir / "users.txt").write_text(f'"{user}" ""\n')
+    (workdir / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {workdir / 'users.txt'}\n"
+        f"pool_mode = {pool_mode}\nmax_client_conn = 500\n"
+        f"default_pool_size = {pool_size}\n"
+        # The contract suite makes a schema per test and drops it: stale server sessions
+        # must not pile up past the shared server's max_connections.
+        "server_idle_timeout = 10\n"
+    )
+    for name in ("users.txt", "pgbouncer.ini"):
+        (workdir / name).chmod(0o644)
+    log = (workdir / "pgbouncer.log").open("ab")
+    process = subprocess.Popen(
+        [PGBOUNCER, *(["-u", OS_USER] if os.geteuid() == 0 else []),
+         str(workdir / "pgbouncer.ini")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    try:
+        _wait_for(port, process, workdir / "pgbouncer.log", "pgbouncer")
+        yield port
+    finally:
+        _stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_for(port: int, process: subprocess.Popen[bytes] | None, log: Path, what: str,
+              timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {_tail(log)}")
+        if answers(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s: {_tail(log)}")
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-2000:]
+    except OSError:
+        return "(no log)"
+
+
+class Cluster:
+    """One PostgreSQL 15 cluster of the test's own (`pg_ctl` as the postgres user)."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.data = root / name
+        self.log = root / f"{name}.log"
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *argv: str, timeout: float = 120.0) -> str:
+        done = subprocess.run(
+            [*_as_postgres(), *argv], capture_output=True, text=True, timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed: {done.stdout[-1500:]} {done.stderr[-1500:]}")
+        return done.stdout
+
+    def init_primary(self) -> None:
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                  "--no-sync")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+                "wal_level = replica\nmax_wal_senders = 4\nfsync = off\n"
+                "shared_buffers = 16MB\nmax_connections = 60\n"
+            )
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            hba.write("host replication postgres 127.0.0.1/32 trust\n")
+
+    def init_replica(self, primary: Cluster) -> None:
+        """A streaming replica of `primary` (pg_basebackup -R writes standby.signal and the
+        connection to follow)."""
+        self._run(str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+                  "-U", "postgres", "-D", str(self.data), "-R", "-X", "stream", "--no-sync")
+
+    def start(self) -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                  "-o", f"-p {self.port}", "-w", "-t", "60", "start")
+        _wait_for(self.port, None, self.log, f"postgres on {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL to the postmaster, as a crashed machine: nothing is shut down cleanly."""
+        pid = self._postmaster_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # Its children notice the postmaster is gone and exit; wait until the port is free.
+        deadline = time.monotonic() + 20
+        while answers(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def promote(self) -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "promote")
+
+    def stop(self) -> None:
+        """Immediate shutdown if it still runs (cleanup: on failure too)."""
+        if self._postmaster_pid() is None:
+            return
+        subprocess.run(
+            [*_as_postgres(), str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+             "-w", "-t", "30", "stop"],
+            capture_output=True, timeout=60, check=False,
+        )
+        pid = self._postmaster_pid()
+        if pid is not None:  # pg_ctl could not stop it: no server outlives the test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+
+@contextlib.contextmanager
+def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
+    """A fresh primary and its streaming replica, both running; both stopped and removed
+    at the end, whatever happened."""
+    root = _workdir("bbt-pgclusters-")
+    primary, replica = Cluster(root, "primary"), Cluster(root, "replica")
+    try:
+        primary.init_primary()
+        primary.start()
+        replica.init_replica(primary)
+        replica.start()
+        yield primary, replica
+    finally:
+        replica.stop()
+        primary.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_behind_pgbouncer(command: list[str]) -> int:
+    upstream = os.environ.get("BACKBURNER_TEST_POSTGRES_URL",
+                              "postgresql://postgres@127.0.0.1:5432/test")
+    parts = urlsplit(upstream)
+    with pgbouncer(upstream) as port:
+        through = parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{port}")
+        env = dict(os.environ, BACKBURNER_TEST_POSTGRES_URL=through._replace(
+            query="pooler=transaction").geturl())
+        print(f"PgBouncer (transaction pooling) on 127.0.0.1:{port} -> "
+              f"{parts.hostname}:{parts.port or 5432}", flush=True)
+        return subprocess.call(command, env=env)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if len(args) < 3 or args[0] != "pgbouncer" or args[1] != "--":
+        sys.exit("usage: python tests/pg_servers.py pgbouncer -- COMMAND [ARGS...]")
+    reason = missing_tools()
+    if reason is not None:
+        sys.exit(reason)
+    sys.exit(_run_behind_pgbouncer(args[2:]))
