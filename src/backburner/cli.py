@@ -119,6 +119,14 @@ def worker(
         bool, typer.Option("--uvloop/--no-uvloop", envvar="BACKBURNER_UVLOOP",
                            help="Use uvloop when installed.")
     ] = True,
+    metrics_port: Annotated[int | None, typer.Option(
+        envvar="BACKBURNER_METRICS_PORT", min=0, max=65535, metavar="PORT",
+        help="Serve this process's Prometheus metrics on this port (/metrics, /healthz); "
+        "a port already in use is an error (exit 2).")] = None,
+    metrics_host: Annotated[str, typer.Option(
+        envvar="BACKBURNER_METRICS_HOST", metavar="ADDRESS",
+        help="Address the metrics endpoint listens on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a worker process for the app's tasks."""
     the_app = app_from(app, None)
@@ -130,6 +138,8 @@ def worker(
         options["queues"] = [q for item in queue for q in item.split(",") if q]
     if poll_interval:
         options["poll_interval"] = poll_interval
+    if metrics_port is not None:
+        options.update(metrics_port=metrics_port, metrics_host=metrics_host)
     if uvloop:
         try:
             import uvloop as _uvloop

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from backburner.notify import Event, Notifier
 
@@ -36,10 +36,28 @@ Observer = Callable[[list[Change]], None]
 """Told of every batch of accepted changes (metrics); must be quick and must not raise."""
 
 
+class Meter(Protocol):
+    """What a worker measures besides transitions (backburner.metrics.JobMetrics is one);
+    each method must be quick and must not raise."""
+
+    def claimed(self, size: int) -> None:
+        """A claim round trip returned `size` jobs (0: nothing was ready)."""
+
+    def store_call(self, operation: str, seconds: float) -> None:
+        """One round trip of a worker to the store (claim, complete, heartbeat...) took
+        `seconds`, answered or failed."""
+
+    def running(self, task: str, queue: str, delta: int) -> None:
+        """This process started (+1) or finished (-1) running an attempt of `task`."""
+
+
 class Instrumentation:
     def __init__(self, notifier: Notifier) -> None:
         self.notifier = notifier
         self.observers: list[Observer] = []
+        self.meter: Meter | None = None
+        """The app's metrics once something asked for them (`JobMetrics.of`): one per app,
+        so an embedded worker and the web process's /metrics share one registry."""
 
     def changed(self, changes: Iterable[Change]) -> None:
         changes = list(changes)
@@ -73,6 +91,18 @@ class Instrumentation:
 
     def wake(self, queues: Iterable[str]) -> None:
         self.notifier.publish([Event("wakeup", q) for q in set(queues)])
+
+    def claimed(self, size: int) -> None:
+        if self.meter is not None:
+            self.meter.claimed(size)
+
+    def store_call(self, operation: str, seconds: float) -> None:
+        if self.meter is not None:
+            self.meter.store_call(operation, seconds)
+
+    def running(self, task: str, queue: str, delta: int) -> None:
+        if self.meter is not None:
+            self.meter.running(task, queue, delta)
 
     def cancel_requested(self, job_id: str, queue: str) -> None:
         self.notifier.publish([Event("cancel", queue, job_id)])

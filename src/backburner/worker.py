@@ -43,6 +43,8 @@ from backburner.errors import BackburnerError, BackendUnavailableError, Configur
 from backburner.execution import Outcome, run_attempt, unexpected
 from backburner.instrument import Change
 from backburner.job import JobState, Progress
+from backburner.metrics import JobMetrics
+from backburner.metrics_server import MetricsServer
 from backburner.retention import prune_expired
 from backburner.scheduler import Scheduler
 from backburner.threads import DaemonThreads
@@ -90,6 +92,8 @@ class Worker:
         handle_signals: bool | None = None,
         name: str | None = None,
         scheduler: bool = True,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
     ) -> None:
         """
         concurrency: jobs run at once. queues: served in this order (default: the queues of
@@ -101,10 +105,14 @@ class Worker:
         retries. batch_size: most jobs claimed in one round trip.
         handle_signals: stop gracefully on SIGTERM/SIGINT (default: when run in the main
         thread and not embedded). scheduler: enqueue the ticks of the app's periodic
-        schedules (never in burst mode).
+        schedules (never in burst mode). metrics_port: serve this process's Prometheus
+        metrics on metrics_host:metrics_port (/metrics and /healthz; 0: any free port, see
+        `metrics_address`); a port already taken is a ConfigurationError at start.
         """
         if concurrency < 1:
             raise ConfigurationError("concurrency must be >= 1")
+        if metrics_port is not None and not 0 <= metrics_port <= 65535:
+            raise ConfigurationError(f"metrics_port must be 0-65535, not {metrics_port}")
         if lease <= 0 or grace < 0 or max_lost < 1 or batch_size < 1:
             raise ConfigurationError("lease > 0, grace >= 0, max_lost >= 1, batch_size >= 1")
         self.app = app
@@ -150,6 +158,11 @@ class Worker:
         self._leading = False
         """Whether this worker is the housekeeping leader (as its last `lead` call said)."""
         self.processed = 0
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        self._metrics_server: MetricsServer | None = None
+        if metrics_port is not None:
+            JobMetrics.of(app)  # from now on, so the first scrape sees the first claims
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -164,7 +177,26 @@ class Worker:
     def running_jobs(self) -> list[str]:
         return [job_id for job_id, _ in self._running]
 
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where this worker serves its metrics, once it runs (None: it does not)."""
+        if self._metrics_server is None:
+            return None
+        return self.metrics_host, self._metrics_server.port
+
     async def run(self) -> None:
+        if self.metrics_port is not None:
+            # Before the store: a port taken is a mistake to report at once, not after an
+            # outage's worth of retries.
+            self._metrics_server = await MetricsServer.start(
+                JobMetrics.of(self.app), self.metrics_host, self.metrics_port)
+        try:
+            await self._run()
+        finally:
+            if self._metrics_server is not None:
+                await self._metrics_server.close()
+
+    async def _run(self) -> None:
         # A store that is down at start is waited for, as during a run: a worker started
         # in an outage (or before its database) must not crash-loop.
         await self._with_backend_retry(self.app.open)
@@ -225,13 +257,17 @@ class Worker:
             # Cleared before the claim, so a wake-up that arrives during it is not lost.
             self._wake.clear()
             wanted = min(free, self.batch_size)
+            began = time.perf_counter()
             try:
                 claim = await self.backend.claim(
                     self.id, self.queues, wanted, self.lease, alone=not self._running,
                 )
             except BackendUnavailableError as exc:
+                self.app.instrumentation.store_call("claim", time.perf_counter() - began)
                 await self._pause_after(exc)
                 continue
+            self.app.instrumentation.store_call("claim", time.perf_counter() - began)
+            self.app.instrumentation.claimed(len(claim.jobs))
             self._reachability.reached()
             suspects_waiting = claim.suspects_waiting
             if claim.jobs:
@@ -280,6 +316,7 @@ class Worker:
             )
             task = loop.create_task(self._run_one(job, ctx))
             self._running[(job.id, job.attempt)] = _Running(job, ctx, task)
+            self.app.instrumentation.running(job.task, job.queue, 1)
             changes.append(Change(job.id, job.task, job.queue, "running", job.attempt,
                                   {"worker": self.id},
                                   waited=max(0.0, job.started_at - job.run_at)))
@@ -304,6 +341,7 @@ class Worker:
             outcome = unexpected(job, task, exc)
         finally:
             self._running.pop((job.id, job.attempt), None)
+            self.app.instrumentation.running(job.task, job.queue, -1)
             self._slot_freed.set()
         self._acks.append(outcome)
         self._acks_idle.clear()
@@ -350,7 +388,12 @@ class Worker:
         for group in (completions, failures, releases):
             if not group:
                 continue
-            accepted = await self._write_group(group)
+            began = time.perf_counter()
+            try:
+                accepted = await self._write_group(group)
+            finally:
+                self.app.instrumentation.store_call(
+                    type(group[0].write).__name__.lower(), time.perf_counter() - began)
             for outcome, ok in zip(group, accepted, strict=True):
                 if ok:
                     change = _change_for(outcome)
@@ -388,11 +431,14 @@ class Worker:
             await asyncio.sleep(self.heartbeat_interval)
             # Judge only jobs claimed before this heartbeat was sent: the store saw them.
             snapshot = dict(self._running)
+            began = time.perf_counter()
             try:
                 beat = await self.backend.heartbeat(self.id, self.lease)
             except BackendUnavailableError as exc:
                 self._reachability.failed(exc, "heartbeat")
                 continue
+            finally:
+                self.app.instrumentation.store_call("heartbeat", time.perf_counter() - began)
             self._reachability.reached()
             for key, entry in snapshot.items():
                 if key not in self._running:

@@ -695,11 +695,22 @@ class MemoryBackend:
         )
 
     async def counts(self) -> dict[tuple[str, JobState], int]:
+        # A walk of every row: this store lives in one process for tests and small tools,
+        # where that is microseconds; the durable stores keep counts as jobs move.
         result: dict[tuple[str, JobState], int] = {}
         for row in self._rows.values():
             key = (row.queue, row.state)
             result[key] = result.get(key, 0) + 1
         return result
+
+    async def oldest_pending(self) -> dict[str, float]:
+        # Exact (the oldest of all ready jobs), by a walk like counts'.
+        now = self.clock()
+        oldest: dict[str, float] = {}
+        for row in self._rows.values():
+            if row.state is JobState.PENDING and not row.lost and row.parked is None:
+                oldest[row.queue] = min(oldest.get(row.queue, row.run_at), row.run_at)
+        return {queue: max(0.0, now - run_at) for queue, run_at in oldest.items()}
 
     # -- housekeeping leader ---------------------------------------------------------------
     async def lead(self, worker_id: str, ttl: float) -> bool:

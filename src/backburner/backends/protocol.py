@@ -405,6 +405,21 @@ class JobReads(Protocol):
 
 
 @runtime_checkable
+class BacklogReads(Protocol):
+    """What metrics read at every scrape of every process, so cheap at any table size: an
+    optional role (a store without it shows no oldest-pending age).
+
+    `JobReads.counts` belongs here in spirit: every store keeps it cheap too (counts kept as
+    jobs move, not a count of the table; docs/metrics.md says how each store does it)."""
+
+    async def oldest_pending(self) -> dict[str, float]:
+        """Per queue with ready jobs: seconds the longest-waiting of them has been ready
+        (now - run_at, by the store's clock). Read at the head of each priority level of the
+        claim order (a few index seeks), so a job overtaken within its level by a younger
+        one (a retry made ready late) may be missed; queues with none ready are absent."""
+
+
+@runtime_checkable
 class QueueControl(Protocol):
     """Pausing and resuming queues for every worker at once.
 

@@ -18,7 +18,7 @@ from backburner.metrics import CONTENT_TYPE, JobMetrics
 def metrics_router(
     app: Backburner, *, dependencies: Sequence[DependsParam] = (), path: str = "/metrics"
 ) -> APIRouter:
-    metrics = JobMetrics(app)
+    metrics = JobMetrics.of(app)  # shared with the app's embedded workers
     router = APIRouter(dependencies=list(dependencies), tags=["metrics"])
 
     @router.get(path, operation_id="backburner_metrics", response_class=Response,

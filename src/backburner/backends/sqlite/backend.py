@@ -217,7 +217,10 @@ class SQLiteBackend:
         return await self._db.run_in_thread(_count_jobs, filter)
 
     async def counts(self) -> dict[tuple[str, JobState], int]:
-        return await self._db.run_in_thread(_counts)
+        return await self._db.run(_counts)  # a few rows (migration 10): no thread hop
+
+    async def oldest_pending(self) -> dict[str, float]:
+        return await self._db.run(_oldest_pending)
 
     # -- housekeeping leader ---------------------------------------------------------------
     async def lead(self, worker_id: str, ttl: float) -> bool:
@@ -827,6 +830,17 @@ def _scanned(filter: JobFilter, params: dict[str, Any]) -> str:
 
 def _counts(conn: sqlite3.Connection) -> dict[tuple[str, JobState], int]:
     return {(r["queue"], JobState(r["state"])): r["n"] for r in conn.execute(Q["counts"])}
+
+
+def _oldest_pending(conn: sqlite3.Connection) -> dict[str, float]:
+    now = time.time()
+    queues = [r["queue"] for r in conn.execute(Q["counts"]) if r["state"] == "pending"]
+    ages = {}
+    for queue in queues:
+        run_at = conn.execute(Q["oldest_ready"], {"queue": queue}).fetchone()["run_at"]
+        if run_at is not None:
+            ages[queue] = max(0.0, now - run_at)
+    return ages
 
 
 def _lead(conn: sqlite3.Connection, worker_id: str, ttl: float) -> bool:

@@ -368,7 +368,27 @@ WHERE id = :id AND state = 'cancelled' AND reason = 'dependency_failed';
 SELECT * FROM backburner_jobs WHERE id = :id;
 
 -- name: counts
-SELECT queue, state, count(*) AS n FROM backburner_jobs GROUP BY queue, state;
+-- Kept by triggers as jobs move (migration 10): a few rows, whatever the table's size.
+SELECT queue, state, n FROM backburner_job_counts WHERE n > 0;
+
+-- name: oldest_ready
+-- The run_at of the longest-waiting ready job of a queue, looked for at the head of each
+-- priority level of the claim's index (one seek per level, 64 levels at most) rather than
+-- over every ready job: within a level jobs are in insertion order, so a younger job made
+-- ready late (a retry) may hide an older one behind it; good enough for an age alert.
+WITH RECURSIVE levels(priority, depth) AS (
+    SELECT (SELECT max(priority) FROM backburner_jobs INDEXED BY backburner_jobs_ready
+            WHERE queue = :queue AND state = 'pending' AND lost = 0 AND parked = 0), 0
+    UNION ALL
+    SELECT (SELECT max(priority) FROM backburner_jobs INDEXED BY backburner_jobs_ready
+            WHERE queue = :queue AND state = 'pending' AND lost = 0 AND parked = 0
+              AND priority < levels.priority), depth + 1
+    FROM levels WHERE levels.priority IS NOT NULL AND depth < 64
+)
+SELECT min((SELECT run_at FROM backburner_jobs INDEXED BY backburner_jobs_ready
+            WHERE queue = :queue AND state = 'pending' AND lost = 0 AND parked = 0
+              AND priority = levels.priority ORDER BY priority DESC, seq LIMIT 1)) AS run_at
+FROM levels WHERE priority IS NOT NULL;
 
 -- name: register_worker
 INSERT OR REPLACE INTO backburner_workers

@@ -131,3 +131,31 @@ CREATE TABLE backburner_rate_starts (
     at    REAL NOT NULL
 );
 CREATE INDEX backburner_rate_starts_window ON backburner_rate_starts (queue, task, at);
+
+-- Jobs per (queue, state), kept by triggers on backburner_jobs as jobs move (migration 10):
+-- counts() reads these few rows instead of counting the table. Rows that fall to 0 stay.
+CREATE TABLE backburner_job_counts (
+    queue TEXT    NOT NULL,
+    state TEXT    NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
+) WITHOUT ROWID;
+
+CREATE TRIGGER backburner_jobs_count_insert AFTER INSERT ON backburner_jobs
+BEGIN
+    INSERT INTO backburner_job_counts (queue, state, n) VALUES (new.queue, new.state, 1)
+        ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER backburner_jobs_count_delete AFTER DELETE ON backburner_jobs
+BEGIN
+    UPDATE backburner_job_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;
+END;
+
+CREATE TRIGGER backburner_jobs_count_update AFTER UPDATE OF queue, state ON backburner_jobs
+    WHEN old.state IS NOT new.state OR old.queue IS NOT new.queue
+BEGIN
+    UPDATE backburner_job_counts SET n = n - 1 WHERE queue = old.queue AND state = old.state;
+    INSERT INTO backburner_job_counts (queue, state, n) VALUES (new.queue, new.state, 1)
+        ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
