@@ -167,7 +167,8 @@ async def test_schemas_keep_apps_sharing_a_database_apart() -> None:
                 "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", schema_a
             )
         assert [t[0] for t in tables] == [
-            "jobs", "leader", "migrations", "queues", "rate_starts", "schedules", "workers"
+            "job_count_deltas", "job_counts", "jobs", "leader", "migrations", "queues",
+            "rate_starts", "schedules", "workers",
         ]
 
 

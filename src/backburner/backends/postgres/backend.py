@@ -622,6 +622,8 @@ class PostgresBackend:
         await self._free_slots(rows)
         # And slots whose hand-over a dying process missed go to their parked jobs.
         stranded = await pool.fetch(self._q["stranded_limits"])
+        # The counts' log (migration 9) is folded here too, not only when someone reads.
+        await pool.execute(self._q["fold_counts"], self.config.schema)
         await self._unpark({(r["kind"], r["queue"], r["task"], r["key"]): r["n"] for r in stranded})
         return [
             Transition(
@@ -744,8 +746,23 @@ class PostgresBackend:
     @translated
     async def counts(self) -> dict[tuple[str, JobState], int]:
         pool = await self._connected()
+        # Kept by triggers (migration 9); folding first keeps the log short for this read.
+        await pool.execute(self._q["fold_counts"], self.config.schema)
         rows = await pool.fetch(self._q["counts"])
         return {(r["queue"], JobState(r["state"])): r["n"] for r in rows}
+
+    @translated
+    async def oldest_pending(self) -> dict[str, float]:
+        pool = await self._connected()
+        rows = await pool.fetch(self._q["counts"])
+        queues = [r["queue"] for r in rows if r["state"] == "pending"]
+        ages = {}
+        async with pool.acquire() as conn:
+            for queue in queues:
+                age = await conn.fetchval(self._q["oldest_ready"], queue)
+                if age is not None:
+                    ages[queue] = max(0.0, age)
+        return ages
 
     # -- housekeeping leader ---------------------------------------------------------------
     @translated

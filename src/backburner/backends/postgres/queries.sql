@@ -657,7 +657,46 @@ WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))
                      OR strpos(lower(coalesce(e->>'message', '')), $4::text) > 0));
 
 -- name: counts
-SELECT queue, state, count(*) AS n FROM {schema}.jobs GROUP BY queue, state;
+-- The folded counts and the log not folded yet, in one snapshot: exact (migration 9).
+SELECT queue, state, sum(n)::bigint AS n FROM (
+    SELECT queue, state, n FROM {schema}.job_counts
+    UNION ALL SELECT queue, state, n FROM {schema}.job_count_deltas
+) kept GROUP BY queue, state HAVING sum(n) > 0;
+
+-- name: fold_counts
+-- Move the log into job_counts, when no one else is folding (the advisory lock, taken once
+-- for the statement, is held to its commit): two folders could update the same counters in
+-- opposite orders and deadlock. Rows logged meanwhile wait for the next fold.
+WITH folder AS (
+    SELECT pg_try_advisory_xact_lock(hashtextextended('backburner.fold_counts:' || $1, 0))
+        AS alone
+), folded AS (
+    DELETE FROM {schema}.job_count_deltas WHERE (SELECT alone FROM folder)
+    RETURNING queue, state, n
+)
+INSERT INTO {schema}.job_counts AS c (queue, state, n)
+SELECT queue, state, sum(n) FROM folded GROUP BY queue, state
+ON CONFLICT (queue, state) DO UPDATE SET n = c.n + excluded.n;
+
+-- name: oldest_ready
+-- When the longest-waiting ready job of a queue became ready, looked for at the head of
+-- each priority level of jobs_ready (one index seek per level, 64 levels at most) rather
+-- than over every ready job: within a level jobs are in insertion order, so a younger job
+-- made ready late (a retry) may hide an older one behind it; good enough for an age alert.
+WITH RECURSIVE levels(priority, depth) AS (
+    SELECT (SELECT max(priority) FROM {schema}.jobs
+            WHERE queue = $1 AND state = 'pending' AND lost = 0 AND parked = 0), 0
+    UNION ALL
+    SELECT (SELECT max(priority) FROM {schema}.jobs
+            WHERE queue = $1 AND state = 'pending' AND lost = 0 AND parked = 0
+              AND priority < levels.priority), depth + 1
+    FROM levels WHERE levels.priority IS NOT NULL AND depth < 64
+)
+SELECT extract(epoch FROM clock_timestamp() - min((
+    SELECT run_at FROM {schema}.jobs
+    WHERE queue = $1 AND state = 'pending' AND lost = 0 AND parked = 0
+      AND priority = levels.priority ORDER BY priority DESC, seq LIMIT 1)))::float8 AS age
+FROM levels WHERE priority IS NOT NULL;
 
 -- name: now
 SELECT clock_timestamp() AS now;

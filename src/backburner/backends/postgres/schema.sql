@@ -143,3 +143,64 @@ CREATE TABLE {schema}.rate_starts (
     at    timestamptz NOT NULL
 );
 CREATE INDEX rate_starts_window ON {schema}.rate_starts (queue, task, at);
+
+-- Jobs per (queue, state) (migration 9): statement-level triggers on jobs append what each
+-- statement changed to job_count_deltas (insert-only: no hot counter rows for the workers
+-- to queue on); counts() sums job_counts and the log in one snapshot, and readers and the
+-- housekeeping leader fold the log into job_counts, one at a time.
+CREATE TABLE {schema}.job_counts (
+    queue text   NOT NULL,
+    state text   NOT NULL,
+    n     bigint NOT NULL,
+    PRIMARY KEY (queue, state)
+);
+CREATE TABLE {schema}.job_count_deltas (
+    queue text   NOT NULL,
+    state text   NOT NULL,
+    n     bigint NOT NULL
+);
+
+
+CREATE FUNCTION {schema}.jobs_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.job_count_deltas (queue, state, n)
+        SELECT queue, state, count(*) FROM new_rows GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION {schema}.jobs_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Heartbeats and progress writes move nothing: the sums are 0 and nothing is added.
+    INSERT INTO {schema}.job_count_deltas (queue, state, n)
+        SELECT queue, state, sum(n) FROM (
+            SELECT queue, state, 1 AS n FROM new_rows
+            UNION ALL SELECT queue, state, -1 FROM old_rows
+        ) moved GROUP BY queue, state HAVING sum(n) <> 0;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION {schema}.jobs_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.job_count_deltas (queue, state, n)
+        SELECT queue, state, -count(*) FROM old_rows GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION {schema}.jobs_count_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM {schema}.job_count_deltas;
+    DELETE FROM {schema}.job_counts;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_count_insert AFTER INSERT ON {schema}.jobs
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE PROCEDURE {schema}.jobs_count_inserted();
+CREATE TRIGGER jobs_count_update AFTER UPDATE ON {schema}.jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE PROCEDURE {schema}.jobs_count_updated();
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON {schema}.jobs
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE PROCEDURE {schema}.jobs_count_deleted();
+CREATE TRIGGER jobs_count_truncate AFTER TRUNCATE ON {schema}.jobs
+    FOR EACH STATEMENT EXECUTE PROCEDURE {schema}.jobs_count_truncated();
