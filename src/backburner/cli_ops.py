@@ -21,7 +21,7 @@ import typer
 
 from backburner import bulk
 from backburner.app import Backburner
-from backburner.backends.protocol import JobFilter, WorkerInfo
+from backburner.backends.protocol import BacklogReads, JobFilter, WorkerInfo
 from backburner.cli_common import (
     AppOption,
     JsonOption,
@@ -455,31 +455,49 @@ async def health(
     if not workers:
         where = f" serving queue {queue!r}" if queue else ""
         return f"no live worker{where} (no heartbeat in the last {LIVE_WORKER:.0f} s)"
-    pending = JobFilter(states=(JobState.PENDING,), queue=queue)
     if max_backlog is not None:
-        backlog = await app.count_jobs(pending)
+        # The store's kept counts (a few rows at any size), not a count of the table.
+        counts = await app.backend.counts()
+        backlog = sum(n for (q, state), n in counts.items()
+                      if state is JobState.PENDING and queue in (None, q))
         if backlog > max_backlog:
             return f"backlog {backlog} pending jobs > {max_backlog}"
     if max_age is not None:
-        oldest: float | None = None
-        read = 0
-        cursor: str | None = None
-        while True:
-            page = await app.list_jobs(filter=pending, limit=1000, cursor=cursor)
-            for job in page.jobs:
-                ready = job.run_at.timestamp()
-                oldest = ready if oldest is None else min(oldest, ready)
-            read += len(page.jobs)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-            if read >= AGE_CHECK_CAP:
-                if oldest is not None and now - oldest > max_age:
-                    break
-                return f"over {AGE_CHECK_CAP} pending jobs: too many to check their age"
-        if oldest is not None and now - oldest > max_age:
-            return f"a pending job has waited {now - oldest:.0f} s > {max_age:g} s"
+        waited = await _oldest_wait(app, queue, now, max_age)
+        if isinstance(waited, str):
+            return waited
+        if waited is not None and waited > max_age:
+            return f"a pending job has waited {waited:.0f} s > {max_age:g} s"
     return None
+
+
+async def _oldest_wait(
+    app: Backburner, queue: str | None, now: float, max_age: float
+) -> float | str | None:
+    """Seconds the longest-waiting ready job (of `queue`, or of any) has waited; a reason
+    string when a store without BacklogReads has too many to look at."""
+    if isinstance(app.backend, BacklogReads):
+        ages = await app.backend.oldest_pending()
+        found = [age for q, age in ages.items() if queue in (None, q)]
+        return max(found, default=None)
+    pending = JobFilter(states=(JobState.PENDING,), queue=queue)
+    oldest: float | None = None
+    read = 0
+    cursor: str | None = None
+    while True:
+        page = await app.list_jobs(filter=pending, limit=1000, cursor=cursor)
+        for job in page.jobs:
+            ready = job.run_at.timestamp()
+            oldest = ready if oldest is None else min(oldest, ready)
+        read += len(page.jobs)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        if read >= AGE_CHECK_CAP:
+            if oldest is not None and now - oldest > max_age:
+                break  # unhealthy already, whatever the rest
+            return f"over {AGE_CHECK_CAP} pending jobs: too many to check their age"
+    return None if oldest is None else now - oldest
 
 
 def healthcheck(
