@@ -6,9 +6,10 @@ Everything listens on a free loopback port; clusters live under a directory of t
 owned by the `postgres` OS user (PostgreSQL refuses to run as root), and every process is
 stopped when its context ends, on failure too.
 
-`python tests/pg_servers.py pgbouncer -- CMD...` runs CMD with a transaction-pooling
-PgBouncer in front of BACKBURNER_TEST_POSTGRES_URL and that variable pointing through it
-(with `pooler=transaction`): scripts/test.sh runs the contract suite that way.
+`python tests/pg_servers.py pgbouncer [--listen-direct] -- CMD...` runs CMD with a
+transaction-pooling PgBouncer in front of BACKBURNER_TEST_POSTGRES_URL and that variable
+pointing through it (with `pooler=transaction`, and with `--listen-direct` a `listen_url`
+to the server itself): scripts/test.sh runs the contract suite that way.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 PG_BIN = Path(os.environ.get("BACKBURNER_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PGBOUNCER = os.environ.get("BACKBURNER_TEST_PGBOUNCER", "/usr/sbin/pgbouncer")
@@ -244,24 +245,33 @@ def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run_behind_pgbouncer(command: list[str]) -> int:
+def _run_behind_pgbouncer(command: list[str], listen_direct: bool) -> int:
     upstream = os.environ.get("BACKBURNER_TEST_POSTGRES_URL",
                               "postgresql://postgres@127.0.0.1:5432/test")
     parts = urlsplit(upstream)
     with pgbouncer(upstream) as port:
         through = parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{port}")
+        query = "pooler=transaction"
+        if listen_direct:
+            query += "&listen_url=" + quote(upstream, safe="")
         env = dict(os.environ, BACKBURNER_TEST_POSTGRES_URL=through._replace(
-            query="pooler=transaction").geturl())
+            query=query).geturl())
         print(f"PgBouncer (transaction pooling) on 127.0.0.1:{port} -> "
-              f"{parts.hostname}:{parts.port or 5432}", flush=True)
+              f"{parts.hostname}:{parts.port or 5432}; tests use "
+              f"{env['BACKBURNER_TEST_POSTGRES_URL']}", flush=True)
         return subprocess.call(command, env=env)
 
 
+USAGE = "usage: python tests/pg_servers.py pgbouncer [--listen-direct] -- COMMAND [ARGS...]"
+
 if __name__ == "__main__":
     args = sys.argv[1:]
+    listen = "--listen-direct" in args[:3]
+    if listen:
+        args.remove("--listen-direct")
     if len(args) < 3 or args[0] != "pgbouncer" or args[1] != "--":
-        sys.exit("usage: python tests/pg_servers.py pgbouncer -- COMMAND [ARGS...]")
+        sys.exit(USAGE)
     reason = missing_tools()
     if reason is not None:
         sys.exit(reason)
-    sys.exit(_run_behind_pgbouncer(args[2:]))
+    sys.exit(_run_behind_pgbouncer(args[2:], listen))
