@@ -6,7 +6,8 @@
 # minutes on 2 cores).
 # Extra arguments go to the main pytest run only (e.g. scripts/test.sh tests/unit -x); the
 # lowest-releases run is always the same. BACKBURNER_TEST_LOWEST=0 skips it (for a quick local
-# loop; CI and a change to pyproject.toml's ranges need it).
+# loop; CI and a change to pyproject.toml's ranges need it). BACKBURNER_TEST_PGBOUNCER=0 skips
+# the contract suite's second run, through PgBouncer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lowest=${BACKBURNER_TEST_LOWEST:-1}
@@ -40,6 +41,17 @@ pytest_status() {
 echo "== pytest"
 status=0
 (export PATH="$root/.venv/bin:$PATH"; pytest_status pytest -p no:cacheprovider "$@") || status=$?
+
+if [ "${BACKBURNER_TEST_PGBOUNCER:-1}" = 1 ]; then
+  # R28: the whole contract suite again, on PostgreSQL behind a PgBouncer in transaction
+  # pooling mode (pooler=transaction, LISTEN on a direct listen_url), so that nothing relies
+  # on session state across transactions. The polling fallback (no listen_url) has its own
+  # tests in tests/stores/test_postgres_pgbouncer.py. About 80 s on 2 cores.
+  echo "== pytest: tests/contract on PostgreSQL through PgBouncer (transaction pooling)"
+  (export PATH="$root/.venv/bin:$PATH" BACKBURNER_TEST_BACKENDS=postgres
+   pytest_status python tests/pg_servers.py pgbouncer --listen-direct -- \
+     pytest -p no:cacheprovider tests/contract) || status=1
+fi
 
 if [ "$lowest" = 1 ]; then
   echo "== lowest supported releases (requirements/lowest.txt, .venv-lowest)"

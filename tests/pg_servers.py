@@ -273,5 +273,8 @@ if __name__ == "__main__":
         sys.exit(USAGE)
     reason = missing_tools()
     if reason is not None:
-        sys.exit(reason)
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            sys.exit(f"{reason}: CI must run this (.ci/run installs it)")
+        print(f"SKIPPED LOUDLY: {reason}", flush=True)
+        sys.exit(0)
     sys.exit(_run_behind_pgbouncer(args[2:], listen))
