@@ -8,10 +8,14 @@ checked first (no server needed). The contract suite runs through PgBouncer as w
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -20,9 +24,10 @@ from pg_servers import missing_tools, pgbouncer
 from services import IN_CI, POSTGRES_URL, require_service
 
 from backburner import Backburner, ConfigurationError, JobState
+from backburner.backends import postgres as postgres_package
 from backburner.backends.postgres import PostgresBackend
 from backburner.backends.postgres.config import parse_url
-from backburner.backends.protocol import NewJob
+from backburner.backends.protocol import JobFilter, NewJob
 from backburner.ids import new_job_id
 
 from .pg_helpers import admin, eventually, opened, schema_url
@@ -136,6 +141,70 @@ async def test_jobs_run_end_to_end_through_pgbouncer(pooled: tuple[str, str]) ->
                 "SELECT count(*) FROM pg_stat_activity a WHERE application_name LIKE $1 "
                 "AND query LIKE 'PREPARE%'", f"backburner:{schema}%",
             )
+
+
+async def test_asyncpg_learns_types_only_inside_a_transaction(
+    pooled: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """asyncpg's type lookup sets `jit` for the session and back: outside a transaction the
+    pooler may run those on different server sessions and leave one changed. Every lookup
+    of a full run happens inside one (connections.prepare_connection learns the arrays)."""
+    outside: list[list[int]] = []
+    real = asyncpg.Connection._introspect_types
+
+    async def spy(self: Any, oids: Any, timeout: Any) -> Any:
+        if not self.is_in_transaction():
+            outside.append(sorted(oids))
+        return await real(self, oids, timeout)
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", spy)
+    url, _ = pooled
+    async with opened(url) as backend:
+        app = Backburner(backend=backend, poll_interval=0.2)
+
+        @app.task(name="pgb.mul", retries=1)
+        async def mul(a: int, b: int) -> int:
+            if a == 3:
+                raise ValueError("fails once, retried")
+            return a * b
+
+        await app.open()
+        for i in range(6):
+            await mul.options(unique_key=f"k{i}").enqueue(i, 2)
+        await app.run_worker(burst=True)
+        assert sum((await backend.counts()).values()) == 6
+        await backend.list_jobs(JobFilter(search="pgb"))
+    assert outside == [], f"type lookups outside a transaction: {outside}"
+
+
+def test_no_session_state_in_the_sql() -> None:
+    """What a transaction pooler cannot carry from one transaction to the next: session
+    advisory locks, session-level settings, named prepared statements, temporary tables,
+    cursors held past their transaction. Looked for in the SQL files (comments left out)
+    and in the string literals of the package's modules (docstrings left out)."""
+    root = Path(postgres_package.__file__).parent
+    texts = {
+        path.name: re.sub(r"--[^\n]*", "", path.read_text())
+        for path in [*root.glob("*.sql"), *root.glob("migrations/*.sql")]
+    }
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.value) for node in ast.walk(tree)
+                      if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+        texts[path.name] = "\n".join(
+            node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings
+        )
+    forbidden = re.compile(
+        r"pg_(try_)?advisory_lock(_shared)?\(|pg_advisory_unlock|set_config\([^)]*,\s*false\)"
+        r"|\bPREPARE\s+\w+\s+AS\b|CREATE\s+TEMP|WITH\s+HOLD|\bSET\s+SESSION\b",
+        re.IGNORECASE,
+    )
+    found = {name: [m.group(0) for m in forbidden.finditer(text)]
+             for name, text in texts.items()}
+    assert {name: hits for name, hits in found.items() if hits} == {}
+    assert len(texts) > 10  # the files were found
 
 
 async def test_migrations_run_through_pgbouncer_by_several_processes_at_once(

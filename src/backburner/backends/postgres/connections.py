@@ -12,6 +12,7 @@ the statements run there take and return no timestamps.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -35,12 +36,29 @@ def _encode_timestamp(value: float) -> tuple[int]:
     return (round((value - _PG_EPOCH) * 1_000_000),)
 
 
-async def prepare_connection(conn: Any) -> None:
-    """Run on every connection the pool opens."""
+_ARRAY_TYPES = ("int2", "int4", "int8", "float8", "text", "bool", "jsonb", "timestamptz")
+_LEARN_ARRAYS = "SELECT " + ", ".join(
+    f"${n}::{name}[] IS NULL" for n, name in enumerate(_ARRAY_TYPES, 1)
+)
+"""A statement naming every array type the queries pass, run once per connection behind a
+transaction pooler (see `prepare_connection`)."""
+
+
+async def prepare_connection(conn: Any, *, transaction_pooled: bool = False) -> None:
+    """Run on every connection Backburner opens."""
     await conn.set_type_codec(
         "timestamptz", schema="pg_catalog", encoder=_encode_timestamp,
         decoder=_decode_timestamp, format="tuple",
     )
+    if transaction_pooled:
+        # asyncpg looks up a type it has no codec for (arrays of int4, float8, ...) the
+        # first time a statement uses it, and turns `jit` off for the session around the
+        # lookup (set_config(..., false), then back). Behind a transaction pooler the
+        # three statements could run on three server sessions, leaving one with jit off
+        # for whoever gets it next. Learnt here, inside one transaction, they run on one
+        # session and leave it as it was.
+        async with conn.transaction():
+            await conn.execute(_LEARN_ARRAYS, *[None] * len(_ARRAY_TYPES))
 
 
 def application_name(config: PostgresConfig, role: str) -> str:
@@ -102,7 +120,8 @@ async def create_pool(config: PostgresConfig) -> Any:
         max_size=config.pool_size,
         command_timeout=config.command_timeout,
         timeout=config.connect_timeout,
-        init=prepare_connection,
+        init=functools.partial(prepare_connection,
+                               transaction_pooled=config.transaction_pooled),
         server_settings=_settings(config, ""),
         **extra,
     )
@@ -115,6 +134,7 @@ LISTEN = "listen"
 async def connect(config: PostgresConfig, role: str) -> Any:
     """One connection outside the pool (LISTEN needs a session of its own; migrations run
     on one when the backend is closed)."""
+    pooled = config.transaction_pooled and role != LISTEN
     if role == LISTEN:
         if config.listen_dsn is None:
             raise ConnectionError("no LISTEN connection behind a transaction pooler without "
@@ -129,5 +149,5 @@ async def connect(config: PostgresConfig, role: str) -> Any:
         server_settings=_settings(config, role),
         **options,
     )
-    await prepare_connection(conn)
+    await prepare_connection(conn, transaction_pooled=pooled)
     return conn
