@@ -11,6 +11,10 @@
 -- time (an advisory lock), so the log stays short. Triggers and not the statements
 -- themselves: every write is counted, whoever makes it (retention, deletes by hand, rows
 -- another program writes).
+-- The table is locked against writes (until this migration commits) before it is counted,
+-- so no job moves between the count and the triggers.
+LOCK TABLE {schema}.jobs IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE {schema}.job_counts (
     queue text   NOT NULL,
     state text   NOT NULL,
