@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 from pg_servers import missing_tools, pgbouncer
 from services import IN_CI, POSTGRES_URL, require_service
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from backburner import Backburner, ConfigurationError, JobState
 from backburner.backends import postgres as postgres_package
@@ -252,6 +255,43 @@ async def test_transactional_enqueue_on_a_pgbouncer_connection(pooled: tuple[str
         record = await backend.get(kept.id)
         assert record is not None and record.state is JobState.PENDING
         assert dropped is not None and await backend.get(dropped.id) is None
+
+
+async def test_transactional_enqueue_on_a_sqlalchemy_session_through_pgbouncer(
+    pooled: tuple[str, str],
+) -> None:
+    """SQLAlchemy's asyncpg dialect behind a transaction pooler, set up as docs/
+    postgresql-in-production.md says: no statement caches, unique names for the statements
+    SQLAlchemy prepares itself."""
+    url, _ = pooled
+    dsn = urlsplit(url)._replace(query="", scheme="postgresql+asyncpg").geturl()
+    engine = create_async_engine(
+        f"{dsn}?prepared_statement_cache_size=0",
+        connect_args={"statement_cache_size": 0,
+                      "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__"},
+    )
+    try:
+        async with opened(url) as backend:
+            app = Backburner(backend=backend)
+
+            @app.task(name="pgb.notify")
+            async def notify(to: str) -> str:
+                return to
+
+            await app.open()
+            async with AsyncSession(engine) as session, session.begin():
+                await session.execute(text("SELECT 1"))
+                kept = await notify.options(connection=session).enqueue("a@x.io")
+            dropped = None
+            with contextlib.suppress(Rollback):
+                async with AsyncSession(engine) as session, session.begin():
+                    dropped = await notify.options(connection=session).enqueue("b@x.io")
+                    raise Rollback
+            record = await backend.get(kept.id)
+            assert record is not None and record.state is JobState.PENDING
+            assert dropped is not None and await backend.get(dropped.id) is None
+    finally:
+        await engine.dispose()
 
 
 async def test_without_listen_url_wakeups_are_polled_and_said_once(
