@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,14 +260,13 @@ async def test_transactional_enqueue_on_a_sqlalchemy_session_through_pgbouncer(
     pooled: tuple[str, str],
 ) -> None:
     """SQLAlchemy's asyncpg dialect behind a transaction pooler, set up as docs/
-    postgresql-in-production.md says: no statement caches, unique names for the statements
-    SQLAlchemy prepares itself."""
+    postgresql-in-production.md says: no statement caches (asyncpg 0.31 and later then
+    prepares SQLAlchemy's statements unnamed, too)."""
     url, _ = pooled
     dsn = urlsplit(url)._replace(query="", scheme="postgresql+asyncpg").geturl()
     engine = create_async_engine(
         f"{dsn}?prepared_statement_cache_size=0",
-        connect_args={"statement_cache_size": 0,
-                      "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__"},
+        connect_args={"statement_cache_size": 0},
     )
     try:
         async with opened(url) as backend:
@@ -279,16 +277,24 @@ async def test_transactional_enqueue_on_a_sqlalchemy_session_through_pgbouncer(
                 return to
 
             await app.open()
-            async with AsyncSession(engine) as session, session.begin():
-                await session.execute(text("SELECT 1"))
-                kept = await notify.options(connection=session).enqueue("a@x.io")
+            kept = []
+            # Two client connections at once, taking turns on the pooler's server sessions:
+            # a statement one of them left prepared on a session would clash with (or be
+            # missing for) the other.
+            async with AsyncSession(engine) as first, AsyncSession(engine) as second:
+                for turn in range(6):
+                    session = (first, second)[turn % 2]
+                    async with session.begin():
+                        await session.execute(text("SELECT CAST(:n AS int)"), {"n": turn})
+                        kept.append(await notify.options(connection=session).enqueue("a@x"))
             dropped = None
             with contextlib.suppress(Rollback):
                 async with AsyncSession(engine) as session, session.begin():
                     dropped = await notify.options(connection=session).enqueue("b@x.io")
                     raise Rollback
-            record = await backend.get(kept.id)
-            assert record is not None and record.state is JobState.PENDING
+            for job in kept:
+                record = await backend.get(job.id)
+                assert record is not None and record.state is JobState.PENDING
             assert dropped is not None and await backend.get(dropped.id) is None
     finally:
         await engine.dispose()
