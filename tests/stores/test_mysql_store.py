@@ -17,6 +17,7 @@ from backburner.backends import open_backend
 from backburner.backends.mysql import MySQLBackend
 from backburner.backends.mysql.config import parse_url
 from backburner.backends.mysql.connections import single
+from backburner.backends.mysql.schema import MIGRATIONS
 from backburner.backends.protocol import Completion, JobFilter, NewJob
 from backburner.errors import ConfigurationError, StoreNotFoundError
 from backburner.job import FailureReason, JobState
@@ -61,7 +62,7 @@ async def test_open_without_create_migrate_and_destroy() -> None:
     with pytest.raises(StoreNotFoundError, match="backburner migrate"):
         await MySQLBackend(url).open(create=False)
     backend = MySQLBackend(url)
-    assert await backend.migrate() == [1]
+    assert await backend.migrate() == [v for v, _, _ in MIGRATIONS]
     assert await backend.migrate() == []
     await backend.open(create=False)
     name = backend.config.database

@@ -40,7 +40,7 @@ from backburner.backends.mysql.claims import Claimer
 from backburner.backends.mysql.config import MySQLConfig, parse_url
 from backburner.backends.mysql.connections import NOW, Result, Row, Session, Statement, single
 from backburner.backends.mysql.flows import Flows
-from backburner.backends.mysql.housekeeping import rescue
+from backburner.backends.mysql.housekeeping import fold_counts, rescue
 from backburner.backends.mysql.inserts import insert
 from backburner.backends.mysql.limits import Limits
 from backburner.backends.mysql.rows import (
@@ -411,6 +411,8 @@ class MySQLBackend:
         # process missed go to their parked jobs.
         await self._hand_on(rows, stranded=True)
         await single(pool, (self._q["forget_dead_workers"], {"now": await self.now()}))
+        # The counts' log (migration 2) is folded here too, not only when someone reads.
+        await self._transaction(lambda s: fold_counts(s, self._q))
         return moved
 
     @translated
@@ -456,8 +458,21 @@ class MySQLBackend:
 
     @translated
     async def counts(self) -> dict[tuple[str, JobState], int]:
+        # Kept by triggers (migration 2); folding first keeps the log short for this read.
+        await self._transaction(lambda s: fold_counts(s, self._q))
         (found,) = await single(await self._connected(), (self._q["counts"], ()))
         return {(r["queue"], JobState(r["state"])): int(r["n"]) for r in found.rows}
+
+    @translated
+    async def oldest_pending(self) -> dict[str, float]:
+        pool = await self._connected()
+        (found,) = await single(pool, (self._q["counts"], ()))
+        queues = [r["queue"] for r in found.rows if r["state"] == "pending"]
+        if not queues:
+            return {}
+        ages = await single(pool, *((self._q["oldest_ready"], {"queue": q}) for q in queues))
+        return {q: max(0.0, float(a.rows[0]["age"])) for q, a in zip(queues, ages, strict=True)
+                if a.rows and a.rows[0]["age"] is not None}
 
     # -- housekeeping leader ---------------------------------------------------------------
     @translated

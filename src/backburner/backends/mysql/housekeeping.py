@@ -50,3 +50,23 @@ async def rescue(
         moved.append(Transition(r["id"], r["task"], r["queue"], JobState(state), r["attempt"],
                                 FailureReason(reason) if reason else None))
     return moved, locked.rows
+
+
+async def fold_counts(s: Session, queries: Mapping[str, str]) -> int:
+    """Move a share of the counts' log (migration 2) into backburner_job_counts, in the
+    caller's transaction; returns the rows folded. Counters are updated in key order, so two
+    folders at once never wait on each other in a circle."""
+    (found,) = await s.run((queries["count_deltas"], ()))
+    if not found.rows:
+        return 0
+    sums: dict[tuple[str, str], int] = {}
+    for r in found.rows:
+        key = (r["queue"], r["state"])
+        sums[key] = sums.get(key, 0) + int(r["n"])
+    values = ", ".join(["(%s, %s, %s)"] * len(sums))
+    params = [v for (queue, state), n in sorted(sums.items()) for v in (queue, state, n)]
+    await s.run(
+        (queries["add_counts"].replace("{values}", values), tuple(params)),
+        (queries["forget_deltas"], {"ids": tuple(r["id"] for r in found.rows)}),
+    )
+    return len(found.rows)

@@ -334,7 +334,45 @@ WHERE seq IN %(seqs)s AND state IN ('completed', 'failed', 'cancelled');
 SELECT * FROM {db}.backburner_jobs WHERE id = %(id)s;
 
 -- name: counts
-SELECT queue, state, COUNT(*) AS n FROM {db}.backburner_jobs GROUP BY queue, state;
+-- The folded counts and the log not folded yet, in one snapshot: exact (migration 2).
+SELECT queue, state, SUM(n) AS n FROM (
+    SELECT queue, state, n FROM {db}.backburner_job_counts
+    UNION ALL SELECT queue, state, n FROM {db}.backburner_job_count_deltas
+) kept GROUP BY queue, state HAVING SUM(n) > 0;
+
+-- name: count_deltas
+-- A fold's share of the log: rows an open transaction still holds (its own inserts) are
+-- skipped and wait for the next fold, as do rows another folder took.
+SELECT id, queue, state, n FROM {db}.backburner_job_count_deltas
+ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED;
+
+-- name: add_counts
+-- VALUES: one (queue, state, n) per counter, in key order (fold_counts writes them).
+INSERT INTO {db}.backburner_job_counts (queue, state, n) VALUES {values}
+ON DUPLICATE KEY UPDATE n = n + VALUES(n);
+
+-- name: forget_deltas
+DELETE FROM {db}.backburner_job_count_deltas WHERE id IN %(ids)s;
+
+-- name: oldest_ready
+-- When the longest-waiting ready job of a queue became ready, looked for at the head of
+-- each priority level of jobs_ready (one seek per level, 64 levels at most) rather than
+-- over every ready job: within a level jobs are in insertion order, so a younger job made
+-- ready late (a retry) may hide an older one behind it; good enough for an age alert.
+WITH RECURSIVE levels (priority, depth) AS (
+    SELECT (SELECT MAX(priority) FROM {db}.backburner_jobs FORCE INDEX (jobs_ready)
+            WHERE queue = %(queue)s AND state = 'pending' AND parked = 0 AND lost = 0), 0
+    UNION ALL
+    SELECT (SELECT MAX(j.priority) FROM {db}.backburner_jobs j FORCE INDEX (jobs_ready)
+            WHERE j.queue = %(queue)s AND j.state = 'pending' AND j.parked = 0
+              AND j.lost = 0 AND j.priority < levels.priority), depth + 1
+    FROM levels WHERE levels.priority IS NOT NULL AND depth < 64
+)
+SELECT {now} - MIN((
+    SELECT j.run_at FROM {db}.backburner_jobs j FORCE INDEX (jobs_ready)
+    WHERE j.queue = %(queue)s AND j.state = 'pending' AND j.parked = 0 AND j.lost = 0
+      AND j.priority = levels.priority ORDER BY j.priority DESC, j.seq LIMIT 1)) AS age
+FROM levels WHERE levels.priority IS NOT NULL;
 
 -- name: lead
 -- Take the lead if nobody holds it, it lapsed, or we hold it already (renewal). `holder` is
