@@ -8,7 +8,9 @@ reads those commands make, best of --rounds:
     .venv/bin/python bench/metrics_at_scale.py sqlite:///tmp/big.db --jobs 1000000
     .venv/bin/python bench/metrics_at_scale.py postgresql://postgres@127.0.0.1/test?schema=bench_metrics
 
-The store is destroyed afterwards. Prints one line per read: milliseconds.
+The store is destroyed afterwards (a SQLite file is left; KEEP=1 keeps any store, and
+--jobs 0 then times the reads again on it, e.g. after an upgrade). Prints one line per
+read: milliseconds.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     app = Backburner(args.url)
+    filled = args.jobs == 0  # --jobs 0: time the reads on a store filled by an earlier run
 
     @app.task(name="noop")
     async def noop() -> None: ...
@@ -96,9 +99,10 @@ async def main() -> None:
     await app.open()
     try:
         began = time.perf_counter()
-        await fill(app, args.jobs)
-        await spread(args.url)
-        print(f"filled {args.jobs} jobs in {time.perf_counter() - began:.0f} s")
+        if not filled:
+            await fill(app, args.jobs)
+            await spread(args.url)
+            print(f"filled {args.jobs} jobs in {time.perf_counter() - began:.0f} s")
         backend = app.backend
         pending = JobFilter(states=(JobState.PENDING,))
         reads: dict[str, Callable[[], Awaitable[Any]]] = {
@@ -115,8 +119,9 @@ async def main() -> None:
             print(f"{name}: {await best(args.rounds, call):.1f} ms")
     finally:
         await app.close()
-        if os.environ.get("KEEP") != "1":
-            await app.backend.destroy()
+        destroy = getattr(app.backend, "destroy", None)
+        if os.environ.get("KEEP") != "1" and destroy is not None:
+            await destroy()  # a SQLite file stays: delete it yourself
 
 
 if __name__ == "__main__":
