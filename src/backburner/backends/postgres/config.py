@@ -9,7 +9,8 @@ asyncpg knows (`sslmode`, ...) pass through untouched. Ours:
   use; apps with different schemas share a database without seeing each other's jobs.
 - `pool_size` (10), `pool_min_size` (1): connections of the statement pool; the LISTEN
   connection comes on top.
-- `command_timeout` (30 s), `connect_timeout` (10 s): past them a call fails as unavailable.
+- `command_timeout` (30 s), `connect_timeout` (5 s, per host): past them a call fails as
+  unavailable.
 - `fallback_poll` (1 s): how often waiters are poked while the LISTEN connection is down
   (and all the time when there is none: see `pooler`).
 - `pooler` (`none`): what sits between Backburner and the server. `transaction` (PgBouncer's

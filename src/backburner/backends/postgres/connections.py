@@ -15,10 +15,13 @@ from __future__ import annotations
 import functools
 import logging
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
 
 from backburner.backends.postgres.config import PostgresConfig
+from backburner.backends.postgres.errors import TRANSLATED, translate
+from backburner.errors import BackendUnavailableError
 
 _PG_EPOCH = 946_684_800
 """2000-01-01T00:00:00Z in Unix seconds: the origin of PostgreSQL's binary timestamps."""
@@ -122,9 +125,41 @@ async def create_pool(config: PostgresConfig) -> Any:
         timeout=config.connect_timeout,
         init=functools.partial(prepare_connection,
                                transaction_pooled=config.transaction_pooled),
+        connect=_connect_host_by_host,
         server_settings=_settings(config, ""),
         **extra,
     )
+
+
+def split_hosts(dsn: str) -> list[str]:
+    """One URL per host of a multi-host URL (`postgresql://u@h1:5432,h2:5433/db?...`), in
+    their order; `[dsn]` itself for one host, or when `target_session_attrs` is
+    `prefer-standby` (only asyncpg, seeing every host, can fall back to a primary)."""
+    parts = urlsplit(dsn)
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    hosts = hostlist.split(",")
+    attrs = dict(parse_qsl(parts.query)).get("target_session_attrs", "")
+    if len(hosts) < 2 or attrs == "prefer-standby":
+        return [dsn]
+    return [urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host}")) for host in hosts]
+
+
+async def _connect_host_by_host(dsn: str, **options: Any) -> Any:
+    """asyncpg's connect, one host of a multi-host URL at a time, each given the whole
+    `connect_timeout`. asyncpg tries the hosts in one loop under one timeout: a primary
+    that is gone without refusing connections (a hung or unplugged machine: no RST, the
+    handshake never answers) uses it all up, and the next host, a promoted standby, is
+    never tried. libpq's connect_timeout is per host, too. A host that is unavailable
+    (refused, timed out, read-only for `read-write`, starting up) passes the turn; a refused
+    login or a missing database is raised at once."""
+    *others, last = split_hosts(dsn)
+    for one in others:
+        try:
+            return await asyncpg.connect(one, **options)
+        except TRANSLATED as exc:
+            if not isinstance(translate(exc), BackendUnavailableError):
+                raise
+    return await asyncpg.connect(last, **options)
 
 
 LISTEN = "listen"
@@ -142,7 +177,7 @@ async def connect(config: PostgresConfig, role: str) -> Any:
         dsn, options = config.listen_dsn, {}
     else:
         dsn, options = config.dsn, _pooled_options(config)
-    conn = await asyncpg.connect(
+    conn = await _connect_host_by_host(
         dsn,
         command_timeout=config.command_timeout,
         timeout=config.connect_timeout,
