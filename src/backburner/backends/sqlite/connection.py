@@ -227,6 +227,12 @@ class SQLiteConnection:
             conn.execute("PRAGMA temp_store=MEMORY")
             if not checkpoints:
                 conn.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error as exc:
+            # Switching to WAL needs the file to itself: a process holding a read in the
+            # old journal mode makes it "database is locked", which callers wait out (the
+            # thread path retries it) instead of meeting a driver exception.
+            conn.close()
+            raise _translate(self.path, exc) from exc
         except BaseException:
             conn.close()
             raise
