@@ -150,6 +150,7 @@ class Cluster:
         self.data = root / name
         self.log = root / f"{name}.log"
         self.port = free_port()
+        self._hung: list[int] = []
 
     @property
     def url(self) -> str:
@@ -188,21 +189,38 @@ class Cluster:
         _wait_for(self.port, None, self.log, f"postgres on {self.port}")
 
     def kill(self) -> None:
-        """SIGKILL to the postmaster, as a crashed machine: nothing is shut down cleanly."""
+        """SIGKILL to the postmaster and every server process, as a machine that dies:
+        nothing is shut down cleanly, and no server process commits anything afterwards
+        (killed alone, the postmaster leaves its backends running until they notice)."""
         pid = self._postmaster_pid()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        # Its children notice the postmaster is gone and exit; wait until the port is free.
+            for each in [pid, *_children(pid)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(each, signal.SIGKILL)
         deadline = time.monotonic() + 20
         while answers(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def hang(self) -> None:
+        """SIGSTOP to the postmaster and every server process, as a machine that hangs (or
+        is cut off without a reset): connections are neither refused nor answered."""
+        pid = self._postmaster_pid()
+        if pid is None:
+            return
+        self._hung = [pid, *_children(pid)]
+        for each in self._hung:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(each, signal.SIGSTOP)
 
     def promote(self) -> None:
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "promote")
 
     def stop(self) -> None:
         """Immediate shutdown if it still runs (cleanup: on failure too)."""
+        for each in self._hung:  # a stopped process cannot shut down
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(each, signal.SIGCONT)
+        self._hung = []
         if self._postmaster_pid() is None:
             return
         subprocess.run(
@@ -225,6 +243,23 @@ class Cluster:
         except ProcessLookupError:
             return None
         return pid
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (the server processes of a postmaster)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
 
 
 @contextlib.contextmanager
