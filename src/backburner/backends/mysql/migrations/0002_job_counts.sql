@@ -19,8 +19,12 @@ CREATE TABLE {db}.backburner_job_counts (
     PRIMARY KEY (queue, state)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = {collation};
 
+-- Keyed by UUID_SHORT() (unique and increasing on a server), not AUTO_INCREMENT: a trigger's
+-- INSERT ... SELECT takes InnoDB's table-level AUTO-INC lock for the statement, and the
+-- workers' transitions met there (MariaDB answered 1467, "Failed to read auto-increment
+-- value", under R25's load).
 CREATE TABLE {db}.backburner_job_count_deltas (
-    id    BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    id    BIGINT UNSIGNED NOT NULL PRIMARY KEY,
     queue VARCHAR(200) NOT NULL,
     state VARCHAR(16)  NOT NULL,
     n     INT          NOT NULL
@@ -28,22 +32,22 @@ CREATE TABLE {db}.backburner_job_count_deltas (
 
 CREATE TRIGGER {db}.backburner_jobs_count_insert AFTER INSERT ON {db}.backburner_jobs
 FOR EACH ROW
-    INSERT INTO {db}.backburner_job_count_deltas (queue, state, n)
-    VALUES (NEW.queue, NEW.state, 1);
+    INSERT INTO {db}.backburner_job_count_deltas (id, queue, state, n)
+    VALUES (UUID_SHORT(), NEW.queue, NEW.state, 1);
 
 CREATE TRIGGER {db}.backburner_jobs_count_delete AFTER DELETE ON {db}.backburner_jobs
 FOR EACH ROW
-    INSERT INTO {db}.backburner_job_count_deltas (queue, state, n)
-    VALUES (OLD.queue, OLD.state, -1);
+    INSERT INTO {db}.backburner_job_count_deltas (id, queue, state, n)
+    VALUES (UUID_SHORT(), OLD.queue, OLD.state, -1);
 
 -- Heartbeats and progress writes move nothing and add nothing.
 CREATE TRIGGER {db}.backburner_jobs_count_update AFTER UPDATE ON {db}.backburner_jobs
 FOR EACH ROW
-    INSERT INTO {db}.backburner_job_count_deltas (queue, state, n)
-    SELECT OLD.queue, OLD.state, -1 FROM DUAL
+    INSERT INTO {db}.backburner_job_count_deltas (id, queue, state, n)
+    SELECT UUID_SHORT(), OLD.queue, OLD.state, -1 FROM DUAL
     WHERE NOT (OLD.state <=> NEW.state AND OLD.queue <=> NEW.queue)
     UNION ALL
-    SELECT NEW.queue, NEW.state, 1 FROM DUAL
+    SELECT UUID_SHORT(), NEW.queue, NEW.state, 1 FROM DUAL
     WHERE NOT (OLD.state <=> NEW.state AND OLD.queue <=> NEW.queue);
 
 INSERT INTO {db}.backburner_job_counts (queue, state, n)
