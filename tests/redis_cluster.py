@@ -49,7 +49,11 @@ class RedisClusterSetup:
     """Six nodes: the first three become primaries, the last three their replicas."""
 
     def __init__(self, directory: Path, *config: str) -> None:
+        # validity-factor 0: a replica always stands for election when its primary dies. With
+        # the default (10), a replica of a primary that had been quiet for a few seconds
+        # judged its data too old and never took over (seen here with a 1 s node timeout).
         common = ("--cluster-enabled", "yes", "--cluster-node-timeout", "1000",
+                  "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0",
                   "--appendonly", "yes", "--maxmemory-policy", "noeviction", *config)
         self.nodes: list[RedisServer] = []
         for n in range(6):
@@ -81,6 +85,9 @@ class RedisClusterSetup:
                 raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout[-2000:]!r}"
                                    f" {done.stderr[-2000:]!r}")
             _wait("cluster_state:ok on every node", self.healthy, timeout)
+            # A replica that has not finished its first sync holds nothing: a primary killed
+            # before then would take every job with it.
+            _wait("every replica in sync", self.replicas_in_sync, timeout)
         except BaseException:
             self.stop()
             raise
@@ -89,22 +96,53 @@ class RedisClusterSetup:
         alive = [n for n in self.nodes if n.process is not None]
         return all(b"cluster_state:ok" in _answer(n.port, b"CLUSTER INFO\r\n") for n in alive)
 
+    def replicas_in_sync(self) -> bool:
+        for node in self.nodes:
+            text = _answer(node.port, b"INFO replication\r\n")
+            if b"role:slave" in text and b"master_link_status:up" not in text:
+                return False
+        return sum(self.role(n) == "slave" for n in range(len(self.nodes))) == 3
+
     def role(self, node: int) -> str:
         reply = _answer(self.nodes[node].port, b"ROLE\r\n")
         return "master" if b"master" in reply[:40] else "slave"
 
+    def replication_lag(self, primary: int) -> int:
+        """Bytes the primary has written that its replica has not confirmed yet."""
+        text = _answer(self.nodes[primary].port, b"INFO replication\r\n").decode()
+        own = acked = 0
+        for line in text.splitlines():
+            if line.startswith("master_repl_offset:"):
+                own = int(line.split(":")[1])
+            elif line.startswith("slave0:"):
+                acked = int(line.split("offset=")[1].split(",")[0])
+        return max(0, own - acked)
+
     def primary_of_slot(self, slot: int) -> int:
-        """The index of the node that serves `slot` now (as node 0's view says)."""
-        for n, node in enumerate(self.nodes):
-            if node.process is None or self.role(n) != "master":
+        """The index of the node that serves `slot` now, as the first live node sees it."""
+        by_port = {node.port: n for n, node in enumerate(self.nodes)}
+        for node in self.nodes:
+            if node.process is None:
                 continue
-            reply = _answer(node.port, f"CLUSTER COUNTKEYSINSLOT {slot}\r\n".encode())
-            if reply and not reply.startswith(b"-"):
-                nodes = _answer(node.port, b"CLUSTER NODES\r\n").decode(errors="replace")
-                for line in nodes.splitlines():
-                    if "myself" in line and _serves(line, slot):
-                        return n
+            text = _answer(node.port, b"CLUSTER NODES\r\n").decode(errors="replace")
+            for line in text.splitlines():
+                fields = line.split()
+                if len(fields) < 8 or "master" not in fields[2] or "fail" in fields[2]:
+                    continue
+                port = int(fields[1].split("@")[0].rpartition(":")[2])
+                if _serves(fields, slot) and port in by_port:
+                    return by_port[port]
         raise RuntimeError(f"no live primary serves slot {slot}")
+
+    def replica_of(self, primary: int) -> int:
+        """The index of the node replicating `primary` (as `primary` itself reports)."""
+        text = _answer(self.nodes[primary].port, b"INFO replication\r\n").decode()
+        by_port = {node.port: n for n, node in enumerate(self.nodes)}
+        for line in text.splitlines():
+            if line.startswith("slave0:"):
+                port = int(line.split("port=")[1].split(",")[0])
+                return by_port[port]
+        raise RuntimeError(f"node {primary} has no replica")
 
     def kill(self, node: int) -> None:
         self.nodes[node].kill()
@@ -124,10 +162,10 @@ class RedisClusterSetup:
         self.stop()
 
 
-def _serves(line: str, slot: int) -> bool:
-    for part in line.split()[8:]:
+def _serves(fields: list[str], slot: int) -> bool:
+    for part in fields[8:]:
         if part.startswith("["):
-            continue
+            continue  # a slot being migrated
         low, _, high = part.partition("-")
         if int(low) <= slot <= int(high or low):
             return True
@@ -140,7 +178,8 @@ class SentinelSetup:
     SERVICE = "mymaster"
 
     def __init__(self, directory: Path) -> None:
-        durable = ("--appendonly", "yes", "--maxmemory-policy", "noeviction")
+        durable = ("--appendonly", "yes", "--maxmemory-policy", "noeviction",
+                   "--repl-diskless-sync-delay", "0")
         self.primary = RedisServer(directory / "primary", *durable)
         self.replica = RedisServer(directory / "replica", *durable)
         self.replica.config = (*durable, "--replicaof", "127.0.0.1", str(self.primary.port))

@@ -19,6 +19,9 @@ from backburner.errors import BackendError, BackendUnavailableError, Configurati
 _TRANSIENT_REPLIES = (
     "LOADING", "BUSY", "MISCONF", "OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
     "NOREPLICAS",
+    # WAIT sent to a node that a failover has just turned into a replica: the scripts went
+    # to the new primary (MOVED), and nothing says a replica holds their writes yet.
+    "WAIT cannot be used with replica",
 )
 
 
