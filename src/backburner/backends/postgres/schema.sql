@@ -161,14 +161,16 @@ CREATE TABLE {schema}.job_count_deltas (
 );
 
 
-CREATE FUNCTION {schema}.jobs_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.jobs_count_inserted() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO {schema}.job_count_deltas (queue, state, n)
         SELECT queue, state, count(*) FROM new_rows GROUP BY queue, state;
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION {schema}.jobs_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.jobs_count_updated() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- Heartbeats and progress writes move nothing: the sums are 0 and nothing is added.
     INSERT INTO {schema}.job_count_deltas (queue, state, n)
@@ -179,14 +181,16 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION {schema}.jobs_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.jobs_count_deleted() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO {schema}.job_count_deltas (queue, state, n)
         SELECT queue, state, -count(*) FROM old_rows GROUP BY queue, state;
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION {schema}.jobs_count_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.jobs_count_truncated() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM {schema}.job_count_deltas;
     DELETE FROM {schema}.job_counts;

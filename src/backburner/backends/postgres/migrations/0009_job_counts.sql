@@ -10,7 +10,10 @@
 -- (and the housekeeping leader) folds the log into job_counts now and then, one folder at a
 -- time (an advisory lock), so the log stays short. Triggers and not the statements
 -- themselves: every write is counted, whoever makes it (retention, deletes by hand, rows
--- another program writes).
+-- another program writes). The functions run as their owner (SECURITY DEFINER, a fixed
+-- search_path, every name qualified): a role allowed to write jobs (an application's own,
+-- enqueuing in its transactions) needs no grant on the counts' tables.
+--
 -- The table is locked against writes (until this migration commits) before it is counted,
 -- so no job moves between the count and the triggers.
 LOCK TABLE {schema}.jobs IN SHARE ROW EXCLUSIVE MODE;
@@ -30,14 +33,16 @@ CREATE TABLE {schema}.job_count_deltas (
 INSERT INTO {schema}.job_counts (queue, state, n)
     SELECT queue, state, count(*) FROM {schema}.jobs GROUP BY queue, state;
 
-CREATE FUNCTION {schema}.jobs_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.jobs_count_inserted() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO {schema}.job_count_deltas (queue, state, n)
         SELECT queue, state, count(*) FROM new_rows GROUP BY queue, state;
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION {schema}.jobs_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.jobs_count_updated() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- Heartbeats and progress writes move nothing: the sums are 0 and nothing is added.
     INSERT INTO {schema}.job_count_deltas (queue, state, n)
@@ -48,14 +53,16 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION {schema}.jobs_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.jobs_count_deleted() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO {schema}.job_count_deltas (queue, state, n)
         SELECT queue, state, -count(*) FROM old_rows GROUP BY queue, state;
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION {schema}.jobs_count_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.jobs_count_truncated() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM {schema}.job_count_deltas;
     DELETE FROM {schema}.job_counts;
