@@ -4,9 +4,11 @@ so two apps in one process never see each other's tasks or jobs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
@@ -45,6 +47,38 @@ def _epoch(value: float | datetime | None, name: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigurationError(f"{name} must be epoch seconds, got {value!r}")
     return float(value)
+
+
+DEFAULT_URL = "sqlite:///backburner.db"
+"""The store of `Backburner()` when neither a URL nor BACKBURNER_URL is given."""
+
+
+def resolve_url(url: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The URL an app opens: the one given, else BACKBURNER_URL, else `DEFAULT_URL`.
+
+    Read once, when the app is made: a module-level app in a test run started with
+    `BACKBURNER_URL=memory://` never touches the production store."""
+    if url is not None:
+        return url
+    value = (os.environ if environ is None else environ).get("BACKBURNER_URL")
+    if value is None:
+        return DEFAULT_URL
+    if not value.strip():
+        # Set but empty is a mistake (an unfilled template), not a reason to fall back on a
+        # SQLite file in the working directory.
+        raise ConfigurationError("BACKBURNER_URL is set but empty: give a store URL or unset it")
+    return value
+
+
+def _open_url(url: str | None) -> Backend:
+    resolved = resolve_url(url)
+    if url is not None:
+        return open_backend(resolved)
+    try:
+        return open_backend(resolved)
+    except ConfigurationError as exc:
+        # The value itself is not repeated: it may hold a password.
+        raise ConfigurationError(f"BACKBURNER_URL: {exc}") from None
 
 
 _LIVE_STATES = frozenset(
@@ -88,15 +122,17 @@ class ScheduleInfo:
 class Backburner:
     def __init__(
         self,
-        url: str = "sqlite:///backburner.db",
+        url: str | None = None,
         *,
         backend: Backend | None = None,
         poll_interval: float = 2.0,
         tracing: Any = False,
         retention: Retention | None = None,
     ) -> None:
-        """`url` picks the store (`sqlite:///path.db`, `memory://`); or pass a `backend`
-        instance (e.g. one `MemoryBackend` shared by several apps in a test).
+        """`url` picks the store (`sqlite:///path.db`, `memory://`); without one, the
+        BACKBURNER_URL environment variable does, else `sqlite:///backburner.db`. Or pass a
+        `backend` instance (e.g. one `MemoryBackend` shared by several apps in a test), which
+        wins over both.
 
         `poll_interval`: how often idle workers and result waiters look at the store when no
         notification arrives (a safety net; notifications normally wake them at once).
@@ -107,7 +143,7 @@ class Backburner:
         `retention`: how long finished jobs are kept before the workers' housekeeping leader
         prunes them (default `Retention()`: completed 24 h, failed and cancelled 7 days;
         `Retention.forever()` keeps everything). See `backburner.retention`."""
-        self.backend: Backend = backend if backend is not None else open_backend(url)
+        self.backend: Backend = backend if backend is not None else _open_url(url)
         self.url = self.backend.url
         if poll_interval <= 0:
             raise ConfigurationError("poll_interval must be > 0")
@@ -325,6 +361,24 @@ class Backburner:
         if self._opened:
             self._opened = False
             await self.backend.close()
+
+    @contextlib.contextmanager
+    def using_backend(self, backend: Backend) -> Iterator[Backend]:
+        """Point this app at `backend` inside the block, and back at its own store after it,
+        as it was (open or not): how `backburner.testing.memory_store` runs one test of a
+        module-level app on a fresh in-memory store. Workers made inside the block use
+        `backend`; neither store is opened or closed here. Not for a live app: calls
+        already under way keep the store they started on."""
+        saved = (self.backend, self.url, self.instrumentation.notifier, self._opened,
+                 self._open_lock)
+        self.backend, self.url = backend, backend.url
+        self.instrumentation.notifier = backend.notifier
+        self._opened, self._open_lock = False, None
+        try:
+            yield backend
+        finally:
+            (self.backend, self.url, self.instrumentation.notifier, self._opened,
+             self._open_lock) = saved
 
     async def __aenter__(self) -> Backburner:
         await self.open()

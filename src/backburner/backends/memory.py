@@ -639,6 +639,11 @@ class MemoryBackend:
             waiting_on=row.waiting_on, meta=stored_meta(row.meta),
         )
 
+    def snapshot(self) -> list[JobRecord]:
+        """Every job, oldest first, read without awaiting: the testing kit's assertions
+        (`backburner.testing`) work in plain sync tests too."""
+        return [self._record(row) for row in sorted(self._rows.values(), key=lambda r: r.seq)]
+
     async def get(self, job_id: str) -> JobRecord | None:
         row = self._rows.get(job_id)
         return self._record(row) if row else None
