@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from backburner.backends import open_backend
 from backburner.backends.protocol import Backend, Inserted, JobFilter, JobPage, NewJob
+from backburner.context import JobContext
 from backburner.enqueue import UNSET, store_jobs
 from backburner.errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
 from backburner.flows import Flow, chain_jobs, find_flow, group_jobs, insert_flow
@@ -96,6 +97,12 @@ class TaskDecorator:
         self._options = options
 
     @overload
+    def __call__(
+        self, func: Callable[Concatenate[JobContext, P], Coroutine[Any, Any, R]]
+    ) -> Task[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[Concatenate[JobContext, P], R]) -> Task[P, R]: ...
+    @overload
     def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
     @overload
     def __call__(self, func: Callable[P, R]) -> Task[P, R]: ...
@@ -172,6 +179,14 @@ class Backburner:
         return f"<Backburner {self.url} tasks={len(self.tasks)}>"
 
     # -- tasks -----------------------------------------------------------------------------
+    # A `JobContext` FIRST is left out of the task's parameters (Concatenate), so enqueue
+    # type-checks without the mypy plugin; one elsewhere needs `backburner.mypy`.
+    @overload
+    def task(
+        self, func: Callable[Concatenate[JobContext, P], Coroutine[Any, Any, R]], /
+    ) -> Task[P, R]: ...
+    @overload
+    def task(self, func: Callable[Concatenate[JobContext, P], R], /) -> Task[P, R]: ...
     @overload
     def task(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
     @overload

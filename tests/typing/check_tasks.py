@@ -20,6 +20,11 @@ async def summarize(results: list[int], title: str, ctx: JobContext) -> str:
     return title
 
 
+@app.task
+async def crop(ctx: JobContext, path: str, *, box: tuple[int, int] = (0, 0)) -> str:
+    return path
+
+
 async def use() -> None:
     job = await resize.enqueue("a.png", width=200)
     result: dict[str, bool] = await job.result(timeout=1)
@@ -34,4 +39,9 @@ async def use() -> None:
     await app.group([send_email.call("a@x.io")], then=summarize.pipe("t"))
     await app.chain(summarize.pipe(title=1))  # E: arg-type
     await app.chain(summarize.pipe())  # E: call-arg
+    await crop.enqueue("a.png", box=(1, 2))
+    await crop.options(queue="images").enqueue(path="a.png")
+    await crop.enqueue(1)  # E: arg-type
+    await crop.enqueue("a.png", (1, 2))  # E: call-arg
+    await app.chain(crop.call("a.png"), summarize.pipe(title="t"))
     print(result, bad)

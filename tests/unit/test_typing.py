@@ -1,5 +1,6 @@
-"""Runs mypy (strict, with the backburner plugin) on tests/typing and checks that exactly the
-lines marked `# E: code` are errors, with that code."""
+"""Runs mypy (strict) on tests/typing and checks that exactly the lines marked `# E: code`
+are errors, with that code: tests/typing/*.py with the backburner plugin, and
+tests/typing/without_plugin/*.py without it (what a project that never enabled it sees)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,18 @@ TYPING = Path(__file__).parent.parent / "typing"
 
 
 @pytest.mark.timeout(300)
-def test_task_signatures_are_checked_by_mypy(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("folder", "plugins"),
+    [(TYPING, "plugins = backburner.mypy\n"), (TYPING / "without_plugin", "")],
+    ids=["plugin", "without-plugin"],
+)
+def test_task_signatures_are_checked_by_mypy(
+    tmp_path: Path, folder: Path, plugins: str
+) -> None:
     config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\nstrict = True\nplugins = backburner.mypy\n")
-    files = sorted(TYPING.glob("*.py"))
+    config.write_text(f"[mypy]\nstrict = True\n{plugins}")
+    files = sorted(folder.glob("*.py"))
+    assert files
     run = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(config),
          "--cache-dir", str(tmp_path / "cache"), *map(str, files)],
