@@ -161,3 +161,33 @@ def all_completed(scenario: Scenario, ids: list[str]) -> bool:
     return all(r is not None and r.state is JobState.COMPLETED
                for r in scenario.records(ids).values())
 
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("scenario", KINDS, indirect=True)
+def test_a_worker_stopped_while_black_holed_exits(scenario: Scenario) -> None:
+    """SIGTERM to a worker that cannot hear the store: it must still exit (its jobs are
+    recovered by their lease), not wait for replies that never come."""
+    target = urlsplit(scenario.url)
+    with TCPProxy(target.hostname or "127.0.0.1", target.port or 0) as proxy:
+        scenario.pool.env[DB_ENV] = with_timeouts(_through(scenario.url, proxy.port),
+                                                  scenario.kind)
+        (worker,) = scenario.pool.start(1, concurrency=4, lease=LEASE, grace=1.0,
+                                        app="r30_app:app")
+
+        async def enqueue() -> list[str]:
+            async with r30_app.build_app(scenario.url) as app:
+                jobs = await app.get_task("r30.steps").enqueue_many([(200, 0.1)] * 2)
+            return [j.id for j in jobs]
+
+        ids = asyncio.run(enqueue())
+        scenario.wait_for(lambda: all(scenario.history().of(j) for j in ids), 30,
+                          "the jobs to start")
+        proxy.blackhole()
+        stopped_at = time.monotonic()
+        worker.popen.send_signal(signal.SIGTERM)
+        code = worker.popen.wait(60)
+        exited_in = time.monotonic() - stopped_at
+        assert code == 0, scenario.pool.logs()[-4000:]
+    print(f"FIGURES R30 {scenario.kind} stop-while-black-holed: exited {exited_in:.1f}s after "
+          f"SIGTERM (grace 1 s, store timeouts {TIMEOUT}s), code {code}")
