@@ -58,8 +58,11 @@ def in_ci() -> bool:
 # worker thread) can raise "SystemError: AST constructor recursion depth mismatch"
 # (python/cpython#106905; a CI run failed on it). Our tests never assert inside those
 # packages, so leave their modules as they are; our own test modules are still rewritten.
+# Backburner itself is one of them since it ships a pytest plugin (backburner.pytest_plugin):
+# its modules imported lazily (a store's driver module in a worker thread) are left alone too.
 THIRD_PARTY_PLUGIN_PACKAGES = {"anyio", "hypothesis", "_hypothesis_pytestplugin",
-                               "schemathesis", "pytest_asyncio", "pytest_timeout"}
+                               "schemathesis", "pytest_asyncio", "pytest_timeout",
+                               "backburner"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
