@@ -3,7 +3,8 @@
 The store lives on a small tmpfs of its own (mounted for the test, unmounted afterwards even
 on failure); a filler file takes the rest of the space, then clients keep enqueueing. What
 must hold: every answer is a 202 or a 503/507 with no traceback, never a 500; reads keep
-working; once space is back (the filler deleted) enqueueing succeeds again, and every job
+working; an embedded worker's claims and acknowledgements that meet the full disk are
+retried; once space is back (the filler deleted) enqueueing succeeds again, and every job
 answered 202 is there and runs. Needs root (mount); refused, the test skips loudly."""
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import sqlite3
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +64,17 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(mount_point)], timeout=30, check=False)
 
 
+class Heard(logging.Handler):
+    """The worker's log messages, to wait for it to meet the full disk."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def fill(path: Path) -> int:
     """Write `path` until the filesystem is full; the bytes written."""
     written = 0
@@ -85,16 +99,20 @@ def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(small_disk: Path
     db_path = small_disk / "jobs.db"
     url = f"sqlite:///{db_path}"
     jobs = rel_app.build_app(url)
-    api = FastAPI(lifespan=backburner_lifespan(jobs, worker=False))
+    # An embedded worker runs the jobs meanwhile: its claims and acknowledgements meet the
+    # full disk too, and must be retried, not lost, once space is back.
+    api = FastAPI(lifespan=backburner_lifespan(jobs, concurrency=4, lease=5.0))
     api.include_router(job_router(jobs, expose=[jobs.get_task("rel.work")]))
+    heard = Heard()
+    logging.getLogger("backburner.worker").addHandler(heard)
     acknowledged: list[str] = []
     codes: dict[int, int] = {}
     bodies: set[str] = set()
     try:
         with TestClient(api, raise_server_exceptions=False) as client:
 
-            def post() -> int:
-                response = client.post("/tasks/rel.work", json={"ms": 1})
+            def post(ms: int = 1) -> int:
+                response = client.post("/tasks/rel.work", json={"ms": ms})
                 codes[response.status_code] = codes.get(response.status_code, 0) + 1
                 assert response.status_code in (202, 503, 507), response.text
                 assert "Traceback" not in response.text and "sqlite3." not in response.text
@@ -105,8 +123,9 @@ def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(small_disk: Path
                     bodies.add(response.json().get("detail", response.text)[:200])
                 return response.status_code
 
-            for _ in range(20):
-                assert post() == 202
+            for _ in range(20):  # still running when the disk fills: acknowledged after
+                assert post(ms=1500) == 202
+            long_jobs_end = time.monotonic() + 1.5
             filler = small_disk / "filler"
             filled = fill(filler)
             refused = 0
@@ -117,6 +136,14 @@ def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(small_disk: Path
                         break
             assert refused >= 20, f"the disk never filled up: {codes}"
             full_at = len(acknowledged)
+            # Keep the disk full until the worker has met it too (its acknowledgements of
+            # the long jobs), so the retries after the space returns are exercised.
+            deadline = time.monotonic() + 30
+            while not any("disk is full" in m for m in heard.messages):
+                assert time.monotonic() < deadline, "the worker never met the full disk"
+                time.sleep(0.05)
+            # And until the long jobs have ended: their acknowledgements meet it as well.
+            time.sleep(max(0.0, long_jobs_end + 0.5 - time.monotonic()))
             # Reads still answer while writes cannot.
             listing = client.get("/jobs", params={"limit": 5})
             assert listing.status_code in (200, 503), listing.text
@@ -134,8 +161,10 @@ def test_a_full_disk_answers_503_and_loses_nothing_acknowledged(small_disk: Path
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         print(f"FIGURES R13 sqlite: tmpfs {SIZE}, filler {filled} bytes; answers {codes}; "
               f"acknowledged={len(acknowledged)} ({full_at} before space returned) lost=0; "
-              f"integrity_check ok; refusals said {sorted(bodies)}")
+              f"integrity_check ok; refusals said {sorted(bodies)}; the worker logged "
+              f"{[m[:90] for m in heard.messages if 'disk is full' in m][:1]}")
     finally:
+        logging.getLogger("backburner.worker").removeHandler(heard)
         with contextlib.suppress(OSError):
             os.unlink(small_disk / "filler")
         shutil.rmtree(socket_directory(str(db_path)), ignore_errors=True)
