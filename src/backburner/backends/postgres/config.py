@@ -74,13 +74,21 @@ class PostgresConfig:
     workers and result waiters re-read the store (notifications may be missed meanwhile)."""
     pooler: str = "none"
     """One of POOLERS: `transaction` means no session state may outlive a transaction."""
-    listen_dsn: str | None = None
-    """Where the LISTEN connection goes; None means nowhere (a transaction pooler without
-    `listen_url`): wake-ups and job events from other processes arrive by polling only."""
+    listen_url: str | None = None
+    """The `listen_url` option (a URL straight to the server), None when not given."""
 
     @property
     def transaction_pooled(self) -> bool:
         return self.pooler == "transaction"
+
+    @property
+    def listen_dsn(self) -> str | None:
+        """Where the LISTEN connection goes: `listen_url`, else the pool's own URL unless a
+        transaction pooler is in between; None means nowhere: wake-ups and job events from
+        other processes then arrive by polling only."""
+        if self.listen_url is not None:
+            return self.listen_url
+        return None if self.transaction_pooled else self.dsn
 
     @property
     def quoted_schema(self) -> str:
@@ -126,9 +134,9 @@ def parse_url(url: str) -> PostgresConfig:
         raise ConfigurationError(f"{url!r}: timeouts must be > 0")
     dsn = urlunsplit(parts._replace(query=urlencode(theirs)))
     pooler = _pooler(url, ours.get("pooler", "none"))
-    listen_dsn = _listen_dsn(url, pooler, ours.get("listen_url"), dsn)
+    listen_url = _listen_url(url, pooler, ours.get("listen_url"))
     return PostgresConfig(dsn, schema, pool_size, pool_min_size, command_timeout,
-                          connect_timeout, fallback_poll, pooler, listen_dsn)
+                          connect_timeout, fallback_poll, pooler, listen_url)
 
 
 def _pooler(url: str, value: str) -> str:
@@ -143,11 +151,11 @@ def _pooler(url: str, value: str) -> str:
     )
 
 
-def _listen_dsn(url: str, pooler: str, listen_url: str | None, dsn: str) -> str | None:
-    """The LISTEN connection's URL: the pool's own unless a transaction pooler is in
-    between, then `listen_url` (direct to the server) or none at all."""
+def _listen_url(url: str, pooler: str, listen_url: str | None) -> str | None:
+    """The `listen_url` option, checked: only behind a transaction pooler, a postgresql://
+    URL, with connection options only."""
     if listen_url is None:
-        return None if pooler == "transaction" else dsn
+        return None
     if pooler != "transaction":
         raise ConfigurationError(
             f"{url!r}: listen_url is only for pooler=transaction (without a transaction "
