@@ -210,6 +210,7 @@ class SentinelSetup:
             _wait("the replica in sync", lambda: b"master_link_status:up" in _answer(
                 self.replica.port, b"INFO replication\r\n"), timeout)
             _wait("every sentinel to know the replica", self._sentinels_see_replica, timeout)
+            _wait("the sentinels to know each other", self._sentinels_agree, timeout)
         except BaseException:
             self.stop()
             raise
@@ -218,6 +219,23 @@ class SentinelSetup:
         command = f"SENTINEL REPLICAS {self.SERVICE}\r\n".encode()
         return all(str(self.replica.port).encode() in _answer(s.port, command)
                    for s in self.sentinels)
+
+    def _sentinels_agree(self) -> bool:
+        """Every sentinel sees the primary up and the two other sentinels (what redis-py's
+        discovery checks before it trusts an answer)."""
+        import redis
+
+        for sentinel in self.sentinels:
+            with redis.Redis(port=sentinel.port, socket_timeout=1, decode_responses=True) as c:
+                try:
+                    state = c.sentinel_master(self.SERVICE)
+                except redis.RedisError:
+                    return False
+            if not state.get("is_master") or state.get("is_sdown") or state.get("is_odown"):
+                return False
+            if int(state.get("num-other-sentinels", 0)) < len(self.sentinels) - 1:
+                return False
+        return True
 
     def primary_port(self) -> int:
         """The primary's port as the first live sentinel names it."""

@@ -32,7 +32,7 @@ from backburner.backends.protocol import (
     WorkerInfo,
 )
 from backburner.backends.redis import checks, listing, rows
-from backburner.backends.redis.client import Client, connect
+from backburner.backends.redis.client import Client, Connected, connect
 from backburner.backends.redis.errors import TRANSLATED, translate
 from backburner.backends.redis.keys import FINISHED_STATES, LAYOUT_VERSION, Keys, QueueKeys
 from backburner.backends.redis.notifier import RedisNotifier
@@ -68,6 +68,8 @@ class RedisBackend:
         self.options = parse_url(url)
         self.keys = Keys(self.options.prefix)
         self._client: Client | None = None
+        self._connected_to: Connected | None = None
+        """The client and its helpers (a Sentinel set-up's clients of the sentinels)."""
         self._wait = (
             Wait(self.options.wait_replicas, self.options.wait_timeout)
             if self.options.wait_replicas else None
@@ -89,7 +91,8 @@ class RedisBackend:
     async def open(self, *, create: bool = True) -> None:
         if self._client is not None:
             return
-        client = await connect(self.options)
+        connected = await connect(self.options)
+        client = connected.client
         try:
             where = self.options.display
             await checks.check_version(client, where)
@@ -104,9 +107,9 @@ class RedisBackend:
             await self._index_finished(client)
             await SCRIPTS.load(client)
         except BaseException:
-            await client.aclose()
+            await connected.aclose()
             raise
-        self._client = client
+        self._client, self._connected_to = client, connected
 
     async def _check_layout(self, client: Client) -> None:
         async with client.pipeline(transaction=False) as pipe:
@@ -153,9 +156,9 @@ class RedisBackend:
 
     async def close(self) -> None:
         await self._notifier.close()
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        connected, self._connected_to, self._client = self._connected_to, None, None
+        if connected is not None:
+            await connected.aclose()
 
     async def migrate(self) -> list[int]:
         # Nothing to migrate yet: layout version 1 is written at open().

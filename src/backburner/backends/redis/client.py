@@ -16,6 +16,7 @@ BackendUnavailableError and the caller decides (a worker backs off and calls aga
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -47,7 +48,19 @@ def _no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
-async def connect(options: RedisURL) -> Client:
+@dataclass
+class Connected:
+    client: Client
+    helpers: list[Redis] = field(default_factory=list)
+    """Clients of the sentinels (closed with the client)."""
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        for helper in self.helpers:
+            await helper.aclose()
+
+
+async def connect(options: RedisURL) -> Connected:
     """A client for the URL's server(s); raises what redis-py raises (the caller translates)."""
     if options.sentinels:
         return _sentinel_client(options)
@@ -61,7 +74,7 @@ async def connect(options: RedisURL) -> Client:
     client = Redis.from_pool(pool)
     try:
         if not await _cluster_enabled(client):
-            return client
+            return Connected(client)
     except BaseException:
         await client.aclose()
         raise
@@ -77,7 +90,7 @@ async def connect(options: RedisURL) -> Client:
     except BaseException:
         await cluster.aclose()
         raise
-    return cluster
+    return Connected(cluster)
 
 
 async def _cluster_enabled(client: Redis) -> bool:
@@ -90,7 +103,7 @@ async def _cluster_enabled(client: Redis) -> bool:
     return str(info.get("cluster_enabled", "0")) == "1"
 
 
-def _sentinel_client(options: RedisURL) -> Redis:
+def _sentinel_client(options: RedisURL) -> Connected:
     kwargs: dict[str, Any] = dict(redis_parse_url(options.connection_url))
     # The address comes from the sentinels; what the URL gave is a placeholder.
     for name in ("host", "port", "path", "connection_class"):
@@ -104,7 +117,7 @@ def _sentinel_client(options: RedisURL) -> Redis:
         sentinel_kwargs["password"] = options.sentinel_options["sentinel_password"]
     sentinel = Sentinel(list(options.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
     client: Redis = sentinel.master_for(options.service, retry=_no_retry(), **_COMMON)
-    return client
+    return Connected(client, list(sentinel.sentinels))
 
 
 def is_cluster(client: Client) -> bool:
