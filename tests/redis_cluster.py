@@ -108,15 +108,13 @@ class RedisClusterSetup:
         return "master" if b"master" in reply[:40] else "slave"
 
     def replication_lag(self, primary: int) -> int:
-        """Bytes the primary has written that its replica has not confirmed yet."""
-        text = _answer(self.nodes[primary].port, b"INFO replication\r\n").decode()
-        own = acked = 0
-        for line in text.splitlines():
-            if line.startswith("master_repl_offset:"):
-                own = int(line.split(":")[1])
-            elif line.startswith("slave0:"):
-                acked = int(line.split("offset=")[1].split(",")[0])
-        return max(0, own - acked)
+        """Bytes the primary has written that its replica has not received: the replica's
+        offset is read first, so a write in between makes this an upper bound. 0 when the
+        replica does not answer (stopped)."""
+        replica = self.replica_of(primary)
+        theirs = _info_number(self.nodes[replica].port, "slave_repl_offset")
+        ours = _info_number(self.nodes[primary].port, "master_repl_offset")
+        return max(0, ours - theirs) if theirs >= 0 and ours >= 0 else 0
 
     def primary_of_slot(self, slot: int) -> int:
         """The index of the node that serves `slot` now, as the first live node sees it."""
@@ -160,6 +158,13 @@ class RedisClusterSetup:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _info_number(port: int, name: str) -> int:
+    for line in _answer(port, b"INFO replication\r\n", 0.3).decode().splitlines():
+        if line.startswith(f"{name}:"):
+            return int(line.split(":")[1])
+    return -1
 
 
 def _serves(fields: list[str], slot: int) -> bool:

@@ -9,8 +9,11 @@ has taken over, the killed node is started again (as a supervisor would) and rej
 new primary's replica. Redis replicates
 asynchronously: an enqueue the primary acknowledged but had not yet sent to its replica is
 gone after the promotion. The run counts those (acknowledged jobs that never completed) and
-samples the replication lag (bytes written by the primary and not yet confirmed by its
-replica) before the kill: the window such a loss comes from. With `wait_replicas=1` every
+samples the replication lag before the kill (bytes the primary had written that its replica
+had not received, both offsets read back to back): the window such a loss comes from. On
+loopback it stays a fraction of a millisecond of writes. (Stopping the replica with SIGSTOP
+does not widen it: the kernel keeps receiving the stream into the stopped replica's socket
+buffer, and the replica reads it all once it runs again.) With `wait_replicas=1` every
 acknowledgement waits for the replica (WAIT), which closes the window; it also means the
 promoted primary, which has no replica until the killed node is back, refuses writes until
 then (BackendUnavailableError: the enqueuer backs off and carries on once it is back).

@@ -98,8 +98,11 @@ async def _cluster_enabled(client: Redis) -> bool:
 
     try:
         info = await client.info("cluster")
-    except rx.ResponseError:
-        return False  # INFO disabled (some managed services): treat as a single server
+    except rx.ResponseError as exc:
+        # A URL with a database other than 0 selects it on connecting, which a cluster
+        # node refuses before INFO is even sent ("... not allowed in cluster mode"). Any
+        # other refusal: INFO disabled (some managed services), taken as a single server.
+        return "cluster mode" in str(exc)
     return str(info.get("cluster_enabled", "0")) == "1"
 
 

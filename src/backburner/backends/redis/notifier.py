@@ -10,6 +10,14 @@ Publishing never blocks the caller: events are queued and sent by one background
 pipeline of one PUBLISH per channel for everything queued meanwhile. Each message carries its
 sender's token so a process does not deliver its own events twice.
 
+On a Redis Cluster the same two channels are used with classic PUBLISH/SUBSCRIBE, which a
+cluster forwards to every node: the Lua scripts publish from whichever node holds their
+queue's slot, and a listener connected to any node receives everything. Sharded pub/sub
+(SPUBLISH) would keep each message on one shard, but a script may only SPUBLISH to a channel
+of its own slot, so it would take a channel per queue and a subscription per queue a worker
+serves; the broadcast costs one cluster-bus message per node per publish, which is fine at
+the sizes Backburner targets (docs/redis-in-production.md).
+
 Delivery stays best effort (see notify.py). A listener whose connection drops reconnects with
 backoff and never stops; once back, it tells its subscribers that events may have been
 missed (`overflowed`), so workers claim and waiters re-read the store.
@@ -27,6 +35,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 
 from backburner.backends.redis.client import Client
 from backburner.backends.redis.errors import TRANSLATED
@@ -137,10 +146,17 @@ class RedisNotifier(LocalNotifier):
             if client is None:
                 return
             try:
-                async with client.pipeline(transaction=False) as pipe:
+                if isinstance(client, RedisCluster):
+                    # redis-py refuses PUBLISH in a cluster pipeline; there are at most two
+                    # channels. A cluster forwards a PUBLISH to every node, so subscribers
+                    # connected to any node get it.
                     for channel, items in batch.items():
-                        pipe.publish(channel, orjson.dumps([self._origin, items]))
-                    await pipe.execute()
+                        await client.publish(channel, orjson.dumps([self._origin, items]))
+                else:
+                    async with client.pipeline(transaction=False) as pipe:
+                        for channel, items in batch.items():
+                            pipe.publish(channel, orjson.dumps([self._origin, items]))
+                        await pipe.execute()
             except TRANSLATED as exc:
                 # Best effort by design: receivers fall back to their poll interval.
                 log.debug("notification not published: %s", exc)
