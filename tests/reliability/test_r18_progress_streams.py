@@ -31,14 +31,16 @@ from typing import Any
 
 import pytest
 import websockets
-from conftest import ALL_KINDS
 from rel_harness import DB_ENV, HERE, Scenario
+from test_r30_partition import KINDS
 
 from backburner import Backburner, JobState
 
 pytestmark = pytest.mark.reliability
 
 SSE, RECONNECTING, WS = 35, 10, 15
+# SQLite (datagram wake-ups), Redis (pub/sub) and PostgreSQL (LISTEN): the three ways a web
+# process hears of a change. (MySQL's are datagrams too; left out for CI time.)
 LEASE = 1.5
 STEPS, PAUSE = 40, 0.1
 TERMINAL_WITHIN = 2.0
@@ -193,7 +195,7 @@ async def slow_consumer(port: int, job_id: str, done: asyncio.Event) -> list[dic
 
 # -- the test ------------------------------------------------------------------------------
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("scenario", ALL_KINDS, indirect=True)
+@pytest.mark.parametrize("scenario", ["sqlite", *KINDS], indirect=True)
 def test_fifty_subscribers_a_killed_worker_and_a_slow_consumer(scenario: Scenario) -> None:
     scenario.pool.env[DB_ENV] = scenario.url
 

@@ -164,10 +164,12 @@ def all_completed(scenario: Scenario, ids: list[str]) -> bool:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("scenario", KINDS, indirect=True)
+@pytest.mark.parametrize("scenario", KINDS[-1:], indirect=True)
 def test_a_worker_stopped_while_black_holed_exits(scenario: Scenario) -> None:
     """SIGTERM to a worker that cannot hear the store: it must still exit (its jobs are
-    recovered by their lease), not wait for replies that never come."""
+    recovered by their lease), not wait for replies that never come. One store (PostgreSQL
+    when present; Redis measured the same, 12 s) for CI time: most of it is the worker's
+    10 s bound on its final acknowledgements."""
     target = urlsplit(scenario.url)
     with TCPProxy(target.hostname or "127.0.0.1", target.port or 0) as proxy:
         scenario.pool.env[DB_ENV] = with_timeouts(_through(scenario.url, proxy.port),
