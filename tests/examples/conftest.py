@@ -1,16 +1,23 @@
 """Fixtures for the example app's tests: a real local SMTP server, a real HTTP target, the
-app under uvicorn on a real SQLite file."""
+app under uvicorn on a real SQLite file; or the app called in-process with its jobs on an
+in-memory store (the `backburner` fixture of Backburner's pytest plugin)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx2
 import pytest
 from demo_harness import Demo, Target, allow, running_demo, serve, target_app
+from fastapi import FastAPI
 
+from backburner import Backburner
+from backburner.testing import JobsHarness
 from examples.demo.settings import Settings, SmtpSettings
 from examples.demo.smtp_sink import SmtpSink
+from examples.demo.tasks import DemoTasks
+from examples.demo.web import create_app
 
 
 @pytest.fixture
@@ -49,3 +56,32 @@ async def demo(settings: Settings, sink: SmtpSink) -> AsyncIterator[Demo]:
         yield running
 
 
+
+
+# -- the testing kit (backburner.pytest_plugin): the demo's app on an in-memory store -------
+@pytest.fixture
+def demo_api(settings: Settings, sink: SmtpSink) -> FastAPI:
+    """The demo's FastAPI app, no embedded worker: called in-process (ASGI), never served."""
+    return create_app(settings, sink=sink, worker=False)
+
+
+@pytest.fixture
+def backburner_app(demo_api: FastAPI) -> Backburner:
+    """Which app the plugin's `backburner` fixture runs on memory: the demo builds its app
+    per settings (no module-level one to name in an ini option), so this override says."""
+    tasks: DemoTasks = demo_api.state.demo_tasks
+    return tasks.send_email.app
+
+
+@pytest.fixture
+async def api(
+    demo_api: FastAPI, backburner: JobsHarness
+) -> AsyncIterator[httpx2.AsyncClient]:
+    """A client of the demo called in-process (its lifespan run), its jobs in `backburner`'s
+    memory store: requests enqueue, `await backburner.drain()` runs them."""
+    transport = httpx2.ASGITransport(app=demo_api)
+    async with (
+        demo_api.router.lifespan_context(demo_api),
+        httpx2.AsyncClient(transport=transport, base_url="http://demo") as client,
+    ):
+        yield client

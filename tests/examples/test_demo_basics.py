@@ -7,9 +7,13 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import httpx2
 import trustme
 from demo_harness import Demo, lines, running_demo, wait_for
+from fastapi import FastAPI
 
+from backburner import JobState
+from backburner.testing import JobsHarness
 from examples.demo.settings import Settings, SmtpSettings
 from examples.demo.smtp_sink import SmtpSink
 
@@ -39,58 +43,72 @@ async def test_s1_s2_send_email_answers_first_and_the_result_outlives_a_restart(
         assert (await web.client.get("/send_email/not-an-email")).status_code == 422
 
 
+# S5, S13, S16 run in-process, their jobs on an in-memory store (the `backburner` fixture of
+# Backburner's pytest plugin): `api` enqueues through the demo's own routes, `drain` runs
+# the jobs, retries included, on a manual clock (no backoff is slept through).
 async def test_s5_register_sends_the_welcome_mail_and_retries_a_failed_send(
-    demo: Demo, sink: SmtpSink
+    api: httpx2.AsyncClient, backburner: JobsHarness, sink: SmtpSink, demo_api: FastAPI
 ) -> None:
+    send_welcome = demo_api.state.demo_tasks.send_welcome
     sink.fail_next = 1  # the first delivery is refused with 451: the job must retry
-    response = await demo.client.post(
-        "/register", json={"email": "ada@example.com", "username": "ada"}
-    )
+    response = await api.post("/register", json={"email": "ada@example.com", "username": "ada"})
     assert response.status_code == 200
-    (job,) = await demo.wait_jobs("demo.send_welcome", 1)
-    assert job["state"] == "completed" and job["attempt"] == 2
-    (error,) = job["errors"]
-    assert error["type"] == "TransientMailError" and "451" in error["message"]
+    backburner.assert_enqueued(send_welcome, "ada@example.com", "ada")
+    assert sink.mails == []  # enqueued, not run: the answer did not wait for SMTP
+    assert await backburner.drain() == 2
+    (job,) = backburner.jobs(send_welcome)
+    assert job.state is JobState.COMPLETED and job.attempt == 2
+    (error,) = job.errors
+    assert error.type == "TransientMailError" and "451" in error.message
     (mail,) = sink.mails
     assert mail.to == ("ada@example.com",) and mail.subject == "Welcome!"
     assert "Welcome ada" in mail.body
 
     # The other seed's shape: ?email=
-    assert (await demo.client.post("/register", params={"email": "bo@example.com"})).is_success
-    await wait_for(lambda: len(sink.mails) == 2, "the second welcome mail")
+    assert (await api.post("/register", params={"email": "bo@example.com"})).is_success
+    backburner.assert_enqueued(send_welcome, "bo@example.com", "bo")
     for bad in ({"email": "nope", "username": "x"}, {"email": "a@example.com"}):
-        assert (await demo.client.post("/register", json=bad)).status_code == 422
-    assert (await demo.client.post("/register")).status_code == 422
+        assert (await api.post("/register", json=bad)).status_code == 422
+    assert (await api.post("/register")).status_code == 422
+    assert len(backburner.jobs(send_welcome)) == 2  # refused requests enqueue nothing
+    await backburner.drain()
+    assert len(sink.mails) == 2
 
 
-async def test_s5_a_mail_that_cannot_be_delivered_fails_visibly(demo: Demo) -> None:
-    await demo.client.post("/register", json={"email": "bounce@example.com", "username": "b"})
-    (job,) = await demo.wait_jobs("demo.send_welcome", 1)
+async def test_s5_a_mail_that_cannot_be_delivered_fails_visibly(
+    api: httpx2.AsyncClient, backburner: JobsHarness
+) -> None:
+    await api.post("/register", json={"email": "bounce@example.com", "username": "b"})
+    await backburner.drain()
+    (job,) = backburner.jobs("demo.send_welcome")
     # A permanent refusal (550) is not retried, and the error says why.
-    assert job["state"] == "failed" and job["attempt"] == 1
-    assert "550" in job["errors"][0]["message"]
-    assert "PermanentMailError" in job["errors"][0]["traceback"]
+    assert job.state is JobState.FAILED and job.attempt == 1
+    assert "550" in job.errors[0].message
+    assert "PermanentMailError" in (job.errors[0].traceback or "")
 
 
-async def test_s13_notification_line_is_appended_to_the_log(demo: Demo) -> None:
-    response = await demo.client.post("/send-notification/ada@example.com")
+async def test_s13_notification_line_is_appended_to_the_log(
+    api: httpx2.AsyncClient, backburner: JobsHarness, settings: Settings
+) -> None:
+    response = await api.post("/send-notification/ada@example.com")
     assert response.json() == {"message": "Notification sent in the background"}
-    log = demo.settings.notification_log
-    await wait_for(lambda: "Sending notification to ada@example.com" in lines(log), "log")
+    log = settings.notification_log
+    assert "Sending notification to ada@example.com" not in lines(log)
+    assert await backburner.drain() == 1
+    assert "Sending notification to ada@example.com" in lines(log)
 
 
 async def test_s16_root_answers_before_the_job_prints(
-    settings: Settings, sink: SmtpSink
+    api: httpx2.AsyncClient, backburner: JobsHarness, settings: Settings, demo_api: FastAPI
 ) -> None:
-    async with running_demo(settings, sink, worker=False) as web:
-        response = await web.client.get("/")
-        assert response.json() == {"msg": "Hello World"}
-        (job,) = await web.jobs_of("demo.print_msg")
-        assert job["state"] == "pending" and job["kwargs"] == {"name": "Ithome"}
-        assert "Hello Ithome~" not in lines(settings.activity_log)
-    async with running_demo(settings, sink) as web:
-        await web.client.get("/", params={"name": "Backburner"})
-        await web.wait_jobs("demo.print_msg", 2, "completed")
+    print_msg = demo_api.state.demo_tasks.print_msg
+    response = await api.get("/")
+    assert response.json() == {"msg": "Hello World"}
+    backburner.assert_enqueued(print_msg, name="Ithome")
+    assert "Hello Ithome~" not in lines(settings.activity_log)
+    await api.get("/", params={"name": "Backburner"})
+    await backburner.drain()
+    assert [j.state for j in backburner.jobs(print_msg)] == [JobState.COMPLETED] * 2
     assert lines(settings.activity_log).count("Hello Ithome~") == 1
     assert "Hello Backburner~" in lines(settings.activity_log)
 
