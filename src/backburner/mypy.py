@@ -1,8 +1,9 @@
 """mypy plugin: leave `JobContext` parameters out of `enqueue`, `call` and `pipe`.
 
 A task's `JobContext` parameter is injected by the worker, so `Task[P, R].enqueue` must not
-ask for it. ParamSpec cannot drop a parameter that is not first, so this plugin removes it
-from the checked signature. Enable it with `plugins = ["backburner.mypy"]`.
+ask for it. A JobContext FIRST is dropped without this plugin (`@app.task` types it with
+`Concatenate`); ParamSpec cannot drop one that is not first, so this plugin removes it from
+the checked signature. Enable it with `plugins = ["backburner.mypy"]`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Tasks: typed functions that can be enqueued as durable jobs.
 
 `Task[P, R]` keeps the function's parameters `P` and result `R`, so `task.enqueue(...)` is
-checked by mypy against the function's signature (with the `backburner.mypy` plugin, a
-`JobContext` parameter is left out of it) and `await job.result()` has type `R`.
+checked by mypy against the function's signature, a `JobContext` parameter left out of it
+(when first, by `@app.task`'s `Concatenate` overloads; elsewhere, by the `backburner.mypy`
+plugin), and `await job.result()` has type `R`.
 Options that are not task arguments go through `task.options(...)`, so they can never clash
 with a parameter's name.
 """
