@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import r18_app
 import websockets
 from rel_harness import DB_ENV, HERE, Scenario
 from test_r30_partition import KINDS
 
-from backburner import Backburner, JobState
+from backburner import JobState
 
 pytestmark = pytest.mark.reliability
 
@@ -173,13 +174,12 @@ async def slow_consumer(port: int, job_id: str, done: asyncio.Event) -> list[dic
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
     sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(
+        sock, f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    await done.wait()  # nothing read meanwhile: the server's writes pile up
     reader, writer = await asyncio.open_connection(sock=sock)
-    writer.write(f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    await writer.drain()
-    reader._transport.pause_reading()  # type: ignore[attr-defined]
-    await done.wait()
-    reader._transport.resume_reading()  # type: ignore[attr-defined]
     events = []
     try:
         assert b" 200 " in await reader.readline()
@@ -199,11 +199,12 @@ async def slow_consumer(port: int, job_id: str, done: asyncio.Event) -> list[dic
 def test_fifty_subscribers_a_killed_worker_and_a_slow_consumer(scenario: Scenario) -> None:
     scenario.pool.env[DB_ENV] = scenario.url
 
-    async def enqueue(app: Backburner) -> str:
-        return (await app.get_task("rel.steps").enqueue(STEPS, PAUSE)).id
+    async def enqueue() -> str:
+        async with r18_app.build_app(scenario.url) as app:
+            return (await app.get_task("r18.steps").enqueue(STEPS, PAUSE)).id
 
     # The store exists (migrated) before the web process opens it.
-    job_id = scenario.with_app(enqueue)
+    job_id = asyncio.run(enqueue())
     with web_process(scenario) as port:
         result = asyncio.run(run_clients(scenario, port, job_id))
     subscribers, slow, ended_at, delivered_at, killed_at = result
@@ -224,10 +225,10 @@ def test_fifty_subscribers_a_killed_worker_and_a_slow_consumer(scenario: Scenari
             progress = update["progress"]
             if progress is None:
                 continue
-            # rel.steps tags its progress "pid:attempt": whose progress this is. A new
+            # r18.steps tags its progress "pid:attempt:": whose progress this is. A new
             # attempt's record keeps the previous attempt's progress until it reports its
             # own (no store clears it at the claim): counted, and judged as that attempt's.
-            written_by = int(progress["message"].rpartition(":")[2])
+            written_by = int(progress["message"].split(":")[1])
             assert written_by <= update["attempt"], (seen.name, update)
             if written_by != update["attempt"]:
                 carried_over.add(seen.name)
@@ -259,10 +260,10 @@ async def run_clients(
     ] + [asyncio.create_task(ws_subscriber(port, job_id, subscribers[SSE + i]))
          for i in range(WS)]
     slow_task = asyncio.create_task(slow_consumer(port, job_id, slow_done))
-    (victim,) = scenario.pool.start(1, concurrency=1, lease=LEASE)
+    (victim,) = scenario.pool.start(1, concurrency=1, lease=LEASE, app="r18_app:app")
     await until(lambda: bool(first_writes(scenario, job_id)), 30, "attempt 1 to start")
     # The rescuer boots while attempt 1 runs (it has nothing to claim until the kill).
-    scenario.pool.start(1, concurrency=1, lease=LEASE)
+    scenario.pool.start(1, concurrency=1, lease=LEASE, app="r18_app:app")
     await until(lambda: len(first_writes(scenario, job_id)) >= 5, 30, "progress on attempt 1")
     await asyncio.to_thread(scenario.pool.kill, victim)
     killed_at = time.monotonic() - began
