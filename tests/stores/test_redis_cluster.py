@@ -10,6 +10,7 @@ is R26/R27 (tests/reliability)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -122,6 +123,22 @@ async def test_jobs_of_queues_on_every_primary_are_stored_claimed_and_listed(
     assert sorted(j.id for j in page.jobs) == sorted(j.id for j in jobs)
     assert sum((await backend.counts()).values()) == len(jobs)
     assert await backend.lead("w", 10.0)
+
+
+async def test_a_duplicate_id_in_another_queue_is_refused_and_the_first_job_kept(
+    backend: RedisBackend,
+) -> None:
+    """The directory (slot `{prefix}`) is reserved before the queue scripts run (their own
+    slots): a clash stores nothing, and the job that holds the id keeps it."""
+    first, second = _queues_on_every_primary(backend.keys.prefix)[:2]
+    job = _job(first)
+    await backend.insert([job])
+    clone = dataclasses.replace(job, queue=second)
+    with pytest.raises(ConfigurationError, match="duplicate job id"):
+        await backend.insert([clone, _job(second)])
+    record = await backend.get(job.id)
+    assert record is not None and record.queue == first
+    assert (await backend.counts()).get((second, record.state), 0) == 0
 
 
 async def test_more_replicas_than_there_are_is_refused_as_unavailable(

@@ -32,7 +32,7 @@ from backburner.backends.protocol import (
     WorkerInfo,
 )
 from backburner.backends.redis import checks, listing, rows
-from backburner.backends.redis.client import Client, Connected, connect
+from backburner.backends.redis.client import Client, Connected, connect, is_cluster
 from backburner.backends.redis.errors import TRANSLATED, translate
 from backburner.backends.redis.keys import FINISHED_STATES, LAYOUT_VERSION, Keys, QueueKeys
 from backburner.backends.redis.notifier import RedisNotifier
@@ -294,7 +294,20 @@ class RedisBackend:
             self._call(SCRIPTS["insert"], q, *publishing, *rows.insert_args(batch))
             for q, batch in by_queue.items()
         ]
-        status, *results = await SCRIPTS.run_many(client, [reserve, *calls], self._wait)
+        if is_cluster(client):
+            # A cluster pipeline sends each node its part at once, so the queue scripts
+            # could run although the reserve failed (its node down): a job stored without a
+            # directory entry would run but be unknown by id. The reserve goes first, in a
+            # round trip of its own; a failure after it leaves reserved ids naming no job,
+            # as above (readers treat them as unknown; the entries stay, ~100 bytes each).
+            status = await SCRIPTS.run(client, reserve, self._wait)
+            # After a clash no queue script ran: marked as not stored (nothing to take back).
+            results: list[Any] = (
+                await SCRIPTS.run_many(client, calls, self._wait) if status[0] == 0
+                else [[1]] * len(calls)
+            )
+        else:
+            status, *results = await SCRIPTS.run_many(client, [reserve, *calls], self._wait)
         clash = status[1] if status[0] != 0 else next(
             (r[1] for r in results if r[0] != 0), None
         )
