@@ -165,6 +165,11 @@ class Cluster:
             raise RuntimeError(f"{argv[0]} failed: {done.stdout[-1500:]} {done.stderr[-1500:]}")
         return done.stdout
 
+    def sql(self, statement: str) -> str:
+        """One statement through psql (tab-separated, unaligned output)."""
+        return self._run(str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
+                         "-U", "postgres", "-d", "postgres", "-Atc", statement)
+
     def init_primary(self) -> None:
         self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                   "--no-sync")
@@ -194,7 +199,7 @@ class Cluster:
         (killed alone, the postmaster leaves its backends running until they notice)."""
         pid = self._postmaster_pid()
         if pid is not None:
-            for each in [pid, *_children(pid)]:
+            for each in [*self._frozen(pid), pid]:  # children first: they outlive it alone
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(each, signal.SIGKILL)
         deadline = time.monotonic() + 20
@@ -207,10 +212,19 @@ class Cluster:
         pid = self._postmaster_pid()
         if pid is None:
             return
-        self._hung = [pid, *_children(pid)]
-        for each in self._hung:
+        self._hung = [pid, *self._frozen(pid)]
+
+    def _frozen(self, pid: int) -> list[int]:
+        """SIGSTOP the postmaster, then every server process it has: once it is stopped it
+        forks no new one, so none is missed (a backend forked between listing and stopping
+        would go on serving its client: two primaries). The children, stopped."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+        children = _children(pid)
+        for each in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(each, signal.SIGSTOP)
+        return children
 
     def promote(self) -> None:
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "promote")
@@ -263,9 +277,11 @@ def _children(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
+def primary_and_replica(synchronous: bool = False) -> Iterator[tuple[Cluster, Cluster]]:
     """A fresh primary and its streaming replica, both running; both stopped and removed
-    at the end, whatever happened."""
+    at the end, whatever happened. `synchronous`: the primary acknowledges a commit only
+    once the replica has it (set on the primary alone, after the copy: a promoted replica
+    must not wait for a standby of its own)."""
     root = _workdir("bbt-pgclusters-")
     primary, replica = Cluster(root, "primary"), Cluster(root, "replica")
     try:
@@ -273,6 +289,15 @@ def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
         primary.start()
         replica.init_replica(primary)
         replica.start()
+        if synchronous:
+            primary.sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+            primary.sql("SELECT pg_reload_conf()")
+            deadline = time.monotonic() + 30
+            while primary.sql("SELECT count(*) FROM pg_stat_replication "
+                              "WHERE sync_state = 'sync'").strip() != "1":
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the replica did not become synchronous")
+                time.sleep(0.05)
         yield primary, replica
     finally:
         replica.stop()
