@@ -62,9 +62,10 @@ Sequence numbers are the server's clock in microseconds, made strictly increasin
 they order jobs across queues for listing (ties between queues are broken by id) and within a
 queue for FIFO.
 
-Pub/sub channels (not keys; pub/sub is not slotted): `<prefix>:signals` carries wake-ups and
-cancel requests (what workers subscribe to), `<prefix>:events` carries job events (result
-waiters, live streams).
+Pub/sub channels (not keys; classic pub/sub is not slotted, a cluster forwards every publish
+to every node): `<prefix>:signals` carries wake-ups and cancel requests (what workers
+subscribe to), `<prefix>:events` carries job events (result waiters, live streams). See
+notifier.py for why sharded pub/sub is not used.
 """
 
 from __future__ import annotations
