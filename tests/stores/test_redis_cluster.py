@@ -53,6 +53,7 @@ def test_a_sentinel_url_names_its_sentinels_service_and_database() -> None:
         ("redis+sentinel://h1:x/mymaster", "bad sentinel address"),
         ("redis+sentinel://h1/mymaster/zero", "database number"),
         ("redis://h/0?sentinel_password=x", "only for redis\\+sentinel"),
+        ("redis+sentinel://h1/mymaster/0?ssl_ca_certs=x", "TLS is not supported"),
         ("redis://h/0?wait_replicas=-1", "wait_replicas must be a whole number"),
         ("redis://h/0?wait_replicas=one", "wait_replicas must be a whole number"),
         ("redis://h/0?wait_timeout=0", "wait_timeout must be seconds > 0"),

@@ -143,6 +143,11 @@ def _sentinel_url(
 ) -> RedisURL:
     """`redis+sentinel://[user:password@]h1:p1,h2:p2/<service>[/<db>]`: the data servers'
     connection URL is built for the primary's address once a sentinel names it."""
+    tls = sorted(name for name in options if name.startswith("ssl_"))
+    if tls:
+        raise ConfigurationError(
+            f"{', '.join(tls)}: TLS is not supported with {SENTINEL_SCHEME}:// URLs yet"
+        )
     credentials, _, hosts = netloc.rpartition("@")
     sentinels: list[tuple[str, int]] = []
     for item in hosts.split(","):
