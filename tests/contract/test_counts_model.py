@@ -44,7 +44,7 @@ async def check_counts(store: Backend, plan: list[Step]) -> None:
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_every_store_counts_what_a_full_count_finds(kind: str, tmp_path: Path) -> None:
     with store_on_loop(kind, tmp_path) as (loop, store):
-        @settings(max_examples=60, deadline=None, database=None,
+        @settings(max_examples=30, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow])
         @given(plan=steps)
         def check(plan: list[Step]) -> None:
