@@ -48,7 +48,8 @@ def spread_sql(url: str) -> list[str]:
     mod = "(seq % {n}) {op} {v}" if url.startswith("sqlite") else "(mod(seq, {n}) {op} {v})"
     return [
         SPREAD.format(state="'failed'", pick=mod.format(n=100, op="=", v=1)),
-        SPREAD.format(state="'scheduled', run_at = run_at + 3600",
+        SPREAD.format(state="'scheduled', run_at = run_at + " + (
+            "3600" if url.startswith("sqlite") else "interval '1 hour'"),
                       pick=mod.format(n=200, op="=", v=3)),
         SPREAD.format(state="'completed'",
                       pick="state = 'pending' AND " + mod.format(n=50, op="<>", v=0)),
@@ -64,15 +65,41 @@ async def spread(url: str) -> None:
         conn.commit()
         conn.close()
         return
-    import psycopg
+    conn = await postgres(url)
+    try:
+        for s in statements:
+            await conn.execute(s.replace("backburner_jobs", "jobs"))
+        await conn.execute("VACUUM ANALYZE jobs")
+    finally:
+        await conn.close()
+
+
+async def postgres(url: str) -> Any:
+    """A plain asyncpg connection to the URL's database, its schema first on the path."""
+    import asyncpg
 
     base, _, query = url.partition("?")
-    schema = dict(p.split("=", 1) for p in query.split("&") if p).get("schema", "public")
-    async with await psycopg.AsyncConnection.connect(base, autocommit=True) as conn:
-        await conn.execute(f'SET search_path TO "{schema}"')
-        for s in statements:
-            await conn.execute(s)
-        await conn.execute("VACUUM ANALYZE backburner_jobs")
+    schema = dict(p.split("=", 1) for p in query.split("&") if p).get("schema", "backburner")
+    conn = await asyncpg.connect(base)
+    await conn.execute(f'SET search_path TO "{schema}"')
+    return conn
+
+
+FULL_COUNT = "SELECT queue, state, count(*) FROM backburner_jobs GROUP BY queue, state"
+
+
+async def full_count(url: str) -> None:
+    """What counts() did before the stores kept counts (a count of the whole table)."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        conn.execute(FULL_COUNT).fetchall()
+        conn.close()
+        return
+    conn = await postgres(url)
+    try:
+        await conn.fetch(FULL_COUNT.replace("backburner_jobs", "jobs"))
+    finally:
+        await conn.close()
 
 
 async def best(rounds: int, call: Callable[[], Awaitable[Any]]) -> float:
@@ -106,6 +133,7 @@ async def main() -> None:
         backend = app.backend
         pending = JobFilter(states=(JobState.PENDING,))
         reads: dict[str, Callable[[], Awaitable[Any]]] = {
+            "a full count of the table (counts() before)": lambda: full_count(args.url),
             "counts() (info, overview, depth gauge)": backend.counts,
             "count_jobs(pending) (healthcheck)": lambda: backend.count_jobs(pending),
             "list_workers()": backend.list_workers,
@@ -116,7 +144,7 @@ async def main() -> None:
         counts = await backend.counts()
         print("counts:", {f"{q}/{s.value}": n for (q, s), n in sorted(counts.items())})
         for name, call in reads.items():
-            print(f"{name}: {await best(args.rounds, call):.1f} ms")
+            print(f"{name}: {await best(args.rounds, call):.2f} ms")
     finally:
         await app.close()
         destroy = getattr(app.backend, "destroy", None)
