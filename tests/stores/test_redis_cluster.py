@@ -20,7 +20,7 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis_cluster import RedisClusterSetup
-from redis_server import redis_server_binary
+from redis_server import RedisServer, redis_server_binary
 
 from backburner.backends.protocol import Completion, JobFilter, NewJob
 from backburner.backends.redis import RedisBackend
@@ -227,3 +227,31 @@ async def test_destroy_removes_the_keys_on_every_node(cluster: RedisClusterSetup
     left = [k async for k in client.scan_iter(match=store.keys.scan_pattern)]
     await store.close()
     assert left == []
+
+
+# -- one server with a replica ------------------------------------------------------------------
+async def test_a_single_server_waits_for_its_replica(tmp_path: Path) -> None:
+    """On one server the WAIT rides in the scripts' own pipeline: with a replica every
+    acknowledging call returns once it holds the write; with none it is refused."""
+    with RedisServer(tmp_path / "primary", "--repl-diskless-sync-delay", "0") as primary:
+        alone = RedisBackend(f"{primary.url}?prefix=w&wait_replicas=1&wait_timeout=0.2")
+        await alone.open()
+        try:
+            with pytest.raises(BackendUnavailableError, match="0 of 1 replica"):
+                await alone.insert([_job()])
+        finally:
+            await alone.close()
+        replica = RedisServer(tmp_path / "replica")
+        replica.config = ("--replicaof", "127.0.0.1", str(primary.port))
+        with replica:
+            store = RedisBackend(f"{primary.url}?prefix=w2&wait_replicas=1")
+            await store.open()
+            try:
+                job = _job()
+                await store.insert([job])  # waits for the replica's first sync too
+                claim = await store.claim("w", ["default"], 10, 30.0)
+                assert [j.id for j in claim.jobs] == [job.id]
+                assert await store.complete([Completion(job.id, 1, "null")]) == [True]
+            finally:
+                await store.destroy()
+                await store.close()
