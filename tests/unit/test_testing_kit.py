@@ -197,3 +197,17 @@ def test_the_pytest_plugin_in_a_project_of_its_own(tmp_path: Path) -> None:
     run = _pytest(tmp_path, "-p", "backburner.pytest_plugin", "other", env=env)
     assert run.returncode == 1 and "1 passed, 1 error" in run.stdout, run.stdout
     assert 'set backburner_app = "package.module:app"' in run.stdout, run.stdout
+
+
+async def test_an_app_already_open_on_its_store_is_given_back_open(tmp_path: Path) -> None:
+    app, _ = _app(tmp_path)
+    flaky = app.get_task("kit.flaky")
+    async with app:
+        before = await flaky.enqueue(1)
+        with memory_store(app) as jobs:
+            await flaky.enqueue(2)
+            assert [j.kwargs for j in jobs.jobs()] == [{"n": 2}]
+            assert await app.get_job(before.id) is None  # not on the test's store
+        # Back on the SQLite file, still open: its job is there, the memory one is not.
+        assert (await app.get_job(before.id)) is not None
+        assert await app.count_jobs() == 1
