@@ -174,7 +174,11 @@ async def _pipeline(client: Client, calls: Sequence[Call], wait: Wait | None) ->
     if waits:
         assert wait is not None
         answers, results = results[len(results) - waits :], results[: len(results) - waits]
-        if not any(isinstance(r, Exception) for r in results):
+        # NOSCRIPT calls did not run (they run again, with their own WAIT); the WAIT still
+        # covers the writes of the others, so its answer counts unless another error is
+        # about to be raised anyway.
+        if not any(isinstance(r, Exception) and not isinstance(r, rx.NoScriptError)
+                   for r in results):
             for answer in answers:
                 if isinstance(answer, Exception):
                     raise answer
