@@ -43,14 +43,14 @@ from backburner.errors import BackburnerError, BackendUnavailableError, Configur
 from backburner.execution import Outcome, run_attempt, unexpected
 from backburner.instrument import Change
 from backburner.job import JobState, Progress
-from backburner.metrics import JobMetrics
-from backburner.metrics_server import MetricsServer
 from backburner.retention import prune_expired
 from backburner.scheduler import Scheduler
 from backburner.threads import DaemonThreads
 
 if TYPE_CHECKING:
     from backburner.app import Backburner
+    from backburner.metrics import JobMetrics
+    from backburner.metrics_server import MetricsServer
 
 log = logging.getLogger("backburner.worker")
 
@@ -162,7 +162,7 @@ class Worker:
         self.metrics_host = metrics_host
         self._metrics_server: MetricsServer | None = None
         if metrics_port is not None:
-            JobMetrics.of(app)  # from now on, so the first scrape sees the first claims
+            _metrics_of(app)  # from now on, so the first scrape sees the first claims
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -188,8 +188,10 @@ class Worker:
         if self.metrics_port is not None:
             # Before the store: a port taken is a mistake to report at once, not after an
             # outage's worth of retries.
+            from backburner.metrics_server import MetricsServer
+
             self._metrics_server = await MetricsServer.start(
-                JobMetrics.of(self.app), self.metrics_host, self.metrics_port)
+                _metrics_of(self.app), self.metrics_host, self.metrics_port)
         try:
             await self._run()
         finally:
@@ -638,6 +640,18 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
         return True
+
+
+def _metrics_of(app: Backburner) -> JobMetrics:
+    # Imported here: prometheus-client comes with the fastapi extra, and a worker that
+    # serves no metrics must not need it.
+    try:
+        from backburner.metrics import JobMetrics
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"metrics_port needs prometheus-client ({exc}): pip install 'backburner[fastapi]'"
+        ) from None
+    return JobMetrics.of(app)
 
 
 def _change_for(outcome: Outcome) -> Change:

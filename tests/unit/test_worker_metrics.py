@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -161,3 +162,12 @@ def __getattr__(name: str) -> Backburner:
 
         return build(f"sqlite:///{os.environ['BACKBURNER_TEST_DB']}")
     raise AttributeError(name)
+
+
+def test_without_prometheus_client_only_metrics_need_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None in sys.modules makes the import fail, as a missing fastapi extra would.
+    monkeypatch.setitem(sys.modules, "backburner.metrics", None)
+    app = Backburner("memory://")
+    app.worker()  # no metrics asked for: nothing to import
+    with pytest.raises(ConfigurationError, match="prometheus-client"):
+        app.worker(metrics_port=0)
