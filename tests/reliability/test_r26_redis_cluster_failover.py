@@ -30,7 +30,7 @@ def test_workers_and_enqueuers_carry_on_after_a_primary_is_killed(
     assert result.workers_alive, result.logs[-4000:]
     assert set(result.exit_codes.values()) == {0}, result.logs[-4000:]
     assert result.acknowledged == JOBS
-    assert result.refused > 0 or result.stall >= 0, "the failover was not seen"
+    assert result.refused > 0, "the enqueuer never met the failover"
     verdict = result.verdict
     assert verdict.overlaps == [] and verdict.stale_writes == [], verdict.summary()
     assert verdict.double_claims == [], verdict.summary()
