@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
+from redis import exceptions as rx
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import parse_url as redis_parse_url
@@ -94,8 +95,6 @@ async def connect(options: RedisURL) -> Connected:
 
 
 async def _cluster_enabled(client: Redis) -> bool:
-    from redis import exceptions as rx
-
     try:
         info = await client.info("cluster")
     except rx.ResponseError as exc:
