@@ -93,6 +93,7 @@ _CLUSTER: list[str] = []
 def _cluster_url() -> str:
     if not _CLUSTER:
         import atexit
+        import shutil
         import tempfile
 
         from redis_cluster import RedisClusterSetup
@@ -100,6 +101,7 @@ def _cluster_url() -> str:
         directory = Path(tempfile.mkdtemp(prefix="bb-redis-cluster-"))
         cluster = RedisClusterSetup(directory)
         cluster.start()
+        atexit.register(shutil.rmtree, directory, True)  # runs after the stop below
         atexit.register(cluster.stop)
         _CLUSTER.append(cluster.url)
     return _CLUSTER[0]
