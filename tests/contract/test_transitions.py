@@ -235,6 +235,20 @@ async def test_progress_is_fenced(backend: Backend) -> None:
     assert record.progress.percent == 50 and record.progress.message == "half"
 
 
+async def test_a_new_attempt_starts_without_the_last_ones_progress(backend: Backend) -> None:
+    # A stream that shows attempt 2 with attempt 1's 75 % would see progress go back when
+    # attempt 2 reports its first step.
+    await backend.insert([new()])
+    job_id, attempt = await claim_one(backend)
+    assert await backend.update_progress(job_id, attempt, '{"current": 3, "total": 4}')
+    assert await backend.release([Release(job_id, attempt)]) == [True]
+    kept = await backend.get(job_id)
+    assert kept is not None and kept.progress is not None  # shown while it waits
+    assert await claim_one(backend) == (job_id, attempt + 1)
+    record = await backend.get(job_id)
+    assert record is not None and record.attempt == attempt + 1 and record.progress is None
+
+
 async def test_cancel_waiting_jobs_and_unknown_ids(backend: Backend) -> None:
     pending, scheduled = new(), new(delay=60)
     await backend.insert([pending, scheduled])

@@ -364,6 +364,7 @@ class MemoryBackend:
         row.lease_until = now + lease
         row.started_at = row.updated_at = now
         row.cancel_requested = False
+        row.progress = None  # a new attempt does not show the last one's progress
         return ClaimedJob(
             id=row.id, task=row.task, queue=row.queue, priority=row.priority,
             args=row.args, kwargs=row.kwargs, attempt=row.attempt,

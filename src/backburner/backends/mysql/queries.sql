@@ -71,7 +71,7 @@ WHERE seq = %(seq)s;
 UPDATE {db}.backburner_jobs
 SET state = 'running', attempt = attempt + 1, worker_id = %(worker_id)s,
     lease_until = %(now)s + %(lease)s, started_at = %(now)s, updated_at = %(now)s,
-    cancel_requested = 0
+    cancel_requested = 0, progress = NULL
 WHERE seq IN %(seqs)s;
 
 -- name: lock_groups

@@ -233,7 +233,7 @@ claimed AS (
     UPDATE {schema}.jobs AS j
     SET state = 'running', attempt = j.attempt + 1, worker_id = $1,
         lease_until = now() + make_interval(secs => $4), started_at = now(),
-        updated_at = now(), cancel_requested = false
+        updated_at = now(), cancel_requested = false, progress = NULL
     FROM chosen AS c
     WHERE j.id = c.id
     RETURNING c.pos, j.seq, j.id, j.task, j.queue, j.priority, j.args, j.kwargs, j.attempt,

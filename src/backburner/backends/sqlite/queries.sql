@@ -76,7 +76,7 @@ WHERE state = 'scheduled' AND run_at <= :now;
 UPDATE backburner_jobs
 SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
     lease_until = :now + :lease, started_at = :now, updated_at = :now,
-    cancel_requested = 0
+    cancel_requested = 0, progress = NULL
 WHERE seq IN (
     SELECT seq FROM backburner_jobs
     WHERE state = 'pending' AND lost = 0 AND parked = 0 AND queue = :queue
@@ -98,7 +98,7 @@ RETURNING id, task, queue, priority, args, kwargs, attempt, max_attempts, failur
 UPDATE backburner_jobs
 SET state = 'running', attempt = attempt + 1, worker_id = :worker_id,
     lease_until = :now + :lease, started_at = :now, updated_at = :now,
-    cancel_requested = 0
+    cancel_requested = 0, progress = NULL
 WHERE seq = (
     SELECT seq FROM backburner_jobs
     WHERE state = 'pending' AND lost > 0 AND parked = 0 AND queue = :queue
