@@ -589,6 +589,12 @@ class RedisBackend:
         client = await self._connected()
         return await listing.counts(client, self.keys, await self._known_queues(client))
 
+    @translated
+    async def oldest_pending(self) -> dict[str, float]:
+        client = await self._connected()
+        queues = await self._known_queues(client)
+        return await listing.oldest_pending(client, self.keys, queues, await self.now())
+
     # -- housekeeping leader ---------------------------------------------------------------
     @translated
     async def lead(self, worker_id: str, ttl: float) -> bool:

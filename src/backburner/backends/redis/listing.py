@@ -171,3 +171,30 @@ async def counts(
             pipe.zcard(keys.queue(q).state(s))
         sizes = await pipe.execute()
     return {pair: int(n) for pair, n in zip(pairs, sizes, strict=True) if n}
+
+
+async def oldest_pending(
+    client: Client, keys: Keys, queues: Sequence[str], now: float
+) -> dict[str, float]:
+    """`BacklogReads.oldest_pending`: the head of each priority level (score) of a queue's
+    `ready` set, as the SQL stores read their claim index (64 levels at most), and the
+    run_at of those heads; two round trips per level."""
+    ages: dict[str, float] = {}
+    for queue in queues:
+        queue_keys = keys.queue(queue)
+        ready = queue_keys.script_keys[0]
+        oldest: float | None = None
+        floor = "-inf"
+        for _ in range(64):
+            head = await client.zrangebyscore(ready, floor, "+inf", start=0, num=1,
+                                              withscores=True)
+            if not head:
+                break
+            member, score = head[0][0], head[0][1]
+            run_at = await client.hget(queue_keys.job(str(member).split(":", 1)[1]), "run_at")
+            if run_at:
+                oldest = float(run_at) if oldest is None else min(oldest, float(run_at))
+            floor = f"({float(score)!r}"  # the next level: scores strictly above this one
+        if oldest is not None:
+            ages[queue] = max(0.0, now - oldest)
+    return ages
