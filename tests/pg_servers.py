@@ -28,16 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from services import free_port
+
 PG_BIN = Path(os.environ.get("BACKBURNER_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PGBOUNCER = os.environ.get("BACKBURNER_TEST_PGBOUNCER", "/usr/sbin/pgbouncer")
 OS_USER = "postgres"
 """Who runs the servers: PostgreSQL and PgBouncer both refuse root."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def missing_tools() -> str | None:

@@ -16,13 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
-from services import IN_CI
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from services import IN_CI, free_port
 
 
 def redis_server_binary() -> str:

@@ -53,6 +53,13 @@ def _only(known: tuple[str, ...]) -> frozenset[str] | None:
     return kinds
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def require_service(url: str) -> None:
     """Fail under CI, skip loudly elsewhere, when the server behind `url` is not listening."""
     parts = urlsplit(url)

@@ -33,6 +33,7 @@ import pytest
 import r18_app
 import websockets
 from rel_harness import DB_ENV, HERE, Scenario
+from services import free_port
 from test_r30_partition import KINDS
 
 from backburner import JobState
@@ -58,12 +59,6 @@ class Seen:
     def terminal(self) -> bool:
         return bool(self.events) and self.events[-1]["state"] in ("completed", "failed",
                                                                    "cancelled")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -4,11 +4,9 @@ database is a ConfigurationError, anything else a BackendError."""
 
 from __future__ import annotations
 
-import socket
-
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from services import POSTGRES_URL
+from services import POSTGRES_URL, free_port
 
 from backburner import Backburner
 from backburner.backends.postgres import PostgresBackend
@@ -19,13 +17,6 @@ from backburner.ids import new_job_id
 from .pg_helpers import admin, opened, schema_url, terminate
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 def _job() -> NewJob:
     return NewJob(
         id=new_job_id(), task="t", queue="default", priority=0, args="[]", kwargs="{}",
@@ -34,7 +25,7 @@ def _job() -> NewJob:
 
 
 async def test_a_server_that_is_down_is_unavailable_not_a_driver_error() -> None:
-    url = f"postgresql://postgres@127.0.0.1:{_free_port()}/test?schema=x&connect_timeout=2"
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/test?schema=x&connect_timeout=2"
     backend = PostgresBackend(url)
     with pytest.raises(BackendUnavailableError) as caught:
         await backend.open()

@@ -5,7 +5,6 @@ process on a free loopback port)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from services import free_port
 from typer.testing import CliRunner
 
 from backburner import Backburner
@@ -77,12 +77,6 @@ async def test_standalone_app_from_module_shows_its_tasks(
             transport=transport, base_url="http://testserver") as http:
         form = await http.get("/enqueue/mail.send")
         assert form.status_code == 200 and 'name="to"' in form.text
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_command_serves_on_loopback(tmp_path: Path) -> None:
