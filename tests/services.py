@@ -53,6 +53,17 @@ def _only(known: tuple[str, ...]) -> frozenset[str] | None:
     return kinds
 
 
+FULL_SIZE = os.environ.get("BACKBURNER_TEST_FULL", "").lower() in ("1", "true", "yes")
+"""BACKBURNER_TEST_FULL=1: every variant of the chaos tests that CI runs a share of (each
+variant still runs in CI on at least one store; see ci_share)."""
+
+
+def ci_share(full: list[tuple[str, str]], ci: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (store, variant) pairs a chaos test runs: all of `full` with BACKBURNER_TEST_FULL,
+    else only those in `ci` (CI's time budget), keeping `full`'s order."""
+    return list(full) if FULL_SIZE else [pair for pair in full if pair in ci]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
     with socket.socket() as s:
