@@ -41,7 +41,7 @@ pytest_status() {
 
 echo "== pytest"
 status=0
-(export PATH="$root/.venv/bin:$PATH"; pytest_status pytest -p no:cacheprovider "$@") || status=$?
+(export PATH="$root/.venv/bin:$PATH"; pytest_status pytest -p no:cacheprovider --durations=30 "$@") || status=$?
 
 if [ "${BACKBURNER_TEST_PGBOUNCER:-1}" = 1 ]; then
   # R28: the whole contract suite again, on PostgreSQL behind a PgBouncer in transaction
