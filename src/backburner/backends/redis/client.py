@@ -16,6 +16,7 @@ BackendUnavailableError and the caller decides (a worker backs off and calls aga
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -117,7 +118,9 @@ def _sentinel_client(options: RedisURL) -> Connected:
         sentinel_kwargs["username"] = options.sentinel_options["sentinel_username"]
     if "sentinel_password" in options.sentinel_options:
         sentinel_kwargs["password"] = options.sentinel_options["sentinel_password"]
-    sentinel = Sentinel(list(options.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
+    # Through a typed name: redis-py's Sentinel has an untyped __init__ before 8.2.
+    make_sentinel: Callable[..., Sentinel] = Sentinel
+    sentinel = make_sentinel(list(options.sentinels), sentinel_kwargs=sentinel_kwargs, **kwargs)
     client: Redis = sentinel.master_for(options.service, retry=_no_retry(), **_COMMON)
     return Connected(client, list(sentinel.sentinels))
 

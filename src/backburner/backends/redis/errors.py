@@ -25,9 +25,14 @@ _TRANSIENT_REPLIES = (
 )
 
 
+# redis-py < 8.2 has no RedisClusterUnreachableError (a failed topology refresh raised the
+# generic RedisClusterException there, which also stands for programming errors).
+_UNREACHABLE: type[BaseException] = getattr(
+    rx, "RedisClusterUnreachableError", rx.SlotNotCoveredError
+)
 _FAILOVER: tuple[type[BaseException], ...] = (
     rx.ClusterError, rx.ClusterDownError, rx.TryAgainError, rx.AskError, rx.MasterDownError,
-    rx.SlotNotCoveredError, rx.RedisClusterUnreachableError,
+    rx.SlotNotCoveredError, _UNREACHABLE,
 )
 
 
