@@ -42,6 +42,6 @@ async def use() -> None:
     await crop.enqueue("a.png", box=(1, 2))
     await crop.options(queue="images").enqueue(path="a.png")
     await crop.enqueue(1)  # E: arg-type
-    await crop.enqueue("a.png", (1, 2))  # E: call-arg
+    await crop.enqueue("a.png", (1, 2))  # E: call-arg|misc
     await app.chain(crop.call("a.png"), summarize.pipe(title="t"))
     print(result, bad)

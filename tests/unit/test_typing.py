@@ -40,7 +40,11 @@ def test_task_signatures_are_checked_by_mypy(
     expected = set()
     for file in files:
         for number, text in enumerate(file.read_text().splitlines(), 1):
-            marker = re.search(r"# E: ([\w-]+)", text)
+            # `# E: a|b`: either code (mypy releases name some errors differently: the
+            # lowest supported one calls a keyword-only argument given by position `misc`).
+            marker = re.search(r"# E: ([\w|-]+)", text)
             if marker:
-                expected.add((file.name, number, marker.group(1)))
+                codes = marker.group(1).split("|")
+                seen = [c for c in codes if (file.name, number, c) in found]
+                expected.add((file.name, number, seen[0] if seen else codes[0]))
     assert found == expected, run.stdout
