@@ -102,9 +102,8 @@ def _sqlite_rows(pairs: dict[str, tuple[Phase, Phase]]) -> list[str]:
 
 def _worker_rows(phases: list[Phase]) -> list[str]:
     rows = []
-    for p in phases:
-        if p.name != "drain" or p is not [q for q in phases if q.store == p.store][-1]:
-            continue
+    for store in dict.fromkeys(q.store for q in phases):
+        p = [q for q in phases if q.store == store][-1]  # the store's second drain
         per_core = p.jobs / p.client_cpu if p.client_cpu else float("nan")
         measured = p.jobs / p.seconds
         rows.append(
