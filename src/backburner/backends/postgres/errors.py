@@ -1,4 +1,5 @@
-"""asyncpg's exceptions, translated into Backburner's (see backburner.errors).
+"""asyncpg's exceptions (and psycopg's, see DriverError), translated into Backburner's
+(see backburner.errors).
 
 Callers never see a raw driver exception. What a retry may cure (the server is down,
 restarting, out of connections or disk, read-only after a failover, a connection was
@@ -21,10 +22,24 @@ _TRANSIENT_STATES = ("25006",)  # read-only transaction: a standby, or during a 
 _CONFIGURATION_CLASSES = ("28", "3D", "3F")  # login refused, no such database or schema
 
 
+class DriverError(Exception):
+    """An error of psycopg 3 on the application's own connection (transactional enqueue,
+    see psycopg_connection.py), as `translate` reads it: its SQLSTATE ("" when the client
+    raised it) and whether the connection is gone. psycopg is an optional extra: this
+    module never imports it."""
+
+    def __init__(self, message: str, sqlstate: str, *, connection_lost: bool = False) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.connection_lost = connection_lost
+
+
 def translate(exc: BaseException) -> BaseException:
     """The Backburner exception to raise for `exc` (`exc` itself when it is not a driver
     or connection error, e.g. CancelledError)."""
-    if isinstance(exc, asyncpg.PostgresError):
+    if isinstance(exc, DriverError) and exc.connection_lost:
+        return BackendUnavailableError(f"PostgreSQL connection lost: {_describe(exc)}")
+    if isinstance(exc, (asyncpg.PostgresError, DriverError)):
         state = str(getattr(exc, "sqlstate", "") or "")
         if state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES:
             return BackendUnavailableError(f"PostgreSQL unavailable: {_describe(exc)}")
@@ -43,15 +58,19 @@ def translate(exc: BaseException) -> BaseException:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, DriverError):
+        return str(exc)  # names psycopg's exception already
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def is_unique_violation(exc: BaseException) -> bool:
-    return isinstance(exc, asyncpg.UniqueViolationError)
+    return isinstance(exc, asyncpg.UniqueViolationError) or (
+        isinstance(exc, DriverError) and exc.sqlstate == "23505"
+    )
 
 
 TRANSLATED: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-    asyncpg.ClientConfigurationError, OSError, TimeoutError,
+    asyncpg.ClientConfigurationError, OSError, TimeoutError, DriverError,
 )
 """What `translate` handles; anything else is a bug and propagates as itself."""
