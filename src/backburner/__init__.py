@@ -16,6 +16,7 @@ from backburner.errors import (
     JobStateError,
     LeaseLostError,
     RetryLater,
+    SyncCallError,
     TaskNotFoundError,
 )
 from backburner.flows import Flow, FlowState, FlowStatus
@@ -59,6 +60,7 @@ __all__ = [
     "Retention",
     "RetryLater",
     "ScheduleInfo",
+    "SyncCallError",
     "Task",
     "TaskNotFoundError",
     "UniqueScope",

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from backburner.flows import Flow, chain_jobs, find_flow, group_jobs, insert_flo
 from backburner.handle import Job
 from backburner.instrument import Change, Instrumentation
 from backburner.job import JobRecord, JobState
+from backburner.loops import LoopStores
 from backburner.names import is_job_id
+from backburner.portal import Portal, call_soon
 from backburner.queues import QueueInfo, check_queue_name, queue_infos, set_paused
 from backburner.retention import Retention
 from backburner.retry import Backoff
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def _epoch(value: float | datetime | None, name: str) -> float | None:
@@ -150,8 +154,8 @@ class Backburner:
         `retention`: how long finished jobs are kept before the workers' housekeeping leader
         prunes them (default `Retention()`: completed 24 h, failed and cancelled 7 days;
         `Retention.forever()` keeps everything). See `backburner.retention`."""
-        self.backend: Backend = backend if backend is not None else _open_url(url)
-        self.url = self.backend.url
+        self._stores = LoopStores(backend if backend is not None else _open_url(url))
+        self.url = self._stores.first.url
         if poll_interval <= 0:
             raise ConfigurationError("poll_interval must be > 0")
         self.poll_interval = poll_interval
@@ -162,7 +166,7 @@ class Backburner:
         self.retention = retention
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.periodic_schedules: dict[str, Schedule] = {}
-        self.instrumentation = Instrumentation(self.backend.notifier)
+        self.instrumentation = Instrumentation(lambda: self.backend.notifier)
         self.tracing: Tracing | None = None
         """OpenTelemetry spans (see `backburner.tracing`), None when off."""
         if tracing is not False and tracing is not None:
@@ -172,8 +176,19 @@ class Backburner:
         a `NoTracing` whose calls do nothing."""
         if self.tracing is not None:
             self.spans = self.tracing
-        self._open_lock: asyncio.Lock | None = None
-        self._opened = False
+        self._portal: Portal | None = None
+        self._portal_lock = threading.Lock()
+
+    @property
+    def backend(self) -> Backend:
+        """The store as the running event loop sees it: each loop (a second `asyncio.run`,
+        a thread with its own loop, pytest-asyncio's loop per test) has its own connections
+        (see `backburner.loops`); outside any loop, the store the app was made with."""
+        return self._stores.current().backend
+
+    @property
+    def _opened(self) -> bool:
+        return self._stores.current().opened
 
     def __repr__(self) -> str:
         return f"<Backburner {self.url} tasks={len(self.tasks)}>"
@@ -363,19 +378,52 @@ class Backburner:
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> None:
         """Connect to the store (and apply migrations). Called on first use if needed."""
-        if self._opened:
-            return
-        if self._open_lock is None:
-            self._open_lock = asyncio.Lock()
-        async with self._open_lock:
-            if not self._opened:
-                await self.backend.open()
-                self._opened = True
+        store = self._stores.current()
+        if not store.opened:
+            await self._stores.opened(store)
 
     async def close(self) -> None:
-        if self._opened:
-            self._opened = False
-            await self.backend.close()
+        """Close this event loop's connections (each loop's close by themselves when the
+        loop ends) and stop the sync API's portal thread if it runs."""
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            await asyncio.to_thread(portal.stop)
+        await self._stores.close_current()
+
+    # -- for sync code -----------------------------------------------------------------------
+    def run_sync(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run the coroutine `make()` returns for sync code and block until it is done: on
+        the event loop this app's web server runs, when called from one of that server's
+        worker threads (a FastAPI `def` endpoint), else on the app's portal, a private loop
+        on a daemon thread (Django, Flask, scripts, notebooks). Safe from any thread; what
+        `enqueue_sync` and the handle's `*_sync` methods use. See `backburner.portal`."""
+        return call_soon(make, self._stores.home_loop(), self._sync_portal)
+
+    def _sync_portal(self) -> Portal:
+        with self._portal_lock:
+            if self._portal is None:
+                self._portal = Portal(f"backburner-portal-{self._stores.first.url.split(':')[0]}")
+            return self._portal
+
+    def get_job_sync(self, job_id: str) -> JobRecord | None:
+        """`get_job` for sync code."""
+        return self.run_sync(lambda: self.get_job(job_id))
+
+    def cancel_sync(self, job_id: str) -> JobState:
+        """`cancel` for sync code."""
+        return self.run_sync(lambda: self.cancel(job_id))
+
+    def retry_sync(self, job_id: str) -> JobState:
+        """`retry` for sync code."""
+        return self.run_sync(lambda: self.retry(job_id))
+
+    def close_sync(self) -> None:
+        """Close the connections the sync API opened (the portal's) and stop its thread.
+        Optional: the thread is a daemon and every call was acknowledged; for a clean
+        goodbye to the server at a script's end, or in a Flask/Django shutdown hook."""
+        portal, self._portal = self._portal, None
+        if portal is not None:
+            portal.stop()
 
     @contextlib.contextmanager
     def using_backend(self, backend: Backend) -> Iterator[Backend]:
@@ -384,16 +432,15 @@ class Backburner:
         module-level app on a fresh in-memory store. Workers made inside the block use
         `backend`; neither store is opened or closed here. Not for a live app: calls
         already under way keep the store they started on."""
-        saved = (self.backend, self.url, self.instrumentation.notifier, self._opened,
-                 self._open_lock)
-        self.backend, self.url = backend, backend.url
-        self.instrumentation.notifier = backend.notifier
-        self._opened, self._open_lock = False, None
+        saved = (self._stores, self.url, self._portal)
+        self._stores, self.url, self._portal = LoopStores(backend), backend.url, None
         try:
             yield backend
         finally:
-            (self.backend, self.url, self.instrumentation.notifier, self._opened,
-             self._open_lock) = saved
+            portal = self._portal
+            self._stores, self.url, self._portal = saved
+            if portal is not None:
+                portal.stop()
 
     async def __aenter__(self) -> Backburner:
         await self.open()

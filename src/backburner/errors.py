@@ -95,6 +95,11 @@ class BackendUnavailableError(BackendError):
     """
 
 
+class SyncCallError(BackburnerError, RuntimeError):
+    """A sync call (`enqueue_sync`, `result_sync`...) made where it cannot work: from a
+    coroutine on Backburner's own portal loop, which would wait for itself."""
+
+
 class RetryLater(Exception):
     """Raised by a task to be run again later; counts as one of the task's attempts."""
 

@@ -99,3 +99,27 @@ class Job(Generic[R]):
         """`app.delete(id)`: True if the job was deleted, False if there is no such job or
         it is running."""
         return await self._app.delete(self.id)
+
+    # -- for sync code: the same calls, blocking (see `Backburner.run_sync`) ---------------
+    def info_sync(self) -> JobRecord:
+        return self._app.run_sync(self.info)
+
+    def status_sync(self) -> JobState:
+        return self._app.run_sync(self.status)
+
+    def wait_sync(self, timeout: float | None = None) -> JobRecord:
+        """`wait`, blocking; the wait itself runs on an event loop, woken by the store's
+        events, so a waiting thread costs no polling."""
+        return self._app.run_sync(lambda: self.wait(timeout))
+
+    def result_sync(self, timeout: float | None = None) -> R:
+        return self._app.run_sync(lambda: self.result(timeout))
+
+    def cancel_sync(self) -> JobState:
+        return self._app.run_sync(self.cancel)
+
+    def retry_sync(self) -> JobState:
+        return self._app.run_sync(self.retry)
+
+    def delete_sync(self) -> bool:
+        return self._app.run_sync(self.delete)

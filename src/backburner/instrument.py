@@ -52,12 +52,17 @@ class Meter(Protocol):
 
 
 class Instrumentation:
-    def __init__(self, notifier: Notifier) -> None:
-        self.notifier = notifier
+    def __init__(self, notifier_of: Callable[[], Notifier]) -> None:
+        self._notifier_of = notifier_of
         self.observers: list[Observer] = []
         self.meter: Meter | None = None
         """The app's metrics once something asked for them (`JobMetrics.of`): one per app,
         so an embedded worker and the web process's /metrics share one registry."""
+
+    @property
+    def notifier(self) -> Notifier:
+        """The running event loop's (each loop has its own connections)."""
+        return self._notifier_of()
 
     def changed(self, changes: Iterable[Change]) -> None:
         changes = list(changes)

@@ -17,8 +17,10 @@ _CONTEXT = "backburner.context.JobContext"
 _METHODS = frozenset(
     {
         "backburner.task.Task.enqueue",
+        "backburner.task.Task.enqueue_sync",
         "backburner.task.Task.call",
         "backburner.task.BoundTask.enqueue",
+        "backburner.task.BoundTask.enqueue_sync",
         "backburner.task.BoundTask.call",
         "backburner.task.Task.pipe",
         "backburner.task.BoundTask.pipe",

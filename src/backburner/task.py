@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from backburner.backends.protocol import NewJob
+from backburner.caller_connection import pinned
 from backburner.enqueue import DEFAULT_OPTIONS, UNSET, EnqueueOptions, build_job, insert_jobs
 from backburner.errors import ConfigurationError, InvalidArgumentsError
 from backburner.limits import RateLimit, check_concurrency, parse_rate_limit
@@ -213,12 +214,28 @@ class Task(Generic[P, R]):
         (handle,) = await insert_jobs(self.app, [job], task=self)
         return handle
 
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """`enqueue` for sync code (Django and Flask views, FastAPI `def` endpoints,
+        scripts): blocks until the job is durable and returns its handle, whose `*_sync`
+        methods block too. Arguments are checked here, in the caller's thread; the store
+        call runs as `Backburner.run_sync` says."""
+        job = build_job(self, DEFAULT_OPTIONS, args, kwargs)
+        (handle,) = self.app.run_sync(lambda: insert_jobs(self.app, [job], task=self))
+        return handle
+
     async def enqueue_many(
         self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
     ) -> list[Job[R]]:
         """Store many jobs in one transaction (all or none). Each item is `task.call(...)`,
         a tuple of positional arguments, or a mapping of keyword arguments."""
         return await _enqueue_many(self, DEFAULT_OPTIONS, calls)
+
+    def enqueue_many_sync(
+        self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[Job[R]]:
+        """`enqueue_many` for sync code, as `enqueue_sync`."""
+        jobs = _build_many(self, DEFAULT_OPTIONS, calls)
+        return self.app.run_sync(lambda: insert_jobs(self.app, jobs, task=self))
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """Arguments for `enqueue_many`, `app.chain` and `app.group`, checked by mypy like
@@ -254,6 +271,15 @@ async def _enqueue_many(
     calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]],
 ) -> list[Job[R]]:
     """`enqueue_many` of a task or a bound task: every item checked, then one insert."""
+    new_jobs = _build_many(task, options, calls)
+    return await insert_jobs(task.app, new_jobs, options.connection, task=task)
+
+
+def _build_many(
+    task: Task[Any, R],
+    options: EnqueueOptions,
+    calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]],
+) -> list[NewJob]:
     new_jobs = []
     for index, item in enumerate(calls):
         if isinstance(item, Call):
@@ -269,7 +295,7 @@ async def _enqueue_many(
                 f"got {type(item).__name__}",
             )
         new_jobs.append(build_job(task, options, args, kwargs))
-    return await insert_jobs(task.app, new_jobs, options.connection, task=task)
+    return new_jobs
 
 
 class BoundTask(Generic[P, R]):
@@ -286,10 +312,29 @@ class BoundTask(Generic[P, R]):
         )
         return handle
 
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """`enqueue` with these options, for sync code (see `Task.enqueue_sync`). With
+        `connection=` a sync connection (psycopg, a SQLAlchemy `Session`, Django's), the
+        job joins that connection's transaction."""
+        job = build_job(self.task, self._options, args, kwargs)
+        app, connection = self.task.app, pinned(self._options.connection)
+        (handle,) = app.run_sync(
+            lambda: insert_jobs(app, [job], connection, task=self.task)
+        )
+        return handle
+
     async def enqueue_many(
         self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
     ) -> list[Job[R]]:
         return await _enqueue_many(self.task, self._options, calls)
+
+    def enqueue_many_sync(
+        self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
+    ) -> list[Job[R]]:
+        """`enqueue_many` with these options, for sync code (see `Task.enqueue_sync`)."""
+        jobs = _build_many(self.task, self._options, calls)
+        app, connection = self.task.app, pinned(self._options.connection)
+        return app.run_sync(lambda: insert_jobs(app, jobs, connection, task=self.task))
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call:
         """`task.call` with these options (a step of a chain or group)."""

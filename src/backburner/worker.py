@@ -201,6 +201,8 @@ class Worker:
     async def _run(self) -> None:
         # A store that is down at start is waited for, as during a run: a worker started
         # in an outage (or before its database) must not crash-loop.
+        # The running loop's store: the worker may have been made outside it.
+        self.backend = self.app.backend
         await self._with_backend_retry(self.app.open)
         loop = asyncio.get_running_loop()
         signals_installed = self._install_signals(loop)

@@ -424,7 +424,7 @@ _DJANGO_CHILD = textwrap.dedent("""
 
     from backburner import Backburner, ConfigurationError
     from backburner.backends.postgres import PostgresBackend
-    from backburner.backends.postgres.external import pinned
+    from backburner.caller_connection import pinned
 
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()

@@ -28,7 +28,7 @@ def test_public_surface_is_curated() -> None:
             "JobCancelledError", "JobContext",
             "JobFailedError", "JobNotFoundError", "JobRecord", "JobState", "JobStateError",
             "LeaseLostError", "Progress", "QueueInfo", "Retention", "RetryLater",
-            "ScheduleInfo", "Task",
+            "ScheduleInfo", "SyncCallError", "Task",
             "TaskNotFoundError", "UniqueScope", "Worker", "WorkerCrashedError", "__version__",
         ]
     )

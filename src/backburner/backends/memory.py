@@ -174,6 +174,10 @@ class MemoryBackend:
     async def close(self) -> None:
         await self._notifier.close()
 
+    def for_another_loop(self) -> MemoryBackend:
+        # Plain objects and no connection: every loop shares this one store.
+        return self
+
     async def migrate(self) -> list[int]:
         return []
 

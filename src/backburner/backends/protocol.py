@@ -294,6 +294,12 @@ class StoreLifecycle(Protocol):
 
     async def close(self) -> None: ...
 
+    def for_another_loop(self) -> Backend:
+        """A backend on the same store, built the same way and not opened, for another
+        event loop: asyncio connections belong to the loop that opened them, and the app
+        gives each loop its own (`backburner.loops`). A backend that binds nothing to a
+        loop answers itself, and is then shared by every loop."""
+
     async def migrate(self) -> list[int]:
         """Apply pending schema migrations; return the versions applied."""
 

@@ -150,6 +150,9 @@ class MySQLBackend:
             self._use_queries(render(self.config, version))
             self._pool, self._opened_in = pool, os.getpid()
 
+    def for_another_loop(self) -> MySQLBackend:
+        return type(self)(self.url)
+
     async def close(self) -> None:
         await self._notifier.close()
         pool, self._pool = self._pool, None

@@ -175,6 +175,9 @@ class PostgresBackend:
                 raise
             self._pool, self._opened_in = pool, os.getpid()
 
+    def for_another_loop(self) -> PostgresBackend:
+        return type(self)(self.url)
+
     async def close(self) -> None:
         await self._notifier.close()
         pool, self._pool = self._pool, None

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from backburner.caller_connection import pinned
 from backburner.errors import ConfigurationError
 
 _WHAT = (
@@ -44,18 +45,6 @@ async def driver_connection(connection: Any) -> Any:
     if _is_django(connection):
         return await _from_django(connection)
     raise ConfigurationError(f"{_WHAT}, got {type(connection).__name__}")
-
-
-def pinned(connection: Any) -> Any:
-    """`connection` as the calling thread sees it; call it in the thread that owns the
-    transaction before the enqueue runs on another one (a sync API's event-loop thread).
-    `django.db.connection` is a proxy that finds the current thread's connection at each
-    use: from another thread it would reach that thread's connection, outside the caller's
-    `transaction.atomic()`. Anything else comes back as is."""
-    kind = type(connection)
-    if kind.__module__ == "django.utils.connection" and kind.__name__ == "ConnectionProxy":
-        return connection._connections[connection._alias]
-    return connection
 
 
 def _is_psycopg(connection: Any) -> bool:

@@ -154,6 +154,9 @@ class RedisBackend:
         if scores:
             await client.zadd(q.finished(state), scores, nx=True)
 
+    def for_another_loop(self) -> RedisBackend:
+        return type(self)(self.url)
+
     async def close(self) -> None:
         await self._notifier.close()
         connected, self._connected_to, self._client = self._connected_to, None, None

@@ -219,7 +219,7 @@ class RedisNotifier(LocalNotifier):
         # swallows it): so the loop also ends on close()'s flag, or it would ping for ever
         # and close() would hang (a CI run's teardown did, 120 s).
         while not self._closing:
-            message = await pubsub.get_message(timeout=SILENCE)
+            message = await _next_message(pubsub)
             if message is None:
                 if pinged:
                     raise ConnectionError(f"no reply from Redis in {2 * SILENCE:.0f} s")
@@ -271,3 +271,26 @@ class RedisNotifier(LocalNotifier):
             await asyncio.gather(sender, return_exceptions=True)
         self._sender = None
         await super().close()
+
+
+async def _next_message(pubsub: PubSub) -> dict[str, Any] | None:
+    """`get_message`, read in a task of its own so that cancelling the listener (a loop's
+    end: asyncio.run cancels every task) stops it at once. redis-py's read timeout can
+    absorb a cancellation and read on for the rest of its timeout (15 s), and the loop's
+    end would wait for it; here the connection is dropped under that read instead."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        # A cancellation that redis-py absorbed in an earlier call (a ping, a read) is
+        # still requested: honour it here instead of reading on.
+        raise asyncio.CancelledError
+    reader = asyncio.ensure_future(pubsub.get_message(timeout=SILENCE))
+    try:
+        return await asyncio.shield(reader)
+    except asyncio.CancelledError:
+        reader.cancel()
+        connection = pubsub.connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+        await asyncio.gather(reader, return_exceptions=True)
+        raise

@@ -126,6 +126,9 @@ class SQLiteBackend:
         await self._db.run(schema.migrate)
         self._opened_in = os.getpid()
 
+    def for_another_loop(self) -> SQLiteBackend:
+        return type(self)(self.url)
+
     async def close(self) -> None:
         await self._notifier.close()
         await self._db.close()
