@@ -317,6 +317,6 @@ class _Mount:
         inner["PATH_INFO"] = "/" + tail
         inner[_ROLE_KEY] = self.role()
         # Cheap to make (it only binds the loop); the loop is this process's.
-        app = ASGIMiddleware(self.asgi, loop=self.portal._running_loop())  # type: ignore[arg-type]
+        app = ASGIMiddleware(self.asgi, loop=self.portal.loop())  # type: ignore[arg-type]
         # `from_app` makes an instance of the class it is called on: Flask's Response.
         return cast(Response, Response.from_app(cast(Any, app), inner))

@@ -52,6 +52,11 @@ class Portal:
             )
         return asyncio.run_coroutine_threadsafe(coro, loop)
 
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The portal's running loop, started on first use (for code that schedules on it
+        itself, e.g. a WSGI-to-ASGI bridge)."""
+        return self._running_loop()
+
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None or self._thread is None or not self._thread.is_alive():
@@ -112,15 +117,14 @@ def wait(future: concurrent.futures.Future[T], loop: asyncio.AbstractEventLoop |
     watched so that a loop stopping before it ran the call ends the wait."""
     if loop is None:
         return future.result()
-    while True:
-        try:
-            return future.result(timeout=_LIVENESS_CHECK)
-        except concurrent.futures.TimeoutError:
-            if not loop.is_running():
-                future.cancel()
-                raise BackendUnavailableError(
-                    "the event loop this app runs on stopped before the call ran"
-                ) from None
+    # Not `future.result(timeout=...)`: its TimeoutError could not be told from one the
+    # call itself raised (`result_sync(timeout=...)`).
+    while not concurrent.futures.wait([future], timeout=_LIVENESS_CHECK).done:
+        if not loop.is_running() and future.cancel():
+            raise BackendUnavailableError(
+                "the event loop this app runs on stopped before the call ran"
+            )
+    return future.result()
 
 
 def call_soon(

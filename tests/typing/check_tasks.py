@@ -45,3 +45,16 @@ async def use() -> None:
     await crop.enqueue("a.png", (1, 2))  # E: call-arg|misc
     await app.chain(crop.call("a.png"), summarize.pipe(title="t"))
     print(result, bad)
+
+
+def use_sync() -> None:
+    job = resize.enqueue_sync("a.png", width=200)
+    result: dict[str, bool] = job.result_sync(timeout=1)
+    resize.options(delay=60).enqueue_sync("a.png", width=200)
+    send_email.enqueue_many_sync([send_email.call("a@x.io"), ("b@x.io",)])
+    crop.enqueue_sync("a.png", box=(1, 2))
+    resize.enqueue_sync("a.png", width="x")  # E: arg-type
+    send_email.enqueue_sync()  # E: call-arg
+    crop.options(queue="images").enqueue_sync(1)  # E: arg-type
+    bad: int = job.result_sync()  # E: assignment
+    print(result, bad)

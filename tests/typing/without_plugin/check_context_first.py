@@ -45,3 +45,10 @@ async def use() -> None:
     await plain.enqueue("x")  # E: arg-type
     await context_last.enqueue("a")  # E: call-arg
     print(result, bad)
+
+
+def use_sync() -> None:
+    resize.enqueue_sync("a.png", width=3)
+    count.options(delay=5).enqueue_sync(1)
+    count.enqueue_sync()  # E: call-arg
+    resize.enqueue_sync(1)  # E: arg-type

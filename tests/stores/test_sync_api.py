@@ -1,0 +1,193 @@
+"""The sync API on every store: from plain threads, from a web server's worker threads (a
+FastAPI `def` endpoint under a real uvicorn), from inside a running loop, and concurrently."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from services import BACKENDS, backend_url, destroy_store, free_port
+
+from backburner import (
+    Backburner,
+    InvalidArgumentsError,
+    JobCancelledError,
+    JobFailedError,
+    JobState,
+    SyncCallError,
+)
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    made = backend_url(request.param, tmp_path)
+    yield made
+    if not made.startswith("memory"):
+        destroy_store(made)
+
+
+def make_app(url: str) -> Backburner:
+    app = Backburner(url, poll_interval=0.2)
+
+    @app.task(name="double")
+    async def double(n: int) -> int:
+        return 2 * n
+
+    @app.task(name="add", retries=0)
+    def add(a: int, b: int) -> int:  # a sync task, run in a thread by the worker
+        if a < 0:
+            raise ValueError("negative")
+        return a + b
+
+    return app
+
+
+class WorkerThread:
+    """A worker on its own loop in a thread, as a separate process would be."""
+
+    def __init__(self, app: Backburner) -> None:
+        self.app = app
+        self.worker = app.worker(concurrency=4, handle_signals=False)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self) -> None:
+        async def go() -> None:
+            self.loop = asyncio.get_running_loop()
+            await self.worker.run()
+
+        asyncio.run(go())
+
+    def __enter__(self) -> WorkerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        deadline = time.monotonic() + 5
+        while self.loop is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.worker.stop)
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def test_enqueue_and_wait_from_a_plain_thread(url: str) -> None:
+    app = make_app(url)
+    double, add = app.get_task("double"), app.get_task("add")
+    with WorkerThread(app):
+        job = double.enqueue_sync(21)
+        assert job.initial_state is JobState.PENDING
+        assert job.result_sync(timeout=10) == 42
+        assert add.options(priority=5).enqueue_sync(2, b=3).result_sync(timeout=10) == 5
+        many = double.enqueue_many_sync([(1,), {"n": 2}, double.call(3)])
+        assert [j.result_sync(timeout=10) for j in many] == [2, 4, 6]
+        failing = add.enqueue_sync(-1, 1)
+        with pytest.raises(JobFailedError):
+            failing.result_sync(timeout=10)
+        assert failing.status_sync() is JobState.FAILED
+        assert app.retry_sync(failing.id) is JobState.PENDING
+        record = app.get_job_sync(job.id)
+        assert record is not None and record.result == 42
+        assert app.get_job_sync("0" * 26) is None
+    later = double.options(delay=3600).enqueue_sync(1)
+    assert later.cancel_sync() is JobState.CANCELLED
+    with pytest.raises(JobCancelledError):
+        later.result_sync(timeout=1)
+    assert later.delete_sync() is True
+    with pytest.raises(TimeoutError):
+        double.options(delay=3600).enqueue_sync(2).wait_sync(timeout=0.2)
+    app.close_sync()
+
+
+def test_arguments_are_checked_in_the_callers_thread(url: str) -> None:
+    app = make_app(url)
+    with pytest.raises(InvalidArgumentsError):
+        app.get_task("double").enqueue_sync("not a number")  # type: ignore[arg-type]
+    assert app._portal is None, "nothing was sent to the store"
+
+
+def test_many_threads_at_once(url: str) -> None:
+    app = make_app(url)
+    double = app.get_task("double")
+
+    def enqueue(n: int) -> str:
+        return double.enqueue_sync(n).id
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(enqueue, range(80)))
+    assert len(set(ids)) == 80
+    with WorkerThread(app):
+        assert [app.job(i).result_sync(timeout=20) for i in ids] == [2 * n for n in range(80)]
+    app.close_sync()
+
+
+def test_from_inside_a_running_loop(url: str) -> None:
+    """A notebook cell or a sync helper called from async code: the caller's loop blocks
+    while the portal does the work, and nothing deadlocks."""
+    app = make_app(url)
+
+    async def main() -> str:
+        await app.get_task("double").enqueue(1)  # this loop has connections of its own
+        return app.get_task("double").enqueue_sync(2).id
+
+    job_id = asyncio.run(main())
+    record = app.get_job_sync(job_id)
+    assert record is not None and record.kwargs == {"n": 2}  # stored by name
+    app.close_sync()
+
+
+def test_a_call_from_the_portals_own_loop_is_refused(url: str) -> None:
+    app = make_app(url)
+
+    async def nested() -> object:
+        return app.get_task("double").enqueue_sync(1)
+
+    with pytest.raises(SyncCallError):
+        app.run_sync(nested)
+    app.close_sync()
+
+
+def test_fastapi_def_endpoints_under_uvicorn(url: str) -> None:
+    """A `def` endpoint runs in a worker thread of the server's loop: its sync calls join
+    that loop (and its connections) and may wait for a job the embedded worker runs."""
+    from backburner.fastapi import backburner_lifespan
+
+    app = make_app(url)
+    double = app.get_task("double")
+    api = FastAPI(lifespan=backburner_lifespan(app))
+
+    @api.post("/double/{n}")
+    def enqueue_double(n: int) -> dict[str, object]:
+        job = double.enqueue_sync(n)
+        return {"id": job.id, "result": job.result_sync(timeout=10)}
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        with (
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client,
+            ThreadPoolExecutor(6) as pool,
+        ):
+            answers = list(pool.map(lambda n: client.post(f"/double/{n}"), range(12)))
+        assert [a.status_code for a in answers] == [200] * 12
+        assert [a.json()["result"] for a in answers] == [2 * n for n in range(12)]
+        assert app._portal is None, "the endpoints' calls ran on the server's loop"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+    assert not thread.is_alive()
