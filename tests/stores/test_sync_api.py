@@ -171,7 +171,9 @@ def test_fastapi_def_endpoints_under_uvicorn(url: str) -> None:
         return {"id": job.id, "result": job.result_sync(timeout=10)}
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(
+        api, host="127.0.0.1", port=port, log_level="warning", ws="none",  # no WebSocket here
+    ))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
