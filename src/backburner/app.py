@@ -20,6 +20,7 @@ from backburner.context import JobContext
 from backburner.enqueue import UNSET, store_jobs
 from backburner.errors import ConfigurationError, JobNotFoundError, TaskNotFoundError
 from backburner.flows import Flow, chain_jobs, find_flow, group_jobs, insert_flow
+from backburner.group_commit import GroupInsert
 from backburner.handle import Job
 from backburner.instrument import Change, Instrumentation
 from backburner.job import JobRecord, JobState
@@ -185,6 +186,12 @@ class Backburner:
         a thread with its own loop, pytest-asyncio's loop per test) has its own connections
         (see `backburner.loops`); outside any loop, the store the app was made with."""
         return self._stores.current().backend
+
+    @property
+    def group_insert(self) -> GroupInsert:
+        """The running loop's group commit: concurrent plain enqueues share one insert
+        (see `backburner.group_commit`)."""
+        return self._stores.current().inserts
 
     @property
     def _opened(self) -> bool:

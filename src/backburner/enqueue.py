@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from backburner import codec
 from backburner.backends.protocol import Backend, Inserted, NewJob
+from backburner.group_commit import shareable
 from backburner.handle import Job
 from backburner.ids import new_job_id
 from backburner.instrument import Change
@@ -138,7 +139,10 @@ async def insert_jobs(
             first[slot] = job.id
         sent.append(job)
     with app.spans.enqueue(sent) as stored:
-        used = await store_jobs(app.backend, stored, connection)
+        if connection is None and shareable(stored):
+            used = await app.group_insert.insert(stored)
+        else:
+            used = await store_jobs(app.backend, stored, connection)
     actual = {job.id: done.id for job, done in zip(sent, used, strict=True)}
     # A holder's state as the store saw it (it may be uncommitted, with `connection=`).
     held = {done.id: done.holder_state for done in used if done.holder_state is not None}

@@ -30,6 +30,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from backburner.backends.protocol import Backend
+from backburner.group_commit import GroupInsert
 
 
 @dataclass(eq=False)
@@ -41,6 +42,14 @@ class LoopStore:
     opened: bool = False
     open_lock: asyncio.Lock | None = None
     closer: AsyncGenerator[None, None] | None = field(default=None, repr=False)
+    _inserts: GroupInsert | None = field(default=None, repr=False)
+
+    @property
+    def inserts(self) -> GroupInsert:
+        """Group commit of this loop's plain enqueues (`backburner.group_commit`)."""
+        if self._inserts is None:
+            self._inserts = GroupInsert(self.backend)
+        return self._inserts
 
     async def open(self) -> None:
         if self.opened:
