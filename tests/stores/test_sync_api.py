@@ -4,6 +4,8 @@ FastAPI `def` endpoint under a real uvicorn), from inside a running loop, and co
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -193,3 +195,28 @@ def test_fastapi_def_endpoints_under_uvicorn(url: str) -> None:
         server.should_exit = True
         thread.join(30)
     assert not thread.is_alive()
+
+
+CLOSE_AT_EXIT = """
+import atexit, sys
+from backburner import Backburner
+app = Backburner(sys.argv[1])
+@app.task(name="noop")
+async def noop() -> None: ...
+atexit.register(app.close_sync)
+noop.enqueue_sync()
+app.run_sync(lambda: app.list_jobs())  # SQLite: a listing uses the store's thread pool
+print("enqueued")
+"""
+
+
+def test_close_sync_from_atexit(url: str) -> None:
+    """`atexit.register(app.close_sync)`, the obvious clean-up of a script: atexit hooks run
+    after the standard library stopped its thread pools, and the close must still work."""
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", CLOSE_AT_EXIT, url],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "enqueued"
+    assert "Traceback" not in done.stderr, done.stderr

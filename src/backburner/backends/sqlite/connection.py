@@ -132,7 +132,13 @@ class SQLiteConnection:
             if conn is not None:
                 conn.close()
 
-        await asyncio.get_running_loop().run_in_executor(executor, _close)
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, _close)
+        except RuntimeError:
+            # At interpreter exit the standard library has stopped every thread pool before
+            # atexit hooks run (a `close_sync` registered there): no thread takes the call.
+            # The pool's thread is idle then, so closing here races with nothing.
+            _close()
         executor.shutdown(wait=True)
 
     # -- internals -------------------------------------------------------------------------
