@@ -26,13 +26,17 @@ class InstallFailed(Exception):
     pass
 
 
-def environment(peer: Peer, install: bool = True) -> Environment:
-    """The virtualenv for `peer`, created or updated if needed (and allowed)."""
+def environment(peer: Peer, install: bool = True, extra: tuple[str, ...] = (),
+                suffix: str = "") -> Environment:
+    """The virtualenv for `peer`, created or updated if needed (and allowed). `extra`
+    requirements (bench/web.py: FastAPI and uvicorn) go into a venv of their own,
+    `<key><suffix>`, so the peers benchmark's venvs keep exactly their adapters' pins."""
     if not peer.requirements:
         # Backburner runs from the interpreter running the harness (the repo's .venv).
         return Environment(Path(sys.executable).parent)
-    root = VENVS_DIR / peer.key
-    wanted = "\n".join(peer.requirements) + "\n"
+    root = VENVS_DIR / f"{peer.key}{suffix}"
+    requirements = (*peer.requirements, *extra)
+    wanted = "\n".join(requirements) + "\n"
     stamp = root / STAMP
     if stamp.exists() and stamp.read_text() == wanted:
         return Environment(root / "bin")
@@ -43,7 +47,7 @@ def environment(peer: Peer, install: bool = True) -> Environment:
     # The harness's own interpreter is the base: every library runs on the same Python.
     _run([sys.executable, "-m", "venv", str(root)])
     _run([str(root / "bin" / "python"), "-m", "pip", "install", "--quiet",
-          "--disable-pip-version-check", *peer.requirements])
+          "--disable-pip-version-check", *requirements])
     stamp.write_text(wanted)
     return Environment(root / "bin")
 
