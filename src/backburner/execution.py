@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from backburner import codec, tracing
 from backburner.backends.protocol import ClaimedJob, Completion, Failure, Release
@@ -30,6 +31,8 @@ _STOP_GRACE = 2.0
 """Seconds a cancelled or timed-out task gets to unwind before it is left behind."""
 
 log = logging.getLogger("backburner.worker")
+
+T = TypeVar("T")
 
 OutcomeKind = Literal["complete", "fail", "release", "abandon"]
 
@@ -73,8 +76,8 @@ async def run_attempt(
         # type. Still this job's input, and it would fail the same way again.
         return _end(job, describe(exc), FailureReason.INVALID_PAYLOAD)
 
-    # The call runs as its own task, awaited through asyncio.wait, which never passes our
-    # own cancellation on to it. So a task that ignores or delays cancellation (a slow
+    # The call runs as its own task, awaited through _finished_within, which never passes
+    # our own cancellation on to it. So a task that ignores or delays cancellation (a slow
     # `finally`, a swallowed CancelledError, `shield`) still lets this attempt end within
     # `_STOP_GRACE` of its timeout or cancel: its slot is freed, and whatever it writes later
     # is fenced off.
@@ -84,7 +87,7 @@ async def run_attempt(
         return _failed(job, task, describe(exc), FailureReason.ERROR, None,
                        retryable=_retryable(task, exc))
     try:
-        done, _ = await asyncio.wait((call,), timeout=timeout)
+        done = await _finished_within(call, timeout)
     except asyncio.CancelledError:
         if not call.done():
             outcome = await _cancelled(call, job, ctx)
@@ -93,7 +96,7 @@ async def run_attempt(
             raise
         # It finished before the cancellation reached us: record what it did (a fenced
         # write is rejected anyway if the lease was lost).
-        done = {call}
+        done = True
     if not done:
         # Sync tasks keep running in their thread; the flag lets them stop early.
         ctx.signal_cancel(CancelReason.TIMEOUT)
@@ -179,7 +182,7 @@ def _prepare(
     if task.signature.context_parameter is not None:
         kwargs[task.signature.context_parameter] = ctx
     timeout = job.timeout if job.timeout is not None else task.defaults.timeout
-    # Checked before the call starts: asyncio.wait would only refuse it once the task runs.
+    # Checked before the call starts: the timer would only refuse it once the task runs.
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, (int, float))
         or math.isnan(timeout)
@@ -188,11 +191,53 @@ def _prepare(
     return args, kwargs, timeout
 
 
+_EAGER = sys.version_info >= (3, 12)
+"""asyncio.Task(..., eager_start=True) exists (3.12+)."""
+
+
+def start_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]
+) -> asyncio.Task[T]:
+    """A task for one job (or one attempt's call). On Python 3.12+ it starts eagerly: the
+    coroutine runs at once, up to its first real suspension, so a job that never waits (or
+    waits on something already done) finishes without a trip through the event loop's
+    ready queue. A loop with its own task factory keeps it (it may be how that application
+    propagates context or traces); on 3.11 this is `loop.create_task`. The caller must cope
+    with a task that is already done when this returns."""
+    if _EAGER and loop.get_task_factory() is None:
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    return loop.create_task(coro)
+
+
+async def _finished_within(call: asyncio.Future[Any], timeout: float | None) -> bool:
+    """Whether `call` finished within `timeout` seconds (None: no limit). What
+    `asyncio.wait((call,), timeout=timeout)` answers, without its set, counter and closure
+    per call: like it, this never cancels `call`, so a CancelledError raised here is the
+    attempt's own and the call is still ours to stop (with its grace)."""
+    if call.done():
+        return True
+    waiter = call.get_loop().create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    call.add_done_callback(wake)
+    timer = None if timeout is None else waiter.get_loop().call_later(timeout, wake, None)
+    try:
+        await waiter
+    finally:
+        if timer is not None:
+            timer.cancel()
+        call.remove_done_callback(wake)
+    return call.done()
+
+
 def _start(
     task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], threads: DaemonThreads
 ) -> asyncio.Future[Any]:
     if task.is_async:
-        return asyncio.ensure_future(_contained(task.func(*args, **kwargs)))
+        return start_task(asyncio.get_running_loop(), _contained(task.func(*args, **kwargs)))
     return asyncio.wrap_future(threads.submit(lambda: _contained_call(task.func, args, kwargs)))
 
 
