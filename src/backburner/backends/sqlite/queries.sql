@@ -50,9 +50,15 @@ VALUES
 
 -- name: release_lapsed_key
 -- The period scope ends by the clock, which the unique index cannot see: its holder lets go
--- here, in the insert's transaction, right before the key is looked up.
+-- here, in the insert's transaction, right before the key is looked up. The unique index's
+-- predicate is repeated word for word so SQLite seeks that index: without it, this scanned
+-- the whole table on every insert with a unique key.
 UPDATE backburner_jobs SET unique_until = NULL
 WHERE queue = :queue AND task = :task AND unique_key = :unique_key
+  AND unique_key IS NOT NULL AND (
+        (unique_scope = 'active' AND state IN ('pending', 'scheduled', 'running'))
+        OR (unique_scope = 'queued' AND state IN ('pending', 'scheduled') AND attempt = 0)
+        OR (unique_scope = 'period' AND unique_until IS NOT NULL))
   AND unique_scope = 'period' AND unique_until <= :now;
 
 -- name: unique_holder
