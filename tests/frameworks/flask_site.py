@@ -113,7 +113,11 @@ def _prepare() -> None:
         import psycopg
 
         # The store made its schema just now; the orders table goes with it at the end.
-        with psycopg.connect(urlsplit(URL)._replace(query="").geturl(), autocommit=True) as c:
+        # The gunicorn parent and the worker process import this module at once: CREATE
+        # TABLE IF NOT EXISTS is no guard against a concurrent one (both may pass the check
+        # and one fails on pg_type's unique index), so they take turns on a lock.
+        with psycopg.connect(urlsplit(URL)._replace(query="").geturl()) as c, c.transaction():
+            c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_schema()])
             c.execute(f"CREATE TABLE IF NOT EXISTS {_schema()}.orders (item text NOT NULL)")
 
 
