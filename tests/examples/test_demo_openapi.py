@@ -8,15 +8,27 @@ answers OpenAPI cannot state are listed, with their reasons, in tests/api/schema
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
-from demo_harness import Demo
+from demo_harness import Demo, running_demo
 
+from examples.demo.settings import Settings
+from examples.demo.smtp_sink import SmtpSink
 from tests.api.servers import run_schemathesis
 
 
+@pytest.fixture
+async def fuzzed_demo(settings: Settings, sink: SmtpSink) -> AsyncIterator[Demo]:
+    """The demo with a short shutdown grace: the fuzzer starts long jobs (the progress
+    demo's), and the default 30 s grace made the teardown wait for them for 30 s."""
+    async with running_demo(settings, sink, grace=1.0) as running:
+        yield running
+
+
 @pytest.mark.timeout(600)
-async def test_schemathesis_all_checks_find_nothing_on_the_demo(demo: Demo) -> None:
+async def test_schemathesis_all_checks_find_nothing_on_the_demo(fuzzed_demo: Demo) -> None:
+    demo = fuzzed_demo
     # The CLI in a thread: the demo's server runs on this test's event loop.
     report = await asyncio.to_thread(run_schemathesis, f"{demo.base}/openapi.json",
                                      max_examples=30)
