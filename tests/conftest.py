@@ -4,11 +4,11 @@ prefix or schema, removed afterwards."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from services import BACKENDS, IN_CI, backend_url, require_service
+from services import BACKENDS, IN_CI, backend_url, destroy_store, require_service
 
 from backburner import Backburner
 from backburner.backends import open_backend
@@ -44,6 +44,16 @@ async def app(backend: Backend) -> Backburner:
     application = Backburner(backend=backend, poll_interval=0.2)
     await application.open()
     return application
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL per registered store, isolated to the test, its prefix or schema removed after:
+    for tests that make their own apps from a URL (each event loop, the sync API)."""
+    made = backend_url(request.param, tmp_path)
+    yield made
+    if not made.startswith("memory"):
+        destroy_store(made)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import gc
 import multiprocessing
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from services import BACKENDS, backend_url, destroy_store
@@ -18,16 +17,8 @@ from backburner import Backburner
 from backburner.loops import LoopStores
 
 
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    made = backend_url(request.param, tmp_path)
-    yield made
-    if not made.startswith("memory"):
-        destroy_store(made)
-
-
-def make_app(url: str) -> Backburner:
-    app = Backburner(url, poll_interval=0.2)
+def make_app(store_url: str) -> Backburner:
+    app = Backburner(store_url, poll_interval=0.2)
 
     @app.task(name="double")
     async def double(n: int) -> int:
@@ -36,14 +27,14 @@ def make_app(url: str) -> Backburner:
     return app
 
 
-def shared_app(url: str) -> Backburner:
+def shared_app(store_url: str) -> Backburner:
     # memory:// lives in the process: an app made from its URL is already "the store", so
     # the test keeps one object; every other store is reached again by URL.
-    return make_app(url)
+    return make_app(store_url)
 
 
-def test_two_asyncio_runs_each_get_their_own_connections(url: str) -> None:
-    app = shared_app(url)
+def test_two_asyncio_runs_each_get_their_own_connections(store_url: str) -> None:
+    app = shared_app(store_url)
     double = app.get_task("double")
     first = asyncio.run(double.enqueue(1))
     second = asyncio.run(double.enqueue(2))  # failed with "Event loop is closed" before
@@ -59,8 +50,8 @@ def test_two_asyncio_runs_each_get_their_own_connections(url: str) -> None:
     assert not stores._kept, "every loop's store closed with its loop"
 
 
-def test_a_thread_with_its_own_loop_beside_the_main_one(url: str) -> None:
-    app = shared_app(url)
+def test_a_thread_with_its_own_loop_beside_the_main_one(store_url: str) -> None:
+    app = shared_app(store_url)
     double = app.get_task("double")
     ids: list[str] = []
     failures: list[BaseException] = []
@@ -105,7 +96,7 @@ async def test_one_app_in_a_loop_per_test(module_app: Backburner, n: int) -> Non
     assert await job.result(timeout=10) == 2 * n
 
 
-def _child(url: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _child(store_url: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     app = _FORKED_APP
     assert app is not None
     double = app.get_task("double")
@@ -117,16 +108,16 @@ def _child(url: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-a
 _FORKED_APP: Backburner | None = None
 
 
-async def test_a_forked_child_never_uses_its_parents_connections(url: str) -> None:
+async def test_a_forked_child_never_uses_its_parents_connections(store_url: str) -> None:
     global _FORKED_APP
-    app = shared_app(url)
+    app = shared_app(store_url)
     _FORKED_APP = app
     double = app.get_task("double")
     try:
         before = await double.enqueue(1)  # the parent now holds connections
         ctx = multiprocessing.get_context("fork")
         out = ctx.Queue()
-        child = ctx.Process(target=_child, args=(url, out))
+        child = ctx.Process(target=_child, args=(store_url, out))
         child.start()
         child_ids = await asyncio.to_thread(out.get, True, 60)
         await asyncio.to_thread(child.join, 60)
@@ -136,7 +127,7 @@ async def test_a_forked_child_never_uses_its_parents_connections(url: str) -> No
         await app.run_worker(burst=True)
         assert await before.result(timeout=10) == 2
         assert await after.result(timeout=10) == 4
-        if not url.startswith("memory"):  # the child's memory store was its own copy
+        if not store_url.startswith("memory"):  # the child's memory store was its own copy
             assert [await app.job(i).result(timeout=10) for i in child_ids] == [20, 22]
     finally:
         _FORKED_APP = None

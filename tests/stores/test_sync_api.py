@@ -8,15 +8,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from services import BACKENDS, backend_url, destroy_store, free_port
+from services import free_port
 
 from backburner import (
     Backburner,
@@ -28,16 +26,8 @@ from backburner import (
 )
 
 
-@pytest.fixture(params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    made = backend_url(request.param, tmp_path)
-    yield made
-    if not made.startswith("memory"):
-        destroy_store(made)
-
-
-def make_app(url: str) -> Backburner:
-    app = Backburner(url, poll_interval=0.2)
+def make_app(store_url: str) -> Backburner:
+    app = Backburner(store_url, poll_interval=0.2)
 
     @app.task(name="double")
     async def double(n: int) -> int:
@@ -82,8 +72,8 @@ class WorkerThread:
         assert not self.thread.is_alive()
 
 
-def test_enqueue_and_wait_from_a_plain_thread(url: str) -> None:
-    app = make_app(url)
+def test_enqueue_and_wait_from_a_plain_thread(store_url: str) -> None:
+    app = make_app(store_url)
     double, add = app.get_task("double"), app.get_task("add")
     with WorkerThread(app):
         job = double.enqueue_sync(21)
@@ -110,15 +100,15 @@ def test_enqueue_and_wait_from_a_plain_thread(url: str) -> None:
     app.close_sync()
 
 
-def test_arguments_are_checked_in_the_callers_thread(url: str) -> None:
-    app = make_app(url)
+def test_arguments_are_checked_in_the_callers_thread(store_url: str) -> None:
+    app = make_app(store_url)
     with pytest.raises(InvalidArgumentsError):
         app.get_task("double").enqueue_sync("not a number")  # type: ignore[arg-type]
     assert app._portal is None, "nothing was sent to the store"
 
 
-def test_many_threads_at_once(url: str) -> None:
-    app = make_app(url)
+def test_many_threads_at_once(store_url: str) -> None:
+    app = make_app(store_url)
     double = app.get_task("double")
 
     def enqueue(n: int) -> str:
@@ -132,10 +122,10 @@ def test_many_threads_at_once(url: str) -> None:
     app.close_sync()
 
 
-def test_from_inside_a_running_loop(url: str) -> None:
+def test_from_inside_a_running_loop(store_url: str) -> None:
     """A notebook cell or a sync helper called from async code: the caller's loop blocks
     while the portal does the work, and nothing deadlocks."""
-    app = make_app(url)
+    app = make_app(store_url)
 
     async def main() -> str:
         await app.get_task("double").enqueue(1)  # this loop has connections of its own
@@ -147,8 +137,8 @@ def test_from_inside_a_running_loop(url: str) -> None:
     app.close_sync()
 
 
-def test_a_call_from_the_portals_own_loop_is_refused(url: str) -> None:
-    app = make_app(url)
+def test_a_call_from_the_portals_own_loop_is_refused(store_url: str) -> None:
+    app = make_app(store_url)
 
     async def nested() -> object:
         return app.get_task("double").enqueue_sync(1)
@@ -158,12 +148,12 @@ def test_a_call_from_the_portals_own_loop_is_refused(url: str) -> None:
     app.close_sync()
 
 
-def test_fastapi_def_endpoints_under_uvicorn(url: str) -> None:
+def test_fastapi_def_endpoints_under_uvicorn(store_url: str) -> None:
     """A `def` endpoint runs in a worker thread of the server's loop: its sync calls join
     that loop (and its connections) and may wait for a job the embedded worker runs."""
     from backburner.fastapi import backburner_lifespan
 
-    app = make_app(url)
+    app = make_app(store_url)
     double = app.get_task("double")
     api = FastAPI(lifespan=backburner_lifespan(app))
 
@@ -210,11 +200,11 @@ print("enqueued")
 """
 
 
-def test_close_sync_from_atexit(url: str) -> None:
+def test_close_sync_from_atexit(store_url: str) -> None:
     """`atexit.register(app.close_sync)`, the obvious clean-up of a script: atexit hooks run
     after the standard library stopped its thread pools, and the close must still work."""
     done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", CLOSE_AT_EXIT, url],
+        [sys.executable, "-W", "error", "-c", CLOSE_AT_EXIT, store_url],
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr

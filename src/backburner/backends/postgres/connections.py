@@ -85,18 +85,16 @@ def _pooled_options(config: PostgresConfig) -> dict[str, Any]:
     return {"statement_cache_size": 0} if config.transaction_pooled else {}
 
 
-async def _reset_if_needed(conn: Any) -> None:
+async def _no_reset(_conn: Any) -> None:
     """The pool's release step. asyncpg's default sends `pg_advisory_unlock_all(); CLOSE
     ALL; UNLISTEN *; RESET ALL` on every release: a round trip per call, which doubled the
     cost of a one-statement enqueue, and behind a transaction pooler a statement that
     would land on whatever server session the pooler picks, undoing settings of a session
     that is not ours. Backburner leaves nothing to reset: its locks are transaction-level,
     its settings SET LOCAL, it never LISTENs or declares cursors on pooled connections
-    (tests/stores/test_postgres_pgbouncer.py scans the SQL for that). Only a connection
-    given back inside a transaction (a call cancelled mid-way) is rolled back, which the
-    driver knows without asking the server."""
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
+    (tests/stores/test_postgres_pgbouncer.py scans the SQL for that). A connection given
+    back inside a transaction (a call cancelled mid-way) is still rolled back: asyncpg
+    does that itself before it calls a custom reset."""
 
 
 class _FloorRetries(logging.Filter):
@@ -120,7 +118,7 @@ async def create_pool(config: PostgresConfig) -> Any:
     Bind/Execute in the binary protocol. Behind a transaction pooler, not: see
     `_pooled_options`."""
     logging.getLogger("asyncpg.pool").addFilter(_FLOOR_RETRIES)  # a no-op when present
-    extra: dict[str, Any] = {"reset": _reset_if_needed, **_pooled_options(config)}
+    extra: dict[str, Any] = {"reset": _no_reset, **_pooled_options(config)}
     return await asyncpg.create_pool(
         config.dsn,
         min_size=config.pool_min_size,
