@@ -20,7 +20,7 @@ import inspect
 import math
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +112,7 @@ class TaskSignature:
         }
         returns = hints.get("return", Any)
         self.returns: TypeAdapter[Any] = _adapter(returns)
+        self._binder = _FastBinder.of(kept, params)
 
     # -- enqueue side ----------------------------------------------------------------------
 
@@ -131,6 +132,11 @@ class TaskSignature:
         if leave_first:
             first = self._first_positional()
             args = (None, *args)
+        binder = self._binder
+        if binder is not None:
+            bound_fast = binder.bind(args, kwargs)
+            if bound_fast is not None:
+                return self._encode_bound(bound_fast, first)
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -152,6 +158,25 @@ class TaskSignature:
                 out_args.append(self._to_json(param, name, value))
             else:
                 out_kwargs[name] = self._to_json(param, name, value)
+        return out_args, out_kwargs
+
+    def _encode_bound(
+        self, bound: Iterable[tuple[Parameter, Any]], first: str | None
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """`encode`'s conversion for what `_FastBinder` bound: no *args or **kwargs, so a
+        positional-only parameter is stored by position and every other one by name."""
+        out_args: list[Any] = []
+        out_kwargs: dict[str, Any] = {}
+        positional = self._positional
+        to_json = self._to_json
+        for param, value in bound:
+            name = param.name
+            if name == first:
+                continue
+            if name in positional:
+                out_args.append(to_json(param, name, value))
+            else:
+                out_kwargs[name] = to_json(param, name, value)
         return out_args, out_kwargs
 
     def _first_positional(self) -> str:
@@ -254,6 +279,65 @@ class TaskSignature:
             if self._signature.parameters[name].default is inspect.Parameter.empty:
                 required.append(name)
         return {"type": "object", "properties": properties, "required": required}
+
+
+class _FastBinder:
+    """`Signature.bind` for the usual shapes (parameters by position or keyword and
+    keyword-only ones, positional-only ones too; no *args, no **kwargs) without building a
+    `BoundArguments`: a valid call's arguments, in parameter order as `bind` orders them.
+    Any call it is not sure of (too many positional arguments, an unknown or repeated
+    keyword, a missing required argument) answers None, and `Signature.bind` then decides,
+    raising its own error: a fast path only for calls that bind."""
+
+    __slots__ = ("_by_position", "_keyword_slot", "_max_positional", "_required", "_rest")
+
+    def __init__(self, kept: Sequence[inspect.Parameter], params: Mapping[str, Parameter]) -> None:
+        positional = [p for p in kept if p.kind is not p.KEYWORD_ONLY]
+        self._by_position = tuple(params[p.name] for p in positional)
+        """Parameters a positional argument fills, in order."""
+        self._max_positional = len(positional)
+        self._rest = tuple((p.name, params[p.name]) for p in kept)
+        """Every parameter in order; `_rest[n:]` are those after n positional arguments
+        (keyword-only parameters come after every positional one)."""
+        self._keyword_slot = {
+            p.name: index for index, p in enumerate(kept) if p.kind is not p.POSITIONAL_ONLY
+        }
+        """Names a keyword may give, to the parameter's index: a keyword for one of the
+        first n parameters repeats a positional argument."""
+        self._required = tuple(
+            (p.name, index) for index, p in enumerate(kept) if p.default is p.empty
+        )
+
+    @classmethod
+    def of(
+        cls, kept: Sequence[inspect.Parameter], params: Mapping[str, Parameter]
+    ) -> _FastBinder | None:
+        if any(p.kind is p.VAR_POSITIONAL or p.kind is p.VAR_KEYWORD for p in kept):
+            return None
+        return cls(kept, params)
+
+    def bind(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Iterable[tuple[Parameter, Any]] | None:
+        given = len(args)
+        if given > self._max_positional:
+            return None
+        if kwargs:
+            slots = self._keyword_slot
+            for key in kwargs:
+                slot = slots.get(key)
+                if slot is None or slot < given:
+                    return None
+        for name, index in self._required:
+            if index >= given and name not in kwargs:
+                return None
+        if not kwargs:
+            return zip(self._by_position, args, strict=False)
+        bound = list(zip(self._by_position, args, strict=False))
+        for name, param in self._rest[given:]:
+            if name in kwargs:
+                bound.append((param, kwargs[name]))
+        return bound
 
 
 def _adapter(annotation: Any) -> TypeAdapter[Any]:
