@@ -23,6 +23,7 @@ from backburner.ids import new_job_id
 from backburner.instrument import Change
 from backburner.job import JobState
 from backburner.limits import check_key as check_limit_key
+from backburner.tracing import NoTracing
 from backburner.unique import UniqueScope, derived_key
 
 if TYPE_CHECKING:
@@ -162,6 +163,40 @@ async def insert_jobs(
     if changes:
         app.instrumentation.enqueued((c.queue for c in changes), changes)
     return handles
+
+
+async def insert_one(
+    app: Backburner, job: NewJob, connection: Any = None, *, task: Task[Any, R] | None = None
+) -> Job[R]:
+    """`insert_jobs` of one job (`task.enqueue`), with the same result, events and errors,
+    for less: the running loop's store looked up once (not per property: backend, group
+    commit, notifier), no coroutine to open a store that is open, none of a batch's
+    bookkeeping (one job cannot repeat a key of its own batch). Tracing on: `insert_jobs`,
+    whose spans may change the jobs stored."""
+    if not isinstance(app.spans, NoTracing):
+        (handle,) = await insert_jobs(app, [job], connection, task=task)
+        return handle
+    store = app._stores.current()
+    if not store.opened:
+        await app.open()
+        store = app._stores.current()
+    jobs = [job]
+    if connection is None and job.unique_key is None and job.flow_id is None:
+        used = await store.inserts.insert(jobs)
+    else:
+        used = await store_jobs(store.backend, jobs, connection)
+    (done,) = used
+    state = initial_state(job, time.time())
+    job_task = task if task is not None else app.tasks.get(job.task)
+    if done.id != job.id:
+        # Held by a job stored before; its state as the store saw it (maybe uncommitted).
+        held = done.holder_state
+        return Job(app, done.id, job_task, held if held is not None else state, duplicate=True)
+    # The store closed meanwhile (`app.close()` during the insert): the running loop's
+    # notifier is another, as `insert_jobs` would find it.
+    notifier = store.backend.notifier if store.opened else app.backend.notifier
+    app.instrumentation.enqueued_one(notifier, job.id, job.task, job.queue, state.value)
+    return Job(app, job.id, job_task, state)
 
 
 def initial_state(job: NewJob, now: float) -> JobState:

@@ -51,6 +51,11 @@ class Meter(Protocol):
         """This process started (+1) or finished (-1) running an attempt of `task`."""
 
 
+_WAKEUPS_KEPT = 1024
+"""Queues whose wake-up event is kept for reuse (an `Event` is immutable); past that many
+(queue names made per request, say) the kept ones are dropped and made again."""
+
+
 class Instrumentation:
     def __init__(self, notifier_of: Callable[[], Notifier]) -> None:
         self._notifier_of = notifier_of
@@ -58,6 +63,7 @@ class Instrumentation:
         self.meter: Meter | None = None
         """The app's metrics once something asked for them (`JobMetrics.of`): one per app,
         so an embedded worker and the web process's /metrics share one registry."""
+        self._wakeups: dict[str, Event] = {}
 
     @property
     def notifier(self) -> Notifier:
@@ -65,9 +71,23 @@ class Instrumentation:
         return self._notifier_of()
 
     def changed(self, changes: Iterable[Change]) -> None:
-        changes = list(changes)
+        self._changed(list(changes), None)
+
+    def _changed(self, changes: list[Change], notifier: Notifier | None) -> None:
         if not changes:
             return
+        self._report(changes)
+        if notifier is None:
+            notifier = self._notifier_of()
+        notifier.publish(
+            [
+                Event("job", c.queue, c.job_id, c.task, c.state, c.attempt, c.progress)
+                for c in changes
+            ]
+        )
+
+    def _report(self, changes: list[Change]) -> None:
+        """The log lines and the observers' calls of accepted changes."""
         if log.isEnabledFor(logging.INFO):
             for c in changes:
                 if c.progress is not None:
@@ -83,19 +103,33 @@ class Instrumentation:
                 )
         for observe in self.observers:
             observe(changes)
-        self.notifier.publish(
-            [
-                Event("job", c.queue, c.job_id, c.task, c.state, c.attempt, c.progress)
-                for c in changes
-            ]
-        )
 
     def enqueued(self, queues: Iterable[str], changes: Iterable[Change]) -> None:
-        self.notifier.publish([Event("wakeup", q) for q in set(queues)])
-        self.changed(changes)
+        notifier = self._notifier_of()
+        notifier.publish([self._wakeup(q) for q in set(queues)])
+        self._changed(list(changes), notifier)
+
+    def enqueued_one(
+        self, notifier: Notifier, job_id: str, task: str, queue: str, state: str
+    ) -> None:
+        """`enqueued` of one new job, for the running loop's `notifier` when the caller has
+        it at hand: the same publishes, log line and observer calls, and a `Change` made
+        only when a log line or an observer takes it."""
+        notifier.publish([self._wakeup(queue)])
+        if self.observers or log.isEnabledFor(logging.INFO):
+            self._report([Change(job_id, task, queue, state, 0)])
+        notifier.publish([Event("job", queue, job_id, task, state, 0, None)])
 
     def wake(self, queues: Iterable[str]) -> None:
-        self.notifier.publish([Event("wakeup", q) for q in set(queues)])
+        self.notifier.publish([self._wakeup(q) for q in set(queues)])
+
+    def _wakeup(self, queue: str) -> Event:
+        event = self._wakeups.get(queue)
+        if event is None:
+            if len(self._wakeups) >= _WAKEUPS_KEPT:
+                self._wakeups.clear()
+            event = self._wakeups[queue] = Event("wakeup", queue)
+        return event
 
     def claimed(self, size: int) -> None:
         if self.meter is not None:

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from backburner.backends.protocol import NewJob
 from backburner.caller_connection import pinned
-from backburner.enqueue import DEFAULT_OPTIONS, UNSET, EnqueueOptions, build_job, insert_jobs
+from backburner.enqueue import (
+    DEFAULT_OPTIONS,
+    UNSET,
+    EnqueueOptions,
+    build_job,
+    insert_jobs,
+    insert_one,
+)
 from backburner.errors import ConfigurationError, InvalidArgumentsError
 from backburner.limits import RateLimit, check_concurrency, parse_rate_limit
 from backburner.limits import check_key as check_limit_key
@@ -210,9 +217,7 @@ class Task(Generic[P, R]):
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """Store a job that calls this task with these arguments; returns its handle once it
         is durable."""
-        job = build_job(self, DEFAULT_OPTIONS, args, kwargs)
-        (handle,) = await insert_jobs(self.app, [job], task=self)
-        return handle
+        return await insert_one(self.app, build_job(self, DEFAULT_OPTIONS, args, kwargs), task=self)
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """`enqueue` for sync code (Django and Flask views, FastAPI `def` endpoints,
@@ -220,8 +225,7 @@ class Task(Generic[P, R]):
         methods block too. Arguments are checked here, in the caller's thread; the store
         call runs as `Backburner.run_sync` says."""
         job = build_job(self, DEFAULT_OPTIONS, args, kwargs)
-        (handle,) = self.app.run_sync(lambda: insert_jobs(self.app, [job], task=self))
-        return handle
+        return self.app.run_sync(lambda: insert_one(self.app, job, task=self))
 
     async def enqueue_many(
         self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
@@ -307,10 +311,7 @@ class BoundTask(Generic[P, R]):
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         job = build_job(self.task, self._options, args, kwargs)
-        (handle,) = await insert_jobs(
-            self.task.app, [job], self._options.connection, task=self.task
-        )
-        return handle
+        return await insert_one(self.task.app, job, self._options.connection, task=self.task)
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
         """`enqueue` with these options, for sync code (see `Task.enqueue_sync`). With
@@ -318,10 +319,7 @@ class BoundTask(Generic[P, R]):
         job joins that connection's transaction."""
         job = build_job(self.task, self._options, args, kwargs)
         app, connection = self.task.app, pinned(self._options.connection)
-        (handle,) = app.run_sync(
-            lambda: insert_jobs(app, [job], connection, task=self.task)
-        )
-        return handle
+        return app.run_sync(lambda: insert_one(app, job, connection, task=self.task))
 
     async def enqueue_many(
         self, calls: Iterable[Call | tuple[Any, ...] | Mapping[str, Any]]
