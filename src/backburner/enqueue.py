@@ -94,8 +94,9 @@ def build_job(
         task=defaults.name,
         queue=options.queue or defaults.queue,
         priority=options.priority if options.priority is not None else defaults.priority,
-        args=codec.dumps(json_args),
-        kwargs=codec.dumps(json_kwargs),
+        # Most tasks take no positional-only argument: their "[]" needs no encoder call.
+        args=codec.dumps(json_args) if json_args else "[]",
+        kwargs=codec.dumps(json_kwargs) if json_kwargs else "{}",
         max_attempts=1 + retries,
         timeout=timeout,
         delay=options.delay,
@@ -195,8 +196,12 @@ async def insert_one(
     # The store closed meanwhile (`app.close()` during the insert): the running loop's
     # notifier is another, as `insert_jobs` would find it.
     notifier = store.backend.notifier if store.opened else app.backend.notifier
-    app.instrumentation.enqueued_one(notifier, job.id, job.task, job.queue, state.value)
+    app.instrumentation.enqueued_one(notifier, job.id, job.task, job.queue, _TEXT[state])
     return Job(app, job.id, job_task, state)
+
+
+_TEXT = {state: state.value for state in JobState}
+"""`state.value` without the enum's descriptor call."""
 
 
 def initial_state(job: NewJob, now: float) -> JobState:
