@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from redis.asyncio import Redis
+
 from backburner import codec
 from backburner.backends.protocol import (
     TERMINAL_STATES,
@@ -31,7 +33,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.redis import checks, listing, rows
+from backburner.backends.redis import checks, listing, pipelined, rows
 from backburner.backends.redis.client import Client, Connected, connect, is_cluster
 from backburner.backends.redis.errors import TRANSLATED, translate
 from backburner.backends.redis.keys import FINISHED_STATES, LAYOUT_VERSION, Keys, QueueKeys
@@ -75,6 +77,8 @@ class RedisBackend:
             if self.options.wait_replicas else None
         )
         """With `wait_replicas`: what every acknowledging call waits for (scripts.py)."""
+        self._pipe: pipelined.PipelinedConnection | None = None
+        """Single server without `wait_replicas`: where scripts go (pipelined.py)."""
         self._notifier = RedisNotifier(self.keys, lambda: self._client)
         self._job_queues: dict[str, str] = {}
         """Job id -> queue, as far as this process has seen (a job never changes queue)."""
@@ -110,6 +114,13 @@ class RedisBackend:
             await connected.aclose()
             raise
         self._client, self._connected_to = client, connected
+        if pipelined.available() and self._wait is None and isinstance(client, Redis):
+            pool = client.connection_pool
+            kwargs = pool.connection_kwargs
+            self._pipe = pipelined.PipelinedConnection(
+                pool.make_connection, kwargs.get("socket_timeout"),
+                kwargs.get("encoding", "utf-8") if kwargs.get("decode_responses") else None,
+            )
 
     async def _check_layout(self, client: Client) -> None:
         async with client.pipeline(transaction=False) as pipe:
@@ -159,6 +170,9 @@ class RedisBackend:
 
     async def close(self) -> None:
         await self._notifier.close()
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            await pipe.close()
         connected, self._connected_to, self._client = self._connected_to, None, None
         if connected is not None:
             await connected.aclose()
@@ -193,6 +207,20 @@ class RedisBackend:
     def _call(self, script: Script, queue: str, *args: str | int | float) -> Call:
         q = self.keys.queue(queue)
         return Call(script, q.script_keys, (q.base, queue, *args))
+
+    async def _run(self, client: Client, call: Call, wait: Wait | None = None) -> Any:
+        """One script call, on the pipelined connection where there is one (there is none
+        with `wait_replicas`: WAIT must follow on the connection that wrote)."""
+        if self._pipe is not None:
+            return await SCRIPTS.run_piped(self._pipe, client, call)
+        return await SCRIPTS.run(client, call, wait)
+
+    async def _run_many(
+        self, client: Client, calls: Sequence[Call], wait: Wait | None = None
+    ) -> list[Any]:
+        if self._pipe is not None:
+            return await SCRIPTS.run_many_piped(self._pipe, client, calls)
+        return await SCRIPTS.run_many(client, calls, wait)
 
     def _global(self, script: Script, *args: str | int | float) -> Call:
         return Call(script, self.keys.global_keys, args)
@@ -231,7 +259,7 @@ class RedisBackend:
             queue = (await self._queues_of(client, [job_id], fresh)).get(job_id)
             if queue is None:
                 return unknown
-            result = await SCRIPTS.run(
+            result = await self._run(
                 client, self._call(script, queue, job_id, *args), self._wait
             )
             if result != unknown:
@@ -256,7 +284,7 @@ class RedisBackend:
         accepted = [False] * len(ids)
         woken = []
         for queue, positions, flags in zip(
-            by_queue, by_queue.values(), await SCRIPTS.run_many(client, calls, self._wait),
+            by_queue, by_queue.values(), await self._run_many(client, calls, self._wait),
             strict=True,
         ):
             for position, flag in zip(positions, flags, strict=True):
@@ -305,14 +333,14 @@ class RedisBackend:
             # directory entry would run but be unknown by id. The reserve goes first, in a
             # round trip of its own; a failure after it leaves reserved ids naming no job,
             # as above (readers treat them as unknown; the entries stay, ~100 bytes each).
-            status = await SCRIPTS.run(client, reserve, self._wait)
+            status = await self._run(client, reserve, self._wait)
             # After a clash no queue script ran: marked as not stored (nothing to take back).
             results: list[Any] = (
-                await SCRIPTS.run_many(client, calls, self._wait) if status[0] == 0
+                await self._run_many(client, calls, self._wait) if status[0] == 0
                 else [[1]] * len(calls)
             )
         else:
-            status, *results = await SCRIPTS.run_many(client, [reserve, *calls], self._wait)
+            status, *results = await self._run_many(client, [reserve, *calls], self._wait)
         clash = status[1] if status[0] != 0 else next(
             (r[1] for r in results if r[0] != 0), None
         )
@@ -345,7 +373,7 @@ class RedisBackend:
         queue = jobs[0].queue
         notifier = self._notifier
         q = self.keys.queue(queue)
-        reply = await SCRIPTS.run(client, Call(
+        reply = await self._run(client, Call(
             SCRIPTS["insert_reserving"], (*q.script_keys, *self.keys.global_keys[:2]),
             (q.base, queue, notifier.origin, notifier.channel("wakeup"),
              notifier.channel("job"), *rows.insert_args(jobs)),
@@ -380,7 +408,7 @@ class RedisBackend:
             for (q, batch), r in zip(by_queue.items(), results, strict=True) if r[0] == 0
             for j in batch
         ]
-        await SCRIPTS.run_many(client, calls)
+        await self._run_many(client, calls)
         if reserved:
             ids = [j.id for batch in by_queue.values() for j in batch if j.id != clash]
             if ids:
@@ -446,7 +474,7 @@ class RedisBackend:
         self, client: Client, queue: str, worker_id: str, limit: int, lease: float, mode: str
     ) -> tuple[float, float | None, bool, list[ClaimedJob]]:
         # The script publishes the `running` events itself (lua/claim.lua).
-        reply = await SCRIPTS.run(client, self._call(
+        reply = await self._run(client, self._call(
             SCRIPTS["claim"], queue, worker_id, limit, repr(float(lease)), mode,
             self._notifier.origin, self._notifier.channel("job"),
         ))
@@ -464,7 +492,7 @@ class RedisBackend:
         lease_s = repr(float(lease))
         calls = [self._call(SCRIPTS["heartbeat"], q, worker_id, lease_s) for q in queues]
         calls.append(self._global(SCRIPTS["beat_worker"], worker_id))
-        results = await SCRIPTS.run_many(client, calls)
+        results = await self._run_many(client, calls)
         owned: dict[str, int] = {}
         cancel: set[str] = set()
         for reply in results[:-1]:
@@ -539,7 +567,7 @@ class RedisBackend:
             if first:
                 # Workers that stopped heartbeating long ago are gone: keep the registry small.
                 calls.append(self._global(SCRIPTS["forget_workers"], DEAD_WORKER_AGE))
-            results = await SCRIPTS.run_many(client, calls)
+            results = await self._run_many(client, calls)
             full = []
             woken = set()
             for queue, reply in zip(queues, results[: len(queues)], strict=True):
@@ -570,7 +598,7 @@ class RedisBackend:
         for queue in await self._known_queues(client):
             if pruned >= limit:
                 break
-            ids = await SCRIPTS.run(
+            ids = await self._run(
                 client, self._call(SCRIPTS["prune"], queue, limit - pruned, *ages)
             )
             if ids:
@@ -636,12 +664,12 @@ class RedisBackend:
     async def lead(self, worker_id: str, ttl: float) -> bool:
         client = await self._connected()
         ttl_ms = max(1, round(ttl * 1000))
-        return bool(await SCRIPTS.run(client, self._global(SCRIPTS["lead"], worker_id, ttl_ms)))
+        return bool(await self._run(client, self._global(SCRIPTS["lead"], worker_id, ttl_ms)))
 
     @translated
     async def resign(self, worker_id: str) -> None:
         client = await self._connected()
-        await SCRIPTS.run(client, self._global(SCRIPTS["resign"], worker_id))
+        await self._run(client, self._global(SCRIPTS["resign"], worker_id))
 
     # -- periodic schedules ----------------------------------------------------------------
     @translated
@@ -677,7 +705,7 @@ class RedisBackend:
         # Registered first, so queue_states finds it (a queue may be paused before its first
         # job); the control hash itself lives in the queue's slot, where claim.lua reads it.
         await client.sadd(self.keys.queues, queue)
-        await SCRIPTS.run(
+        await self._run(
             client, self._call(SCRIPTS["set_paused"], queue, "1" if paused else "0"), self._wait
         )
 
@@ -699,14 +727,14 @@ class RedisBackend:
     @translated
     async def register_worker(self, info: WorkerInfo) -> None:
         client = await self._connected()
-        await SCRIPTS.run(
+        await self._run(
             client, self._global(SCRIPTS["register_worker"], info.id, rows.worker_json(info))
         )
 
     @translated
     async def deregister_worker(self, worker_id: str) -> None:
         client = await self._connected()
-        await SCRIPTS.run(client, self._global(SCRIPTS["deregister_worker"], worker_id))
+        await self._run(client, self._global(SCRIPTS["deregister_worker"], worker_id))
 
     @translated
     async def list_workers(self) -> list[WorkerInfo]:

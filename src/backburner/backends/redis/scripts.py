@@ -28,7 +28,9 @@ from typing import Any
 from redis import exceptions as rx
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
+from backburner.backends.redis import wire
 from backburner.backends.redis.client import Client
+from backburner.backends.redis.pipelined import PipelinedConnection
 from backburner.errors import BackendUnavailableError
 
 QUEUE_SCRIPTS = (
@@ -129,6 +131,39 @@ class Scripts:
             await self.load(client)
             return await _evalsha(client, call)
 
+    async def run_piped(self, pipe: PipelinedConnection, client: Client, call: Call) -> Any:
+        """`run` on the pipelined connection (pipelined.py); the reload after NOSCRIPT goes
+        through `client`, as the scripts' first load did."""
+        packed = wire.pack(_evalsha_args(call))
+        if packed is None:  # an argument hiredis cannot pack: redis-py's packer takes it
+            return await self.run(client, call)
+        try:
+            return await pipe.call(packed)
+        except rx.NoScriptError:
+            await self.load(client)
+            return await pipe.call(packed)
+
+    async def run_many_piped(
+        self, pipe: PipelinedConnection, client: Client, calls: Sequence[Call]
+    ) -> list[Any]:
+        """`run_many` on the pipelined connection: the calls in one write."""
+        if len(calls) == 1:
+            return [await self.run_piped(pipe, client, calls[0])]
+        packed = [wire.pack(_evalsha_args(call)) for call in calls]
+        if any(p is None for p in packed):
+            return await self.run_many(client, calls)
+        results = await pipe.call_many([p for p in packed if p is not None])
+        missing = [i for i, r in enumerate(results) if isinstance(r, rx.NoScriptError)]
+        if missing:
+            await self.load(client)
+            again = await pipe.call_many([p for i in missing if (p := packed[i]) is not None])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
     async def run_many(
         self, client: Client, calls: Sequence[Call], wait: Wait | None = None
     ) -> list[Any]:
@@ -151,6 +186,10 @@ class Scripts:
             if isinstance(result, Exception):
                 raise result
         return results
+
+
+def _evalsha_args(call: Call) -> tuple[Any, ...]:
+    return ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
 
 
 async def _evalsha(client: Client, call: Call) -> Any:

@@ -37,6 +37,16 @@ class _HiredisPacking:
             return fallback
 
 
+def pack(args: tuple[Any, ...]) -> bytes | None:
+    """One command packed by hiredis; None without hiredis or for an argument it refuses."""
+    if _pack is None:
+        return None
+    try:
+        return _pack(args)
+    except (TypeError, UnicodeError):
+        return None
+
+
 def packed(connection_class: type[Any]) -> type[Any]:
     """`connection_class` (plain, TLS or Unix socket) packing commands with hiredis."""
     if _pack is None:
