@@ -126,6 +126,15 @@ async def insert_jobs(
     (a flow mixes tasks)."""
     if not jobs:
         return []
+    if len(jobs) == 1 and isinstance(app.spans, NoTracing):
+        # One job (`DurableBackgroundTasks.add_task`, a one-item `enqueue_many`).
+        return [await insert_one(app, jobs[0], connection, task=task)]
+    return await _insert_batch(app, jobs, connection, task)
+
+
+async def _insert_batch(
+    app: Backburner, jobs: Sequence[NewJob], connection: Any, task: Task[Any, R] | None
+) -> list[Job[R]]:
     await app.open()
     # One key twice in a batch: the later ones are duplicates of the first, so the
     # backends only ever judge a key against what is already stored.
@@ -172,10 +181,10 @@ async def insert_one(
     """`insert_jobs` of one job (`task.enqueue`), with the same result, events and errors,
     for less: the running loop's store looked up once (not per property: backend, group
     commit, notifier), no coroutine to open a store that is open, none of a batch's
-    bookkeeping (one job cannot repeat a key of its own batch). Tracing on: `insert_jobs`,
-    whose spans may change the jobs stored."""
+    bookkeeping (one job cannot repeat a key of its own batch). Tracing on: the batch's
+    way, whose spans may change the jobs stored."""
     if not isinstance(app.spans, NoTracing):
-        (handle,) = await insert_jobs(app, [job], connection, task=task)
+        (handle,) = await _insert_batch(app, [job], connection, task)
         return handle
     store = app._stores.current()
     if not store.opened:

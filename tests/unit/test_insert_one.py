@@ -1,6 +1,7 @@
-"""`task.enqueue` stores its one job through `insert_one`, a shortcut of `insert_jobs`: the
-same handle, the same events in the same order, the same log line and observer calls,
-whatever the job (plain, delayed, unique and held, another task's), on the memory store."""
+"""`task.enqueue` (and `insert_jobs` given one job) stores its job through `insert_one`, a
+shortcut of the batch's way: the same handle, the same events in the same order, the same
+log line and observer calls, whatever the job (plain, delayed, unique and held, another
+task's), on the memory store."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from typing import Any
 import pytest
 
 from backburner import Backburner
-from backburner.enqueue import DEFAULT_OPTIONS, EnqueueOptions, build_job, insert_jobs, insert_one
+from backburner.enqueue import (
+    DEFAULT_OPTIONS,
+    EnqueueOptions,
+    _insert_batch,
+    build_job,
+    insert_jobs,
+    insert_one,
+)
 from backburner.handle import Job
 from backburner.instrument import Change
 from backburner.task import Task
@@ -36,6 +44,11 @@ def make_task(app: Backburner) -> Task[Any, Any]:
 
 
 async def _via_batch(app: Backburner, job: Any, task: Task[Any, Any] | None) -> Job[Any]:
+    (handle,) = await _insert_batch(app, [job], None, task)
+    return handle
+
+
+async def _via_insert_jobs(app: Backburner, job: Any, task: Task[Any, Any] | None) -> Job[Any]:
     (handle,) = await insert_jobs(app, [job], task=task)
     return handle
 
@@ -44,7 +57,9 @@ async def _via_one(app: Backburner, job: Any, task: Task[Any, Any] | None) -> Jo
     return await insert_one(app, job, task=task)
 
 
-WAYS: dict[str, Callable[..., Any]] = {"insert_jobs": _via_batch, "insert_one": _via_one}
+WAYS: dict[str, Callable[..., Any]] = {
+    "batch": _via_batch, "insert_one": _via_one, "insert_jobs": _via_insert_jobs,
+}
 
 
 async def observe(
@@ -95,7 +110,8 @@ async def test_insert_one_shows_what_insert_jobs_shows(
         application = Backburner("memory://")
         async with application:
             shown[way] = await observe(application, caplog, way, options, with_task=with_task)
-    assert shown["insert_one"] == shown["insert_jobs"]
+    assert shown["insert_one"] == shown["batch"]
+    assert shown["insert_jobs"] == shown["batch"]
     assert any("event" in item for item in shown["insert_one"])
 
 
