@@ -185,3 +185,42 @@ async def test_a_request_stores_its_jobs_in_one_insert(monkeypatch: pytest.Monke
     assert inserts == [[f"{__name__}.write_log"], ["backburner.chain"]]
     assert (single.task_name, chained.task_name) == (f"{__name__}.write_log", "backburner.chain")
     await jobs.close()
+
+
+def test_an_endpoint_that_raises_stores_nothing(tmp_path: Path) -> None:
+    """The jobs are stored only once the endpoint has returned: one that fails after
+    add_task answers its own error and leaves no job behind."""
+    from fastapi import HTTPException
+
+    api, jobs = build(tmp_path, worker=False)
+
+    @api.post("/refused")
+    async def refused(background_tasks: DurableBackgroundTasks) -> None:
+        background_tasks.add_task(write_log, "must not run")
+        raise HTTPException(409, "refused after add_task")
+
+    with TestClient(api) as client:
+        response = client.post("/refused")
+        assert response.status_code == 409
+        assert response.json() == {"detail": "refused after add_task"}
+        assert client.get("/jobs").json()["jobs"] == []
+        # The next request of the same app stores its jobs as usual.
+        assert client.post("/send-notification/a@example.com").status_code == 200
+        assert len(client.get("/jobs").json()["jobs"]) == 1
+
+
+def test_an_unavailable_store_answers_503_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backburner.errors import BackendUnavailableError
+
+    api, jobs = build(tmp_path, worker=False)
+    with TestClient(api) as client:
+        async def down(batch: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
+            raise BackendUnavailableError("the store went away")
+
+        monkeypatch.setattr(jobs.backend, "insert", down)
+        response = client.post("/send-notification/a@example.com")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert "the store went away" in response.json()["detail"]
