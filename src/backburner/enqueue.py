@@ -80,6 +80,23 @@ def build_job(
     `task.pipe` step of a flow)."""
     json_args, json_kwargs = task.signature.encode(args, kwargs, leave_first=leave_first)
     defaults = task.defaults
+    if options is DEFAULT_OPTIONS and defaults.concurrency_key is None:
+        # A plain `task.enqueue`: every field is the task's, or NewJob's own default (no
+        # delay, time, unique key or concurrency key), with no option to look at.
+        rate = defaults.rate_limit
+        return NewJob(
+            id=new_job_id(),
+            task=defaults.name,
+            queue=defaults.queue,
+            priority=defaults.priority,
+            args=codec.dumps(json_args) if json_args else "[]",
+            kwargs=codec.dumps(json_kwargs) if json_kwargs else "{}",
+            max_attempts=1 + defaults.retries,
+            timeout=defaults.timeout,
+            limit_concurrency=defaults.concurrency,
+            rate_count=rate.count if rate is not None else None,
+            rate_period=rate.period if rate is not None else None,
+        )
     retries = options.retries if options.retries is not None else defaults.retries
     timeout = defaults.timeout if options.timeout is UNSET else options.timeout
     key = options.unique_key
