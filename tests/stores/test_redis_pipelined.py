@@ -168,3 +168,35 @@ async def test_the_backend_recovers_from_a_killed_connection_and_forgotten_scrip
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
         if keys:
             await redis.delete(*keys)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_reads_through_the_pipelined_connection_on_either_resp_version(
+    redis: Redis, protocol: int
+) -> None:
+    """HGETALL answers a map in RESP3 and a flat list in RESP2: a job reads back the same
+    (the URL has no RESP option; redis-py's default decides, so both are tried here)."""
+    prefix = f"bb-pipe-{uuid.uuid4().hex[:8]}"
+    app = Backburner(f"{REDIS_URL}?prefix={prefix}")
+    speaking = Redis.from_url(REDIS_URL, protocol=protocol, decode_responses=True)
+
+    @app.task(name="t")
+    async def t(text: str) -> str:
+        return text
+
+    try:
+        async with app:
+            backend = app.backend
+            assert isinstance(backend, RedisBackend) and backend._pipe is not None
+            await backend._pipe.close()
+            backend._pipe = _connection(speaking)
+            job = await t.enqueue("é ü \u2603")
+            info = await job.info()
+            assert info.state.value == "pending" and info.task == "t"
+            assert info.kwargs == {"text": "é ü \u2603"}
+            assert await app.get_job(job.id) is not None
+    finally:
+        await speaking.aclose()
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)

@@ -33,7 +33,7 @@ from backburner.backends.protocol import (
     Transition,
     WorkerInfo,
 )
-from backburner.backends.redis import checks, listing, pipelined, rows
+from backburner.backends.redis import checks, listing, pipelined, rows, wire
 from backburner.backends.redis.client import Client, Connected, connect, is_cluster
 from backburner.backends.redis.errors import TRANSLATED, translate
 from backburner.backends.redis.keys import FINISHED_STATES, LAYOUT_VERSION, Keys, QueueKeys
@@ -222,6 +222,29 @@ class RedisBackend:
             return await SCRIPTS.run_many_piped(self._pipe, client, calls)
         return await SCRIPTS.run_many(client, calls, wait)
 
+    async def _hgetall(self, client: Client, key: str) -> dict[str, str]:
+        """HGETALL, on the pipelined connection where there is one (concurrent readers, a
+        web process's result waiters, share its round trips)."""
+        pipe = self._pipe
+        if pipe is not None and (packed := wire.pack(("HGETALL", key))) is not None:
+            reply = await pipe.call(packed)
+            if isinstance(reply, list):  # RESP2: a flat list of fields and values
+                return dict(zip(reply[::2], reply[1::2], strict=True))
+            found: dict[str, str] = reply
+            return found
+        # Through Any, not a cast or a type: ignore: redis-py's annotation of hgetall
+        # changes between releases, and either would then be flagged as redundant.
+        raw: Any = await client.hgetall(key)
+        return dict(raw)
+
+    async def _hmget(self, client: Client, key: str, fields: list[str]) -> list[str | None]:
+        pipe = self._pipe
+        if pipe is not None and (packed := wire.pack(("HMGET", key, *fields))) is not None:
+            values: list[str | None] = await pipe.call(packed)
+            return values
+        raw: Any = await client.hmget(key, fields)
+        return list(raw)
+
     def _global(self, script: Script, *args: str | int | float) -> Call:
         return Call(script, self.keys.global_keys, args)
 
@@ -241,7 +264,7 @@ class RedisBackend:
         missing = [i for i in dict.fromkeys(ids) if i not in found]
         if missing:
             for job_id, queue in zip(
-                missing, await client.hmget(self.keys.directory, missing), strict=True
+                missing, await self._hmget(client, self.keys.directory, missing), strict=True
             ):
                 if queue is not None:
                     found[job_id] = str(queue)
@@ -618,10 +641,7 @@ class RedisBackend:
             queue = (await self._queues_of(client, [job_id], fresh)).get(job_id)
             if queue is None:
                 return None
-            # Through Any, not a cast or a type: ignore: redis-py's annotation of hgetall
-            # changes between releases, and either would then be flagged as redundant.
-            raw: Any = await client.hgetall(self.keys.queue(queue).job(job_id))
-            h: dict[str, str] = raw
+            h = await self._hgetall(client, self.keys.queue(queue).job(job_id))
             if h:
                 return rows.record_from_hash(h)
             if fresh:
