@@ -119,11 +119,7 @@ class PipelinedConnection:
 
     async def call(self, packed: bytes) -> Any:
         """Send one packed command; its reply (an error reply raises redis-py's exception)."""
-        protocol = self._protocol
-        if protocol is None:
-            protocol = await self._connect()
-        transport = protocol.transport
-        assert transport is not None
+        transport = await self._transport()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((future, loop.time()))
@@ -135,11 +131,7 @@ class PipelinedConnection:
     async def call_many(self, packed: Sequence[bytes]) -> list[Any]:
         """Send commands in one write; their replies in order, an error reply as its
         exception object in its place (nothing raised for it)."""
-        protocol = self._protocol
-        if protocol is None:
-            protocol = await self._connect()
-        transport = protocol.transport
-        assert transport is not None
+        transport = await self._transport()
         loop = asyncio.get_running_loop()
         now = loop.time()
         futures = [loop.create_future() for _ in packed]
@@ -160,6 +152,18 @@ class PipelinedConnection:
         self._drop(rx.ConnectionError("the Redis backend was closed"))
 
     # -- connection ----------------------------------------------------------------------
+    async def _transport(self) -> asyncio.Transport:
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            if not protocol.transport.is_closing():
+                return protocol.transport
+            # Closed under us (the server hung up) before connection_lost came: what is in
+            # flight cannot be answered any more, and a write would be dropped silently.
+            self._drop(rx.ConnectionError("Connection to Redis closed"))
+        protocol = await self._connect()
+        assert protocol.transport is not None
+        return protocol.transport
+
     async def _connect(self) -> _Replies:
         if self._closed:
             raise rx.ConnectionError("the Redis backend was closed")
