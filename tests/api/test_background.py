@@ -192,7 +192,7 @@ def test_an_endpoint_that_raises_stores_nothing(tmp_path: Path) -> None:
     add_task answers its own error and leaves no job behind."""
     from fastapi import HTTPException
 
-    api, jobs = build(tmp_path, worker=False)
+    api, _ = build(tmp_path, worker=False)
 
     @api.post("/refused")
     async def refused(background_tasks: DurableBackgroundTasks) -> None:
