@@ -24,7 +24,7 @@ from backburner.group_commit import GroupInsert
 from backburner.handle import Job
 from backburner.instrument import Change, Instrumentation
 from backburner.job import JobRecord, JobState
-from backburner.loops import LoopStores
+from backburner.loops import LoopStore, LoopStores
 from backburner.names import is_job_id
 from backburner.portal import Portal, call_soon
 from backburner.queues import QueueInfo, check_queue_name, queue_infos, set_paused
@@ -196,6 +196,11 @@ class Backburner:
     @property
     def _opened(self) -> bool:
         return self._stores.current().opened
+
+    def loop_store(self) -> LoopStore:
+        """The running loop's store in one lookup (its backend, group commit and whether it
+        is open), for hot paths that need more than one of them (`enqueue.insert_one`)."""
+        return self._stores.current()
 
     def __repr__(self) -> str:
         return f"<Backburner {self.url} tasks={len(self.tasks)}>"

@@ -203,10 +203,10 @@ async def insert_one(
     if not isinstance(app.spans, NoTracing):
         (handle,) = await _insert_batch(app, [job], connection, task)
         return handle
-    store = app._stores.current()
+    store = app.loop_store()
     if not store.opened:
         await app.open()
-        store = app._stores.current()
+        store = app.loop_store()
     jobs = [job]
     if connection is None and job.unique_key is None and job.flow_id is None:
         used = await store.inserts.insert(jobs)
