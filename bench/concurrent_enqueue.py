@@ -272,7 +272,7 @@ def notes(result: Run, jobs: int) -> list[str]:
                    "included (PreCommit_Notify, src/backend/commands/async.c), so those commits "
                    "cannot share a flush.")
     out += [
-        "Single runs, no repeats: a few hundred ms per row at this count, so expect ±20 % "
+        "Single runs, no repeats: a few hundred ms per row at this count, so expect ±30 % "
         "or more on a shared machine (the load average is above).",
     ]
     for label, found in result.versions.items():
