@@ -228,20 +228,23 @@ class _Instant:
 
 
 async def right_after(app: Backburner, task: Any, work: Callable[[int], object],
-                      n: int) -> float:
+                      n: int) -> tuple[float, float]:
     """p50 µs of `work(i)` run right after a store call, where the enqueue runs it: after
     a round trip the process has slept in epoll while the server ran on these cores, after
     a SQLite commit the kernel has written the WAL, so it runs on colder caches than in a
-    timeit loop."""
+    timeit loop. And of the same work run again at once (warm again), for comparison."""
     backend = app.backend
     jobs = fresh_jobs(task, n)
-    took = []
+    first, again = [], []
     for i in range(n):
         await backend.insert([jobs[i]])
         began = time.perf_counter()
         work(i)
-        took.append(time.perf_counter() - began)
-    return statistics.median(took) * 1e6
+        between = time.perf_counter()
+        work(i)
+        first.append(between - began)
+        again.append(time.perf_counter() - between)
+    return statistics.median(first) * 1e6, statistics.median(again) * 1e6
 
 
 async def shared_parts(kind: str, app: Backburner, task: Any, counts: Counts
@@ -249,7 +252,8 @@ async def shared_parts(kind: str, app: Backburner, task: Any, counts: Counts
     """build_job and the path into the store call (before it), the work after it."""
     loops, n = counts.loops, min(counts.samples, 5000)
     build_hot = sync_us(lambda: build_job(task, DEFAULT_OPTIONS, (7,), {}), loops)
-    build = await right_after(app, task, lambda i: build_job(task, DEFAULT_OPTIONS, (i,), {}), n)
+    build, build_again = await right_after(
+        app, task, lambda i: build_job(task, DEFAULT_OPTIONS, (i,), {}), n)
     signature = task.signature
     encode = sync_us(lambda: signature.encode((7,), {}), loops)
     json_args, json_kwargs = signature.encode((7,), {})
@@ -290,8 +294,9 @@ async def shared_parts(kind: str, app: Backburner, task: Any, counts: Counts
         best = min(best, timeit.Timer(partial(_each, after, iter(batch))).timeit(n))
         await settle()
     after_hot = best / n * 1e6
-    batch = marked(fresh_jobs(task, n))
-    after_us = await right_after(app, task, lambda i: after(batch[i]), n)
+    batch = marked(fresh_jobs(task, 2 * n))
+    fresh = iter(batch)  # the second run of each pair takes a job of its own
+    after_us, _ = await right_after(app, task, lambda i: after(next(fresh)), n)
     await settle()
     events = {
         "memory": "in-process delivery only",
@@ -303,6 +308,8 @@ async def shared_parts(kind: str, app: Backburner, task: Any, counts: Counts
     return [
         Part("build_job (bind, check, JSON, id)", build, build, detail=hot.format(build_hot),
              hot_us=build_hot),
+        Part("build_job again, at once after that first one", build_again, build_again,
+             REFERENCE, "the same code with its caches warm again"),
         Part("signature.encode (binding, validation)", encode, encode, BELOW, "timeit"),
         Part("JSON encoding (codec.dumps)", dumps, dumps, BELOW, "timeit"),
         Part("new_job_id", ids, ids, BELOW, "timeit"),
