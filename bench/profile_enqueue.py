@@ -43,7 +43,7 @@ import time
 import timeit
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, cast
 
@@ -427,15 +427,30 @@ class _Ping(asyncio.Protocol):
         return await self.waiter
 
 
-async def _evalsha_stats(client: Any) -> tuple[float, float]:
-    stats = (await client.info("commandstats")).get("cmdstat_evalsha", {})
-    return float(stats.get("calls", 0)), float(stats.get("usec", 0))
+async def server_time(client: Any, call: Callable[[int], Awaitable[object]],
+                      n: int) -> tuple[float, float] | None:
+    """Redis's own time per call of `n` EVALSHA calls in a row, from INFO commandstats: the
+    script's (commands it ran included) and the commands the script ran. None when other
+    clients ran scripts meanwhile (the counters are the server's)."""
+    before = await client.info("commandstats")
+    for i in range(n):
+        await call(i)
+    after = await client.info("commandstats")
+
+    def delta(name: str, field: str) -> float:
+        return float(after.get(name, {}).get(field, 0) - before.get(name, {}).get(field, 0))
+
+    if delta("cmdstat_evalsha", "calls") != n:
+        return None
+    inner = sum(delta(name, "usec") for name in after
+                if name not in ("cmdstat_evalsha", "cmdstat_info"))
+    return delta("cmdstat_evalsha", "usec") / n, inner / n
 
 
 async def redis_parts(app: Backburner, task: Any, counts: Counts) -> Below:
     from backburner.backends.redis import rows, wire
     from backburner.backends.redis.backend import SCRIPTS
-    from backburner.backends.redis.scripts import Call, _evalsha_args
+    from backburner.backends.redis.scripts import Call, Script, _evalsha_args
 
     backend = cast(Any, app.backend)
     client, pipe, notifier = backend._client, backend._pipe, backend.notifier
@@ -467,34 +482,44 @@ async def redis_parts(app: Backburner, task: Any, counts: Counts) -> Below:
     direct = fresh_jobs(task, n)
     calls = [script_call(j) for j in fresh_jobs(task, n)]
     packed = [wire.pack(_evalsha_args(script_call(j))) for j in fresh_jobs(task, n)]
+    # The insert script's prelude (lua/_queue.lua: what every queue script runs first) with
+    # nothing after it, called with an insert's keys and arguments.
+    insert_script = SCRIPTS["insert_reserving"]
+    prelude_text = insert_script.text.split("\n-- reserve_in_queue.lua", 1)[0] + "\nreturn 1"
+    prelude = Script("prelude", prelude_text, await client.script_load(prelude_text))
+    prelude_only = [wire.pack(_evalsha_args(replace(script_call(j), script=prelude)))
+                    for j in fresh_jobs(task, n)]
     ping = wire.pack(("PING",))
     options = client.connection_pool.connection_kwargs
     transport, raw = await asyncio.get_running_loop().create_connection(
         _Ping, options.get("host", "127.0.0.1"), options.get("port", 6379))
-    before = await _evalsha_stats(client)
     try:
         timed = await interleaved({
             **turns,
             "one queue": lambda i: backend._insert_one_queue(client, [direct[i]]),
             "run_piped": lambda i: SCRIPTS.run_piped(pipe, client, calls[i]),
             "evalsha": lambda i: pipe.call(packed[i]),
+            "prelude": lambda i: pipe.call(prelude_only[i]),
             "piped ping": lambda i: pipe.call(ping),
             "raw ping": lambda i: raw.ping(),
             "redis-py ping": lambda i: client.ping(),
         }, n)
     finally:
         transport.close()
-    after = await _evalsha_stats(client)
-    ran, usec = after[0] - before[0], after[1] - before[1]
-    ours = 5 * n  # enqueue, insert, _insert_one_queue, run_piped, the bare call
-    if ran == ours:
-        server = f"the server ran the script in {usec / ran:.1f} µs (INFO commandstats)"
+    more = fresh_jobs(task, n)
+    script = await server_time(client, lambda i: pipe.call(
+        wire.pack(_evalsha_args(script_call(more[i])))), n)
+    bare = await server_time(client, lambda i: pipe.call(prelude_only[i]), n)
+    if script is None or bare is None:
+        server = "server time not shown: other clients ran scripts meanwhile"
     else:
-        server = (f"server time not shown: {ran - ours:.0f} EVALSHA calls of other clients "
-                  "ran meanwhile")
+        server = (f"Redis ran the script in {script[0]:.1f} µs: the commands it calls "
+                  f"{script[1]:.1f} µs, its prelude with the arguments {bare[0]:.1f} µs "
+                  "(INFO commandstats, a loop of its own)")
     call, evalsha = timed["insert"], timed["evalsha"]
     one_queue, piped_call = timed["one queue"], timed["run_piped"]
     piped, floor, old = timed["piped ping"], timed["raw ping"], timed["redis-py ping"]
+    bare_call = timed["prelude"]
     return timed, [
         Part("store call: backend.insert([job])", call.p50, call.cpu,
              detail="one EVALSHA (reserve the id and insert, lua/reserve_in_queue.lua)"),
@@ -511,6 +536,10 @@ async def redis_parts(app: Backburner, task: Any, counts: Counts) -> Below:
              server),
         Part("marking the events the script published", mark, mark, BELOW,
              "timeit: RedisNotifier.sent_by_script"),
+        Part("EVALSHA of the script's prelude alone, same arguments", bare_call.p50,
+             bare_call.cpu, REFERENCE,
+             f"the insert's own body: {evalsha.p50 - bare_call.p50:.1f} µs (difference); "
+             "lua/_queue.lua with `return 1` after it"),
         Part("PING, pipelined connection", piped.p50, piped.cpu, REFERENCE,
              f"EVALSHA - PING on it: {evalsha.p50 - piped.p50:.1f} µs (the script, ~1 KB "
              "of arguments)"),
