@@ -226,6 +226,21 @@ class TaskSignature:
             )
         if not args and not kwargs and not self._required:
             return [], {}  # nothing to bind (common for notification-style tasks)
+        binder = self._binder
+        if binder is not None:
+            bound_fast = binder.bind(args, kwargs)
+            if bound_fast is not None:
+                # As below, for the shapes the fast binder takes (no *args, no **kwargs).
+                positional = self._positional
+                from_json = self._from_json
+                out_args: list[Any] = []
+                out_kwargs: dict[str, Any] = {}
+                for param, value in bound_fast:
+                    if param.name in positional:
+                        out_args.append(from_json(param, param.name, value))
+                    else:
+                        out_kwargs[param.name] = from_json(param, param.name, value)
+                return out_args, out_kwargs
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as exc:

@@ -185,3 +185,32 @@ def test_fast_path_matches_bind_for_valid_calls(
         assert fast == slow
         if fast[0] == "ok":
             assert list(fast[1][1]) == list(slow[1][1])
+
+
+def decoded(signature: TaskSignature, args: Any, kwargs: Any) -> Any:
+    try:
+        return ("ok", signature.decode(args, kwargs))
+    except InvalidArgumentsError as exc:
+        return ("error", str(exc), exc.argument, exc.reason)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    spec=specs,
+    context_at=st.one_of(st.none(), st.just(0), st.just(99)),
+    args=st.lists(values, max_size=7),
+    kwargs=keywords,
+)
+def test_decode_fast_path_matches_bind(
+    spec: list[tuple[str, bool]], context_at: int | None, args: list[Any],
+    kwargs: dict[Any, Any],
+) -> None:
+    """The worker's side: stored arguments (anything a row may hold, R20) decode to the
+    same call, or fail with the same error, with and without the fast binder."""
+    signature = TaskSignature(make_function(spec, context_at), "t")
+    fast = decoded(signature, args, kwargs)
+    event(fast[0])
+    slow = decoded(bind_only(signature), args, kwargs)
+    assert fast == slow
+    if fast[0] == "ok":
+        assert list(fast[1][1]) == list(slow[1][1])
