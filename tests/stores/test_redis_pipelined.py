@@ -7,6 +7,7 @@ recovers from a killed connection and from a server that forgot its scripts."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -200,3 +201,35 @@ async def test_reads_through_the_pipelined_connection_on_either_resp_version(
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
         if keys:
             await redis.delete(*keys)
+
+
+async def test_a_cancelled_batch_leaves_no_reply_behind(redis: Redis) -> None:
+    """A batch cancelled while its first command is held: the replies of the rest arrive
+    later, are dropped, and the next call gets its own reply; no future is left holding an
+    error that nobody reads (pytest runs with warnings as errors)."""
+    pipe = _connection(redis)
+    try:
+        key = f"list-{uuid.uuid4()}"
+        batch = asyncio.ensure_future(pipe.call_many(
+            [_pack("BLPOP", key, 2), _pack("EVALSHA", "0" * 40, 0), _pack("ECHO", "late")]
+        ))
+        await asyncio.sleep(0.05)
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        reported: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(lambda _, context: reported.append(context))
+        try:
+            after = asyncio.ensure_future(pipe.call(_pack("ECHO", "mine")))
+            await redis.rpush(key, "x")
+            assert await asyncio.wait_for(after, 3) == "mine"
+            gc.collect()
+            await asyncio.sleep(0)
+        finally:
+            loop.set_exception_handler(previous)
+        assert reported == []
+    finally:
+        await redis.delete(key)
+        await pipe.close()

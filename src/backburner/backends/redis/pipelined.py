@@ -140,11 +140,19 @@ class PipelinedConnection:
         if self._watchdog is None and self._timeout is not None:
             self._watchdog = loop.call_at(now + self._timeout, self._check_timeout)
         results: list[Any] = []
-        for future in futures:
-            try:
-                results.append(await future)
-            except rx.ResponseError as exc:
-                results.append(exc)
+        try:
+            for future in futures:
+                try:
+                    results.append(await future)
+                except rx.ResponseError as exc:
+                    results.append(exc)
+        except BaseException:
+            # Cancelled (or the connection failed) part-way: the replies still to come have
+            # nobody to read them; cancelled futures drop them instead of holding an error
+            # that asyncio would report as never retrieved.
+            for future in futures:
+                future.cancel()
+            raise
         return results
 
     async def close(self) -> None:
