@@ -39,7 +39,7 @@ from peerbench.cli import postgres_settings, redis_settings, service_problems
 from peerbench.procs import PEERS_DIR, child_env
 from peerbench.scenarios import Settings
 from peerbench.stores import PG_DSN, STORE_TIMEOUT, make_store
-from report import commit, cpu_model, memory, write_section
+from report import commit, cpu_model, load_average, memory, write_section
 from sync_api import POSTGRES, REDIS, destroy, make_app, store_url
 
 CLIENT = PEERS_DIR / "concurrent_client.py"
@@ -219,13 +219,6 @@ def targets(rows: list[Row]) -> list[str]:
     return lines
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
-
 def machine(load_before: str, measured: str) -> dict[str, str]:
     def safe(call: Callable[[], str]) -> str:
         try:
@@ -243,7 +236,7 @@ def machine(load_before: str, measured: str) -> dict[str, str]:
         "Python": f"{platform.python_version()} (every virtualenv)",
         "PostgreSQL": f"{POSTGRES} ({safe(postgres_settings)})",
         "Redis": f"{REDIS} ({safe(redis_settings)})",
-        "Load average (1, 5, 15 min) before / after": f"{load_before} / {_load()}",
+        "Load average (1, 5, 15 min) before / after": f"{load_before} / {load_average()}",
     }
 
 
@@ -329,13 +322,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    load_before = _load()
+    load_before = load_average()
     measured = commit()
     started = time.perf_counter()
     result = run(args)
     elapsed = time.perf_counter() - started
     print(f"# {args.jobs:,} enqueues per row; load average before {load_before}, after "
-          f"{_load()}; Python {sys.version.split()[0]}")
+          f"{load_average()}; Python {sys.version.split()[0]}")
     print(table(result.rows))
     for line in targets(result.rows):
         print(f"- {line}")

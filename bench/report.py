@@ -177,3 +177,11 @@ def write_section(path: Path, name: str, body: str) -> None:
     else:
         text = f"{text.rstrip()}\n\n{block}\n"
     path.write_text(text)
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages as text ("?" where the system has none)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"

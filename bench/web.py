@@ -31,7 +31,7 @@ from peerbench import venvs
 from peerbench.adapter import Environment, StoreKind
 from peerbench.cli import postgres_settings, redis_settings, service_problems
 from peerbench.stores import PG_DSN, REDIS_URL, Store, make_store
-from report import BENCH_DIR, commit, cpu_model, memory, write_section
+from report import BENCH_DIR, commit, cpu_model, load_average, memory, write_section
 from webbench import wrk
 from webbench.measure import DRAIN_TIMEOUT, Load, RowResult, measure
 from webbench.systems import VENV_SUFFIX, WEB_REQUIREMENTS, System, all_systems
@@ -75,13 +75,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown row(s): {', '.join(unknown)}; known: {', '.join(keys)}")
     return args
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def _versions(system: System, env: Environment) -> dict[str, str]:
@@ -284,7 +277,7 @@ def machine(load_before: str, measured: str) -> dict[str, str]:
         "wrk": wrk.available() or "not installed",
         "Redis": f"{REDIS_URL} ({safe(redis_settings)})",
         "PostgreSQL": f"{PG_DSN} ({safe(postgres_settings)})",
-        "Load average (1, 5, 15 min) before / after": f"{load_before} / {_load()}",
+        "Load average (1, 5, 15 min) before / after": f"{load_before} / {load_average()}",
     }
 
 
@@ -318,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     if wrk.available() is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
-    load_before = _load()
+    load_before = load_average()
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
         print(f"! load average {load_before}: something else is running; figures will be low "
               "and noisy (the load before and after is recorded)", file=sys.stderr)
@@ -335,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {line}")
     for note in notes(results, args):
         print(f"- {note}")
-    print(f"\n(total {elapsed:.0f} s; load average before {load_before}, after {_load()})")
+    print(f"\n(total {elapsed:.0f} s; load average before {load_before}, after {load_average()})")
     latest = args.out / "web-latest.json"
     latest.write_text(json.dumps(raw(results), indent=1))
     print(f"raw results: {latest}; logs: {log_dir}", file=sys.stderr)

@@ -37,6 +37,12 @@ async def redis() -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+async def _forget(redis: Redis, prefix: str) -> None:
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+
+
 def _connection(redis: Redis, timeout: float | None = 5.0) -> PipelinedConnection:
     pool = redis.connection_pool
     return PipelinedConnection(pool.make_connection, timeout, "utf-8")
@@ -166,9 +172,7 @@ async def test_the_backend_recovers_from_a_killed_connection_and_forgotten_scrip
             job = await t.enqueue(7)
             assert (await job.info()).state.value == "pending"
     finally:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
+        await _forget(redis, prefix)
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
@@ -198,9 +202,7 @@ async def test_reads_through_the_pipelined_connection_on_either_resp_version(
             assert await app.get_job(job.id) is not None
     finally:
         await speaking.aclose()
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
+        await _forget(redis, prefix)
 
 
 async def test_a_cancelled_batch_leaves_no_reply_behind(redis: Redis) -> None:
@@ -233,3 +235,22 @@ async def test_a_cancelled_batch_leaves_no_reply_behind(redis: Redis) -> None:
     finally:
         await redis.delete(key)
         await pipe.close()
+
+
+async def test_a_batch_runs_again_after_the_server_forgot_the_scripts(redis: Redis) -> None:
+    """Scripts.run_many_piped: every call of a batch met NOSCRIPT and did not run; after the
+    reload they run, once each."""
+    from backburner.backends.redis.backend import SCRIPTS
+
+    prefix = f"bb-pipe-{uuid.uuid4().hex[:8]}"
+    app = Backburner(f"{REDIS_URL}?prefix={prefix}")
+    try:
+        async with app:
+            backend = app.backend
+            assert isinstance(backend, RedisBackend) and backend._pipe is not None
+            client = await backend._connected()
+            await redis.script_flush()
+            calls = [backend._global(SCRIPTS["lead"], worker, 60_000) for worker in ("a", "b")]
+            assert await SCRIPTS.run_many_piped(backend._pipe, client, calls) == [1, 0]
+    finally:
+        await _forget(redis, prefix)

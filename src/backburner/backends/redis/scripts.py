@@ -152,17 +152,11 @@ class Scripts:
         packed = [wire.pack(_evalsha_args(call)) for call in calls]
         if any(p is None for p in packed):
             return await self.run_many(client, calls)
-        results = await pipe.call_many([p for p in packed if p is not None])
-        missing = [i for i, r in enumerate(results) if isinstance(r, rx.NoScriptError)]
-        if missing:
-            await self.load(client)
-            again = await pipe.call_many([p for i in missing if (p := packed[i]) is not None])
-            for i, result in zip(missing, again, strict=True):
-                results[i] = result
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
+        ready = [p for p in packed if p is not None]
+        results = await pipe.call_many(ready)
+        return await self._reloaded(
+            client, results, lambda missing: pipe.call_many([ready[i] for i in missing])
+        )
 
     async def run_many(
         self, client: Client, calls: Sequence[Call], wait: Wait | None = None
@@ -176,11 +170,20 @@ class Scripts:
         if len(calls) == 1 and wait is None:
             return [await self.run(client, calls[0])]
         results = await _pipeline(client, calls, wait)
+        return await self._reloaded(
+            client, results, lambda missing: _pipeline(client, [calls[i] for i in missing], wait)
+        )
+
+    async def _reloaded(
+        self, client: Client, results: list[Any],
+        again: Callable[[list[int]], Awaitable[list[Any]]],
+    ) -> list[Any]:
+        """`results` of a batch once the calls that met NOSCRIPT (they did not run) ran
+        again, through `again`, after a reload; any other error is raised."""
         missing = [i for i, r in enumerate(results) if isinstance(r, rx.NoScriptError)]
         if missing:
             await self.load(client)
-            again = await _pipeline(client, [calls[i] for i in missing], wait)
-            for i, result in zip(missing, again, strict=True):
+            for i, result in zip(missing, await again(missing), strict=True):
                 results[i] = result
         for result in results:
             if isinstance(result, Exception):
