@@ -26,15 +26,15 @@ class _HiredisPacking:
         words = name.encode().split() if isinstance(name, str) else name.split()
         if len(words) > 1:
             args = (*words, *args[1:])
-        try:
-            assert _pack is not None
-            return [_pack(args)]
-        except (TypeError, UnicodeError):  # a bytearray, say: the Python packer takes it
-            # The mixin's super() is redis-py's connection class, which mypy cannot see here;
-            # through Any rather than a type: ignore that a typed redis-py release would flag.
-            parent: Any = super()
-            fallback: list[bytes] = parent.pack_command(*args)
-            return fallback
+        packed = pack(args)
+        if packed is not None:
+            return [packed]
+        # A bytearray, say: the Python packer takes it. The mixin's super() is redis-py's
+        # connection class, which mypy cannot see here; through Any rather than an ignore
+        # comment, which a typed redis-py release would flag as unused.
+        parent: Any = super()
+        fallback: list[bytes] = parent.pack_command(*args)
+        return fallback
 
 
 def pack(args: tuple[Any, ...]) -> bytes | None:
