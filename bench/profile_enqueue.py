@@ -197,8 +197,9 @@ async def time_enqueue(app: Backburner, task: Any, counts: Counts) -> tuple[Time
             began = time.perf_counter()
             await task.enqueue(n)
             took.append(time.perf_counter() - began)
-            # PostgreSQL sends job events from a background task (not timed: read between
-            # calls): how many the sequential enqueues started.
+            # PostgreSQL's notifier sends job events from a background task (not timed:
+            # read between calls), an enqueue's too until its insert statement sent them:
+            # how many the sequential enqueues started.
             sender = getattr(notifier, "_sender", None)
             if sender is not None and sender is not last:
                 senders, last = senders + 1, sender
@@ -206,7 +207,7 @@ async def time_enqueue(app: Backburner, task: Any, counts: Counts) -> tuple[Time
         rounds.append(Timed(statistics.median(took) * 1e6, sum(took) / len(took) * 1e6,
                             cpu / len(took) * 1e6))
         await settle()
-    if senders:
+    if senders or hasattr(notifier, "sent_by_statement"):  # PostgreSQL: also when none
         notes.append(f"{senders / (counts.calls * counts.rounds):.2f} background "
                      "event-sender tasks started per enqueue (each sends everything queued "
                      "meanwhile in one NOTIFY statement)")
@@ -286,6 +287,11 @@ async def shared_parts(kind: str, app: Backburner, task: Any, counts: Counts
             cast(Any, notifier).sent_by_script(
                 {job.queue}, [(j.id, 0, ("pending", "scheduled")) for j in batch]
             )
+        elif kind == "postgres":
+            # The same for the insert statement, which sent them with its pg_notify.
+            cast(Any, notifier).sent_by_statement(
+                [(j.id, 0, ("pending", "scheduled")) for j in batch]
+            )
         return batch
 
     best = float("inf")
@@ -302,7 +308,7 @@ async def shared_parts(kind: str, app: Backburner, task: Any, counts: Counts
         "memory": "in-process delivery only",
         "sqlite": "wake-up and job event as datagrams to listening processes (none here)",
         "redis": "delivered in-process only: the insert script published them",
-        "postgres": "the job event is queued for a background NOTIFY (its cost below)",
+        "postgres": "delivered in-process only: the insert statement sent them",
     }[kind]
     hot = "right after a store call, as in the enqueue (in a timeit loop: {:.1f} µs)"
     return [
@@ -559,8 +565,10 @@ async def postgres_parts(app: Backburner, task: Any, counts: Counts) -> Below:
     loops, n = counts.loops, counts.samples
 
     def arguments(jobs: list[NewJob]) -> tuple[Any, ...]:
-        # The parameters backend.insert passes for plain jobs.
-        return (*_columns(jobs), backend._wakeup, notifier.origin, *_limits_and_meta(jobs))
+        # The parameters backend.insert passes for plain jobs (the jobs' events last).
+        events = notifier.statement_events((j.queue, j.id, j.task) for j in jobs)
+        return (*_columns(jobs), backend._wakeup, notifier.origin, *_limits_and_meta(jobs),
+                *events)
 
     job = build_job(task, DEFAULT_OPTIONS, (7,), {})
     building = sync_us(lambda: arguments([job]), loops)
@@ -615,9 +623,10 @@ async def postgres_parts(app: Backburner, task: Any, counts: Counts) -> Below:
              f"insert - SELECT 1: {held.p50 - select.p50:.1f} µs (the row, its indexes, "
              "pg_notify, the commit)"),
         Part("SELECT 1, pool.fetchval", pool_select.p50, pool_select.cpu, REFERENCE),
-        Part("job event: background NOTIFY (off the caller's path)", event.p50, event.cpu,
+        Part("a job event's background NOTIFY (not an enqueue's)", event.p50, event.cpu,
              REFERENCE, "publish, then await the sender task: a second statement on a "
-                        "pooled connection; its CPU is in the enqueue's CPU figure"),
+                        "pooled connection, what each enqueue's event cost before the insert "
+                        "statement sent it"),
     ], [f"PostgreSQL {settings['server_version']}, synchronous_commit="
         f"{settings['synchronous_commit']}"]
 

@@ -122,6 +122,15 @@ def _limits_and_meta(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
     )
 
 
+def _stored(jobs: Sequence[NewJob], used: Sequence[Inserted]) -> list[str]:
+    """The ids of the jobs an insert stored (not those whose key a live job holds)."""
+    return [j.id for j, u in zip(jobs, used, strict=True) if u.id == j.id]
+
+
+ENQUEUED_STATES = ("pending", "scheduled")
+"""The states a new job's event names: the insert statement picks one, by the server's clock."""
+
+
 _CLAIM_ROUNDS = 8
 """Most claim statements one claim runs when jobs over their limits keep being put back;
 past that it returns what it has and says more may be ready (next_run_at = now)."""
@@ -221,6 +230,11 @@ class PostgresBackend:
     async def insert(self, jobs: Sequence[NewJob], connection: Any = None) -> list[Inserted]:
         if not jobs:
             return []
+        # The statements send the jobs' events too (queries.sql, insert_jobs), in this
+        # process's name, also inside the application's transaction (connection=): there
+        # they go out at its commit, as they should, and the publish() that follows the
+        # insert (instrument.py) delivers them in this process only.
+        events = self._notifier.statement_events((j.queue, j.id, j.task) for j in jobs)
         try:
             if any(j.flow_id is not None for j in jobs):
                 # A flow's jobs (backburner.flows; never unique ones): one statement.
@@ -232,38 +246,51 @@ class PostgresBackend:
                     self._q["insert_flow_jobs"], *_columns(jobs), *_flow_columns(jobs),
                     WAITING_RUN_AT, self._wakeup,
                     self._notifier.origin if connection is None else "",
-                    *_limits_and_meta(jobs),
+                    *_limits_and_meta(jobs), *events,
                 )
-                return [Inserted(j.id) for j in jobs]
-            if connection is None:
+                used = [Inserted(j.id) for j in jobs]
+            elif connection is None:
                 pool = await self._connected()
                 if all(j.unique_key is None for j in jobs):
                     await pool.execute(
                         self._q["insert_jobs"], *_columns(jobs), self._wakeup,
-                        self._notifier.origin, *_limits_and_meta(jobs),
+                        self._notifier.origin, *_limits_and_meta(jobs), *events,
                     )
-                    return [Inserted(j.id) for j in jobs]
-                async with pool.acquire() as conn, conn.transaction():
-                    return await self._insert_unique(conn, jobs, self._notifier.origin)
-            driver = await external.driver_connection(connection)
-            # No origin: the wake-up reaches this process's workers too, at the commit
-            # (the one the app publishes now comes before the job is visible to them).
-            if all(j.unique_key is None for j in jobs):
-                await driver.execute(
-                    self._q["insert_jobs"], *_columns(jobs), self._wakeup, "",
-                    *_limits_and_meta(jobs),
-                )
-                return [Inserted(j.id) for j in jobs]
-            # A savepoint, so a failure here leaves the application's transaction usable.
-            async with driver.transaction():
-                return await self._insert_unique(driver, jobs, "")
+                    used = [Inserted(j.id) for j in jobs]
+                else:
+                    async with pool.acquire() as conn, conn.transaction():
+                        used = await self._insert_unique(
+                            conn, jobs, self._notifier.origin, events
+                        )
+            else:
+                driver = await external.driver_connection(connection)
+                # No origin for the wake-up: it reaches this process's workers too, at the
+                # commit (the one the app publishes now comes before the job is visible to
+                # them). The events keep it: this process delivers them at once, as before.
+                if all(j.unique_key is None for j in jobs):
+                    await driver.execute(
+                        self._q["insert_jobs"], *_columns(jobs), self._wakeup, "",
+                        *_limits_and_meta(jobs), *events,
+                    )
+                    used = [Inserted(j.id) for j in jobs]
+                else:
+                    # A savepoint, so a failure here leaves the application's transaction
+                    # usable.
+                    async with driver.transaction():
+                        used = await self._insert_unique(driver, jobs, "", events)
         except errors.TRANSLATED as exc:
             if errors.is_unique_violation(exc):
                 raise ConfigurationError(f"duplicate job id in {[j.id for j in jobs]}") from exc
             raise
+        if events[0] is not None:
+            self._notifier.sent_by_statement(
+                (job_id, 0, ENQUEUED_STATES) for job_id in _stored(jobs, used)
+            )
+        return used
 
     async def _insert_unique(
-        self, conn: Any, jobs: Sequence[NewJob], origin: str
+        self, conn: Any, jobs: Sequence[NewJob], origin: str,
+        events: tuple[str | None, str, int],
     ) -> list[Inserted]:
         """Insert what no live job holds the key of; answer the holders' ids for the rest.
         A holder may end between our skipped insert and the look-up: then that job is
@@ -284,7 +311,7 @@ class PostgresBackend:
                 self._q["insert_unique_jobs"], *_columns(waiting),
                 [j.unique_key for j in waiting], [j.unique_scope.value for j in waiting],
                 [j.unique_for for j in waiting], self._wakeup, origin,
-                *_limits_and_meta(waiting),
+                *_limits_and_meta(waiting), *events,
             )
             used.update((r["id"], Inserted(r["id"])) for r in rows)
             skipped = [j for j in waiting if j.id not in used]

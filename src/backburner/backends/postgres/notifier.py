@@ -9,9 +9,13 @@ and `cancel`, never receives the flow of job events:
   commit and drops it on rollback, so a wake-up never arrives before its job is visible,
   even for an enqueue inside the application's transaction. `publish` therefore delivers
   wake-ups locally only.
-- Job events (state changes, progress) and cancel requests are published after the change
-  committed: queued, and sent by one background task, everything queued meanwhile in one
-  statement on a pooled connection. Publishing never blocks the caller.
+- The insert statements send the `job` events of the jobs they store the same way, in the
+  name of this process (`statement_events`, `sent_by_statement`): an enqueue is one
+  statement, whose events are seen at its commit (for an enqueue inside the application's
+  transaction, at the application's commit, and never if it rolls back).
+- Other job events (state changes, progress) and cancel requests are published after the
+  change committed: queued, and sent by one background task, everything queued meanwhile in
+  one statement on a pooled connection. Publishing never blocks the caller.
 
 Each message carries its sender's token so a process does not deliver its own events twice.
 A transaction that notifies takes a cluster-wide lock at commit (the notification queue is
@@ -53,6 +57,15 @@ PING_TIMEOUT = 5.0
 MAX_BACKOFF = 5.0
 MAX_PAYLOAD = 7900
 """Bytes per NOTIFY payload; the server refuses 8000 and more."""
+EVENTS_BUDGET = MAX_PAYLOAD - 64
+"""Bytes the events of one payload may take (what is left is the envelope: origin, brackets)."""
+_EVENT_FRAME = 32
+"""What a job event of an insert statement takes besides `orjson.dumps([queue, id, task])`:
+`"job", `, a space after each comma, `, "scheduled", 0` and the `, ` before the next (25;
+PostgreSQL's json escapes exactly what orjson escapes, the same way)."""
+SENT_MARKS = 10_000
+"""Most job events marked as sent by a statement and not yet published (see
+`sent_by_statement`)."""
 _EVENT_FIELDS = 7
 """Length of `Event.to_json()`; the SQL statements send only the first two fields."""
 
@@ -92,15 +105,63 @@ class PostgresNotifier(LocalNotifier):
         """The LISTEN connection of a listener that was stopped, for close() to close."""
         self._polling_said = False
         """Whether the polling-only warning was logged (once per notifier)."""
+        self._job_channel = config.channel("job")
+        self._sent_events: dict[tuple[str, int], tuple[str, ...]] = {}
+        """(job id, attempt) -> the states of the job event a statement sent (see
+        `sent_by_statement`)."""
 
     # -- sending ---------------------------------------------------------------------------
+    def statement_events(
+        self, jobs: Iterable[tuple[str, str, str]]
+    ) -> tuple[str | None, str, int]:
+        """The parameters with which an insert statement sends the `job` events of its jobs
+        ((queue, id, task) each) itself (queries.sql, `announced`): their channel, this
+        process's token, and how many events one payload may hold, by the longest one.
+
+        None for the channel when one event alone would not fit in a payload (a name or id
+        of kilobytes): then the statement sends none and publish() sends them afterwards,
+        as any other event, trimming what it must (`_messages`). An insert must never
+        fail for the sake of a notification."""
+        try:
+            widest = max((len(orjson.dumps(job)) for job in jobs), default=0) + _EVENT_FRAME
+        except orjson.JSONEncodeError:  # not UTF-8 (a lone surrogate): the store says so
+            return None, self.origin, 1
+        if widest > EVENTS_BUDGET:
+            return None, self.origin, 1
+        return self._job_channel, self.origin, EVENTS_BUDGET // widest
+
+    def sent_by_statement(self, events: Iterable[tuple[str, int, tuple[str, ...]]]) -> None:
+        """An insert statement that committed (or will, with the application's transaction)
+        has sent, in this process's name, the job event of each (job id, attempt, possible
+        states): the publish() of that event that follows (instrument.py, once the store
+        answered) delivers it locally only, instead of sending it a second time. As
+        RedisNotifier.sent_by_script for the Lua scripts. A mark lasts until its event is
+        published: one attempt of a job enters a state once, so a stale mark hides
+        nothing else."""
+        if len(self._sent_events) > SENT_MARKS:
+            self._sent_events.clear()  # marks whose event never came: at worst a duplicate
+        for job_id, attempt, states in events:
+            self._sent_events[(job_id, attempt)] = states
+
+    def _already_sent(self, event: Event) -> bool:
+        if event.kind != "job" or event.progress is not None or event.job_id is None:
+            return False
+        key = (event.job_id, event.attempt or 0)
+        if event.state in self._sent_events.get(key, ()):
+            del self._sent_events[key]
+            return True
+        return False
+
     def publish(self, events: Sequence[Event]) -> None:
         self._deliver_locally(events)
         if self._pool() is None:
             return
         for event in events:
-            if event.kind != "wakeup":  # wake-ups travel with their transaction (see above)
-                self._outbox.append((self._config.channel(event.kind), event.to_json()))
+            if event.kind == "wakeup":  # wake-ups travel with their transaction (see above)
+                continue
+            if self._sent_events and self._already_sent(event):
+                continue
+            self._outbox.append((self._config.channel(event.kind), event.to_json()))
         if not self._outbox or (self._sender is not None and not self._sender.done()):
             return
         try:
@@ -292,6 +353,7 @@ class PostgresNotifier(LocalNotifier):
                 conn.terminate()
         self._wanted.clear()
         self._outbox.clear()
+        self._sent_events.clear()
         self.connected.clear()
         self._down.clear()
         self.listener_pid = None

@@ -14,14 +14,16 @@
 -- when its transaction commits and dropped if it rolls back, so a listener never wakes to
 -- find nothing, and an enqueue inside the application's own transaction wakes workers
 -- exactly when that transaction commits. `o` names the sending process, whose own listener
--- skips the message (it has delivered the event in-process already).
+-- skips the message (it has delivered the event in-process already). The insert statements
+-- send their jobs' `job` events the same way, on the job channel.
 
 -- name: insert_jobs
 -- Any number of jobs in one statement: all or none. Rows are inserted in the order given,
 -- so seq (the FIFO tiebreak) follows it. statement_timestamp(), not now(): this statement
 -- may run inside the application's own transaction (transactional enqueue), and now() would
 -- date the job, and start its delay, at that transaction's BEGIN. $18: each job's meta
--- (JSON text, NULL for none).
+-- (JSON text, NULL for none). $19-$21: the jobs' `job` events, sent here too (see
+-- `announced` below).
 WITH new AS (
     SELECT n.*,
            greatest(coalesce(to_timestamp(n.at), statement_timestamp()),
@@ -45,17 +47,37 @@ inserted AS (
            rate_period, meta
     FROM new
     ORDER BY ord
-    RETURNING queue
+    RETURNING seq, id, task, queue, state
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify($11, json_build_object(
+               'o', $12::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+    FROM (SELECT DISTINCT queue FROM inserted) AS q
+    HAVING count(*) > 0
+),
+-- Each job's `job` event (notifier.py's format, without its progress) on channel $19,
+-- in the name of the sender $20: delivered at commit like the wake-up, so no second
+-- statement publishes it afterwards (that one would notify, and queue for the commit
+-- lock, again). A payload must stay under 8000 bytes: one takes the jobs of a span of $21
+-- seqs, $21 sized by the caller from the longest event (PostgresNotifier.statement_events).
+-- The seqs of the rows are distinct, so a span holds at most $21 of them (other inserts
+-- taking seqs in between make more payloads than needed, never a bigger one); no window
+-- or sort, so one job costs little more than the wake-up. NULL $19: no events here (the
+-- caller publishes them).
+announced AS MATERIALIZED (
+    SELECT pg_notify($19, json_build_object(
+               'o', $20::text,
+               'e', json_agg(json_build_array('job', queue, id, task, state, 0)))::text)
+    FROM inserted
+    WHERE $19::text IS NOT NULL
+    GROUP BY seq / $21::int
 )
-SELECT pg_notify($11, json_build_object(
-           'o', $12::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
-FROM (SELECT DISTINCT queue FROM inserted) AS q
-HAVING count(*) > 0;
+SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM announced);
 
 -- name: insert_flow_jobs
 -- The jobs of a chain or group (backburner.flows), all or none: insert_jobs plus their
 -- links ($11 flow ids; $12, $13 JSON arrays of ids or NULL; $14 waiting_on; $15 receives;
--- $24 the jobs' meta, as in insert_jobs).
+-- $24 the jobs' meta; $25-$27 their events, as in insert_jobs).
 -- One that waits for others is scheduled at $16 (9999-12-31): past the end of every staging
 -- scan, so only the completion of its last dependency (flow_ready) makes it pending.
 WITH new AS (
@@ -90,12 +112,24 @@ inserted AS (
            rate_count, rate_period, meta
     FROM new
     ORDER BY ord
-    RETURNING queue
+    RETURNING seq, id, task, queue, state
+),
+woken AS MATERIALIZED (
+    SELECT pg_notify($17, json_build_object(
+               'o', $18::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
+    FROM (SELECT DISTINCT queue FROM inserted) AS q
+    HAVING count(*) > 0
+),
+-- The jobs' events, as in insert_jobs.
+announced AS MATERIALIZED (
+    SELECT pg_notify($25, json_build_object(
+               'o', $26::text,
+               'e', json_agg(json_build_array('job', queue, id, task, state, 0)))::text)
+    FROM inserted
+    WHERE $25::text IS NOT NULL
+    GROUP BY seq / $27::int
 )
-SELECT pg_notify($17, json_build_object(
-           'o', $18::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
-FROM (SELECT DISTINCT queue FROM inserted) AS q
-HAVING count(*) > 0;
+SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM announced);
 
 -- name: lock_unique_keys
 -- Transaction-level advisory locks on the batch's keys, taken in one global order (sorted
@@ -124,7 +158,7 @@ WHERE (queue, task, unique_key) IN (SELECT * FROM unnest($1::text[], $2::text[],
 -- index). A concurrent insert of the same key makes this one wait for it to commit or roll
 -- back, then skip or insert: exactly one holder. Returns the ids inserted; the caller looks
 -- up the holders of the others (unique_holders) in a statement of its own, whose snapshot
--- sees a holder that committed while this one waited.
+-- sees a holder that committed while this one waited. $22-$24: as $19-$21 of insert_jobs.
 WITH new AS (
     SELECT n.*,
            greatest(coalesce(to_timestamp(n.at), statement_timestamp()),
@@ -155,15 +189,25 @@ inserted AS (
         OR (unique_scope = 'queued' AND state IN ('pending', 'scheduled') AND attempt = 0)
         OR (unique_scope = 'period' AND unique_until IS NOT NULL))
     DO NOTHING
-    RETURNING id, queue
+    RETURNING seq, id, task, queue, state
 ),
 woken AS MATERIALIZED (
     SELECT pg_notify($14, json_build_object(
                'o', $15::text, 'e', json_agg(json_build_array('wakeup', q.queue)))::text)
     FROM (SELECT DISTINCT queue FROM inserted) AS q
     HAVING count(*) > 0
+),
+-- The events of the jobs inserted (not of those skipped), as in insert_jobs.
+announced AS MATERIALIZED (
+    SELECT pg_notify($22, json_build_object(
+               'o', $23::text,
+               'e', json_agg(json_build_array('job', queue, id, task, state, 0)))::text)
+    FROM inserted
+    WHERE $22::text IS NOT NULL
+    GROUP BY seq / $24::int
 )
-SELECT id, (SELECT count(*) FROM woken) AS woken FROM inserted;
+SELECT id, (SELECT count(*) FROM woken) + (SELECT count(*) FROM announced) AS told
+FROM inserted;
 
 -- name: unique_holders
 -- The live holder of each (queue, task, key) asked for, if any.
