@@ -472,9 +472,9 @@ async def redis_parts(app: Backburner, task: Any, counts: Counts) -> Below:
         # The call backend._insert_one_queue makes for one job.
         q = backend.keys.queue(job.queue)
         return Call(
-            SCRIPTS["insert_reserving"], (*q.script_keys, *backend.keys.global_keys[:2]),
-            (q.base, job.queue, notifier.origin, notifier.channel("wakeup"),
-             notifier.channel("job"), *rows.insert_args([job])),
+            SCRIPTS["insert"], (q.script_keys[0], *backend.keys.global_keys[:2]),
+            (q.base, job.queue, *backend._insert_head(job.queue, reserving=True),
+             *rows.insert_args([job])),
         )
 
     job = build_job(task, DEFAULT_OPTIONS, (7,), {})
@@ -490,8 +490,8 @@ async def redis_parts(app: Backburner, task: Any, counts: Counts) -> Below:
     packed = [wire.pack(_evalsha_args(script_call(j))) for j in fresh_jobs(task, n)]
     # The insert script's prelude (lua/_queue.lua: what every queue script runs first) with
     # nothing after it, called with an insert's keys and arguments.
-    insert_script = SCRIPTS["insert_reserving"]
-    prelude_text = insert_script.text.split("\n-- reserve_in_queue.lua", 1)[0] + "\nreturn 1"
+    insert_script = SCRIPTS["insert"]
+    prelude_text = insert_script.text.split("\n-- insert.lua", 1)[0] + "\nreturn 1"
     prelude = Script("prelude", prelude_text, await client.script_load(prelude_text))
     prelude_only = [wire.pack(_evalsha_args(replace(script_call(j), script=prelude)))
                     for j in fresh_jobs(task, n)]
@@ -528,7 +528,7 @@ async def redis_parts(app: Backburner, task: Any, counts: Counts) -> Below:
     bare_call = timed["prelude"]
     return timed, [
         Part("store call: backend.insert([job])", call.p50, call.cpu,
-             detail="one EVALSHA (reserve the id and insert, lua/reserve_in_queue.lua)"),
+             detail="one EVALSHA (lua/insert.lua, reserving the id too)"),
         Part("backend._insert_one_queue (called directly)", one_queue.p50, one_queue.cpu,
              BELOW, f"insert's wrapper and dispatch: {call.p50 - one_queue.p50:.1f} µs "
              "(difference)"),

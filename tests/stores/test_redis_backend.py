@@ -17,14 +17,14 @@ from redis_server import RedisServer
 from services import REDIS_URL, require_service
 
 from backburner import Backburner
-from backburner.backends.protocol import Completion, JobFilter, NewJob
+from backburner.backends.protocol import Completion, Failure, JobFilter, NewJob
 from backburner.backends.redis import RedisBackend, wire
 from backburner.backends.redis.checks import durability_problems
 from backburner.backends.redis.keys import Keys, hash_tag
 from backburner.backends.redis.url import parse_url
 from backburner.errors import ConfigurationError
 from backburner.instrument import Change
-from backburner.job import JobState
+from backburner.job import FailureReason, JobState
 from backburner.notify import Event
 
 
@@ -158,6 +158,46 @@ async def test_destroy_removes_only_its_own_prefix(redis_backend: RedisBackend) 
     finally:
         await neighbour.destroy()
         await neighbour.close()
+        await redis_backend.close()
+
+
+async def test_the_scripts_write_only_keys_that_keys_py_names(
+    redis_backend: RedisBackend,
+) -> None:
+    """lua/_queue.lua names a queue's keys from its base itself (only the ready set travels
+    in KEYS): a name spelt differently there would be a key nothing in Python reads."""
+    keys, queue = redis_backend.keys, "default"
+    q = keys.queue(queue)
+    try:
+        ids = [_job(queue) for _ in range(4)]
+        later = NewJob(id=str(uuid.uuid4()), task="t", queue=queue, priority=0, args="[]",
+                       kwargs="{}", max_attempts=1, delay=3600.0)
+        await redis_backend.insert([*ids, later])
+        claimed = (await redis_backend.claim("w1", [queue], 3, 30.0)).jobs
+        assert len(claimed) == 3
+        await redis_backend.complete([Completion(claimed[0].id, claimed[0].attempt, "1")])
+        await redis_backend.fail([Failure(claimed[1].id, claimed[1].attempt,
+                                          {"type": "E", "message": "m", "traceback": None},
+                                          FailureReason.ERROR)])
+        await redis_backend.cancel(ids[3].id)
+        await redis_backend.set_queue_paused(queue, True)
+        named = {*q.script_keys, *(q.job(j.id) for j in (*ids, later)), q.base + "held:w1",
+                 *keys.global_keys, keys.layout, keys.finished_indexed}
+        client = Redis.from_url(REDIS_URL, decode_responses=True)
+        try:
+            found = {k async for k in client.scan_iter(match=keys.scan_pattern)
+                     if keys.owns(k)}
+        finally:
+            await client.aclose()
+        assert found - named == set()
+        counts = await redis_backend.counts()
+        assert counts.get((queue, JobState.PENDING), 0) == 0
+        assert counts[(queue, JobState.SCHEDULED)] == 1
+        assert counts[(queue, JobState.RUNNING)] == 1
+        for state in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED):
+            assert counts[(queue, state)] == 1, state
+    finally:
+        await redis_backend.destroy()
         await redis_backend.close()
 
 

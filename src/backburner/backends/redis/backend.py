@@ -206,7 +206,7 @@ class RedisBackend:
     # -- helpers ---------------------------------------------------------------------------
     def _call(self, script: Script, queue: str, *args: str | int | float) -> Call:
         q = self.keys.queue(queue)
-        return Call(script, q.script_keys, (q.base, queue, *args))
+        return Call(script, q.script_keys[:1], (q.base, queue, *args))
 
     async def _run(self, client: Client, call: Call, wait: Wait | None = None) -> Any:
         """One script call, on the pipelined connection where there is one (there is none
@@ -343,11 +343,9 @@ class RedisBackend:
         by_queue: dict[str, list[NewJob]] = {}
         for job in jobs:
             by_queue.setdefault(job.queue, []).append(job)
-        # The scripts publish the wake-ups and enqueue events themselves (lua/insert.lua).
-        notifier = self._notifier
-        publishing = (notifier.origin, notifier.channel("wakeup"), notifier.channel("job"))
         calls = [
-            self._call(SCRIPTS["insert"], q, *publishing, *rows.insert_args(batch))
+            self._call(SCRIPTS["insert"], q, *self._insert_head(q, reserving=False),
+                       *rows.insert_args(batch))
             for q, batch in by_queue.items()
         ]
         if is_cluster(client):
@@ -388,18 +386,23 @@ class RedisBackend:
         )
         return [used[j.id] for j in jobs]
 
+    def _insert_head(self, queue: str, reserving: bool) -> tuple[str, ...]:
+        """lua/insert.lua's own first arguments: whether it reserves the ids, and what it
+        publishes (the scripts publish the wake-ups and enqueue events themselves)."""
+        notifier = self._notifier
+        return ("1" if reserving else "", notifier.channel("wakeup"),
+                notifier.wakeup_message(queue), notifier.channel("job"), notifier.origin)
+
     async def _insert_one_queue(self, client: Client, jobs: Sequence[NewJob]) -> list[Inserted]:
         """What `insert` does, for jobs of one queue on a single server: one script call
-        that reserves the ids and stores the jobs (lua/reserve_in_queue.lua), without a
-        pipeline's cost, and nothing to take back on a clash (it checks before it writes).
-        The common case: one `enqueue`."""
+        that reserves the ids and stores the jobs (lua/insert.lua with its reserving flag),
+        without a pipeline's cost, and nothing to take back on a clash (it checks before it
+        writes). The common case: one `enqueue`."""
         queue = jobs[0].queue
-        notifier = self._notifier
         q = self.keys.queue(queue)
         reply = await self._run(client, Call(
-            SCRIPTS["insert_reserving"], (*q.script_keys, *self.keys.global_keys[:2]),
-            (q.base, queue, notifier.origin, notifier.channel("wakeup"),
-             notifier.channel("job"), *rows.insert_args(jobs)),
+            SCRIPTS["insert"], (q.script_keys[0], *self.keys.global_keys[:2]),
+            (q.base, queue, *self._insert_head(queue, reserving=True), *rows.insert_args(jobs)),
         ))
         if reply[0] != 0:
             raise ConfigurationError(f"duplicate job id {reply[1]}")

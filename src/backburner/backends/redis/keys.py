@@ -81,9 +81,9 @@ from backburner.job import JobState
 LAYOUT_VERSION = 1
 
 STATES: tuple[JobState, ...] = tuple(JobState)
-"""Order of the per-state keys in `QueueKeys.script_keys` (lua/_queue.lua relies on it)."""
+"""Order of the per-state keys in `QueueKeys.script_keys`."""
 FINISHED_STATES: tuple[JobState, ...] = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
-"""Order of the finished-index keys in `QueueKeys.script_keys` (lua/_queue.lua relies on it)."""
+"""Order of the finished-index keys in `QueueKeys.script_keys`."""
 
 _GLOB = re.compile(r"([\\*?\[\]])")
 
@@ -114,7 +114,9 @@ class QueueKeys:
 
     @cached_property
     def script_keys(self) -> tuple[str, ...]:
-        """KEYS of every queue script, in the order lua/_queue.lua names them."""
+        """The keys every queue script may touch besides job, held, unique and limit keys.
+        Scripts get only the first (the ready set: what routes a call to the queue's slot)
+        and name the others from the base themselves, as here (lua/_queue.lua)."""
         b = self.base
         return (
             f"{b}ready", f"{b}suspects", f"{b}scheduled", f"{b}running", f"{b}seq",

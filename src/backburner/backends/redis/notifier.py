@@ -75,6 +75,7 @@ class RedisNotifier(LocalNotifier):
         """Queues whose wake-up a Lua script just published (see `sent_by_script`)."""
         self._sent_events: dict[tuple[str, int], tuple[str, ...]] = {}
         """(job id, attempt) -> the states of the job event a Lua script published."""
+        self._wakeup_messages: dict[str, str] = {}
 
     @property
     def origin(self) -> str:
@@ -83,6 +84,18 @@ class RedisNotifier(LocalNotifier):
 
     def channel(self, kind: EventKind) -> str:
         return self._channels[kind]
+
+    def wakeup_message(self, queue: str) -> str:
+        """The message that wakes `queue`'s workers, in this process's name, as `publish`
+        would send it: lua/insert.lua publishes it as given (encoding it there costs the
+        server more than the whole rest of the message)."""
+        found = self._wakeup_messages.get(queue)
+        if found is None:
+            if len(self._wakeup_messages) >= SENT_MARKS:
+                self._wakeup_messages.clear()
+            found = orjson.dumps([self._origin, [Event("wakeup", queue).to_json()]]).decode()
+            self._wakeup_messages[queue] = found
+        return found
 
     # -- sending ---------------------------------------------------------------------------
     def sent_by_script(

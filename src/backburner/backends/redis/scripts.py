@@ -93,10 +93,6 @@ def load_all() -> dict[str, Script]:
     queue, shared = _read("_queue"), _read("_global")
     scripts = {n: _build(n, queue) for n in QUEUE_SCRIPTS}
     scripts.update({n: _build(n, shared) for n in GLOBAL_SCRIPTS})
-    # One queue's enqueue on a single server: the reserve and the insert in one call (see
-    # lua/reserve_in_queue.lua).
-    combined = _build("insert", f"{queue}\n-- reserve_in_queue.lua\n{_read('reserve_in_queue')}")
-    scripts["insert_reserving"] = Script("insert_reserving", combined.text, combined.sha)
     return scripts
 
 

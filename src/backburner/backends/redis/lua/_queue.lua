@@ -2,27 +2,37 @@
 --
 -- A queue script runs atomically: Redis executes one script at a time, so everything between
 -- its first read and its last write is one transaction, and every key it touches shares the
--- queue's hash tag (one Redis Cluster slot). KEYS, in keys.QueueKeys.script_keys order:
-local READY, SUSPECTS, SCHEDULED, RUNNING, SEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- queue's hash tag (one Redis Cluster slot).
+-- ARGV[1]: the queue's key base (keys.QueueKeys.base: every key of the queue starts with it),
+-- ARGV[2]: the queue's name; a script's own arguments start at ARGV[3]. KEYS[1] is the
+-- queue's ready set, declared so that a cluster client routes the call to the queue's slot;
+-- the other keys are named here from the base, as keys.py names them (a key passed in KEYS
+-- costs the server more per call than the concatenation does).
+local BASE, QUEUE = ARGV[1], ARGV[2]
+local READY, SUSPECTS, SCHEDULED = KEYS[1], BASE .. 'suspects', BASE .. 'scheduled'
+local RUNNING, SEQ = BASE .. 'running', BASE .. 'seq'
 local STATE = {
-  pending = KEYS[6], scheduled = KEYS[7], running = KEYS[8],
-  completed = KEYS[9], failed = KEYS[10], cancelled = KEYS[11],
+  pending = BASE .. 'state:pending', scheduled = BASE .. 'state:scheduled',
+  running = BASE .. 'state:running', completed = BASE .. 'state:completed',
+  failed = BASE .. 'state:failed', cancelled = BASE .. 'state:cancelled',
 }
 -- The queue's controls (hash: paused '1'/'0', changed_at), and per terminal state the
 -- finished jobs by finished_at (what the retention pruner walks, oldest first).
-local CONTROL = KEYS[12]
-local FINISHED = { completed = KEYS[13], failed = KEYS[14], cancelled = KEYS[15] }
--- ARGV[1]: the queue's key base (job and held keys are built from it: same tag), ARGV[2]: the
--- queue's name; a script's own arguments start at ARGV[3].
-local BASE, QUEUE = ARGV[1], ARGV[2]
+local CONTROL = BASE .. 'control'
+local FINISHED = {
+  completed = BASE .. 'finished:completed', failed = BASE .. 'finished:failed',
+  cancelled = BASE .. 'finished:cancelled',
+}
 
 -- The server's clock, never a client's: leases and schedules are judged by it alone.
--- Returns seconds as a number and as the string every timestamp is stored as (Lua would
--- print a number with 14 significant digits only), and microseconds for sequence numbers.
+-- Returns seconds as a number and as the string every timestamp is stored as, and the
+-- seconds and microseconds strings TIME gave (sequence numbers are made from them). Built
+-- from TIME's strings: string.format of a 16-digit number costs over a microsecond here.
 local function clock()
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  return now, string.format('%.6f', now), tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local s, us = t[1], t[2]
+  local now_s = s .. '.' .. string.rep('0', 6 - #us) .. us
+  return tonumber(now_s), now_s, s, us
 end
 
 local function fmt(seconds)
@@ -220,10 +230,15 @@ end
 
 -- A job that ends stops holding its key (queued and active scopes): the key's own Redis key
 -- goes, so keys of finished jobs do not pile up (period keys expire by themselves).
-local function release_key(id)
-  local f = redis.call('HMGET', job_key(id), 'unique_digest', 'unique_scope')
-  if f[1] and f[2] ~= 'period' and redis.call('GET', unique_key(f[1])) == id then
-    redis.call('DEL', unique_key(f[1]))
+-- `digest` and `scope`: the record's unique_digest and unique_scope, when the caller read
+-- them already (complete.lua: one HMGET less per job).
+local function release_key(id, digest, scope)
+  if digest == nil then
+    local f = redis.call('HMGET', job_key(id), 'unique_digest', 'unique_scope')
+    digest, scope = f[1], f[2]
+  end
+  if digest and scope ~= 'period' and redis.call('GET', unique_key(digest)) == id then
+    redis.call('DEL', unique_key(digest))
   end
 end
 

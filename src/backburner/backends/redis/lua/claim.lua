@@ -113,8 +113,11 @@ local function take(id)
   redis.call('HSET', key, 'state', 'running', 'attempt', attempt, 'worker_id', worker,
     'lease_until', lease_until_s, 'started_at', now_s, 'updated_at', now_s,
     'cancel_requested', 0)
-  -- A new attempt starts with no progress: the last one's would read as this one's.
-  redis.call('HDEL', key, 'progress')
+  -- A new attempt starts with no progress: the last one's would read as this one's (a
+  -- first attempt has none to drop).
+  if attempt > 1 then
+    redis.call('HDEL', key, 'progress')
+  end
   redis.call('ZADD', RUNNING, lease_until_s, id)
   redis.call('SADD', held_key(worker), id)
   move(id, f[2], 'pending', 'running')

@@ -11,7 +11,8 @@ local out = {}
 local events = {}
 for i = 5, #ARGV, 3 do
   local id = ARGV[i]
-  local f = owned(id, ARGV[i + 1], 'dependents', 'limit_key_group', 'limit_group', 'task')
+  local f = owned(id, ARGV[i + 1], 'dependents', 'limit_key_group', 'limit_group', 'task',
+    'unique_digest', 'unique_scope')
   if f then
     local key = job_key(id)
     redis.call('HSET', key, 'state', 'completed', 'result', ARGV[i + 2],
@@ -19,7 +20,7 @@ for i = 5, #ARGV, 3 do
     redis.call('HDEL', key, 'lease_until')
     unlease(id, f[3])
     move(id, f[4], 'running', 'completed', now_s)
-    release_key(id)
+    release_key(id, f[9] or false, f[10])
     if f[5] then
       release_dependents(id, now_s)
     end

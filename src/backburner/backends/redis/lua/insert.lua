@@ -1,47 +1,92 @@
 -- insert: store new jobs of one queue, `pending` or `scheduled`, all or none, and publish
--- what an enqueue announces (notifier.py's message format): the queue's wake-up on
--- ARGV[4] and each stored job's event on ARGV[5], in the name of the sender ARGV[3] (its
--- process skips its own messages). Published here, not by the client after the reply: no
--- extra round trip per enqueue, and a worker is woken as soon as the job is stored.
--- ARGV[6..]: groups of 13: id, task, priority, args, kwargs, max_attempts, timeout ('' =
--- none), delay (seconds), run_at ('' = none; epoch seconds), unique key ('' = none), its
--- digest (names the key's Redis key), unique scope, unique_for (seconds, '' = none), then
--- (chains and groups, '' = none) flow id, depends_on and dependents (JSON arrays of ids),
--- receives; then the limits (backburner/limits.py, '' = none): limit_concurrency and its
--- group's digest, limit_key, limit_key_concurrency and its group's digest, rate_count,
--- rate_period and the rate's group digest; last the job's meta (JSON object, '' = none, then
--- the hash has no such field): 26 in all. A job that depends on others is
--- stored scheduled at WAITING_RUN_AT with waiting_on = their number, in no ready or
--- scheduled index.
+-- what an enqueue announces (notifier.py's message format): the queue's wake-up (ARGV[5],
+-- encoded by the client, on channel ARGV[4]) and each stored job's event on ARGV[6], in the
+-- name of the sender ARGV[7] (its process skips its own messages). Published here, not by
+-- the client after the reply: no extra round trip per enqueue, and a worker is woken as soon
+-- as the job is stored.
+-- ARGV[3]: '1' to also reserve the ids in the directory (KEYS[2]) and add the queue to the
+-- set of queues (KEYS[3]): the enqueue of one queue on a single server, in one call. A single
+-- server lets a script touch keys of any hash tag; a cluster does not, and reserves in a
+-- call of its own first (lua/reserve.lua). '' otherwise.
+-- ARGV[8..]: per job (rows.insert_args), 11 fields: id, task, priority, args, kwargs,
+-- max_attempts, delay (seconds), run_at ('' = none; epoch seconds), unique key ('' = none),
+-- depends_on (JSON array of ids, '' = none) and a count P; then, with a unique key, 3 more:
+-- its digest (names the key's Redis key), scope and unique_for (seconds, '' = none); then P
+-- field/value pairs stored as they are (the optional fields: timeout, meta, limits, flow).
+-- Only what a job has travels: the server pays for every argument of a call.
+-- A job that depends on others is stored scheduled at WAITING_RUN_AT with waiting_on = their
+-- number, in no ready or scheduled index.
 -- Returns {1, id} for an id that already exists (then nothing was written), or
 -- {0, id, state, ...}: per job the id used and '' or, when a live job holds its unique key,
 -- the holder's id and state (then that job is not stored).
-local now, now_s, now_us = clock()
-local N = 26
-local FIRST = 6
-local ORIGIN, SIGNALS, EVENTS = ARGV[3], ARGV[4], ARGV[5]
-local events = {}
+local now, now_s, now_sec, now_usec = clock()
+local RESERVING, SIGNALS, WAKEUP, EVENTS, ORIGIN = ARGV[3] == '1', ARGV[4], ARGV[5], ARGV[6],
+  ARGV[7]
+local FIRST, FIXED = 8, 11
+
+-- Where each job's fields start.
+local starts = {}
+do
+  local i = FIRST
+  while i <= #ARGV do
+    starts[#starts + 1] = i
+    local size = FIXED + 2 * tonumber(ARGV[i + 10])
+    if ARGV[i + 8] ~= '' then
+      size = size + 3
+    end
+    i = i + size
+  end
+end
 
 -- All checks before any write: a script that fails half-way would leave its writes behind.
 local seen = {}
-for i = FIRST, #ARGV, N do
+for _, i in ipairs(starts) do
   local id = ARGV[i]
-  if seen[id] or redis.call('EXISTS', job_key(id)) == 1 then
+  -- Reserving, the directory check covers the record's: every job has an entry there
+  -- (lua/reserve.lua or this script wrote it) as long as its record exists.
+  if seen[id] or (RESERVING and redis.call('HEXISTS', KEYS[2], id) == 1)
+      or (not RESERVING and redis.call('EXISTS', job_key(id)) == 1) then
     return {1, id}
   end
   seen[id] = true
 end
+if RESERVING then
+  for _, i in ipairs(starts) do
+    redis.call('HSET', KEYS[2], ARGV[i], QUEUE)
+  end
+  redis.call('SADD', KEYS[3], QUEUE)
+end
 
--- Sequence numbers: the clock in microseconds, strictly increasing within the queue.
-local seq = tonumber(redis.call('GET', SEQ) or '0')
-if now_us > seq then
-  seq = now_us - 1
+-- Sequence numbers: the clock in microseconds, strictly increasing within the queue, stored
+-- zero-padded to SEQ_WIDTH (so that they sort as strings). The usual case, the clock ahead
+-- of the last one given, takes its string from TIME's without formatting a number.
+local last = tonumber(redis.call('GET', SEQ) or '0')
+local clock_seq = tonumber(now_sec) * 1000000 + tonumber(now_usec)
+local seq = last
+local fresh = clock_seq > last
+local function next_seq()
+  if fresh then
+    fresh = false
+    seq = clock_seq
+    local digits = now_sec .. string.rep('0', 6 - #now_usec) .. now_usec
+    return string.rep('0', SEQ_WIDTH - #digits) .. digits
+  end
+  seq = seq + 1
+  return string.format('%0' .. SEQ_WIDTH .. '.0f', seq)
 end
 
 local used = {0}
-for i = FIRST, #ARGV, N do
-  local id, priority, delay, given_run_at = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 7]), ARGV[i + 8]
-  local unique, digest, scope, unique_for = ARGV[i + 9], ARGV[i + 10], ARGV[i + 11], ARGV[i + 12]
+local events = {}
+local last_seq_s
+for _, i in ipairs(starts) do
+  local id, priority, delay, given_run_at = ARGV[i], ARGV[i + 2], tonumber(ARGV[i + 6]), ARGV[i + 7]
+  local unique, depends_on, pairs_count = ARGV[i + 8], ARGV[i + 9], tonumber(ARGV[i + 10])
+  local first_pair = i + FIXED
+  local digest, scope, unique_for
+  if unique ~= '' then
+    digest, scope, unique_for = ARGV[i + 11], ARGV[i + 12], ARGV[i + 13]
+    first_pair = first_pair + 3
+  end
   local holder = false
   if unique ~= '' then
     -- The key's own Redis key says who took it last; whether that job still holds it is
@@ -61,13 +106,13 @@ for i = FIRST, #ARGV, N do
     end
   end
   if holder then
-    table.insert(used, holder)
-    table.insert(used, redis.call('HGET', job_key(holder), 'state'))
+    used[#used + 1] = holder
+    used[#used + 1] = redis.call('HGET', job_key(holder), 'state')
   else
-    table.insert(used, id)
-    table.insert(used, '')
-    seq = seq + 1
-    local seq_s = string.format('%0' .. SEQ_WIDTH .. '.0f', seq)
+    used[#used + 1] = id
+    used[#used + 1] = ''
+    local seq_s = next_seq()
+    last_seq_s = seq_s
     -- Same rule as the memory backend: the later of run_at and now + delay.
     local run_at = now + delay
     if given_run_at ~= '' and tonumber(given_run_at) > run_at then
@@ -78,30 +123,20 @@ for i = FIRST, #ARGV, N do
     if scheduled then
       run_at_s = fmt(run_at)
     end
-    local depends_on = ARGV[i + 14]
     local waits = depends_on ~= ''
     if waits then
       scheduled, run_at_s = true, WAITING_RUN_AT
     end
+    local state = scheduled and 'scheduled' or 'pending'
     local key = job_key(id)
     redis.call('HSET', key,
-      'id', id, 'task', ARGV[i + 1], 'queue', QUEUE, 'priority', priority,
-      'state', scheduled and 'scheduled' or 'pending',
+      'id', id, 'task', ARGV[i + 1], 'queue', QUEUE, 'priority', priority, 'state', state,
       'args', ARGV[i + 3], 'kwargs', ARGV[i + 4], 'max_attempts', ARGV[i + 5],
       'created_at', now_s, 'updated_at', now_s, 'run_at', run_at_s,
       'attempt', 0, 'failures', 0, 'lost', 0, 'errors', '[]', 'cancel_requested', 0,
       'seq', seq_s)
-    if ARGV[i + 6] ~= '' then
-      redis.call('HSET', key, 'timeout', ARGV[i + 6])
-    end
-    if ARGV[i + 25] ~= '' then
-      redis.call('HSET', key, 'meta', ARGV[i + 25])
-    end
-    for n, field in ipairs({'limit_concurrency', 'limit_group', 'limit_key',
-        'limit_key_concurrency', 'limit_key_group', 'rate_count', 'rate_period', 'rate_group'}) do
-      if ARGV[i + 16 + n] ~= '' then
-        redis.call('HSET', key, field, ARGV[i + 16 + n])
-      end
+    if pairs_count > 0 then
+      redis.call('HSET', key, unpack(ARGV, first_pair, first_pair + 2 * pairs_count - 1))
     end
     if unique ~= '' then
       redis.call('HSET', key, 'unique_key', unique, 'unique_scope', scope, 'unique_digest', digest)
@@ -109,20 +144,10 @@ for i = FIRST, #ARGV, N do
         redis.call('HSET', key, 'unique_until', fmt(now + tonumber(unique_for)))
       end
     end
-    if ARGV[i + 13] ~= '' then
-      redis.call('HSET', key, 'flow_id', ARGV[i + 13])
-      if waits then
-        redis.call('HSET', key, 'depends_on', depends_on, 'waiting_on', #cjson.decode(depends_on))
-      end
-      if ARGV[i + 15] ~= '' then
-        redis.call('HSET', key, 'dependents', ARGV[i + 15])
-      end
-      if ARGV[i + 16] ~= '' then
-        redis.call('HSET', key, 'receives', ARGV[i + 16])
-      end
+    if waits then
+      redis.call('HSET', key, 'depends_on', depends_on, 'waiting_on', #cjson.decode(depends_on))
     end
-    table.insert(events, {'job', QUEUE, id, ARGV[i + 1], scheduled and 'scheduled' or 'pending',
-      0, cjson.null})
+    events[#events + 1] = {'job', QUEUE, id, ARGV[i + 1], state, 0, cjson.null}
     if waits then
       move(id, seq_s, nil, 'scheduled')
     elseif scheduled then
@@ -134,11 +159,10 @@ for i = FIRST, #ARGV, N do
     end
   end
 end
-redis.call('SET', SEQ, string.format('%.0f', seq))
-if #events > 0 then
+if last_seq_s then
+  redis.call('SET', SEQ, last_seq_s)
   -- A wake-up for scheduled jobs too: a worker then re-reads when the next one is due.
-  redis.call('PUBLISH', SIGNALS, cjson.encode({ORIGIN,
-    {{'wakeup', QUEUE, cjson.null, cjson.null, cjson.null, cjson.null, cjson.null}}}))
+  redis.call('PUBLISH', SIGNALS, WAKEUP)
   redis.call('PUBLISH', EVENTS, cjson.encode({ORIGIN, events}))
 end
 return used
