@@ -313,6 +313,8 @@ class Worker:
     def _start(self, jobs: list[ClaimedJob]) -> None:
         loop = asyncio.get_running_loop()
         changes = []
+        # Nobody to tell (no log line, observer or event listener): no Change a job.
+        report = self.app.instrumentation.wants_changes()
         for job in jobs:
             ctx = JobContext(
                 job_id=job.id, task=job.task, queue=job.queue, attempt=job.attempt,
@@ -324,9 +326,10 @@ class Worker:
             # queued and its slot freed: only one still running is registered.
             if not task.done():
                 self._running[(job.id, job.attempt)] = _Running(job, ctx, task)
-            changes.append(Change(job.id, job.task, job.queue, "running", job.attempt,
-                                  {"worker": self.id},
-                                  waited=max(0.0, job.started_at - job.run_at)))
+            if report:
+                changes.append(Change(job.id, job.task, job.queue, "running", job.attempt,
+                                      {"worker": self.id},
+                                      waited=max(0.0, job.started_at - job.run_at)))
         self.app.instrumentation.changed(changes)
 
     async def _run_one(self, job: ClaimedJob, ctx: JobContext) -> None:
@@ -391,8 +394,7 @@ class Worker:
         completions = [o for o in batch if isinstance(o.write, Completion)]
         failures = [o for o in batch if isinstance(o.write, Failure)]
         releases = [o for o in batch if isinstance(o.write, Release)]
-        changes: list[Change] = []
-        wake: list[str] = []
+        written: list[Outcome] = []
         for group in (completions, failures, releases):
             if not group:
                 continue
@@ -404,17 +406,31 @@ class Worker:
                     type(group[0].write).__name__.lower(), time.perf_counter() - began)
             for outcome, ok in zip(group, accepted, strict=True):
                 if ok:
-                    change = _change_for(outcome)
-                    changes.append(change)
-                    # A completion that released the next step of a chain or a group's
-                    # callback (backburner.flows; same queue) made work ready.
-                    if change.state in ("pending", "scheduled") or outcome.job.has_dependents:
-                        wake.append(outcome.job.queue)
+                    written.append(outcome)
                 else:
                     log.warning(
                         "job %s attempt %d: result discarded, the attempt no longer owns the job",
                         outcome.job.id, outcome.job.attempt,
                     )
+        # Asked after the writes, as the changes were published before: a listener that
+        # subscribed during them still hears of every one.
+        report = self.app.instrumentation.wants_changes()
+        changes: list[Change] = []
+        wake: list[str] = []
+        for outcome in written:
+            # Nobody to tell: a completion needs no Change (it has nothing else to wake for).
+            if not report and isinstance(outcome.write, Completion):
+                change = None
+            else:
+                change = _change_for(outcome)
+                if report:
+                    changes.append(change)
+            # A completion that released the next step of a chain or a group's callback
+            # (backburner.flows; same queue) made work ready.
+            if (change is not None and change.state in ("pending", "scheduled")) or (
+                outcome.job.has_dependents
+            ):
+                wake.append(outcome.job.queue)
         for outcome in batch:
             if outcome.kind == "abandon":
                 log.warning("job %s attempt %d abandoned: its lease was lost",

@@ -115,19 +115,31 @@ class DatagramNotifier(LocalNotifier):
         self._deliver_locally(events)
         self._forget_parent_sockets()
         for suffix in (".wk", ".ev"):
-            chosen = [e.to_json() for e in events if _SUFFIX[e.kind] == suffix]
-            if chosen:
-                self._send(suffix, chosen)
+            chosen = [e for e in events if _SUFFIX[e.kind] == suffix]
+            # Encoded only for another process: a worker alone with its store (its own
+            # socket is the only one) encodes no event.
+            peers = self._other_peers(suffix) if chosen else None
+            if peers:
+                self._send(peers, [e.to_json() for e in chosen])
 
-    def _send(self, suffix: str, items: list[list[object]]) -> None:
+    def wants_job_events(self) -> bool:
+        """Whether a job event published now would reach anyone: a local subscriber or
+        another process's event socket (see `Instrumentation.wants_changes`)."""
+        if self._wants_kind("job"):
+            return True
+        self._forget_parent_sockets()
+        return bool(self._other_peers(".ev"))
+
+    def _other_peers(self, suffix: str) -> list[str]:
         peers = self._peer_paths(suffix)
-        if not peers:
-            return
+        if not peers or not self._receivers:
+            return peers
         own_paths = {path for _, path in self._receivers.values()}
+        return [path for path in peers if path not in own_paths]
+
+    def _send(self, peers: list[str], items: list[list[object]]) -> None:
         for payload in _chunks(items):
             for path in peers:
-                if path in own_paths:
-                    continue
                 self._send_one(path, payload)
 
     def _send_one(self, path: str, payload: bytes) -> None:
