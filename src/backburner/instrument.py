@@ -118,9 +118,17 @@ class Instrumentation:
             observe(changes)
 
     def enqueued(self, queues: Iterable[str], changes: Iterable[Change]) -> None:
+        """The wake-ups of `queues` and the job events of `changes` go in ONE publish: a
+        notifier whose store already announced the insert (RedisNotifier.sent_by_script)
+        tells by the job events that the wake-ups were sent too."""
         notifier = self._notifier_of()
-        notifier.publish([self._wakeup(q) for q in set(queues)])
-        self._changed(list(changes), notifier)
+        changed = list(changes)
+        self._report(changed)
+        notifier.publish([
+            *(self._wakeup(q) for q in set(queues)),
+            *(Event("job", c.queue, c.job_id, c.task, c.state, c.attempt, c.progress)
+              for c in changed),
+        ])
 
     def enqueued_one(
         self, notifier: Notifier, job_id: str, task: str, queue: str, state: str
@@ -128,10 +136,10 @@ class Instrumentation:
         """`enqueued` of one new job, for the running loop's `notifier` when the caller has
         it at hand: the same publishes, log line and observer calls, and a `Change` made
         only when a log line or an observer takes it."""
-        notifier.publish([self._wakeup(queue)])
         if self.observers or log.isEnabledFor(logging.INFO):
             self._report([Change(job_id, task, queue, state, 0)])
-        notifier.publish([Event("job", queue, job_id, task, state, 0, None)])
+        # One publish, as in `enqueued`.
+        notifier.publish([self._wakeup(queue), Event("job", queue, job_id, task, state, 0, None)])
 
     def wake(self, queues: Iterable[str]) -> None:
         self.notifier.publish([self._wakeup(q) for q in set(queues)])

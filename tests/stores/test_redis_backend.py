@@ -5,6 +5,7 @@ durability checks of R8 against private redis-server processes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from pathlib import Path
@@ -343,6 +344,42 @@ async def test_events_the_scripts_publish_reach_other_processes_once(
         await other.close()
         await redis_backend.destroy()
         await redis_backend.close()
+
+
+async def test_concurrent_enqueues_publish_no_wakeup_besides_the_scripts_own() -> None:
+    """Concurrent enqueues share insert calls (group commit) and their callers resume after
+    the step that stored their jobs: their wake-ups were still published a second time, by
+    the notifier, in one message per batch. Every wake-up message is now a script's (one
+    event each), and the local subscribers still get one wake-up per enqueue."""
+    require_service(REDIS_URL)
+    prefix = f"bbt-{uuid.uuid4().hex[:12]}"
+    app = Backburner(f"{REDIS_URL}?prefix={prefix}")
+
+    @app.task(name="t")
+    async def t(n: int) -> None: ...
+
+    listener = Redis.from_url(REDIS_URL, decode_responses=True)
+    pubsub = listener.pubsub()
+    try:
+        await app.open()
+        await pubsub.subscribe(f"{prefix}:signals")
+        await pubsub.get_message(timeout=1.0)  # the subscription's confirmation
+        local = app.backend.notifier.subscribe(["wakeup"])
+        handles = await asyncio.gather(*(t.enqueue(n) for n in range(200)))
+        assert len({h.id for h in handles}) == 200
+        messages = []
+        while (message := await pubsub.get_message(timeout=0.5)) is not None:
+            messages.append(json.loads(message["data"]))
+        assert messages, "no wake-up reached the channel"
+        assert all(len(events) == 1 and events[0][0] == "wakeup" for _, events in messages), (
+            messages
+        )
+        assert len(await _drain_for(local, 0.2)) == 200
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await app.backend.destroy()
+        await app.close()
 
 
 @pytest.mark.parametrize("args", [

@@ -124,6 +124,19 @@ class RedisNotifier(LocalNotifier):
             loop.call_soon(self._sent_wakeups.clear)
         self._sent_wakeups.update(queues)
 
+    def _announced_queues(self, events: Sequence[Event]) -> set[str]:
+        """Queues whose wake-up an insert script published along with a job event of this
+        batch (attempt 0, marked by `sent_by_script`): the enqueue's own wake-up, published
+        with its job events (Instrumentation.enqueued), is then sent already. This holds
+        however late the enqueuer resumes; the step-long wake-up mark does not outlive a
+        group commit, whose callers resume after the step that stored their jobs."""
+        found: set[str] = set()
+        for event in events:
+            if (event.kind == "job" and event.attempt == 0 and event.job_id is not None
+                    and event.state in self._sent_events.get((event.job_id, 0), ())):
+                found.add(event.queue)
+        return found
+
     def _already_sent(self, event: Event) -> bool:
         if event.kind == "wakeup":
             return event.queue in self._sent_wakeups
@@ -139,7 +152,10 @@ class RedisNotifier(LocalNotifier):
         self._deliver_locally(events)
         if self._client() is None:
             return
+        announced = self._announced_queues(events) if self._sent_events else ()
         for event in events:
+            if event.kind == "wakeup" and event.queue in announced:
+                continue
             if (self._sent_wakeups or self._sent_events) and self._already_sent(event):
                 continue
             self._outbox.setdefault(self._channels[event.kind], []).append(event.to_json())
