@@ -70,17 +70,26 @@ class Instrumentation:
         """The running event loop's (each loop has its own connections)."""
         return self._notifier_of()
 
-    def wants_changes(self) -> bool:
+    def wants_changes(self, state: str | None = None) -> bool:
         """Whether a `Change` reported now would reach anything: a log line, an observer,
         or a job event someone may receive. False only when the notifier can tell that no
         one listens (its optional `wants_job_events()`; the SQLite notifier knows its local
         subscribers and the other processes' event sockets; Redis and PostgreSQL publish to
         the store and cannot). Lets a busy worker skip building changes and events nobody
-        reads: they cost it several µs a job. Asked per batch, just before reporting it."""
+        reads: they cost it several µs a job. Asked per batch, just before reporting it.
+
+        With `state`, for changes to that state only: a notifier whose store publishes
+        those events itself (the Redis scripts: `running`, `completed`) needs them only
+        for its local subscribers (its optional `wants_job_events_of(state)`)."""
         if self.observers or log.isEnabledFor(logging.INFO):
             return True
-        # Optional, so notifiers that cannot tell need not implement it.
-        wants = getattr(self._notifier_of(), "wants_job_events", None)
+        notifier = self._notifier_of()
+        # Optional, so notifiers that cannot tell need not implement them.
+        if state is not None:
+            wants_of = getattr(notifier, "wants_job_events_of", None)
+            if wants_of is not None:
+                return bool(wants_of(state))
+        wants = getattr(notifier, "wants_job_events", None)
         return wants is None or bool(wants())
 
     def changed(self, changes: Iterable[Change]) -> None:

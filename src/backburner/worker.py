@@ -314,7 +314,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         changes = []
         # Nobody to tell (no log line, observer or event listener): no Change a job.
-        report = self.app.instrumentation.wants_changes()
+        report = self.app.instrumentation.wants_changes("running")
         for job in jobs:
             ctx = JobContext(
                 job_id=job.id, task=job.task, queue=job.queue, attempt=job.attempt,
@@ -415,11 +415,12 @@ class Worker:
         # Asked after the writes, as the changes were published before: a listener that
         # subscribed during them still hears of every one.
         report = self.app.instrumentation.wants_changes()
+        report_completed = report and self.app.instrumentation.wants_changes("completed")
         changes: list[Change] = []
         wake: list[str] = []
         for outcome in written:
             # Nobody to tell: a completion needs no Change (it has nothing else to wake for).
-            if not report and isinstance(outcome.write, Completion):
+            if not report_completed and isinstance(outcome.write, Completion):
                 change = None
             else:
                 change = _change_for(outcome)

@@ -382,6 +382,53 @@ async def test_concurrent_enqueues_publish_no_wakeup_besides_the_scripts_own() -
         await app.close()
 
 
+async def test_a_worker_leaves_the_running_and_completed_events_to_the_scripts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """claim.lua and complete.lua publish `running` and `completed` for every job: a worker
+    with no log line, observer or local subscriber to tell builds no Change for them, and
+    another process still hears each event once; a local subscriber gets them too."""
+    require_service(REDIS_URL)
+    caplog.set_level(logging.WARNING, logger="backburner")
+    prefix = f"bbt-{uuid.uuid4().hex[:12]}"
+    app = Backburner(f"{REDIS_URL}?prefix={prefix}")
+
+    @app.task(name="t")
+    async def t(n: int) -> int:
+        return n
+
+    other = RedisBackend(f"{REDIS_URL}?prefix={prefix}")
+    try:
+        await app.open()
+        await other.open()
+        heard = other.notifier.subscribe(["job"])
+        await asyncio.wait_for(
+            other.notifier.connected[other.keys.events_channel].wait(), 5  # type: ignore[attr-defined]
+        )
+        instrumentation = app.instrumentation
+        assert not instrumentation.wants_changes("running")
+        assert not instrumentation.wants_changes("completed")
+        assert instrumentation.wants_changes("failed") and instrumentation.wants_changes()
+        handles = await t.enqueue_many([(n,) for n in range(3)])
+        await app.worker(burst=True, handle_signals=False).run()
+        states = [(e.job_id, e.state) for e in await _drain_for(heard, 0.5)]
+        for h in handles:
+            assert [s for i, s in states if i == h.id] == ["pending", "running", "completed"]
+
+        local = app.backend.notifier.subscribe(["job"])
+        assert instrumentation.wants_changes("running")
+        handle = await t.enqueue(7)
+        await app.worker(burst=True, handle_signals=False).run()
+        mine = [e.state for e in await _drain_for(local, 0.2) if e.job_id == handle.id]
+        assert mine == ["pending", "running", "completed"]
+        theirs = [e.state for e in await _drain_for(heard, 0.5) if e.job_id == handle.id]
+        assert theirs == ["pending", "running", "completed"]
+    finally:
+        await other.close()
+        await app.backend.destroy()
+        await app.close()
+
+
 @pytest.mark.parametrize("args", [
     ("EVALSHA", "ab12", 2, "k1", "k2", 1.5, 0.1, 1e20, -3, "é ü {x}", b"\x00\xff", ""),
     ("CONFIG GET", "maxmemory-policy"),

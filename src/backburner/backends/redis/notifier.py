@@ -49,6 +49,9 @@ SILENCE = 15.0
 considers its connection dead (a half-open TCP connection never reports an error)."""
 MAX_BACKOFF = 5.0
 CLOSE_WAIT = 5.0
+SCRIPT_PUBLISHED_STATES = frozenset({"running", "completed"})
+"""Job states whose events the scripts publish for every job that enters them (claim.lua,
+complete.lua); other processes hear of them without the worker's Python."""
 SENT_MARKS = 10_000
 """Most job events marked as published by a script and not yet seen (see sent_by_script)."""
 """Seconds close() waits for the listeners to stop."""
@@ -84,6 +87,12 @@ class RedisNotifier(LocalNotifier):
 
     def channel(self, kind: EventKind) -> str:
         return self._channels[kind]
+
+    def wants_job_events_of(self, state: str) -> bool:
+        """Whether the job events of changes to `state` must still be published: those the
+        scripts publish themselves (claim.lua: running, complete.lua: completed) only for
+        this process's own subscribers (see Instrumentation.wants_changes)."""
+        return state not in SCRIPT_PUBLISHED_STATES or self._wants_kind("job")
 
     def wakeup_message(self, queue: str) -> str:
         """The message that wakes `queue`'s workers, in this process's name, as `publish`
