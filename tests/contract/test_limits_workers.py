@@ -127,11 +127,16 @@ async def test_rate_limit_across_workers(backend: Backend, probe: Probe) -> None
     task = apps[0].get_task("limits.rated")
     ids = [j.id for j in await task.enqueue_many([(n,) for n in range(12)])]
     await run_until_done(apps, ids, 20)
-    starts = sorted(probe.starts)
+    assert len(probe.starts) == 12
+    # Judged by the claims' times on the store's clock, as the limit is: the times the tasks
+    # note lag their claims by however long the worker took to start them, and on a slow
+    # machine a first batch started late came within 0.9 s of the second (10 in a window).
+    records = [await backend.get(job_id) for job_id in ids]
+    starts = sorted(r.started_at.timestamp() for r in records
+                    if r is not None and r.started_at is not None)
     assert len(starts) == 12
-    # At most 5 starts in any window a little shorter than the period (the store's clock
-    # judges the window; the tasks note their start a moment after the claim).
-    most = max(sum(1 for t in starts if s <= t < s + 0.9) for s in starts)
+    # At most 5 starts in any window a little shorter than the period.
+    most = max(sum(1 for t in starts if s <= t < s + 0.99) for s in starts)
     assert most <= 5
     # 12 jobs at 5 per second: the third batch cannot start before 2 s have passed.
-    assert starts[-1] - starts[0] >= 1.8
+    assert starts[-1] - starts[0] >= 1.95
