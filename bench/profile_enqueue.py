@@ -284,9 +284,7 @@ async def shared_parts(kind: str, app: Backburner, task: Any, counts: Counts
         if kind == "redis":
             # The insert script published these events; the backend marks them so that
             # publish() delivers them in-process only (marking is counted in the store call).
-            cast(Any, notifier).sent_by_script(
-                {job.queue}, [(j.id, 0, ("pending", "scheduled")) for j in batch]
-            )
+            cast(Any, notifier).sent_by_script([(j.id, 0, ("pending", "scheduled")) for j in batch])
         elif kind == "postgres":
             # The same for the insert statement, which sent them with its pg_notify.
             cast(Any, notifier).sent_by_statement(
@@ -481,8 +479,8 @@ async def redis_parts(app: Backburner, task: Any, counts: Counts) -> Below:
     arguments = sync_us(lambda: script_call(job), loops)
     one = script_call(job)
     packing = sync_us(lambda: wire.pack(_evalsha_args(one)), loops)
-    mark = sync_us(lambda: notifier.sent_by_script(
-        {job.queue}, [(job.id, 0, ("pending", "scheduled"))]), loops)
+    mark = sync_us(lambda: notifier.sent_by_script([(job.id, 0, ("pending", "scheduled"))]),
+                   loops)
     await settle()
 
     direct = fresh_jobs(task, n)

@@ -100,6 +100,45 @@ class Subscription:
         self.close()
 
 
+class SentEvents:
+    """Job events a store's own statement or script has already sent to other processes in
+    this process's name (the Redis scripts, PostgreSQL's insert statements): the publish()
+    that follows, once the store answered, delivers them locally only instead of sending
+    them a second time. Marked per (job id, attempt) with the states the event may carry; a
+    mark lasts until its event is published (one attempt of a job enters a state once, so a
+    stale mark hides nothing else)."""
+
+    LIMIT = 10_000
+    """Most marks kept; beyond, those whose event never came are dropped (at worst a
+    duplicate)."""
+
+    def __init__(self) -> None:
+        self._marks: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._marks)
+
+    def mark(self, events: Iterable[tuple[str, int, tuple[str, ...]]]) -> None:
+        if len(self._marks) > self.LIMIT:
+            self._marks.clear()
+        for job_id, attempt, states in events:
+            self._marks[(job_id, attempt)] = states
+
+    def covers(self, event: Event) -> bool:
+        return (event.kind == "job" and event.progress is None and event.job_id is not None
+                and event.state in self._marks.get((event.job_id, event.attempt or 0), ()))
+
+    def take(self, event: Event) -> bool:
+        """Whether `event` was sent already; its mark is used up."""
+        if not self.covers(event):
+            return False
+        del self._marks[(event.job_id or "", event.attempt or 0)]
+        return True
+
+    def clear(self) -> None:
+        self._marks.clear()
+
+
 class Notifier(Protocol):
     async def close(self) -> None: ...
 

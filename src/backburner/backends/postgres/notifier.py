@@ -46,7 +46,7 @@ import orjson
 from backburner.backends.postgres import connections
 from backburner.backends.postgres.config import PostgresConfig
 from backburner.backends.postgres.errors import TRANSLATED
-from backburner.notify import Event, EventKind, LocalNotifier, Subscription
+from backburner.notify import Event, EventKind, LocalNotifier, SentEvents, Subscription
 
 log = logging.getLogger("backburner.notify")
 
@@ -63,9 +63,6 @@ _EVENT_FRAME = 32
 """What a job event of an insert statement takes besides `orjson.dumps([queue, id, task])`:
 `"job", `, a space after each comma, `, "scheduled", 0` and the `, ` before the next (25;
 PostgreSQL's json escapes exactly what orjson escapes, the same way)."""
-SENT_MARKS = 10_000
-"""Most job events marked as sent by a statement and not yet published (see
-`sent_by_statement`)."""
 _EVENT_FIELDS = 7
 """Length of `Event.to_json()`; the SQL statements send only the first two fields."""
 
@@ -106,9 +103,8 @@ class PostgresNotifier(LocalNotifier):
         self._polling_said = False
         """Whether the polling-only warning was logged (once per notifier)."""
         self._job_channel = config.channel("job")
-        self._sent_events: dict[tuple[str, int], tuple[str, ...]] = {}
-        """(job id, attempt) -> the states of the job event a statement sent (see
-        `sent_by_statement`)."""
+        self._sent = SentEvents()
+        """Job events an insert statement sent (see `sent_by_statement`)."""
 
     # -- sending ---------------------------------------------------------------------------
     def statement_events(
@@ -133,24 +129,9 @@ class PostgresNotifier(LocalNotifier):
     def sent_by_statement(self, events: Iterable[tuple[str, int, tuple[str, ...]]]) -> None:
         """An insert statement that committed (or will, with the application's transaction)
         has sent, in this process's name, the job event of each (job id, attempt, possible
-        states): the publish() of that event that follows (instrument.py, once the store
-        answered) delivers it locally only, instead of sending it a second time. As
-        RedisNotifier.sent_by_script for the Lua scripts. A mark lasts until its event is
-        published: one attempt of a job enters a state once, so a stale mark hides
-        nothing else."""
-        if len(self._sent_events) > SENT_MARKS:
-            self._sent_events.clear()  # marks whose event never came: at worst a duplicate
-        for job_id, attempt, states in events:
-            self._sent_events[(job_id, attempt)] = states
-
-    def _already_sent(self, event: Event) -> bool:
-        if event.kind != "job" or event.progress is not None or event.job_id is None:
-            return False
-        key = (event.job_id, event.attempt or 0)
-        if event.state in self._sent_events.get(key, ()):
-            del self._sent_events[key]
-            return True
-        return False
+        states): the publish() of that event that follows delivers it locally only (see
+        notify.SentEvents; RedisNotifier.sent_by_script is the same for the Lua scripts)."""
+        self._sent.mark(events)
 
     def publish(self, events: Sequence[Event]) -> None:
         self._deliver_locally(events)
@@ -159,7 +140,7 @@ class PostgresNotifier(LocalNotifier):
         for event in events:
             if event.kind == "wakeup":  # wake-ups travel with their transaction (see above)
                 continue
-            if self._sent_events and self._already_sent(event):
+            if self._sent and self._sent.take(event):
                 continue
             self._outbox.append((self._config.channel(event.kind), event.to_json()))
         if not self._outbox or (self._sender is not None and not self._sender.done()):
@@ -353,7 +334,7 @@ class PostgresNotifier(LocalNotifier):
                 conn.terminate()
         self._wanted.clear()
         self._outbox.clear()
-        self._sent_events.clear()
+        self._sent.clear()
         self.connected.clear()
         self._down.clear()
         self.listener_pid = None

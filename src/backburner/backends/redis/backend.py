@@ -381,9 +381,7 @@ class RedisBackend:
         stored = [j for j in jobs if used[j.id].id == j.id]
         for job in stored:
             self._remember(job.id, job.queue)
-        self._notifier.sent_by_script(
-            {j.queue for j in stored}, [(j.id, 0, ENQUEUED_STATES) for j in stored]
-        )
+        self._notifier.sent_by_script([(j.id, 0, ENQUEUED_STATES) for j in stored])
         return [used[j.id] for j in jobs]
 
     def _insert_head(self, queue: str, reserving: bool) -> tuple[str, ...]:
@@ -417,9 +415,7 @@ class RedisBackend:
         stored = [j for j, u in zip(jobs, used, strict=True) if u.id == j.id]
         for job in stored:
             self._remember(job.id, job.queue)
-        self._notifier.sent_by_script(
-            {queue} if stored else set(), [(j.id, 0, ENQUEUED_STATES) for j in stored]
-        )
+        self._notifier.sent_by_script([(j.id, 0, ENQUEUED_STATES) for j in stored])
         return used
 
     async def _unwind(
@@ -508,7 +504,7 @@ class RedisBackend:
         jobs = rows.claimed_jobs(queue, now, reply[3:])
         for job in jobs:
             self._remember(job.id, queue)
-        self._notifier.sent_by_script(events=[(j.id, j.attempt, RUNNING_STATES) for j in jobs])
+        self._notifier.sent_by_script([(j.id, j.attempt, RUNNING_STATES) for j in jobs])
         return now, float(reply[1]) if reply[1] else None, reply[2] == 1, jobs
 
     @translated
@@ -542,7 +538,7 @@ class RedisBackend:
             lambda at: [*head,
                         *(x for p in at for x in (items[p].id, items[p].attempt, items[p].result))],
         )
-        self._notifier.sent_by_script(events=[
+        self._notifier.sent_by_script([
             (i.id, i.attempt, COMPLETED_STATES) for i, ok in zip(items, accepted, strict=True) if ok
         ])
         return accepted

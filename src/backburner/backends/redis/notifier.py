@@ -40,7 +40,7 @@ from redis.asyncio.cluster import RedisCluster
 from backburner.backends.redis.client import Client
 from backburner.backends.redis.errors import TRANSLATED
 from backburner.backends.redis.keys import Keys
-from backburner.notify import Event, EventKind, LocalNotifier, Subscription
+from backburner.notify import Event, EventKind, LocalNotifier, SentEvents, Subscription
 
 log = logging.getLogger("backburner.notify")
 
@@ -49,12 +49,10 @@ SILENCE = 15.0
 considers its connection dead (a half-open TCP connection never reports an error)."""
 MAX_BACKOFF = 5.0
 CLOSE_WAIT = 5.0
+"""Seconds close() waits for the listeners to stop."""
 SCRIPT_PUBLISHED_STATES = frozenset({"running", "completed"})
 """Job states whose events the scripts publish for every job that enters them (claim.lua,
 complete.lua); other processes hear of them without the worker's Python."""
-SENT_MARKS = 10_000
-"""Most job events marked as published by a script and not yet seen (see sent_by_script)."""
-"""Seconds close() waits for the listeners to stop."""
 
 
 class RedisNotifier(LocalNotifier):
@@ -74,10 +72,8 @@ class RedisNotifier(LocalNotifier):
         """Per channel: set while its listener is subscribed (tests wait on it)."""
         self._closing = False
         """Set by close(): listeners stop even if redis-py swallowed their cancellation."""
-        self._sent_wakeups: set[str] = set()
-        """Queues whose wake-up a Lua script just published (see `sent_by_script`)."""
-        self._sent_events: dict[tuple[str, int], tuple[str, ...]] = {}
-        """(job id, attempt) -> the states of the job event a Lua script published."""
+        self._sent = SentEvents()
+        """Job events a script just published (see `sent_by_script`)."""
         self._wakeup_messages: dict[str, str] = {}
 
     @property
@@ -100,72 +96,38 @@ class RedisNotifier(LocalNotifier):
         server more than the whole rest of the message)."""
         found = self._wakeup_messages.get(queue)
         if found is None:
-            if len(self._wakeup_messages) >= SENT_MARKS:
+            if len(self._wakeup_messages) >= SentEvents.LIMIT:
                 self._wakeup_messages.clear()
             found = orjson.dumps([self._origin, [Event("wakeup", queue).to_json()]]).decode()
             self._wakeup_messages[queue] = found
         return found
 
     # -- sending ---------------------------------------------------------------------------
-    def sent_by_script(
-        self, queues: Iterable[str] = (), events: Iterable[tuple[str, int, tuple[str, ...]]] = ()
-    ) -> None:
-        """A script has just published, in this process's name, the wake-up of `queues` and
-        the job event of each (job id, attempt, possible states) of `events` (lua/insert.lua,
-        lua/complete.lua): the publish() of those events that follows (instrument.py, once
-        the store answered) then delivers them locally only, instead of a second time.
-
-        A wake-up mark lasts until this step of the event loop ends, so a later wake-up is
-        never lost. A job event mark lasts until its event is published: one attempt of a
-        job enters a state once, so a stale mark can hide nothing else."""
-        if len(self._sent_events) > SENT_MARKS:
-            self._sent_events.clear()  # marks whose event never came: at worst a duplicate
-        for job_id, attempt, states in events:
-            self._sent_events[(job_id, attempt)] = states
-        queues = set(queues)
-        if not queues:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # not on a loop: nothing will publish in this step
-        if not self._sent_wakeups:
-            loop.call_soon(self._sent_wakeups.clear)
-        self._sent_wakeups.update(queues)
+    def sent_by_script(self, events: Iterable[tuple[str, int, tuple[str, ...]]]) -> None:
+        """A script has just published, in this process's name, the job event of each (job
+        id, attempt, possible states) of `events` (lua/insert.lua, claim.lua, complete.lua):
+        the publish() of those events that follows (instrument.py, once the store answered)
+        then delivers them locally only. An insert's wake-up goes with them: see
+        `_announced_queues`."""
+        self._sent.mark(events)
 
     def _announced_queues(self, events: Sequence[Event]) -> set[str]:
         """Queues whose wake-up an insert script published along with a job event of this
-        batch (attempt 0, marked by `sent_by_script`): the enqueue's own wake-up, published
-        with its job events (Instrumentation.enqueued), is then sent already. This holds
-        however late the enqueuer resumes; the step-long wake-up mark does not outlive a
-        group commit, whose callers resume after the step that stored their jobs."""
-        found: set[str] = set()
-        for event in events:
-            if (event.kind == "job" and event.attempt == 0 and event.job_id is not None
-                    and event.state in self._sent_events.get((event.job_id, 0), ())):
-                found.add(event.queue)
-        return found
-
-    def _already_sent(self, event: Event) -> bool:
-        if event.kind == "wakeup":
-            return event.queue in self._sent_wakeups
-        if event.kind != "job" or event.progress is not None or event.job_id is None:
-            return False
-        key = (event.job_id, event.attempt or 0)
-        if event.state in self._sent_events.get(key, ()):
-            del self._sent_events[key]
-            return True
-        return False
+        batch (attempt 0: only inserts mark those): the enqueue's own wake-up, published with
+        its job events (Instrumentation.enqueued), was sent already, however late the
+        enqueuer resumes (group commit resumes its callers after the step that stored their
+        jobs)."""
+        return {e.queue for e in events if e.attempt == 0 and self._sent.covers(e)}
 
     def publish(self, events: Sequence[Event]) -> None:
         self._deliver_locally(events)
         if self._client() is None:
             return
-        announced = self._announced_queues(events) if self._sent_events else ()
+        announced = self._announced_queues(events) if self._sent else ()
         for event in events:
             if event.kind == "wakeup" and event.queue in announced:
                 continue
-            if (self._sent_wakeups or self._sent_events) and self._already_sent(event):
+            if self._sent and self._sent.take(event):
                 continue
             self._outbox.setdefault(self._channels[event.kind], []).append(event.to_json())
         if not self._outbox:
