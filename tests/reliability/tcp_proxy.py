@@ -82,6 +82,7 @@ class TCPProxy:
         tb: TracebackType | None,
     ) -> None:
         self.cut()
+        self._call(self._settle())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():
@@ -145,6 +146,16 @@ class TCPProxy:
         for conn in list(self._connections):
             conn.reset()
         self._connections.clear()
+
+    async def _settle(self) -> None:
+        """Let every connection handler finish after a cut. One accepted just before the cut
+        may not have started yet: cancelled unstarted, it would never close its socket (an
+        unclosed transport at garbage collection); started, it sees the cut and resets."""
+        handlers = asyncio.all_tasks() - {asyncio.current_task()}
+        if handlers:
+            await asyncio.wait(handlers, timeout=5)
+        # An aborted transport lets go of its socket in a callback of the next iteration.
+        await asyncio.sleep(0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         server = self._server
