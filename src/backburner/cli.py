@@ -30,6 +30,7 @@ from backburner.cli_common import (
     open_existing,
     run,
 )
+from backburner.startup_gc import startup_objects_frozen
 
 cli = typer.Typer(
     name="backburner",
@@ -119,6 +120,11 @@ def worker(
         bool, typer.Option("--uvloop/--no-uvloop", envvar="BACKBURNER_UVLOOP",
                            help="Use uvloop when installed.")
     ] = True,
+    gc_freeze: Annotated[
+        bool, typer.Option("--gc-freeze/--no-gc-freeze", envvar="BACKBURNER_GC_FREEZE",
+                           help="Keep the objects that exist once the app is imported out of "
+                           "the garbage collector's full passes (gc.freeze).")
+    ] = True,
     metrics_port: Annotated[int | None, typer.Option(
         envvar="BACKBURNER_METRICS_PORT", min=0, max=65535, metavar="PORT",
         help="Serve this process's Prometheus metrics on this port (/metrics, /healthz); "
@@ -147,7 +153,8 @@ def worker(
             _uvloop.install()
         except ImportError:
             pass
-    run(lambda: the_app.run_worker(**options))
+    with startup_objects_frozen(gc_freeze):
+        run(lambda: the_app.run_worker(**options))
 
 
 @cli.command()
