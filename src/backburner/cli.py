@@ -30,7 +30,7 @@ from backburner.cli_common import (
     open_existing,
     run,
 )
-from backburner.startup_gc import startup_objects_frozen
+from backburner.gc_tuning import collector_tuned
 
 cli = typer.Typer(
     name="backburner",
@@ -120,10 +120,11 @@ def worker(
         bool, typer.Option("--uvloop/--no-uvloop", envvar="BACKBURNER_UVLOOP",
                            help="Use uvloop when installed.")
     ] = True,
-    gc_freeze: Annotated[
-        bool, typer.Option("--gc-freeze/--no-gc-freeze", envvar="BACKBURNER_GC_FREEZE",
-                           help="Keep the objects that exist once the app is imported out of "
-                           "the garbage collector's full passes (gc.freeze).")
+    gc_tuning: Annotated[
+        bool, typer.Option("--gc-tuning/--no-gc-tuning", envvar="BACKBURNER_GC_TUNING",
+                           help="Freeze what exists once the app is imported and raise the "
+                           "garbage collector's young threshold to 7,000 while the worker "
+                           "runs (gc.freeze, gc.set_threshold).")
     ] = True,
     metrics_port: Annotated[int | None, typer.Option(
         envvar="BACKBURNER_METRICS_PORT", min=0, max=65535, metavar="PORT",
@@ -153,7 +154,7 @@ def worker(
             _uvloop.install()
         except ImportError:
             pass
-    with startup_objects_frozen(gc_freeze):
+    with collector_tuned(gc_tuning):
         run(lambda: the_app.run_worker(**options))
 
 

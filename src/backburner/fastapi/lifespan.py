@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from backburner.app import Backburner
-from backburner.startup_gc import startup_objects_frozen
+from backburner.gc_tuning import collector_tuned
 
 log = logging.getLogger("backburner.fastapi")
 
@@ -24,7 +24,7 @@ def backburner_lifespan(
     *,
     worker: bool = True,
     wrap: Lifespan | None = None,
-    gc_freeze: bool = True,
+    gc_tuning: bool = True,
     **worker_options: Any,
 ) -> Lifespan:
     """`FastAPI(lifespan=backburner_lifespan(jobs))`: opens the store, runs an embedded
@@ -32,10 +32,11 @@ def backburner_lifespan(
     and shuts it down cleanly: running jobs get the worker's grace period, then are
     released. `wrap` is the app's own lifespan, entered inside ours; its state is passed on.
 
-    `gc_freeze`: once everything has started (yours included), the objects that exist are
-    frozen out of the garbage collector's full passes until shutdown (`gc.freeze()`), which
-    otherwise walk the whole app every few hundred requests that await something; on the
-    web benchmark that took ~50 µs a request (backburner.startup_gc says more). False
+    `gc_tuning`: once everything has started (yours included), what exists is frozen out of
+    the garbage collector's passes and its young threshold is raised to 7,000 allocations,
+    until shutdown. Requests that await something keep their objects alive across the
+    await, and the collector then walks the whole app every few hundred requests: ~55 µs a
+    request on the web benchmark, ~10 µs with this (backburner.gc_tuning says more). False
     leaves the collector alone.
     """
 
@@ -51,11 +52,11 @@ def backburner_lifespan(
             running.add_done_callback(_report_crash)
         try:
             if wrap is None:
-                with startup_objects_frozen(gc_freeze):
+                with collector_tuned(gc_tuning):
                     yield None
             else:
                 async with wrap(fastapi_app) as state:
-                    with startup_objects_frozen(gc_freeze):
+                    with collector_tuned(gc_tuning):
                         yield state
         finally:
             if embedded is not None and running is not None:
