@@ -5,16 +5,17 @@ the await, and a worker keeps its jobs' objects alive while they run. The collec
 allocations, finds those objects still alive when it looks, promotes them, and so runs:
 - a young collection every 700 allocations (CPython's default threshold before 3.13), each
   walking everything the requests in flight hold;
-- a full collection every ten or so of those, walking every object of the process: the
+- a full collection every hundred or so of those, walking every object of the process: the
   modules, the app, its routes, pydantic's schemas (some 80,000 objects in a small app).
 
 Measured on the web benchmark (uvicorn, `await task.enqueue()` on Redis, 64 connections):
 the collector took ~55 µs of CPU per request, three quarters of it in full collections, where
 a request costs ~125 µs with in-memory BackgroundTasks. While the block below runs:
 - what exists once startup is done is frozen (`gc.freeze()`): no collection walks it again;
-- the young threshold is at least 7,000 allocations, so young collections come ten times
-  less often, each finding most of what it would have walked already freed by refcounting.
-That brought the collector to ~10 µs a request (bench/ENQUEUE_PROFILE.md has the figures).
+- the young threshold is at least 7,000 allocations (net of frees), which requests that
+  free what they allocated once answered seldom reach.
+Then the collector ran 2 young collections in 30,000 requests instead of 3,800 collections,
+and the uvicorn process went from ~190 to ~130 µs of CPU a request (bench/FINDINGS.md).
 
 Nothing is lost by either: cyclic garbage is still collected, a little later; what was frozen
 is handed back at the end (`gc.unfreeze()`) and the thresholds are restored, so an app that is

@@ -36,8 +36,8 @@ def backburner_lifespan(
     the garbage collector's passes and its young threshold is raised to 7,000 allocations,
     until shutdown. Requests that await something keep their objects alive across the
     await, and the collector then walks the whole app every few hundred requests: ~55 µs a
-    request on the web benchmark, ~10 µs with this (backburner.gc_tuning says more). False
-    leaves the collector alone.
+    request on the web benchmark, next to nothing with this (backburner.gc_tuning says
+    more). False leaves the collector alone.
     """
 
     @asynccontextmanager
