@@ -51,13 +51,10 @@ def backburner_lifespan(
             running = asyncio.create_task(embedded.run(), name="backburner-worker")
             running.add_done_callback(_report_crash)
         try:
-            if wrap is None:
+            own = wrap(fastapi_app) if wrap is not None else contextlib.nullcontext()
+            async with own as state:
                 with collector_tuned(gc_tuning):
-                    yield None
-            else:
-                async with wrap(fastapi_app) as state:
-                    with collector_tuned(gc_tuning):
-                        yield state
+                    yield state
         finally:
             if embedded is not None and running is not None:
                 embedded.stop()

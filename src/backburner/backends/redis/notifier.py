@@ -50,6 +50,8 @@ considers its connection dead (a half-open TCP connection never reports an error
 MAX_BACKOFF = 5.0
 CLOSE_WAIT = 5.0
 """Seconds close() waits for the listeners to stop."""
+WAKEUP_MESSAGES = 10_000
+"""Most queues whose encoded wake-up message is kept (see `wakeup_message`)."""
 SCRIPT_PUBLISHED_STATES = frozenset({"running", "completed"})
 """Job states whose events the scripts publish for every job that enters them (claim.lua,
 complete.lua); other processes hear of them without the worker's Python."""
@@ -96,7 +98,7 @@ class RedisNotifier(LocalNotifier):
         server more than the whole rest of the message)."""
         found = self._wakeup_messages.get(queue)
         if found is None:
-            if len(self._wakeup_messages) >= SentEvents.LIMIT:
+            if len(self._wakeup_messages) >= WAKEUP_MESSAGES:
                 self._wakeup_messages.clear()
             found = orjson.dumps([self._origin, [Event("wakeup", queue).to_json()]]).decode()
             self._wakeup_messages[queue] = found
